@@ -1,0 +1,170 @@
+//! Errors that end a request, and how each one is shown to the client.
+//!
+//! Every error has one HTTP status and one stable machine-readable `error` code; the JSON body
+//! is `{"error": code, "message": text}`. Errors inside an open WebSocket are not HTTP errors:
+//! they close that one connection with a WebSocket close code (see [`CloseCode`]).
+
+use std::fmt;
+
+use crate::site::SiteIdError;
+use crate::websocket_events::CodecError;
+
+/// An error answered with an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// No route for this path.
+    NotFound,
+    /// The path exists, but not for this method.
+    MethodNotAllowed { allow: &'static str },
+    /// A plain request to the WebSocket endpoint.
+    UpgradeRequired,
+    /// The site id is missing its rules.
+    BadSiteId(SiteIdError),
+    /// A query parameter or body is malformed.
+    BadRequest(String),
+    /// A WebSocket-over-HTTP body that does not parse.
+    BadEvents(CodecError),
+    /// The request is not signed by Fanout, or the signature does not verify.
+    Forbidden(String),
+    /// The body is larger than allowed.
+    PayloadTooLarge { max: usize },
+    /// A content type this endpoint does not take.
+    UnsupportedMediaType,
+    /// Something on our side failed (a store or a backend).
+    Internal(String),
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::NotFound => 404,
+            HttpError::MethodNotAllowed { .. } => 405,
+            HttpError::UpgradeRequired => 426,
+            HttpError::BadSiteId(_) | HttpError::BadRequest(_) | HttpError::BadEvents(_) => 400,
+            HttpError::Forbidden(_) => 403,
+            HttpError::PayloadTooLarge { .. } => 413,
+            HttpError::UnsupportedMediaType => 415,
+            HttpError::Internal(_) => 500,
+        }
+    }
+
+    /// The stable code in the JSON body's `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpError::NotFound => "not_found",
+            HttpError::MethodNotAllowed { .. } => "method_not_allowed",
+            HttpError::UpgradeRequired => "upgrade_required",
+            HttpError::BadSiteId(_) => "invalid_site_id",
+            HttpError::BadRequest(_) => "bad_request",
+            HttpError::BadEvents(_) => "bad_websocket_events",
+            HttpError::Forbidden(_) => "forbidden",
+            HttpError::PayloadTooLarge { .. } => "payload_too_large",
+            HttpError::UnsupportedMediaType => "unsupported_media_type",
+            HttpError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::NotFound => write!(f, "no such resource"),
+            HttpError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            HttpError::UpgradeRequired => write!(
+                f,
+                "this endpoint speaks WebSocket only; connect with a WebSocket client"
+            ),
+            HttpError::BadSiteId(e) => write!(f, "{e}"),
+            HttpError::BadRequest(msg) => write!(f, "{msg}"),
+            HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
+            HttpError::Forbidden(msg) => write!(f, "{msg}"),
+            HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
+            HttpError::UnsupportedMediaType => write!(f, "unsupported content type"),
+            HttpError::Internal(msg) => write!(f, "internal error: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<SiteIdError> for HttpError {
+    fn from(e: SiteIdError) -> Self {
+        HttpError::BadSiteId(e)
+    }
+}
+
+impl From<CodecError> for HttpError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::TooLarge { max, .. } => HttpError::PayloadTooLarge { max },
+            other => HttpError::BadEvents(other),
+        }
+    }
+}
+
+/// WebSocket close codes this service sends (RFC 6455 section 7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// The peer closed; we answer in kind.
+    Normal,
+    /// A message that is not valid JSON, or not an object.
+    UnsupportedData,
+    /// A message breaks the protocol (binary frames, wrong shapes).
+    PolicyViolation,
+    /// A message larger than allowed.
+    MessageTooBig,
+    /// Something on our side failed.
+    InternalError,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::UnsupportedData => 1007,
+            CloseCode::PolicyViolation => 1008,
+            CloseCode::MessageTooBig => 1009,
+            CloseCode::InternalError => 1011,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_json_body_with_its_code() {
+        let errors = [
+            HttpError::NotFound,
+            HttpError::MethodNotAllowed { allow: "GET" },
+            HttpError::UpgradeRequired,
+            HttpError::BadSiteId(SiteIdError::Empty),
+            HttpError::BadRequest("x".into()),
+            HttpError::BadEvents(CodecError::UnknownType { name: "X".into() }),
+            HttpError::Forbidden("no".into()),
+            HttpError::PayloadTooLarge { max: 1 },
+            HttpError::UnsupportedMediaType,
+            HttpError::Internal("kv".into()),
+        ];
+        for e in errors {
+            let body: serde_json::Value = serde_json::from_str(&e.body()).expect("json");
+            assert_eq!(body["error"], e.code());
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!((400..600).contains(&e.status()));
+        }
+    }
+
+    #[test]
+    fn codec_size_errors_become_413() {
+        let e: HttpError = CodecError::TooLarge { len: 9, max: 8 }.into();
+        assert_eq!(e.status(), 413);
+        let e: HttpError = CodecError::BadLength { field: "z".into() }.into();
+        assert_eq!(e.status(), 400);
+    }
+}

@@ -1,0 +1,30 @@
+//! LiveUser on Fastly Compute: a real-time "people online now" counter.
+//!
+//! Browsers open a WebSocket on `/ws`; the service hands it to Fanout, which holds it and calls
+//! back with WebSocket-over-HTTP requests. Everything here is plain Rust over traits
+//! ([`publish::Publisher`], [`config::ConfigSource`]); the host-backed implementations live
+//! in [`host`] and are compiled for wasm32 only, so the logic is unit-tested natively.
+
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod grip;
+pub mod publish;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod site;
+pub mod websocket;
+pub mod websocket_events;
+
+#[cfg(target_arch = "wasm32")]
+pub mod host;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// The services a request may use, built once per request by `main` (or by tests).
+pub struct Services<'a> {
+    pub config: &'a config::Config,
+    pub publisher: &'a dyn publish::Publisher,
+}

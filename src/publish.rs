@@ -1,0 +1,119 @@
+//! Publishing messages to a site's channel through Fanout's publish API.
+//!
+//! The body format is GRIP's: `{"items":[{"channel":…,"id":…,"formats":{"ws-message":{"content":…}}}]}`.
+//! Locally it is POSTed to Pushpin's publish port; on Fastly to the service's publish endpoint.
+//! The [`Publisher`] trait is the seam: the host implementation sends HTTP, tests count calls.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// One message for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishItem {
+    pub channel: String,
+    /// Optional item id; Fanout drops a repeat of an id it has just seen.
+    pub id: Option<String>,
+    /// The WebSocket text message delivered to every subscriber.
+    pub content: String,
+}
+
+/// Why a publish failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// The request could not be sent (backend down, timeout).
+    Unreachable(String),
+    /// The publish endpoint answered with an error status.
+    Rejected { status: u16, body: String },
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Unreachable(e) => write!(f, "publish endpoint unreachable: {e}"),
+            PublishError::Rejected { status, body } => {
+                write!(f, "publish rejected with {status}: {body}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Something that can deliver messages to channels.
+pub trait Publisher {
+    fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError>;
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    items: Vec<WireItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireItem<'a> {
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    formats: Formats<'a>,
+}
+
+#[derive(Serialize)]
+struct Formats<'a> {
+    #[serde(rename = "ws-message")]
+    ws_message: WsMessage<'a>,
+}
+
+#[derive(Serialize)]
+struct WsMessage<'a> {
+    content: &'a str,
+}
+
+/// The JSON body of a publish request for `items`.
+pub fn request_body(items: &[PublishItem]) -> String {
+    let body = Body {
+        items: items
+            .iter()
+            .map(|item| WireItem {
+                channel: &item.channel,
+                id: item.id.as_deref(),
+                formats: Formats {
+                    ws_message: WsMessage {
+                        content: &item.content,
+                    },
+                },
+            })
+            .collect(),
+    };
+    // A struct of strings always serializes.
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_matches_the_grip_publish_format() {
+        let body = request_body(&[
+            PublishItem {
+                channel: "site.a".into(),
+                id: Some("1".into()),
+                content: "{\"type\":\"update\",\"count\":3}".into(),
+            },
+            PublishItem {
+                channel: "site.b".into(),
+                id: None,
+                content: "x".into(),
+            },
+        ]);
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            value,
+            serde_json::json!({"items": [
+                {"channel": "site.a", "id": "1", "formats": {"ws-message": {"content": "{\"type\":\"update\",\"count\":3}"}}},
+                {"channel": "site.b", "formats": {"ws-message": {"content": "x"}}}
+            ]})
+        );
+    }
+}

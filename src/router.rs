@@ -1,0 +1,173 @@
+//! Routing: which handler answers which request.
+
+use http::{header, Method, Request, Response};
+
+use crate::assets;
+use crate::error::HttpError;
+use crate::request::{self, has_token};
+use crate::response::{self, finish};
+use crate::websocket;
+use crate::websocket_events;
+use crate::Services;
+
+/// The WebSocket endpoint's path.
+pub const WEBSOCKET_PATH: &str = "/ws";
+
+/// Whether this request is a browser's WebSocket upgrade that Fanout must take over.
+///
+/// Requests that come back from Fanout are POSTs of WebSocket events, never upgrades, so they
+/// are not handed off again.
+pub fn wants_fanout_handoff(method: &Method, path: &str, upgrade: Option<&str>) -> bool {
+    path == WEBSOCKET_PATH
+        && method == Method::GET
+        && upgrade.is_some_and(|u| has_token(u, "websocket"))
+}
+
+/// Answers every request that is not handed off.
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Response<Vec<u8>> {
+    match route(req, services) {
+        Ok(resp) => resp,
+        Err(e) => {
+            println!(
+                "liveuser error method={} path={} status={} error={} message={:?}",
+                req.method(),
+                req.uri().path(),
+                e.status(),
+                e.code(),
+                e.to_string()
+            );
+            response::error(&e)
+        }
+    }
+}
+
+fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+    let path = req.uri().path();
+    if path == WEBSOCKET_PATH {
+        return websocket_endpoint(req, services);
+    }
+    if let Some(asset) = assets::lookup(path) {
+        return serve_asset(req, asset);
+    }
+    Err(HttpError::NotFound)
+}
+
+/// `/ws` takes WebSocket-over-HTTP POSTs from Fanout; a plain GET gets 426.
+fn websocket_endpoint(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+    let is_events = request::header(req, "content-type") == Some(websocket_events::CONTENT_TYPE);
+    match *req.method() {
+        Method::POST if is_events => websocket::handle(req, services),
+        Method::POST => Err(HttpError::UnsupportedMediaType),
+        Method::GET | Method::HEAD => Err(HttpError::UpgradeRequired),
+        _ => Err(HttpError::MethodNotAllowed { allow: "GET" }),
+    }
+}
+
+fn serve_asset(req: &Request<Vec<u8>>, asset: &assets::Asset) -> Result<Response<Vec<u8>>, HttpError> {
+    let head_only = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" }),
+    };
+    let etag = asset.etag();
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, asset.content_type)
+        .header(header::ETAG, etag.as_str())
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .header("X-Content-Type-Options", "nosniff");
+    if request::header(req, "if-none-match").is_some_and(|tags| etag_matches(tags, &etag)) {
+        return Ok(finish(builder.status(304), Vec::new()));
+    }
+    let body = if head_only { Vec::new() } else { asset.body.to_vec() };
+    Ok(finish(
+        builder
+            .status(200)
+            .header(header::CONTENT_LENGTH, asset.body.len()),
+        body,
+    ))
+}
+
+/// `If-None-Match` may list several tags, or `*`.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestServices;
+
+    fn request(method: &str, uri: &str) -> Request<Vec<u8>> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Vec::new())
+            .expect("request")
+    }
+
+    #[test]
+    fn only_websocket_upgrades_on_ws_are_handed_off() {
+        let ws = Some("WebSocket");
+        assert!(wants_fanout_handoff(&Method::GET, "/ws", ws));
+        assert!(!wants_fanout_handoff(&Method::GET, "/other", ws));
+        assert!(!wants_fanout_handoff(&Method::POST, "/ws", ws));
+        assert!(!wants_fanout_handoff(&Method::GET, "/ws", Some("h2c")));
+        assert!(!wants_fanout_handoff(&Method::GET, "/ws", None));
+    }
+
+    #[test]
+    fn plain_get_on_ws_is_426_with_json() {
+        let services = TestServices::new();
+        let resp = handle(&request("GET", "/ws?siteId=a"), &services.services());
+        assert_eq!(resp.status(), 426);
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
+        assert_eq!(body["error"], "upgrade_required");
+    }
+
+    #[test]
+    fn other_methods_on_ws_are_405_and_wrong_type_415() {
+        let services = TestServices::new();
+        let resp = handle(&request("DELETE", "/ws"), &services.services());
+        assert_eq!(resp.status(), 405);
+        let resp = handle(&request("POST", "/ws"), &services.services());
+        assert_eq!(resp.status(), 415);
+    }
+
+    #[test]
+    fn serves_the_index_with_etag_and_304() {
+        let services = TestServices::new();
+        let resp = handle(&request("GET", "/"), &services.services());
+        assert_eq!(resp.status(), 200);
+        assert!(String::from_utf8_lossy(resp.body()).contains("LiveUser"));
+        let etag = resp.headers()["etag"].to_str().expect("ascii").to_string();
+        let mut again = request("GET", "/");
+        again
+            .headers_mut()
+            .insert("if-none-match", etag.parse().expect("header"));
+        let resp = handle(&again, &services.services());
+        assert_eq!(resp.status(), 304);
+        assert!(resp.body().is_empty());
+    }
+
+    #[test]
+    fn head_has_no_body_and_post_is_405() {
+        let services = TestServices::new();
+        let resp = handle(&request("HEAD", "/static/style.css"), &services.services());
+        assert_eq!(resp.status(), 200);
+        assert!(resp.body().is_empty());
+        let resp = handle(&request("POST", "/"), &services.services());
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    }
+
+    #[test]
+    fn unknown_paths_are_404_json() {
+        let services = TestServices::new();
+        let resp = handle(&request("GET", "/nope"), &services.services());
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+    }
+}
