@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn finds_the_index_and_the_stylesheet() {
-        assert_eq!(lookup("/").map(|a| a.content_type), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            lookup("/").map(|a| a.content_type),
+            Some("text/html; charset=utf-8")
+        );
         assert!(lookup("/static/style.css").is_some());
         assert!(lookup("/static/../Cargo.toml").is_none());
         assert!(lookup("/nope").is_none());
@@ -68,7 +71,9 @@ mod tests {
     fn etags_are_quoted_and_differ_between_files() {
         let a = lookup("/").map(Asset::etag);
         let b = lookup("/static/style.css").map(Asset::etag);
-        assert!(a.as_deref().is_some_and(|e| e.starts_with('"') && e.ends_with('"')));
+        assert!(a
+            .as_deref()
+            .is_some_and(|e| e.starts_with('"') && e.ends_with('"')));
         assert_ne!(a, b);
     }
 

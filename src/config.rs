@@ -30,6 +30,17 @@ pub struct Config {
     pub broadcast_interval_ms: u32,
     /// How long a broadcaster waits for the KV store to settle before counting, in milliseconds.
     pub kv_settle_ms: u32,
+    /// How Fanout's `Grip-Sig` is verified.
+    pub grip: GripMode,
+}
+
+/// Which signature Fanout's calls carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GripMode {
+    /// Fastly Fanout: ES256 with Fastly's public key, issuer `fastly:<service id>` (production).
+    FastlyEs256,
+    /// Local Pushpin: HS256 with the `grip_hs256_key` secret, issuer `pushpin`.
+    PushpinHs256,
 }
 
 impl Default for Config {
@@ -39,6 +50,7 @@ impl Default for Config {
             presence_ttl_secs: 60,
             broadcast_interval_ms: 500,
             kv_settle_ms: 300,
+            grip: GripMode::FastlyEs256,
         }
     }
 }
@@ -63,24 +75,55 @@ impl Config {
             match raw.trim().parse::<u32>() {
                 Ok(v) if (min..=max).contains(&v) => v,
                 Ok(_) => {
-                    warnings.push(ConfigWarning { key, value: raw, reason: "out of range" });
+                    warnings.push(ConfigWarning {
+                        key,
+                        value: raw,
+                        reason: "out of range",
+                    });
                     default
                 }
                 Err(_) => {
-                    warnings.push(ConfigWarning { key, value: raw, reason: "not a whole number" });
+                    warnings.push(ConfigWarning {
+                        key,
+                        value: raw,
+                        reason: "not a whole number",
+                    });
                     default
                 }
             }
         };
-        let heartbeat_interval_secs = read("heartbeat_interval_secs", defaults.heartbeat_interval_secs, 1, 3600);
+        let heartbeat_interval_secs = read(
+            "heartbeat_interval_secs",
+            defaults.heartbeat_interval_secs,
+            1,
+            3600,
+        );
         let presence_ttl_secs = read("presence_ttl_secs", heartbeat_interval_secs * 2, 1, 7200);
-        let broadcast_interval_ms = read("broadcast_interval_ms", defaults.broadcast_interval_ms, 50, 10_000);
+        let broadcast_interval_ms = read(
+            "broadcast_interval_ms",
+            defaults.broadcast_interval_ms,
+            50,
+            10_000,
+        );
         let kv_settle_ms = read("kv_settle_ms", defaults.kv_settle_ms, 0, 5_000);
+        let grip = match source.get("grip_verify").as_deref().map(str::trim) {
+            None | Some("fastly-es256") => GripMode::FastlyEs256,
+            Some("pushpin-hs256") => GripMode::PushpinHs256,
+            Some(other) => {
+                warnings.push(ConfigWarning {
+                    key: "grip_verify",
+                    value: other.to_string(),
+                    reason: "expected fastly-es256 or pushpin-hs256",
+                });
+                GripMode::FastlyEs256
+            }
+        };
         let mut config = Config {
             heartbeat_interval_secs,
             presence_ttl_secs,
             broadcast_interval_ms,
             kv_settle_ms,
+            grip,
         };
         // A TTL at or below the heartbeat interval would drop live connections between beats.
         if config.presence_ttl_secs <= config.heartbeat_interval_secs {
@@ -101,7 +144,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -127,6 +173,15 @@ mod tests {
         assert_eq!(warnings.len(), 2);
         assert_eq!(warnings[0].key, "heartbeat_interval_secs");
         assert_eq!(warnings[1].reason, "out of range");
+    }
+
+    #[test]
+    fn grip_mode_defaults_to_production_and_refuses_unknown_values() {
+        let (config, _) = Config::load(&source(&[("grip_verify", "pushpin-hs256")]));
+        assert_eq!(config.grip, GripMode::PushpinHs256);
+        let (config, warnings) = Config::load(&source(&[("grip_verify", "none")]));
+        assert_eq!(config.grip, GripMode::FastlyEs256);
+        assert_eq!(warnings[0].key, "grip_verify");
     }
 
     #[test]

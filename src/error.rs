@@ -30,7 +30,9 @@ pub enum HttpError {
     PayloadTooLarge { max: usize },
     /// A content type this endpoint does not take.
     UnsupportedMediaType,
-    /// Something on our side failed (a store or a backend).
+    /// A store or backend we depend on failed; trying again later may work.
+    Unavailable(String),
+    /// Something on our side failed.
     Internal(String),
 }
 
@@ -44,6 +46,7 @@ impl HttpError {
             HttpError::Forbidden(_) => 403,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnsupportedMediaType => 415,
+            HttpError::Unavailable(_) => 503,
             HttpError::Internal(_) => 500,
         }
     }
@@ -60,6 +63,7 @@ impl HttpError {
             HttpError::Forbidden(_) => "forbidden",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
+            HttpError::Unavailable(_) => "unavailable",
             HttpError::Internal(_) => "internal_error",
         }
     }
@@ -85,6 +89,7 @@ impl fmt::Display for HttpError {
             HttpError::Forbidden(msg) => write!(f, "{msg}"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
             HttpError::UnsupportedMediaType => write!(f, "unsupported content type"),
+            HttpError::Unavailable(msg) => write!(f, "temporarily unavailable: {msg}"),
             HttpError::Internal(msg) => write!(f, "internal error: {msg}"),
         }
     }
@@ -107,29 +112,36 @@ impl From<CodecError> for HttpError {
     }
 }
 
-/// WebSocket close codes this service sends (RFC 6455 section 7.4).
+/// WebSocket close codes this service sends (RFC 6455 section 7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseCode {
     /// The peer closed; we answer in kind.
     Normal,
-    /// A message that is not valid JSON, or not an object.
+    /// A kind of frame the protocol does not use (binary).
     UnsupportedData,
-    /// A message breaks the protocol (binary frames, wrong shapes).
-    PolicyViolation,
+    /// A text message that is not a JSON object.
+    InvalidPayload,
     /// A message larger than allowed.
     MessageTooBig,
-    /// Something on our side failed.
-    InternalError,
 }
 
 impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Normal => 1000,
-            CloseCode::UnsupportedData => 1007,
-            CloseCode::PolicyViolation => 1008,
+            CloseCode::UnsupportedData => 1003,
+            CloseCode::InvalidPayload => 1007,
             CloseCode::MessageTooBig => 1009,
-            CloseCode::InternalError => 1011,
+        }
+    }
+
+    /// The reason sent with the code (short: close reasons are capped at 123 bytes).
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "",
+            CloseCode::UnsupportedData => "binary messages are not supported",
+            CloseCode::InvalidPayload => "message is not a JSON object",
+            CloseCode::MessageTooBig => "message larger than 4096 bytes",
         }
     }
 }
@@ -150,7 +162,8 @@ mod tests {
             HttpError::Forbidden("no".into()),
             HttpError::PayloadTooLarge { max: 1 },
             HttpError::UnsupportedMediaType,
-            HttpError::Internal("kv".into()),
+            HttpError::Unavailable("kv".into()),
+            HttpError::Internal("x".into()),
         ];
         for e in errors {
             let body: serde_json::Value = serde_json::from_str(&e.body()).expect("json");

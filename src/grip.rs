@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn other_control_messages_match_the_grip_spec() {
-        assert_eq!(text(ControlMessage::Detach.to_event()), r#"c:{"type":"detach"}"#);
+        assert_eq!(
+            text(ControlMessage::Detach.to_event()),
+            r#"c:{"type":"detach"}"#
+        );
         assert_eq!(
             text(
                 ControlMessage::KeepAlive {

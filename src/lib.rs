@@ -6,9 +6,17 @@
 //! in [`host`] and are compiled for wasm32 only, so the logic is unit-tested natively.
 
 pub mod assets;
+pub mod auth;
+pub mod broadcast;
+pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grip;
+pub mod ids;
+pub mod kv;
+pub mod presence;
+pub mod protocol;
 pub mod publish;
 pub mod request;
 pub mod response;
@@ -27,4 +35,25 @@ pub(crate) mod testing;
 pub struct Services<'a> {
     pub config: &'a config::Config,
     pub publisher: &'a dyn publish::Publisher,
+    pub kv: &'a dyn kv::KvStore,
+    pub cache: &'a dyn cache::SharedCache,
+    pub clock: &'a dyn clock::Clock,
+    pub ids: &'a dyn ids::IdSource,
+    pub grip: &'a auth::GripVerifier,
+}
+
+/// A response, and the broadcast this request won (if any), to run after the response is sent
+/// so the client is not kept waiting.
+pub struct Handled {
+    pub response: http::Response<Vec<u8>>,
+    pub broadcast: Option<broadcast::Plan>,
+}
+
+impl From<http::Response<Vec<u8>>> for Handled {
+    fn from(response: http::Response<Vec<u8>>) -> Self {
+        Handled {
+            response,
+            broadcast: None,
+        }
+    }
 }

@@ -5,21 +5,32 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {
     use fastly::Request;
+    use liveuser_edge::clock::{Clock, SystemClock};
     use liveuser_edge::config::{self, Config};
     use liveuser_edge::error::HttpError;
-    use liveuser_edge::host::{self, config_store::HostConfig, publisher::BackendPublisher};
-    use liveuser_edge::{response, router, websocket_events, Services};
+    use liveuser_edge::host::{self, cache::HostCache, config_store::HostConfig, kv::HostKv};
+    use liveuser_edge::ids::OsRandom;
+    use liveuser_edge::kv::CountingKv;
+    use liveuser_edge::publish::CountingPublisher;
+    use liveuser_edge::{broadcast, response, router, websocket_events, Services};
 
     /// The backend Fanout hands WebSockets to: this service itself.
     const FANOUT_BACKEND: &str = "self";
 
     let req = Request::from_client();
-    if router::wants_fanout_handoff(req.get_method(), req.get_path(), req.get_header_str("upgrade")) {
+    if router::wants_fanout_handoff(
+        req.get_method(),
+        req.get_path(),
+        req.get_header_str("upgrade"),
+    ) {
         let path = req.get_path().to_string();
         match req.handoff_fanout(FANOUT_BACKEND) {
             Ok(()) => println!("liveuser handoff path={path}"),
             Err(e) => {
-                println!("liveuser handoff-failed path={path} error={:?}", e.root_cause().to_string());
+                println!(
+                    "liveuser handoff-failed path={path} error={:?}",
+                    e.root_cause().to_string()
+                );
                 let err = HttpError::Internal("WebSocket handoff to Fanout failed".into());
                 host::send(response::error(&err));
             }
@@ -29,22 +40,74 @@ fn main() {
 
     let (config, warnings) = Config::load(&HostConfig::open(config::STORE_NAME));
     for w in warnings {
-        println!("liveuser config-warning key={} value={:?} reason={:?}", w.key, w.value, w.reason);
+        println!(
+            "liveuser config-warning key={} value={:?} reason={:?}",
+            w.key, w.value, w.reason
+        );
     }
-    let publisher = BackendPublisher {
+    let clock = SystemClock;
+    let started_ms = clock.now_ms();
+    let host_kv = HostKv::open(host::KV_STORE);
+    let kv = CountingKv::new(&host_kv);
+    let host_publisher = host::publisher::BackendPublisher {
         backend: "publisher".into(),
         url: "http://127.0.0.1:5561/publish/".into(),
         token: None,
     };
+    let publisher = CountingPublisher::new(&host_publisher);
+    let grip = host::grip_verifier(config.grip);
     let services = Services {
         config: &config,
         publisher: &publisher,
+        kv: &kv,
+        cache: &HostCache,
+        clock: &clock,
+        ids: &OsRandom,
+        grip: &grip,
     };
-    let resp = match host::into_http_request(req, websocket_events::MAX_BODY_BYTES) {
+
+    let method = req.get_method_str().to_string();
+    let path = req.get_path().to_string();
+    let handled = match host::into_http_request(req, websocket_events::MAX_BODY_BYTES) {
         Ok(req) => router::handle(&req, &services),
-        Err(max) => response::error(&HttpError::PayloadTooLarge { max }),
+        Err(max) => response::error(&HttpError::PayloadTooLarge { max }).into(),
     };
-    host::send(resp);
+    let status = handled.response.status().as_u16();
+    host::send(handled.response);
+    // One compact line per request, so tests and benchmarks can count what each event cost.
+    println!(
+        "liveuser request method={method} path={path} status={status} {} publish={} ms={}",
+        kv.counts(),
+        publisher.count(),
+        clock.now_ms().saturating_sub(started_ms)
+    );
+
+    // The client has its answer; now run the broadcast this request won, if any.
+    if let Some(plan) = handled.broadcast {
+        let before_kv = kv.counts();
+        let before_publish = publisher.count();
+        let outcome = broadcast::run(&services, &plan);
+        let after = kv.counts();
+        let result = match &outcome {
+            Ok(o) => match &o.publish {
+                Ok(()) => format!("count={} result=ok", o.count),
+                Err(e) => format!(
+                    "count={} result=publish-failed error={:?}",
+                    o.count,
+                    e.to_string()
+                ),
+            },
+            Err(e) => format!("result=count-failed error={e:?}"),
+        };
+        println!(
+            "liveuser broadcast site={} slot={} {result} kv_list={} publish={} late_ms={}",
+            plan.site,
+            plan.slot_end_ms,
+            after.list - before_kv.list,
+            publisher.count() - before_publish,
+            clock.now_ms().saturating_sub(plan.slot_end_ms)
+        );
+    }
 }
 
 /// Native builds exist only for tests; the service itself runs as wasm.

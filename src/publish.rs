@@ -45,6 +45,32 @@ pub trait Publisher {
     fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError>;
 }
 
+/// Wraps a publisher and counts publish requests (failed ones too), for the request log.
+pub struct CountingPublisher<'a> {
+    inner: &'a dyn Publisher,
+    count: std::cell::Cell<u32>,
+}
+
+impl<'a> CountingPublisher<'a> {
+    pub fn new(inner: &'a dyn Publisher) -> Self {
+        CountingPublisher {
+            inner,
+            count: std::cell::Cell::new(0),
+        }
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count.get()
+    }
+}
+
+impl Publisher for CountingPublisher<'_> {
+    fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError> {
+        self.count.set(self.count.get() + 1);
+        self.inner.publish(items)
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     items: Vec<WireItem<'a>>,

@@ -18,7 +18,9 @@ pub fn header<'a>(req: &'a Request<Vec<u8>>, name: &str) -> Option<&'a str> {
 /// Whether a header value lists `token` (comma-separated, case-insensitive), as
 /// `Connection: keep-alive, Upgrade` does.
 pub fn has_token(value: &str, token: &str) -> bool {
-    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ mod tests {
         let resp = error(&HttpError::MethodNotAllowed { allow: "GET, HEAD" });
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()["allow"], "GET, HEAD");
-        assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json; charset=utf-8"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::request::{self, has_token};
 use crate::response::{self, finish};
 use crate::websocket;
 use crate::websocket_events;
-use crate::Services;
+use crate::{Handled, Services};
 
 /// The WebSocket endpoint's path.
 pub const WEBSOCKET_PATH: &str = "/ws";
@@ -24,9 +24,9 @@ pub fn wants_fanout_handoff(method: &Method, path: &str, upgrade: Option<&str>) 
 }
 
 /// Answers every request that is not handed off.
-pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Response<Vec<u8>> {
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Handled {
     match route(req, services) {
-        Ok(resp) => resp,
+        Ok(handled) => handled,
         Err(e) => {
             println!(
                 "liveuser error method={} path={} status={} error={} message={:?}",
@@ -36,24 +36,24 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Response<Vec<u8>> 
                 e.code(),
                 e.to_string()
             );
-            response::error(&e)
+            response::error(&e).into()
         }
     }
 }
 
-fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     let path = req.uri().path();
     if path == WEBSOCKET_PATH {
         return websocket_endpoint(req, services);
     }
     if let Some(asset) = assets::lookup(path) {
-        return serve_asset(req, asset);
+        return serve_asset(req, asset).map(Handled::from);
     }
     Err(HttpError::NotFound)
 }
 
 /// `/ws` takes WebSocket-over-HTTP POSTs from Fanout; a plain GET gets 426.
-fn websocket_endpoint(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+fn websocket_endpoint(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     let is_events = request::header(req, "content-type") == Some(websocket_events::CONTENT_TYPE);
     match *req.method() {
         Method::POST if is_events => websocket::handle(req, services),
@@ -63,7 +63,10 @@ fn websocket_endpoint(req: &Request<Vec<u8>>, services: &Services) -> Result<Res
     }
 }
 
-fn serve_asset(req: &Request<Vec<u8>>, asset: &assets::Asset) -> Result<Response<Vec<u8>>, HttpError> {
+fn serve_asset(
+    req: &Request<Vec<u8>>,
+    asset: &assets::Asset,
+) -> Result<Response<Vec<u8>>, HttpError> {
     let head_only = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
@@ -78,7 +81,11 @@ fn serve_asset(req: &Request<Vec<u8>>, asset: &assets::Asset) -> Result<Response
     if request::header(req, "if-none-match").is_some_and(|tags| etag_matches(tags, &etag)) {
         return Ok(finish(builder.status(304), Vec::new()));
     }
-    let body = if head_only { Vec::new() } else { asset.body.to_vec() };
+    let body = if head_only {
+        Vec::new()
+    } else {
+        asset.body.to_vec()
+    };
     Ok(finish(
         builder
             .status(200)
@@ -121,7 +128,7 @@ mod tests {
     #[test]
     fn plain_get_on_ws_is_426_with_json() {
         let services = TestServices::new();
-        let resp = handle(&request("GET", "/ws?siteId=a"), &services.services());
+        let resp = handle(&request("GET", "/ws?siteId=a"), &services.services()).response;
         assert_eq!(resp.status(), 426);
         let body: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
         assert_eq!(body["error"], "upgrade_required");
@@ -130,16 +137,16 @@ mod tests {
     #[test]
     fn other_methods_on_ws_are_405_and_wrong_type_415() {
         let services = TestServices::new();
-        let resp = handle(&request("DELETE", "/ws"), &services.services());
+        let resp = handle(&request("DELETE", "/ws"), &services.services()).response;
         assert_eq!(resp.status(), 405);
-        let resp = handle(&request("POST", "/ws"), &services.services());
+        let resp = handle(&request("POST", "/ws"), &services.services()).response;
         assert_eq!(resp.status(), 415);
     }
 
     #[test]
     fn serves_the_index_with_etag_and_304() {
         let services = TestServices::new();
-        let resp = handle(&request("GET", "/"), &services.services());
+        let resp = handle(&request("GET", "/"), &services.services()).response;
         assert_eq!(resp.status(), 200);
         assert!(String::from_utf8_lossy(resp.body()).contains("LiveUser"));
         let etag = resp.headers()["etag"].to_str().expect("ascii").to_string();
@@ -147,7 +154,7 @@ mod tests {
         again
             .headers_mut()
             .insert("if-none-match", etag.parse().expect("header"));
-        let resp = handle(&again, &services.services());
+        let resp = handle(&again, &services.services()).response;
         assert_eq!(resp.status(), 304);
         assert!(resp.body().is_empty());
     }
@@ -155,10 +162,10 @@ mod tests {
     #[test]
     fn head_has_no_body_and_post_is_405() {
         let services = TestServices::new();
-        let resp = handle(&request("HEAD", "/static/style.css"), &services.services());
+        let resp = handle(&request("HEAD", "/static/style.css"), &services.services()).response;
         assert_eq!(resp.status(), 200);
         assert!(resp.body().is_empty());
-        let resp = handle(&request("POST", "/"), &services.services());
+        let resp = handle(&request("POST", "/"), &services.services()).response;
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()["allow"], "GET, HEAD");
     }
@@ -166,8 +173,11 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_json() {
         let services = TestServices::new();
-        let resp = handle(&request("GET", "/nope"), &services.services());
+        let resp = handle(&request("GET", "/nope"), &services.services()).response;
         assert_eq!(resp.status(), 404);
-        assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json; charset=utf-8"
+        );
     }
 }

@@ -30,7 +30,10 @@ impl fmt::Display for SiteIdError {
         match self {
             SiteIdError::Empty => write!(f, "siteId is empty"),
             SiteIdError::TooLong { len } => {
-                write!(f, "siteId has {len} characters; at most {MAX_LEN} are allowed")
+                write!(
+                    f,
+                    "siteId has {len} characters; at most {MAX_LEN} are allowed"
+                )
             }
             SiteIdError::BadCharacter { character } => write!(
                 f,
@@ -102,7 +105,14 @@ mod tests {
 
     #[test]
     fn accepts_the_allowed_alphabet() {
-        for ok in ["a", "default-site", "My_Site.v2", "x".repeat(64).as_str(), "a..b", ".a"] {
+        for ok in [
+            "a",
+            "default-site",
+            "My_Site.v2",
+            "x".repeat(64).as_str(),
+            "a..b",
+            ".a",
+        ] {
             assert_eq!(SiteId::parse(ok).map(|s| s.to_string()), Ok(ok.to_string()));
         }
     }
@@ -144,6 +154,9 @@ mod tests {
 
     #[test]
     fn channel_is_namespaced() {
-        assert_eq!(SiteId::parse("abc").map(|s| s.channel()), Ok("site.abc".into()));
+        assert_eq!(
+            SiteId::parse("abc").map(|s| s.channel()),
+            Ok("site.abc".into())
+        );
     }
 }

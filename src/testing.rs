@@ -1,10 +1,102 @@
 //! Fakes of the host services, for unit tests.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
+use crate::auth::GripVerifier;
+use crate::cache::SharedCache;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::ids::IdSource;
+use crate::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 use crate::publish::{PublishError, PublishItem, Publisher};
 use crate::Services;
+
+/// An in-memory KV store that, like production, never drops expired keys by itself.
+pub struct MemoryKv {
+    entries: RefCell<BTreeMap<String, Entry>>,
+    next_generation: Cell<u64>,
+    page_size: usize,
+}
+
+impl Default for MemoryKv {
+    fn default() -> Self {
+        MemoryKv::with_page_size(100)
+    }
+}
+
+impl MemoryKv {
+    pub fn with_page_size(page_size: usize) -> Self {
+        MemoryKv {
+            entries: RefCell::new(BTreeMap::new()),
+            next_generation: Cell::new(1),
+            page_size,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.entries.borrow().keys().cloned().collect()
+    }
+}
+
+impl KvStore for MemoryKv {
+    fn lookup(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        _ttl_secs: Option<u32>,
+        mode: WriteMode,
+    ) -> Result<(), KvError> {
+        let mut entries = self.entries.borrow_mut();
+        let current = entries.get(key).map(|e| e.generation);
+        match (mode, current) {
+            (WriteMode::AddOnly, Some(_)) => return Err(KvError::PreconditionFailed),
+            (WriteMode::IfGeneration(g), Some(c)) if g != c => {
+                return Err(KvError::PreconditionFailed)
+            }
+            (WriteMode::IfGeneration(_), None) => return Err(KvError::PreconditionFailed),
+            _ => {}
+        }
+        let generation = self.next_generation.get();
+        self.next_generation.set(generation + 1);
+        entries.insert(
+            key.to_string(),
+            Entry {
+                value: value.to_vec(),
+                generation,
+            },
+        );
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, KvError> {
+        let entries = self.entries.borrow();
+        let keys: Vec<String> = entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .filter(|k| cursor.is_none_or(|c| k.as_str() > c))
+            .take(self.page_size + 1)
+            .cloned()
+            .collect();
+        let more = keys.len() > self.page_size;
+        let keys: Vec<String> = keys.into_iter().take(self.page_size).collect();
+        let next_cursor = if more { keys.last().cloned() } else { None };
+        Ok(ListPage { keys, next_cursor })
+    }
+}
 
 /// A publisher that records what it was asked to publish.
 #[derive(Default)]
@@ -19,10 +111,98 @@ impl Publisher for RecordingPublisher {
     }
 }
 
+/// A cache in memory, shared by everything that borrows it (one "POP").
+#[derive(Default)]
+pub struct MemoryCache {
+    entries: RefCell<BTreeMap<String, (Vec<u8>, u64)>>,
+    pub clock_ms: Cell<u64>,
+}
+
+impl SharedCache for MemoryCache {
+    fn claim(&self, key: &str, ttl_ms: u64) -> bool {
+        let now = self.clock_ms.get();
+        let mut entries = self.entries.borrow_mut();
+        if entries.get(key).is_some_and(|(_, until)| *until > now) {
+            return false;
+        }
+        entries.insert(key.to_string(), (Vec::new(), now + ttl_ms));
+        true
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.clock_ms.get();
+        self.entries
+            .borrow()
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let now = self.clock_ms.get();
+        self.entries
+            .borrow_mut()
+            .insert(key.to_string(), (value.to_vec(), now + ttl_ms));
+    }
+
+    fn get_or_compute(
+        &self,
+        key: &str,
+        ttl_ms: u64,
+        compute: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        if let Some(v) = self.get(key) {
+            return Some(v);
+        }
+        let v = compute()?;
+        self.set(key, &v, ttl_ms);
+        Some(v)
+    }
+}
+
+/// A clock tests move by hand; sleeping moves it.
+#[derive(Default)]
+pub struct ManualClock {
+    pub now: Cell<u64>,
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn sleep_until(&self, at_ms: u64) {
+        if at_ms > self.now.get() {
+            self.now.set(at_ms);
+        }
+    }
+}
+
+/// Ids 1, 2, 3, … as presence ids.
+#[derive(Default)]
+pub struct CountingIds {
+    next: Cell<u64>,
+}
+
+impl IdSource for CountingIds {
+    fn random_u64s(&self) -> [u64; 2] {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        [0, n]
+    }
+}
+
+pub const TEST_GRIP_KEY: &[u8] = b"test-grip-key";
+
 /// Owns a set of fakes and lends them out as [`Services`].
 pub struct TestServices {
     pub config: Config,
     pub publisher: RecordingPublisher,
+    pub kv: MemoryKv,
+    pub cache: MemoryCache,
+    pub clock: ManualClock,
+    pub ids: CountingIds,
+    pub grip: GripVerifier,
 }
 
 impl TestServices {
@@ -30,13 +210,29 @@ impl TestServices {
         TestServices {
             config: Config::default(),
             publisher: RecordingPublisher::default(),
+            kv: MemoryKv::default(),
+            cache: MemoryCache::default(),
+            clock: ManualClock::default(),
+            ids: CountingIds::default(),
+            grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
         }
+    }
+
+    /// Moves both the clock and the cache's notion of time.
+    pub fn set_time(&self, ms: u64) {
+        self.clock.now.set(ms);
+        self.cache.clock_ms.set(ms);
     }
 
     pub fn services(&self) -> Services<'_> {
         Services {
             config: &self.config,
             publisher: &self.publisher,
+            kv: &self.kv,
+            cache: &self.cache,
+            clock: &self.clock,
+            ids: &self.ids,
+            grip: &self.grip,
         }
     }
 }

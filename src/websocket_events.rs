@@ -55,7 +55,11 @@ pub enum CodecError {
     /// The length field is empty, too long or not hexadecimal.
     BadLength { field: String },
     /// The length says more bytes than the body has.
-    Truncated { offset: usize, wanted: usize, available: usize },
+    Truncated {
+        offset: usize,
+        wanted: usize,
+        available: usize,
+    },
     /// The content is not followed by `\r\n`.
     MissingTerminator { offset: usize },
     /// A TEXT event is not valid UTF-8.
@@ -175,7 +179,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<Event>, CodecError> {
 
 /// Parses the event that starts at `start`; returns it and the offset after it.
 fn parse_one(body: &[u8], start: usize) -> Result<(Event, usize), CodecError> {
-    let header_end = find_crlf(body, start).ok_or(CodecError::UnterminatedHeader { offset: start })?;
+    let header_end =
+        find_crlf(body, start).ok_or(CodecError::UnterminatedHeader { offset: start })?;
     let header = &body[start..header_end];
     let after_header = header_end + 2;
 
@@ -248,8 +253,8 @@ fn parse_close(payload: &[u8], offset: usize) -> Result<Event, CodecError> {
         }),
         [_] => Err(CodecError::BadClosePayload { offset }),
         [hi, lo, reason @ ..] => {
-            let reason =
-                String::from_utf8(reason.to_vec()).map_err(|_| CodecError::BadClosePayload { offset })?;
+            let reason = String::from_utf8(reason.to_vec())
+                .map_err(|_| CodecError::BadClosePayload { offset })?;
             Ok(Event::Close {
                 code: Some(u16::from_be_bytes([*hi, *lo])),
                 reason,
@@ -262,7 +267,8 @@ fn parse_hex_length(field: &[u8]) -> Result<usize, CodecError> {
     let bad = || CodecError::BadLength {
         field: String::from_utf8_lossy(&field[..field.len().min(16)]).into_owned(),
     };
-    if field.is_empty() || field.len() > MAX_HEX_DIGITS || !field.iter().all(u8::is_ascii_hexdigit) {
+    if field.is_empty() || field.len() > MAX_HEX_DIGITS || !field.iter().all(u8::is_ascii_hexdigit)
+    {
         return Err(bad());
     }
     let text = std::str::from_utf8(field).map_err(|_| bad())?;
@@ -348,7 +354,10 @@ mod tests {
         let body = encode(&[Event::Text("x".repeat(26))]);
         assert!(body.starts_with(b"TEXT 1A\r\n"));
         assert_eq!(encode(&[Event::Open]), b"OPEN\r\n");
-        assert_eq!(encode(&[Event::close(1000, "")]), b"CLOSE 2\r\n\x03\xe8\r\n");
+        assert_eq!(
+            encode(&[Event::close(1000, "")]),
+            b"CLOSE 2\r\n\x03\xe8\r\n"
+        );
     }
 
     #[test]
@@ -361,7 +370,10 @@ mod tests {
 
     #[test]
     fn rejects_missing_header_terminator() {
-        assert_eq!(parse(b"OPEN"), Err(CodecError::UnterminatedHeader { offset: 0 }));
+        assert_eq!(
+            parse(b"OPEN"),
+            Err(CodecError::UnterminatedHeader { offset: 0 })
+        );
         assert_eq!(
             parse(b"OPEN\r\nTEXT 2"),
             Err(CodecError::UnterminatedHeader { offset: 6 })
@@ -424,7 +436,10 @@ mod tests {
             parse(b"\xff\xfe 1\r\nx\r\n"),
             Err(CodecError::UnknownType { .. })
         ));
-        assert!(matches!(parse(b"\r\n"), Err(CodecError::UnknownType { .. })));
+        assert!(matches!(
+            parse(b"\r\n"),
+            Err(CodecError::UnknownType { .. })
+        ));
     }
 
     #[test]

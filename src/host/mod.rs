@@ -1,10 +1,43 @@
 //! The real, host-backed services: the Compute API behind the library's traits.
 //! Compiled for wasm32 only; exercised by the end-to-end tests under Viceroy.
 
+pub mod cache;
 pub mod config_store;
+pub mod kv;
 pub mod publisher;
 
-use fastly::{Request, Response};
+use fastly::{Request, Response, SecretStore};
+
+use crate::auth::GripVerifier;
+use crate::config::GripMode;
+
+/// The secret store holding the local Grip key (and, later, tokens).
+pub const SECRET_STORE: &str = "liveuser_secrets";
+/// The KV store holding presence.
+pub const KV_STORE: &str = "liveuser";
+
+/// A secret's text, when the store and the secret exist.
+pub fn secret(name: &str) -> Option<Vec<u8>> {
+    let store = SecretStore::open(SECRET_STORE).ok()?;
+    let secret = store.try_get(name).ok()??;
+    Some(secret.plaintext().to_vec())
+}
+
+/// The Grip-Sig verifier the configuration asks for.
+pub fn grip_verifier(mode: GripMode) -> GripVerifier {
+    match mode {
+        GripMode::PushpinHs256 => match secret("grip_hs256_key") {
+            Some(key) if !key.is_empty() => GripVerifier::hs256(&key, "pushpin"),
+            _ => GripVerifier::Unconfigured(format!(
+                "secret grip_hs256_key missing from {SECRET_STORE}"
+            )),
+        },
+        GripMode::FastlyEs256 => {
+            let service_id = std::env::var("FASTLY_SERVICE_ID").unwrap_or_default();
+            GripVerifier::fastly(&service_id).unwrap_or_else(GripVerifier::Unconfigured)
+        }
+    }
+}
 
 /// Converts the client request into the library's request type, reading at most `max_body`
 /// bytes of body; a larger body is an error the caller answers with 413.

@@ -1,0 +1,29 @@
+//! The per-POP cache seam: short-lived shared values, and claims that exactly one concurrent
+//! request wins. On Compute it is the core cache, whose transactions collapse concurrent
+//! misses for one key: one request computes, the others wait for its result.
+//!
+//! A cache failure is never a request failure: it behaves as a miss (or a lost claim).
+
+pub trait SharedCache {
+    /// Claims `key` for `ttl_ms`: true for exactly one caller while the claim lives.
+    fn claim(&self, key: &str, ttl_ms: u64) -> bool;
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    fn set(&self, key: &str, value: &[u8], ttl_ms: u64);
+    /// The cached value, or `compute`'s, computed once for all concurrent callers and cached
+    /// for `ttl_ms`. `None` when `compute` fails (nothing is cached then).
+    fn get_or_compute(
+        &self,
+        key: &str,
+        ttl_ms: u64,
+        compute: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>>;
+}
+
+/// Reads a cached decimal number.
+pub fn get_u64(cache: &dyn SharedCache, key: &str) -> Option<u64> {
+    parse_u64(&cache.get(key)?)
+}
+
+pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}

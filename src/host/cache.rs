@@ -1,0 +1,91 @@
+//! The Compute core cache behind [`SharedCache`].
+//!
+//! Transactions collapse concurrent lookups of one key: exactly one request is told it must
+//! insert, the others wait for its object. That makes both `claim` (first one wins) and
+//! `get_or_compute` (one computation for all concurrent callers) per-POP exact.
+
+use std::io::Write;
+use std::time::Duration;
+
+use fastly::cache::core::{self, CacheKey, Transaction};
+
+use crate::cache::SharedCache;
+
+pub struct HostCache;
+
+fn cache_key(key: &str) -> CacheKey {
+    CacheKey::copy_from_slice(format!("liveuser/{key}").as_bytes())
+}
+
+fn read_found(found: &core::Found) -> Option<Vec<u8>> {
+    found.to_stream().ok().map(|body| body.into_bytes())
+}
+
+/// Inserts through a transaction that must insert.
+fn insert(tx: Transaction, value: &[u8], ttl_ms: u64) -> bool {
+    match tx.insert(Duration::from_millis(ttl_ms)).execute() {
+        Ok(mut body) => body.write_all(value).is_ok() && body.finish().is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl SharedCache for HostCache {
+    fn claim(&self, key: &str, ttl_ms: u64) -> bool {
+        let Ok(tx) = Transaction::lookup(cache_key(key)).execute() else {
+            return false;
+        };
+        if tx.must_insert() {
+            insert(tx, b"1", ttl_ms)
+        } else {
+            false
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let found = core::lookup(cache_key(key)).execute().ok()??;
+        read_found(&found)
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let written = core::insert(cache_key(key), Duration::from_millis(ttl_ms))
+            .execute()
+            .and_then(|mut body| {
+                body.write_all(value)
+                    .map_err(|_| core::CacheError::InvalidOperation)?;
+                body.finish()
+                    .map_err(|_| core::CacheError::InvalidOperation)
+            });
+        if let Err(e) = written {
+            println!("liveuser cache-set-failed key={key} error={e:?}");
+        }
+    }
+
+    fn get_or_compute(
+        &self,
+        key: &str,
+        ttl_ms: u64,
+        compute: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let Ok(tx) = Transaction::lookup(cache_key(key)).execute() else {
+            return compute();
+        };
+        if !tx.must_insert_or_update() {
+            if let Some(value) = tx.found().as_ref().and_then(read_found) {
+                return Some(value);
+            }
+        }
+        match compute() {
+            Some(value) => {
+                if tx.must_insert_or_update() {
+                    insert(tx, &value, ttl_ms);
+                }
+                Some(value)
+            }
+            None => {
+                // Let waiting requests go and compute for themselves.
+                let _ = tx.cancel_insert_or_update();
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The wire messages between the browser client and this service, compatible with the
+//! original LiveUser client.
+//!
+//! client → server: `{"type":"join","siteId","clientId"}` once after open,
+//!                  `{"type":"heartbeat","siteId","clientId","timestamp"}` every interval.
+//! server → client: `{"type":"update","count":N[,"totalCount":M]}` when the count changes,
+//!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The largest client message accepted; anything larger closes the connection (1009).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// A message from the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage {
+    /// The page says hello. Its `siteId` is informational only: the site was fixed at OPEN.
+    Join { site_id: Option<String> },
+    /// The page is still open.
+    Heartbeat,
+    /// A message type this service does not know: ignored, for forward compatibility.
+    Unknown { kind: String },
+}
+
+/// Why a client message was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    TooBig { len: usize },
+    MalformedJson(String),
+    NotAnObject,
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtocolError::TooBig { len } => {
+                write!(f, "message of {len} bytes exceeds {MAX_MESSAGE_BYTES}")
+            }
+            ProtocolError::MalformedJson(e) => write!(f, "malformed JSON: {e}"),
+            ProtocolError::NotAnObject => write!(f, "message is not a JSON object"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    #[serde(rename = "siteId")]
+    site_id: Option<Value>,
+}
+
+/// Parses one text message from the browser.
+pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooBig { len: text.len() });
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ProtocolError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ProtocolError::NotAnObject);
+    }
+    let envelope: Envelope =
+        serde_json::from_value(value).map_err(|e| ProtocolError::MalformedJson(e.to_string()))?;
+    let kind = match envelope.kind {
+        Some(Value::String(kind)) => kind,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    Ok(match kind.as_str() {
+        "join" => ClientMessage::Join {
+            site_id: envelope
+                .site_id
+                .and_then(|v| v.as_str().map(str::to_string)),
+        },
+        "heartbeat" => ClientMessage::Heartbeat,
+        _ => ClientMessage::Unknown {
+            kind: kind.chars().take(32).collect(),
+        },
+    })
+}
+
+/// `{"type":"update","count":N}`, with `totalCount` when given.
+pub fn update(count: u64, total: Option<u64>) -> String {
+    let mut msg = json!({ "type": "update", "count": count });
+    if let Some(total) = total {
+        msg["totalCount"] = json!(total);
+    }
+    msg.to_string()
+}
+
+/// `{"type":"heartbeat","timestamp":<unix seconds>}`, with `totalCount` when given.
+pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
+    let mut msg = json!({ "type": "heartbeat", "timestamp": timestamp_secs });
+    if let Some(total) = total {
+        msg["totalCount"] = json!(total);
+    }
+    msg.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_original_clients_messages() {
+        assert_eq!(
+            parse(r#"{"type":"join","siteId":"a","clientId":"c1"}"#),
+            Ok(ClientMessage::Join {
+                site_id: Some("a".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"heartbeat","siteId":"a","clientId":"c1","timestamp":1700000000000}"#),
+            Ok(ClientMessage::Heartbeat)
+        );
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_ignored_not_errors() {
+        assert_eq!(
+            parse(r#"{"type":"wave"}"#),
+            Ok(ClientMessage::Unknown {
+                kind: "wave".into()
+            })
+        );
+        assert_eq!(
+            parse(r#"{}"#),
+            Ok(ClientMessage::Unknown {
+                kind: String::new()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":7,"siteId":[1]}"#),
+            Ok(ClientMessage::Unknown { kind: "7".into() })
+        );
+        assert_eq!(
+            parse(r#"{"type":"join","siteId":5}"#),
+            Ok(ClientMessage::Join { site_id: None })
+        );
+    }
+
+    #[test]
+    fn malformed_and_oversize_messages_are_errors() {
+        assert!(matches!(
+            parse("{not json"),
+            Err(ProtocolError::MalformedJson(_))
+        ));
+        assert!(matches!(parse(""), Err(ProtocolError::MalformedJson(_))));
+        assert_eq!(parse("[1,2]"), Err(ProtocolError::NotAnObject));
+        assert_eq!(parse("\"join\""), Err(ProtocolError::NotAnObject));
+        let big = format!(
+            r#"{{"type":"heartbeat","pad":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(parse(&big), Err(ProtocolError::TooBig { len: big.len() }));
+    }
+
+    #[test]
+    fn server_messages_match_the_original_shapes() {
+        let v: Value = serde_json::from_str(&update(3, None)).expect("json");
+        assert_eq!(v, json!({"type": "update", "count": 3}));
+        let v: Value = serde_json::from_str(&update(3, Some(10))).expect("json");
+        assert_eq!(v, json!({"type": "update", "count": 3, "totalCount": 10}));
+        let v: Value = serde_json::from_str(&heartbeat(1_700_000_000, None)).expect("json");
+        assert_eq!(
+            v,
+            json!({"type": "heartbeat", "timestamp": 1_700_000_000u64})
+        );
+        let v: Value = serde_json::from_str(&heartbeat(5, Some(2))).expect("json");
+        assert_eq!(v["totalCount"], 2);
+    }
+}

@@ -1,0 +1,115 @@
+//! A real WebSocket client for the tests (tungstenite over a plain TCP socket).
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+pub struct Client {
+    ws: WebSocket<TcpStream>,
+}
+
+/// What a read produced.
+#[derive(Debug)]
+pub enum Received {
+    Text(String),
+    Closed(Option<u16>),
+    TimedOut,
+}
+
+impl Client {
+    /// Opens a WebSocket to `url` (ws://127.0.0.1:port/path?query).
+    pub fn connect(url: &str) -> Client {
+        Client::try_connect(url).unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    }
+
+    pub fn try_connect(url: &str) -> Result<Client, String> {
+        let rest = url.strip_prefix("ws://").ok_or("not a ws:// url")?;
+        let host = rest.split('/').next().ok_or("no host")?;
+        let stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let (ws, _response) = tungstenite::client(url, stream).map_err(|e| e.to_string())?;
+        Ok(Client { ws })
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    pub fn send_json(&mut self, value: &serde_json::Value) {
+        self.send_text(&value.to_string());
+    }
+
+    /// The next text message, close, or a time-out after `wait`.
+    pub fn recv(&mut self, wait: Duration) -> Received {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Received::TimedOut;
+            }
+            let _ = self.ws.get_mut().set_read_timeout(Some(left));
+            match self.ws.read() {
+                Ok(Message::Text(text)) => return Received::Text(text.to_string()),
+                Ok(Message::Close(frame)) => {
+                    return Received::Closed(frame.map(|f| u16::from(f.code)))
+                }
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return Received::TimedOut
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Received::Closed(None)
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// The next text message; panics on close or time-out.
+    pub fn recv_text(&mut self, wait: Duration) -> String {
+        match self.recv(wait) {
+            Received::Text(t) => t,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// Starts a clean close with `code`.
+    pub fn close(&mut self, code: u16) {
+        let _ = self.ws.close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        }));
+    }
+
+    /// Drops the TCP connection without a close handshake (as a crashed tab does).
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let stream = self.ws.get_ref();
+        // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket this client owns, with a correctly sized value.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(self);
+    }
+}

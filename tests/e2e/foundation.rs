@@ -1,0 +1,94 @@
+//! The foundation: handoff to Fanout, WebSocket-over-HTTP round trips, publishing, plain HTTP.
+
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, Received};
+use crate::stack::Stack;
+
+/// Publishes to the site's channel until the client receives it: the subscription is in
+/// place once the handshake completes, but nothing promises the order of the two.
+fn publish_until_received(stack: &Stack, client: &mut Client, channel: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let content = format!("hello-{n}");
+        assert_eq!(stack.publish(channel, &content), 200, "publish accepted");
+        if let Received::Text(text) = client.recv(Duration::from_millis(500)) {
+            return text;
+        }
+    }
+    panic!("nothing published to {channel} reached the client");
+}
+
+#[test]
+fn a_websocket_on_ws_receives_what_is_published_to_its_site_channel() {
+    let stack = Stack::start();
+    let mut a = Client::connect(&stack.ws_url("siteId=site-a"));
+    let mut b = Client::connect(&stack.ws_url("siteId=site-b"));
+
+    let got = publish_until_received(&stack, &mut a, "site.site-a");
+    assert!(got.starts_with("hello-"), "got {got:?}");
+
+    // The other site's client hears nothing of site-a, and gets its own channel's messages.
+    stack.publish("site.site-b", "for-b");
+    assert_eq!(b.recv_text(Duration::from_secs(10)), "for-b");
+    stack.publish("site.site-a", "only-a");
+    assert_eq!(a.recv_text(Duration::from_secs(10)), "only-a");
+    assert!(matches!(
+        b.recv(Duration::from_millis(300)),
+        Received::TimedOut
+    ));
+
+    // The app saw the handoff and the WebSocket-over-HTTP call back.
+    assert!(
+        !stack.app_log_lines("liveuser handoff path=/ws").is_empty(),
+        "{}",
+        stack.app_log()
+    );
+}
+
+#[test]
+fn a_missing_site_id_means_the_default_site() {
+    let stack = Stack::start();
+    let mut client = Client::connect(&stack.ws_url("clientId=abc"));
+    let got = publish_until_received(&stack, &mut client, "site.default-site");
+    assert!(got.starts_with("hello-"));
+}
+
+#[test]
+fn a_clean_close_is_answered_with_a_close() {
+    let stack = Stack::start();
+    let mut client = Client::connect(&stack.ws_url("siteId=closing"));
+    publish_until_received(&stack, &mut client, "site.closing");
+    client.close(1000);
+    match client.recv(Duration::from_secs(10)) {
+        Received::Closed(code) => assert_eq!(code, Some(1000)),
+        other => panic!("expected the close to be answered, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_http_routes_answer_clearly() {
+    let stack = Stack::start();
+
+    let ws = stack.http("GET", "/ws?siteId=a", &[], b"");
+    assert_eq!(ws.status, 426);
+    assert_eq!(ws.json()["error"], "upgrade_required");
+
+    let index = stack.http("GET", "/", &[], b"");
+    assert_eq!(index.status, 200);
+    assert!(index.text().contains("LiveUser"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+
+    let css = stack.http("GET", "/static/style.css", &[], b"");
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+
+    let missing = stack.http("GET", "/nope", &[], b"");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "not_found");
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the shipped wasm under Viceroy, Pushpin standing in for Fanout, real
+//! WebSocket clients. Each test starts its own stack on free ports.
+
+mod client;
+mod foundation;
+mod stack;
