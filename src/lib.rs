@@ -19,6 +19,7 @@ pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod request;
+pub mod request_log;
 pub mod response;
 pub mod router;
 pub mod site;

@@ -10,9 +10,11 @@ fn main() {
     use liveuser_edge::error::HttpError;
     use liveuser_edge::host::{self, cache::HostCache, config_store::HostConfig, kv::HostKv};
     use liveuser_edge::ids::OsRandom;
-    use liveuser_edge::kv::CountingKv;
+    use liveuser_edge::kv::{CountingKv, KvCounts};
     use liveuser_edge::publish::CountingPublisher;
-    use liveuser_edge::{broadcast, response, router, websocket_events, Services};
+    use liveuser_edge::{
+        broadcast, request_log, response, router, websocket, websocket_events, Services,
+    };
 
     /// The backend Fanout hands WebSockets to: this service itself.
     const FANOUT_BACKEND: &str = "self";
@@ -24,6 +26,13 @@ fn main() {
         req.get_header_str("upgrade"),
     ) {
         let path = req.get_path().to_string();
+        // Refuse a bad siteId here, before Fanout, the store or any channel is involved.
+        if let Err(e) = websocket::connect_params(req.get_query_str()) {
+            request_log::error("GET", &path, &e);
+            request_log::request("GET", &path, e.status(), KvCounts::default(), 0, 0);
+            host::send(response::error(&e));
+            return;
+        }
         match req.handoff_fanout(FANOUT_BACKEND) {
             Ok(()) => println!("liveuser handoff path={path}"),
             Err(e) => {
@@ -75,11 +84,13 @@ fn main() {
     let status = handled.response.status().as_u16();
     host::send(handled.response);
     // One compact line per request, so tests and benchmarks can count what each event cost.
-    println!(
-        "liveuser request method={method} path={path} status={status} {} publish={} ms={}",
+    request_log::request(
+        &method,
+        &path,
+        status,
         kv.counts(),
         publisher.count(),
-        clock.now_ms().saturating_sub(started_ms)
+        clock.now_ms().saturating_sub(started_ms),
     );
 
     // The client has its answer; now run the broadcast this request won, if any.

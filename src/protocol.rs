@@ -6,8 +6,8 @@
 //! server → client: `{"type":"update","count":N[,"totalCount":M]}` when the count changes,
 //!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The largest client message accepted; anything larger closes the connection (1009).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -81,27 +81,52 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     })
 }
 
+/// A server message; fields serialize in this order, `type` first, as the original sends them.
+#[derive(Serialize)]
+struct ServerMessage {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
+    total_count: Option<u64>,
+}
+
+impl ServerMessage {
+    fn to_json(&self) -> String {
+        // A struct of integers and a static string always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// `{"type":"update","count":N}`, with `totalCount` when given.
 pub fn update(count: u64, total: Option<u64>) -> String {
-    let mut msg = json!({ "type": "update", "count": count });
-    if let Some(total) = total {
-        msg["totalCount"] = json!(total);
+    ServerMessage {
+        kind: "update",
+        count: Some(count),
+        timestamp: None,
+        total_count: total,
     }
-    msg.to_string()
+    .to_json()
 }
 
 /// `{"type":"heartbeat","timestamp":<unix seconds>}`, with `totalCount` when given.
 pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
-    let mut msg = json!({ "type": "heartbeat", "timestamp": timestamp_secs });
-    if let Some(total) = total {
-        msg["totalCount"] = json!(total);
+    ServerMessage {
+        kind: "heartbeat",
+        count: None,
+        timestamp: Some(timestamp_secs),
+        total_count: total,
     }
-    msg.to_string()
+    .to_json()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parses_the_original_clients_messages() {
@@ -155,6 +180,15 @@ mod tests {
             "x".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(parse(&big), Err(ProtocolError::TooBig { len: big.len() }));
+    }
+
+    #[test]
+    fn server_messages_put_type_first_like_the_original() {
+        assert_eq!(
+            update(3, Some(10)),
+            r#"{"type":"update","count":3,"totalCount":10}"#
+        );
+        assert_eq!(heartbeat(5, None), r#"{"type":"heartbeat","timestamp":5}"#);
     }
 
     #[test]

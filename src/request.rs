@@ -4,8 +4,12 @@ use http::Request;
 
 /// The first value of query parameter `name`, percent-decoded.
 pub fn query_param(req: &Request<Vec<u8>>, name: &str) -> Option<String> {
-    let query = req.uri().query()?;
-    url::form_urlencoded::parse(query.as_bytes())
+    query_value(req.uri().query(), name)
+}
+
+/// The first value of parameter `name` in a raw query string, percent-decoded.
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
 }

@@ -5,6 +5,7 @@ use http::{header, Method, Request, Response};
 use crate::assets;
 use crate::error::HttpError;
 use crate::request::{self, has_token};
+use crate::request_log;
 use crate::response::{self, finish};
 use crate::websocket;
 use crate::websocket_events;
@@ -28,14 +29,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Handled {
     match route(req, services) {
         Ok(handled) => handled,
         Err(e) => {
-            println!(
-                "liveuser error method={} path={} status={} error={} message={:?}",
-                req.method(),
-                req.uri().path(),
-                e.status(),
-                e.code(),
-                e.to_string()
-            );
+            request_log::error(req.method().as_str(), req.uri().path(), &e);
             response::error(&e).into()
         }
     }

@@ -16,7 +16,7 @@ use crate::error::{CloseCode, HttpError};
 use crate::grip;
 use crate::presence::{self, Lease};
 use crate::protocol::{self, ClientMessage, ProtocolError};
-use crate::request::{header, query_param};
+use crate::request::{header, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
 use crate::websocket_events::{self, Event};
@@ -29,13 +29,37 @@ pub const META_PRESENCE_ID: &str = "Presence-Id";
 /// Connection meta: the expiries of the presence keys that may be alive.
 pub const META_PRESENCE_EXP: &str = "Presence-Exp";
 
+/// The longest `clientId` accepted (the original client sends a short random string).
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// What the upgrade request's query asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectParams {
+    pub site: SiteId,
+}
+
+/// Checks the query of a WebSocket upgrade (`siteId`, and `clientId` if given). Used before
+/// the handoff, so a bad request is refused before Fanout, the store or a channel is involved,
+/// and again at OPEN.
+pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
+    let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
+    if let Some(client_id) = query_value(query, "clientId").filter(|c| c.len() > MAX_CLIENT_ID_LEN)
+    {
+        return Err(HttpError::BadRequest(format!(
+            "clientId has {} bytes; at most {MAX_CLIENT_ID_LEN} are allowed",
+            client_id.len()
+        )));
+    }
+    Ok(ConnectParams { site })
+}
+
 /// The state of one connection while a request's events are applied.
 struct Connection {
     id: String,
     site: SiteId,
     lease: Option<Lease>,
     lease_changed: bool,
-    presence_changed: bool,
+    wants_broadcast: bool,
     heartbeat_seen: bool,
     closed: bool,
 }
@@ -58,14 +82,14 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     let mut conn = open_connection(req, &events, connection_id)?;
     let mut reply = Reply::default();
     for event in &events {
-        on_event(services, req, &mut conn, event, &mut reply)?;
+        on_event(services, &mut conn, event, &mut reply)?;
         if conn.closed {
             break;
         }
     }
     after_events(services, &mut conn);
     log_request(&conn, &events);
-    let broadcast = if conn.presence_changed {
+    let broadcast = if conn.wants_broadcast {
         broadcast::schedule(services, &conn.site)
     } else {
         None
@@ -98,9 +122,7 @@ fn open_connection(
 ) -> Result<Connection, HttpError> {
     let site = match meta(req, META_SITE) {
         Some(site) => SiteId::parse(site)?,
-        None if events.first() == Some(&Event::Open) => {
-            SiteId::from_query(query_param(req, "siteId").as_deref())?
-        }
+        None if events.first() == Some(&Event::Open) => connect_params(req.uri().query())?.site,
         // A connection that was never opened through us has no site: refuse it.
         None => {
             return Err(HttpError::BadRequest(
@@ -120,7 +142,7 @@ fn open_connection(
         site,
         lease,
         lease_changed: false,
-        presence_changed: false,
+        wants_broadcast: false,
         heartbeat_seen: false,
         closed: false,
     })
@@ -129,13 +151,12 @@ fn open_connection(
 /// Applies one event. Errors here are HTTP errors: at OPEN they refuse the upgrade.
 fn on_event(
     services: &Services,
-    req: &Request<Vec<u8>>,
     conn: &mut Connection,
     event: &Event,
     reply: &mut Reply,
 ) -> Result<(), HttpError> {
     match event {
-        Event::Open => on_open(services, req, conn, reply)?,
+        Event::Open => on_open(services, conn, reply)?,
         Event::Text(text) => on_text(services, conn, text, reply),
         Event::Binary(_) => close(
             services,
@@ -162,21 +183,10 @@ fn on_event(
     Ok(())
 }
 
-fn on_open(
-    services: &Services,
-    req: &Request<Vec<u8>>,
-    conn: &mut Connection,
-    reply: &mut Reply,
-) -> Result<(), HttpError> {
+fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Result<(), HttpError> {
     // Fanout sends OPEN once per connection; a repeat would leak a presence key.
     if conn.lease.is_some() {
         return Err(HttpError::BadRequest("connection is already open".into()));
-    }
-    if let Some(client_id) = query_param(req, "clientId").filter(|c| c.len() > 128) {
-        return Err(HttpError::BadRequest(format!(
-            "clientId has {} characters; at most 128 are allowed",
-            client_id.len()
-        )));
     }
     let id = presence::new_id_from(services.ids.random_u64s());
     let lease = presence::join(
@@ -189,7 +199,7 @@ fn on_open(
     .map_err(|e| HttpError::Unavailable(format!("presence store: {e}")))?;
     conn.lease = Some(lease);
     conn.lease_changed = true;
-    conn.presence_changed = true;
+    conn.wants_broadcast = true;
     reply.accepts = true;
     reply.events.push(Event::Open);
     reply.events.push(grip::subscribe(&conn.site.channel()));
@@ -207,6 +217,10 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
                 .push(Event::Text(protocol::heartbeat(now, None)));
         }
         Ok(ClientMessage::Join { site_id }) => {
+            // A join arrives once the connection is surely subscribed (the subscription was
+            // in the OPEN reply), so the broadcast it claims cannot miss this page, whereas the
+            // one claimed at OPEN might be published before Fanout applied the subscription.
+            conn.wants_broadcast = true;
             // The site was fixed at OPEN; a join naming another one changes nothing.
             if site_id.as_deref().is_some_and(|s| s != conn.site.as_str()) {
                 println!(
@@ -277,7 +291,7 @@ fn leave(services: &Services, conn: &mut Connection) {
         expiries_ms: Vec::new(),
     });
     conn.lease_changed = true;
-    conn.presence_changed = true;
+    conn.wants_broadcast = true;
 }
 
 /// Closes the connection from our side, with a code and a log line.
@@ -303,10 +317,10 @@ fn close(
 /// is broadcast too.
 fn after_events(services: &Services, conn: &mut Connection) {
     if conn.heartbeat_seen
-        && !conn.presence_changed
+        && !conn.wants_broadcast
         && broadcast::count_is_stale(services, &conn.site)
     {
-        conn.presence_changed = true;
+        conn.wants_broadcast = true;
     }
 }
 
@@ -341,4 +355,268 @@ fn encode_reply(conn: &Connection, reply: Reply) -> Response<Vec<u8>> {
 
 fn set_meta(name: &str) -> String {
     format!("{}{}", grip::SET_META_PREFIX, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tests::hs256_token;
+    use crate::testing::{TestServices, TEST_GRIP_KEY};
+
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    fn services() -> TestServices {
+        let t = TestServices::new();
+        t.set_time(NOW_MS);
+        t
+    }
+
+    /// A WebSocket-over-HTTP request as Pushpin sends it, signed with the test key.
+    fn call(query: &str, meta: &[(&str, &str)], body: &[u8]) -> Request<Vec<u8>> {
+        let token = hs256_token(TEST_GRIP_KEY, "pushpin", NOW_MS / 1000 + 3600);
+        let mut builder = Request::builder()
+            .method("POST")
+            .uri(format!("/ws{query}"))
+            .header("Content-Type", websocket_events::CONTENT_TYPE)
+            .header("Connection-Id", "conn-1")
+            .header("Grip-Sig", token);
+        for (name, value) in meta {
+            builder = builder.header(format!("Meta-{name}"), *value);
+        }
+        builder.body(body.to_vec()).expect("request")
+    }
+
+    fn events(handled: &Handled) -> Vec<Event> {
+        websocket_events::parse(handled.response.body()).expect("reply parses")
+    }
+
+    fn set_meta(handled: &Handled, name: &str) -> Option<String> {
+        handled
+            .response
+            .headers()
+            .get(format!("Set-Meta-{name}"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Opens a connection and returns the meta Fanout would send back on later requests.
+    fn open(t: &TestServices, site: &str) -> Vec<(&'static str, String)> {
+        let handled = handle(
+            &call(&format!("?siteId={site}"), &[], b"OPEN\r\n"),
+            &t.services(),
+        )
+        .expect("open");
+        vec![
+            ("Site", set_meta(&handled, "Site").expect("site meta")),
+            (
+                "Presence-Id",
+                set_meta(&handled, "Presence-Id").expect("id meta"),
+            ),
+            (
+                "Presence-Exp",
+                set_meta(&handled, "Presence-Exp").expect("exp meta"),
+            ),
+        ]
+    }
+
+    fn with_meta<'a>(meta: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+        meta.iter().map(|(n, v)| (*n, v.as_str())).collect()
+    }
+
+    #[test]
+    fn open_accepts_subscribes_binds_the_site_and_writes_one_key() {
+        let t = services();
+        let handled = handle(
+            &call("?siteId=shop&clientId=abc", &[], b"OPEN\r\n"),
+            &t.services(),
+        )
+        .expect("open");
+        let resp = &handled.response;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/websocket-events"
+        );
+        assert_eq!(
+            resp.headers()["sec-websocket-extensions"],
+            "grip; message-prefix=\"\""
+        );
+        assert_eq!(set_meta(&handled, "Site").as_deref(), Some("shop"));
+        assert_eq!(
+            events(&handled),
+            vec![
+                Event::Open,
+                Event::Text(r#"c:{"type":"subscribe","channel":"site.shop"}"#.into())
+            ]
+        );
+        assert_eq!(t.kv.len(), 1);
+        assert!(t.kv.keys()[0].starts_with("presence/shop/"));
+        assert!(
+            handled.broadcast.is_some(),
+            "the first change of a slot wins its broadcast"
+        );
+    }
+
+    #[test]
+    fn a_forged_or_missing_signature_is_403_and_touches_nothing() {
+        let t = services();
+        let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
+        req.headers_mut().remove("Grip-Sig");
+        assert!(matches!(
+            handle(&req, &t.services()),
+            Err(HttpError::Forbidden(_))
+        ));
+        let forged = hs256_token(b"wrong", "pushpin", NOW_MS / 1000 + 3600);
+        req.headers_mut()
+            .insert("Grip-Sig", forged.parse().expect("header"));
+        let err = handle(&req, &t.services()).err().expect("refused");
+        assert_eq!(err.status(), 403);
+        assert_eq!(t.kv.len(), 0);
+    }
+
+    #[test]
+    fn a_bad_site_is_400_before_any_write() {
+        let t = services();
+        for query in ["?siteId=a%20b", "?siteId=", "?siteId=%2e%2e"] {
+            let err = handle(&call(query, &[], b"OPEN\r\n"), &t.services())
+                .err()
+                .expect("refused");
+            assert_eq!(err.status(), 400, "{query}");
+        }
+        assert_eq!(t.kv.len(), 0);
+        assert!(t.publisher.published.borrow().is_empty());
+    }
+
+    #[test]
+    fn the_site_comes_from_meta_not_from_what_the_client_says() {
+        let t = services();
+        let meta = open(&t, "shop");
+        let join = br#"{"type":"join","siteId":"other","clientId":"c"}"#;
+        let body = websocket_events::encode(&[Event::Text(String::from_utf8_lossy(join).into())]);
+        // Even a query naming another site changes nothing once the meta is set.
+        let handled = handle(
+            &call("?siteId=other", &with_meta(&meta), &body),
+            &t.services(),
+        )
+        .expect("join");
+        assert!(events(&handled).is_empty());
+        assert!(t.kv.keys().iter().all(|k| k.starts_with("presence/shop/")));
+        if let Some(plan) = handled.broadcast {
+            assert_eq!(plan.site.as_str(), "shop");
+        }
+    }
+
+    #[test]
+    fn heartbeat_is_answered_with_the_time_and_writes_at_most_once() {
+        let t = services();
+        let meta = open(&t, "shop");
+        let beat = websocket_events::encode(&[Event::Text(
+            r#"{"type":"heartbeat","siteId":"shop","clientId":"c","timestamp":1}"#.into(),
+        )]);
+        // Right after open: the key is fresh, nothing is written.
+        let handled = handle(&call("", &with_meta(&meta), &beat), &t.services()).expect("beat");
+        assert_eq!(
+            events(&handled),
+            vec![Event::Text(format!(
+                r#"{{"type":"heartbeat","timestamp":{}}}"#,
+                NOW_MS / 1000
+            ))]
+        );
+        assert_eq!(t.kv.len(), 1);
+        // An interval later: exactly one new key, and the lease in meta names both.
+        t.set_time(NOW_MS + 30_000);
+        let handled = handle(&call("", &with_meta(&meta), &beat), &t.services()).expect("beat");
+        assert_eq!(t.kv.len(), 2);
+        let exp = set_meta(&handled, "Presence-Exp").expect("lease updated");
+        assert_eq!(exp.split(',').count(), 2);
+    }
+
+    #[test]
+    fn close_and_disconnect_delete_the_presence_at_once() {
+        for (body, reply) in [
+            (
+                &b"CLOSE 2\r\n\x03\xe8\r\n"[..],
+                vec![Event::close(1000, "")],
+            ),
+            (b"DISCONNECT\r\n", vec![]),
+        ] {
+            let t = services();
+            let meta = open(&t, "shop");
+            let other = open(&t, "shop");
+            assert_eq!(t.kv.len(), 2);
+            let handled = handle(&call("", &with_meta(&meta), body), &t.services()).expect("close");
+            assert_eq!(events(&handled), reply);
+            assert_eq!(t.kv.len(), 1);
+            assert_eq!(set_meta(&handled, "Presence-Exp").as_deref(), Some(""));
+            drop(other);
+        }
+    }
+
+    #[test]
+    fn bad_messages_close_with_their_code_and_remove_presence() {
+        let cases: [(Event, u16); 3] = [
+            (Event::Text("{oops".into()), 1007),
+            (
+                Event::Text(format!(r#"{{"pad":"{}"}}"#, "x".repeat(5000))),
+                1009,
+            ),
+            (Event::Binary(vec![1]), 1003),
+        ];
+        for (event, code) in cases {
+            let t = services();
+            let meta = open(&t, "shop");
+            let body =
+                websocket_events::encode(&[event, Event::Text(r#"{"type":"heartbeat"}"#.into())]);
+            let handled =
+                handle(&call("", &with_meta(&meta), &body), &t.services()).expect("handled");
+            let replies = events(&handled);
+            assert_eq!(replies.len(), 1, "nothing after the close: {replies:?}");
+            assert!(matches!(replies[0], Event::Close { code: Some(c), .. } if c == code));
+            assert_eq!(t.kv.len(), 0);
+        }
+    }
+
+    #[test]
+    fn unknown_messages_and_pings_are_harmless() {
+        let t = services();
+        let meta = open(&t, "shop");
+        let body = websocket_events::encode(&[
+            Event::Text(r#"{"type":"future-thing"}"#.into()),
+            Event::Ping(b"p".to_vec()),
+        ]);
+        let handled = handle(&call("", &with_meta(&meta), &body), &t.services()).expect("handled");
+        assert_eq!(events(&handled), vec![Event::Pong(b"p".to_vec())]);
+        assert_eq!(t.kv.len(), 1);
+    }
+
+    #[test]
+    fn events_without_open_or_meta_are_refused() {
+        let t = services();
+        let err = handle(&call("?siteId=shop", &[], b"DISCONNECT\r\n"), &t.services()).err();
+        assert_eq!(err.map(|e| e.status()), Some(400));
+        let err = handle(
+            &call(
+                "",
+                &[("Site", "shop"), ("Presence-Id", "../../x")],
+                b"DISCONNECT\r\n",
+            ),
+            &t.services(),
+        )
+        .err();
+        assert_eq!(err.map(|e| e.status()), Some(400));
+    }
+
+    #[test]
+    fn connect_params_check_site_and_client_id() {
+        assert_eq!(
+            connect_params(None).map(|p| p.site.to_string()),
+            Ok("default-site".into())
+        );
+        assert_eq!(
+            connect_params(Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
+            Ok("a".into())
+        );
+        assert!(connect_params(Some(&format!("clientId={}", "x".repeat(129)))).is_err());
+        assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
+    }
 }

@@ -43,8 +43,10 @@ impl Client {
             .unwrap_or_else(|e| panic!("send: {e}"));
     }
 
-    pub fn send_json(&mut self, value: &serde_json::Value) {
-        self.send_text(&value.to_string());
+    pub fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::binary(bytes.to_vec()))
+            .unwrap_or_else(|e| panic!("send: {e}"));
     }
 
     /// The next text message, close, or a time-out after `wait`.
@@ -75,41 +77,11 @@ impl Client {
         }
     }
 
-    /// The next text message; panics on close or time-out.
-    pub fn recv_text(&mut self, wait: Duration) -> String {
-        match self.recv(wait) {
-            Received::Text(t) => t,
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
-
     /// Starts a clean close with `code`.
     pub fn close(&mut self, code: u16) {
         let _ = self.ws.close(Some(CloseFrame {
             code: CloseCode::from(code),
             reason: "".into(),
         }));
-    }
-
-    /// Drops the TCP connection without a close handshake (as a crashed tab does).
-    pub fn reset(self) {
-        use std::os::fd::AsRawFd;
-        let stream = self.ws.get_ref();
-        // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt on a socket this client owns, with a correctly sized value.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
-        drop(self);
     }
 }

@@ -2,5 +2,7 @@
 //! WebSocket clients. Each test starts its own stack on free ports.
 
 mod client;
+mod fleet;
 mod foundation;
+mod presence;
 mod stack;

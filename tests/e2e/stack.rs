@@ -38,6 +38,25 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
+/// An HS256 Grip-Sig as Pushpin makes them (for forging tests: with the wrong key it is a
+/// forgery, with the stack's key it is what Pushpin would send).
+pub fn hs256_token(key: &[u8], issuer: &str, exp: u64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{issuer}","exp":{exp}}}"#))
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(signed.as_bytes());
+    format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -98,10 +117,6 @@ impl Stack {
         stack.start_pushpin();
         stack.start_viceroy();
         stack
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn start_pushpin(&mut self) {
@@ -227,6 +242,8 @@ impl Stack {
         }
         // SIGKILL leaves the runner's children (condure, zurl, ...) behind: end them too.
         kill_by_rundir(&self.dir.join("run"));
+        wait_for_port_closed(self.proxy_port);
+        wait_for_port_closed(self.publish_port);
         self.start_pushpin();
     }
 
@@ -410,6 +427,17 @@ fn wait_for_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not listen on port {port} within 30 s");
+}
+
+fn wait_for_port_closed(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("port {port} still listening 30 s after its process was killed");
 }
 
 /// A response read by [`http_request`].
