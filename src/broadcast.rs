@@ -18,7 +18,7 @@ use crate::presence;
 use crate::protocol;
 use crate::publish::{PublishError, PublishItem};
 use crate::site::SiteId;
-use crate::Services;
+use crate::{totals, Services};
 
 /// How long a computed count is shared between requests, in milliseconds.
 pub const COUNT_CACHE_MS: u64 = 1000;
@@ -37,6 +37,9 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub count: u64,
+    /// The total sent to pages that show it (`None` when it could not be read: those pages
+    /// then get no update this time, rather than a wrong one).
+    pub total: Option<u64>,
     pub publish: Result<(), PublishError>,
 }
 
@@ -80,23 +83,41 @@ pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> 
     services
         .clock
         .sleep_until(plan.slot_end_ms + u64::from(services.config.kv_settle_ms));
-    let count = presence::count(services.kv, &plan.site, services.clock.now_ms())
+    let site = &plan.site;
+    let count = presence::count(services.kv, site, services.clock.now_ms())
         .map_err(BroadcastError::Count)?;
     let text = count.to_string();
     services
         .cache
-        .set(&count_key(&plan.site), text.as_bytes(), COUNT_CACHE_MS);
-    let publish = services.publisher.publish(&[PublishItem {
-        channel: plan.site.channel(),
-        id: Some(format!("count-{}-{}", plan.site, plan.slot_end_ms)),
+        .set(&count_key(site), text.as_bytes(), COUNT_CACHE_MS);
+    // Read afresh: a visit counted in this slot must show in this slot's update.
+    let total = totals::read(services.kv, site).ok();
+    let id = format!("{}-{}", site, plan.slot_end_ms);
+    let mut items = vec![PublishItem {
+        channel: site.channel(),
+        id: Some(format!("count-{id}")),
         content: protocol::update(count, None),
-    }]);
+    }];
+    if let Some(total) = total {
+        totals::remember(services.cache, site, total);
+        items.push(PublishItem {
+            channel: site.totals_channel(),
+            id: Some(format!("totals-{id}")),
+            content: protocol::update(count, Some(total)),
+        });
+    }
+    // Both channels in one publish request.
+    let publish = services.publisher.publish(&items);
     if publish.is_ok() {
         services
             .cache
-            .set(&last_key(&plan.site), text.as_bytes(), LAST_BROADCAST_MS);
+            .set(&last_key(site), text.as_bytes(), LAST_BROADCAST_MS);
     }
-    Ok(Outcome { count, publish })
+    Ok(Outcome {
+        count,
+        total,
+        publish,
+    })
 }
 
 /// The site's count, computed at most once per [`COUNT_CACHE_MS`] for all concurrent callers.
@@ -185,10 +206,18 @@ mod tests {
             run(&t.services(), plan).expect("broadcast");
         }
         let published = t.publisher.published.borrow();
-        assert_eq!(published.len(), 2);
-        let last: serde_json::Value = serde_json::from_str(&published[1].content).expect("json");
+        // Two broadcasts, each one item per channel (count only, and with totals).
+        assert_eq!(published.len(), 4);
+        let last: serde_json::Value = serde_json::from_str(&published[2].content).expect("json");
         assert_eq!(last, serde_json::json!({"type": "update", "count": 200}));
-        assert_eq!(published[1].channel, "site.a");
+        assert_eq!(published[2].channel, "site:a");
+        let with_totals: serde_json::Value =
+            serde_json::from_str(&published[3].content).expect("json");
+        assert_eq!(
+            with_totals,
+            serde_json::json!({"type": "update", "count": 200, "totalCount": 0})
+        );
+        assert_eq!(published[3].channel, "site-totals:a");
     }
 
     #[test]

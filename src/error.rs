@@ -24,7 +24,10 @@ pub enum HttpError {
     BadRequest(String),
     /// A WebSocket-over-HTTP body that does not parse.
     BadEvents(CodecError),
-    /// The request is not signed by Fanout, or the signature does not verify.
+    /// An admin request without a valid bearer token.
+    Unauthorized(String),
+    /// The request is not signed by Fanout, or the signature does not verify; or the
+    /// endpoint is switched off.
     Forbidden(String),
     /// The body is larger than allowed.
     PayloadTooLarge { max: usize },
@@ -43,6 +46,7 @@ impl HttpError {
             HttpError::MethodNotAllowed { .. } => 405,
             HttpError::UpgradeRequired => 426,
             HttpError::BadSiteId(_) | HttpError::BadRequest(_) | HttpError::BadEvents(_) => 400,
+            HttpError::Unauthorized(_) => 401,
             HttpError::Forbidden(_) => 403,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnsupportedMediaType => 415,
@@ -60,6 +64,7 @@ impl HttpError {
             HttpError::BadSiteId(_) => "invalid_site_id",
             HttpError::BadRequest(_) => "bad_request",
             HttpError::BadEvents(_) => "bad_websocket_events",
+            HttpError::Unauthorized(_) => "unauthorized",
             HttpError::Forbidden(_) => "forbidden",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
@@ -86,7 +91,7 @@ impl fmt::Display for HttpError {
             HttpError::BadSiteId(e) => write!(f, "{e}"),
             HttpError::BadRequest(msg) => write!(f, "{msg}"),
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
-            HttpError::Forbidden(msg) => write!(f, "{msg}"),
+            HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) => write!(f, "{msg}"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
             HttpError::UnsupportedMediaType => write!(f, "unsupported content type"),
             HttpError::Unavailable(msg) => write!(f, "temporarily unavailable: {msg}"),
@@ -159,6 +164,7 @@ mod tests {
             HttpError::BadSiteId(SiteIdError::Empty),
             HttpError::BadRequest("x".into()),
             HttpError::BadEvents(CodecError::UnknownType { name: "X".into() }),
+            HttpError::Unauthorized("who".into()),
             HttpError::Forbidden("no".into()),
             HttpError::PayloadTooLarge { max: 1 },
             HttpError::UnsupportedMediaType,

@@ -5,6 +5,7 @@
 //! ([`publish::Publisher`], [`config::ConfigSource`]); the host-backed implementations live
 //! in [`host`] and are compiled for wasm32 only, so the logic is unit-tested natively.
 
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod broadcast;
@@ -22,7 +23,9 @@ pub mod request;
 pub mod request_log;
 pub mod response;
 pub mod router;
+pub mod secrets;
 pub mod site;
+pub mod totals;
 pub mod websocket;
 pub mod websocket_events;
 
@@ -41,10 +44,12 @@ pub struct Services<'a> {
     pub clock: &'a dyn clock::Clock,
     pub ids: &'a dyn ids::IdSource,
     pub grip: &'a auth::GripVerifier,
+    pub secrets: &'a dyn secrets::Secrets,
 }
 
 /// A response, and the broadcast this request won (if any), to run after the response is sent
 /// so the client is not kept waiting.
+#[derive(Debug)]
 pub struct Handled {
     pub response: http::Response<Vec<u8>>,
     pub broadcast: Option<broadcast::Plan>,

@@ -73,6 +73,7 @@ fn main() {
         clock: &clock,
         ids: &OsRandom,
         grip: &grip,
+        secrets: &host::HostSecrets,
     };
 
     let method = req.get_method_str().to_string();

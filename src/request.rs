@@ -14,6 +14,15 @@ pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// A boolean query value: `true`/`false`/`1`/`0` (any case); anything else is `None`.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// A header's value as text; absent when missing or not visible ASCII.
 pub fn header<'a>(req: &'a Request<Vec<u8>>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -47,6 +56,16 @@ mod tests {
         assert_eq!(query_param(&req, "clientId").as_deref(), Some("a b"));
         assert_eq!(query_param(&req, "missing"), None);
         assert_eq!(query_param(&get("/ws"), "siteId"), None);
+    }
+
+    #[test]
+    fn parses_booleans_strictly() {
+        assert_eq!(parse_bool("TRUE"), Some(true));
+        assert_eq!(parse_bool("1"), Some(true));
+        assert_eq!(parse_bool("false"), Some(false));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+        assert_eq!(parse_bool(""), None);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub fn error(e: &HttpError) -> Response<Vec<u8>> {
     if let HttpError::MethodNotAllowed { allow } = e {
         builder = builder.header(header::ALLOW, *allow);
     }
+    if let HttpError::Unauthorized(_) = e {
+        builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
+    }
     if let HttpError::UpgradeRequired = e {
         builder = builder
             .header(header::UPGRADE, "websocket")

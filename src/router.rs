@@ -2,6 +2,7 @@
 
 use http::{header, Method, Request, Response};
 
+use crate::api;
 use crate::assets;
 use crate::error::HttpError;
 use crate::request::{self, has_token};
@@ -39,6 +40,15 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     let path = req.uri().path();
     if path == WEBSOCKET_PATH {
         return websocket_endpoint(req, services);
+    }
+    if api::owns(path) {
+        // CORS on errors too, so a page can read why its GET failed.
+        return Ok(api::handle(req, services)
+            .unwrap_or_else(|e| {
+                request_log::error(req.method().as_str(), path, &e);
+                api::with_cors(response::error(&e))
+            })
+            .into());
     }
     if let Some(asset) = assets::lookup(path) {
         return serve_asset(req, asset).map(Handled::from);

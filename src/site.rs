@@ -83,9 +83,15 @@ impl SiteId {
         &self.0
     }
 
-    /// The Fanout channel every connection of this site is subscribed to.
+    /// The Fanout channel of this site's connections that show the count only.
+    /// (`:` cannot appear in a site id, so no two sites' channels can collide.)
     pub fn channel(&self) -> String {
-        format!("site.{}", self.0)
+        format!("site:{}", self.0)
+    }
+
+    /// The Fanout channel of this site's connections that also show the total visits.
+    pub fn totals_channel(&self) -> String {
+        format!("site-totals:{}", self.0)
     }
 }
 
@@ -153,10 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn channel_is_namespaced() {
-        assert_eq!(
-            SiteId::parse("abc").map(|s| s.channel()),
-            Ok("site.abc".into())
-        );
+    fn channels_are_namespaced_and_cannot_collide() {
+        let a = SiteId::parse("a").expect("site");
+        let dotted = SiteId::parse("a.totals").expect("site");
+        assert_eq!(a.channel(), "site:a");
+        assert_eq!(a.totals_channel(), "site-totals:a");
+        let all = [
+            a.channel(),
+            a.totals_channel(),
+            dotted.channel(),
+            dotted.totals_channel(),
+        ];
+        let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), 4);
     }
 }

@@ -1,7 +1,7 @@
 //! Fakes of the host services, for unit tests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::auth::GripVerifier;
 use crate::cache::SharedCache;
@@ -188,7 +188,7 @@ impl IdSource for CountingIds {
     fn random_u64s(&self) -> [u64; 2] {
         let n = self.next.get() + 1;
         self.next.set(n);
-        [0, n]
+        [n, n * 7]
     }
 }
 
@@ -203,6 +203,7 @@ pub struct TestServices {
     pub clock: ManualClock,
     pub ids: CountingIds,
     pub grip: GripVerifier,
+    pub secrets: HashMap<String, Vec<u8>>,
 }
 
 impl TestServices {
@@ -215,7 +216,14 @@ impl TestServices {
             clock: ManualClock::default(),
             ids: CountingIds::default(),
             grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
+            secrets: HashMap::new(),
         }
+    }
+
+    /// Configures the admin token.
+    pub fn set_admin_token(&mut self, token: &[u8]) {
+        self.secrets
+            .insert(crate::secrets::ADMIN_TOKEN.to_string(), token.to_vec());
     }
 
     /// Moves both the clock and the cache's notion of time.
@@ -233,6 +241,7 @@ impl TestServices {
             clock: &self.clock,
             ids: &self.ids,
             grip: &self.grip,
+            secrets: &self.secrets,
         }
     }
 }

@@ -16,11 +16,11 @@ use crate::error::{CloseCode, HttpError};
 use crate::grip;
 use crate::presence::{self, Lease};
 use crate::protocol::{self, ClientMessage, ProtocolError};
-use crate::request::{header, query_value};
+use crate::request::{header, parse_bool, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
 use crate::websocket_events::{self, Event};
-use crate::{Handled, Services};
+use crate::{totals, Handled, Services};
 
 /// Connection meta: the connection's site.
 pub const META_SITE: &str = "Site";
@@ -28,6 +28,8 @@ pub const META_SITE: &str = "Site";
 pub const META_PRESENCE_ID: &str = "Presence-Id";
 /// Connection meta: the expiries of the presence keys that may be alive.
 pub const META_PRESENCE_EXP: &str = "Presence-Exp";
+/// Connection meta: `1` when the connection asked for total visits.
+pub const META_TOTALS: &str = "Totals";
 
 /// The longest `clientId` accepted (the original client sends a short random string).
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -36,27 +38,47 @@ pub const MAX_CLIENT_ID_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectParams {
     pub site: SiteId,
+    /// `enableTotalCount`: the page shows total visits (default false).
+    pub totals: bool,
+    /// `visit`: whether this connection starts a page view (default true, as the original
+    /// client counts every connection); the client sends `visit=0` when it reconnects.
+    pub visit: bool,
 }
 
-/// Checks the query of a WebSocket upgrade (`siteId`, and `clientId` if given). Used before
-/// the handoff, so a bad request is refused before Fanout, the store or a channel is involved,
-/// and again at OPEN.
+/// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
+/// `visit`). Used before the handoff, so a bad request is refused before Fanout, the store or
+/// a channel is involved, and again at OPEN.
 pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
     let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
-    if let Some(client_id) = query_value(query, "clientId").filter(|c| c.len() > MAX_CLIENT_ID_LEN)
-    {
+    let client_id_len = query_value(query, "clientId").map_or(0, |c| c.len());
+    if client_id_len > MAX_CLIENT_ID_LEN {
         return Err(HttpError::BadRequest(format!(
-            "clientId has {} bytes; at most {MAX_CLIENT_ID_LEN} are allowed",
-            client_id.len()
+            "clientId has {client_id_len} bytes; at most {MAX_CLIENT_ID_LEN} are allowed"
         )));
     }
-    Ok(ConnectParams { site })
+    Ok(ConnectParams {
+        site,
+        totals: bool_param(query, "enableTotalCount", false)?,
+        visit: bool_param(query, "visit", true)?,
+    })
+}
+
+fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, HttpError> {
+    match query_value(query, name) {
+        None => Ok(default),
+        Some(raw) => parse_bool(&raw)
+            .ok_or_else(|| HttpError::BadRequest(format!("{name} must be true, false, 1 or 0"))),
+    }
 }
 
 /// The state of one connection while a request's events are applied.
 struct Connection {
     id: String,
     site: SiteId,
+    /// Whether this connection shows total visits.
+    totals: bool,
+    /// The upgrade's query, read at OPEN.
+    params: Option<ConnectParams>,
     lease: Option<Lease>,
     lease_changed: bool,
     wants_broadcast: bool,
@@ -120,9 +142,16 @@ fn open_connection(
     events: &[Event],
     id: String,
 ) -> Result<Connection, HttpError> {
-    let site = match meta(req, META_SITE) {
-        Some(site) => SiteId::parse(site)?,
-        None if events.first() == Some(&Event::Open) => connect_params(req.uri().query())?.site,
+    let (site, totals, params) = match meta(req, META_SITE) {
+        Some(site) => (
+            SiteId::parse(site)?,
+            meta(req, META_TOTALS) == Some("1"),
+            None,
+        ),
+        None if events.first() == Some(&Event::Open) => {
+            let params = connect_params(req.uri().query())?;
+            (params.site.clone(), params.totals, Some(params))
+        }
         // A connection that was never opened through us has no site: refuse it.
         None => {
             return Err(HttpError::BadRequest(
@@ -140,6 +169,8 @@ fn open_connection(
     Ok(Connection {
         id,
         site,
+        totals,
+        params,
         lease,
         lease_changed: false,
         wants_broadcast: false,
@@ -200,10 +231,33 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     conn.lease = Some(lease);
     conn.lease_changed = true;
     conn.wants_broadcast = true;
+    if conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
+        count_visit(services, conn);
+    }
     reply.accepts = true;
     reply.events.push(Event::Open);
-    reply.events.push(grip::subscribe(&conn.site.channel()));
+    let channel = if conn.totals {
+        conn.site.totals_channel()
+    } else {
+        conn.site.channel()
+    };
+    reply.events.push(grip::subscribe(&channel));
     Ok(())
+}
+
+/// Adds this page view to the site's total. A failure is logged, never fatal to the socket.
+fn count_visit(services: &Services, conn: &Connection) {
+    match totals::increment(services.kv, services.ids, services.clock, &conn.site) {
+        Ok(attempts) if attempts > 1 => println!(
+            "liveuser total-contended conn={} site={} attempts={attempts}",
+            conn.id, conn.site
+        ),
+        Ok(_) => {}
+        Err(e) => println!(
+            "liveuser total-increment-failed conn={} site={} error={e}",
+            conn.id, conn.site
+        ),
+    }
 }
 
 fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut Reply) {
@@ -342,6 +396,9 @@ fn encode_reply(conn: &Connection, reply: Reply) -> Response<Vec<u8>> {
         builder = builder
             .header(grip::EXTENSIONS_HEADER, grip::EXTENSIONS_VALUE)
             .header(set_meta(META_SITE), conn.site.as_str());
+        if conn.totals {
+            builder = builder.header(set_meta(META_TOTALS), "1");
+        }
     }
     if conn.lease_changed {
         if let Some(lease) = &conn.lease {
@@ -446,7 +503,7 @@ mod tests {
             events(&handled),
             vec![
                 Event::Open,
-                Event::Text(r#"c:{"type":"subscribe","channel":"site.shop"}"#.into())
+                Event::Text(r#"c:{"type":"subscribe","channel":"site:shop"}"#.into())
             ]
         );
         assert_eq!(t.kv.len(), 1);
@@ -469,7 +526,7 @@ mod tests {
         let forged = hs256_token(b"wrong", "pushpin", NOW_MS / 1000 + 3600);
         req.headers_mut()
             .insert("Grip-Sig", forged.parse().expect("header"));
-        let err = handle(&req, &t.services()).err().expect("refused");
+        let err = handle(&req, &t.services()).expect_err("refused");
         assert_eq!(err.status(), 403);
         assert_eq!(t.kv.len(), 0);
     }
@@ -478,9 +535,7 @@ mod tests {
     fn a_bad_site_is_400_before_any_write() {
         let t = services();
         for query in ["?siteId=a%20b", "?siteId=", "?siteId=%2e%2e"] {
-            let err = handle(&call(query, &[], b"OPEN\r\n"), &t.services())
-                .err()
-                .expect("refused");
+            let err = handle(&call(query, &[], b"OPEN\r\n"), &t.services()).expect_err("refused");
             assert_eq!(err.status(), 400, "{query}");
         }
         assert_eq!(t.kv.len(), 0);

@@ -10,26 +10,31 @@ use fastly::{Request, Response, SecretStore};
 
 use crate::auth::GripVerifier;
 use crate::config::GripMode;
+use crate::secrets::{self, Secrets};
 
-/// The secret store holding the local Grip key (and, later, tokens).
-pub const SECRET_STORE: &str = "liveuser_secrets";
 /// The KV store holding presence.
 pub const KV_STORE: &str = "liveuser";
 
-/// A secret's text, when the store and the secret exist.
-pub fn secret(name: &str) -> Option<Vec<u8>> {
-    let store = SecretStore::open(SECRET_STORE).ok()?;
-    let secret = store.try_get(name).ok()??;
-    Some(secret.plaintext().to_vec())
+/// The Compute secret store behind [`Secrets`].
+pub struct HostSecrets;
+
+impl Secrets for HostSecrets {
+    fn get(&self, name: &str) -> Option<Vec<u8>> {
+        let store = SecretStore::open(secrets::STORE_NAME).ok()?;
+        let secret = store.try_get(name).ok()??;
+        Some(secret.plaintext().to_vec())
+    }
 }
 
 /// The Grip-Sig verifier the configuration asks for.
 pub fn grip_verifier(mode: GripMode) -> GripVerifier {
     match mode {
-        GripMode::PushpinHs256 => match secret("grip_hs256_key") {
+        GripMode::PushpinHs256 => match HostSecrets.get(secrets::GRIP_HS256_KEY) {
             Some(key) if !key.is_empty() => GripVerifier::hs256(&key, "pushpin"),
             _ => GripVerifier::Unconfigured(format!(
-                "secret grip_hs256_key missing from {SECRET_STORE}"
+                "secret {} missing from {}",
+                secrets::GRIP_HS256_KEY,
+                secrets::STORE_NAME
             )),
         },
         GripMode::FastlyEs256 => {

@@ -17,6 +17,8 @@ use tungstenite::{Message, WebSocket};
 pub struct Seen {
     pub messages: Vec<Value>,
     pub last_count: Option<u64>,
+    /// The last `totalCount` told (in an update or a heartbeat reply).
+    pub last_total: Option<u64>,
     /// Set when the connection ended: the close code, if the server sent one.
     pub closed: Option<Option<u16>>,
 }
@@ -164,6 +166,9 @@ fn record(ws: &mut WebSocket<TcpStream>, seen: &Arc<Mutex<Seen>>) -> bool {
             if value["type"] == "update" {
                 seen.last_count = value["count"].as_u64();
             }
+            if let Some(total) = value["totalCount"].as_u64() {
+                seen.last_total = Some(total);
+            }
             seen.messages.push(value);
             false
         }
@@ -235,6 +240,21 @@ pub fn connect_many(url: &str, site: &str, n: usize, options: &PeerOptions) -> V
         );
     }
     peers
+}
+
+/// Waits (up to `limit`) until every peer's last total is `expected`.
+pub fn wait_for_total(peers: &[Peer], expected: u64, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let totals: Vec<Option<u64>> = peers.iter().map(|p| p.seen().last_total).collect();
+        if totals.iter().all(|t| *t == Some(expected)) {
+            return;
+        }
+        if start.elapsed() > limit {
+            panic!("peers did not all reach total {expected} within {limit:?}; last: {totals:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits (up to `limit`) until every peer's last count is `expected`; panics with what each

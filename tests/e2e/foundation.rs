@@ -40,17 +40,17 @@ fn a_websocket_on_ws_receives_what_is_published_to_its_site_channel() {
     let mut a = Client::connect(&stack.ws_url("siteId=site-a"));
     let mut b = Client::connect(&stack.ws_url("siteId=site-b"));
 
-    let got = publish_until_received(&stack, &mut a, "site.site-a");
+    let got = publish_until_received(&stack, &mut a, "site:site-a");
     assert!(got.starts_with("hello-"), "got {got:?}");
 
     // The other site's client hears nothing of site-a, and gets its own channel's messages.
     let wait = Duration::from_secs(10);
-    stack.publish("site.site-b", "for-b");
+    stack.publish("site:site-b", "for-b");
     assert_eq!(
         next_text_other_than_updates(&mut b, wait).as_deref(),
         Some("for-b")
     );
-    stack.publish("site.site-a", "only-a");
+    stack.publish("site:site-a", "only-a");
     // (a may still get a late hello-N from the loop above before this one.)
     loop {
         match next_text_other_than_updates(&mut a, wait) {
@@ -76,7 +76,7 @@ fn a_websocket_on_ws_receives_what_is_published_to_its_site_channel() {
 fn a_missing_site_id_means_the_default_site() {
     let stack = Stack::start();
     let mut client = Client::connect(&stack.ws_url("clientId=abc"));
-    let got = publish_until_received(&stack, &mut client, "site.default-site");
+    let got = publish_until_received(&stack, &mut client, "site:default-site");
     assert!(got.starts_with("hello-"));
 }
 
@@ -84,7 +84,7 @@ fn a_missing_site_id_means_the_default_site() {
 fn a_clean_close_is_answered_with_a_close() {
     let stack = Stack::start();
     let mut client = Client::connect(&stack.ws_url("siteId=closing"));
-    publish_until_received(&stack, &mut client, "site.closing");
+    publish_until_received(&stack, &mut client, "site:closing");
     client.close(1000);
     match client.recv(Duration::from_secs(10)) {
         Received::Closed(code) => assert_eq!(code, Some(1000)),

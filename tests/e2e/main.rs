@@ -6,3 +6,4 @@ mod fleet;
 mod foundation;
 mod presence;
 mod stack;
+mod totals;

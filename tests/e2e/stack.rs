@@ -68,9 +68,16 @@ pub fn free_port() -> u16 {
 pub struct StackOptions {
     /// Values for the `liveuser_config` config store, over fastly.toml's.
     pub config: Vec<(String, String)>,
+    /// Leave the admin token out of the secret store.
+    pub no_admin_token: bool,
 }
 
 impl StackOptions {
+    pub fn without_admin_token(mut self) -> Self {
+        self.no_admin_token = true;
+        self
+    }
+
     pub fn with_config(mut self, key: &str, value: &str) -> Self {
         self.config.push((key.to_string(), value.to_string()));
         self
@@ -83,6 +90,7 @@ pub struct Stack {
     pub proxy_port: u16,
     pub publish_port: u16,
     pub grip_key: String,
+    pub admin_token: String,
     dir: PathBuf,
     pushpin: Option<Child>,
     viceroy: Option<Child>,
@@ -109,6 +117,7 @@ impl Stack {
             proxy_port: free_port(),
             publish_port: free_port(),
             grip_key: format!("e2e-{:016x}{:016x}", random_u64(), random_u64()),
+            admin_token: format!("admin-{:016x}", random_u64()),
             dir,
             pushpin: None,
             viceroy: None,
@@ -182,7 +191,15 @@ impl Stack {
                 "http://127.0.0.1:5561",
                 &format!("http://127.0.0.1:{}", self.publish_port),
             )
-            .replace("liveuser-local-development-grip-key", &self.grip_key);
+            .replace("liveuser-local-development-grip-key", &self.grip_key)
+            .replace("liveuser-local-development-admin-token", &self.admin_token);
+        if self.options.no_admin_token {
+            text = text
+                .lines()
+                .filter(|l| !l.contains("key = \"admin_token\""))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         for (key, value) in &self.options.config {
             text = set_config_value(&text, key, value);
         }
@@ -208,6 +225,29 @@ impl Stack {
             body.as_bytes(),
         )
         .status
+    }
+
+    /// `GET path` on the app, as JSON (panics on a non-200).
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.http("GET", path, &[], b"");
+        assert_eq!(resp.status, 200, "GET {path}: {}", resp.text());
+        resp.json()
+    }
+
+    /// A WebSocket-over-HTTP request straight to the app, signed as this stack's Pushpin
+    /// signs them: lets a test make hundreds of events land at the same moment.
+    pub fn signed_events(&self, query: &str, connection_id: &str, body: &[u8]) -> HttpResponse {
+        let sig = hs256_token(self.grip_key.as_bytes(), "pushpin", 4_000_000_000);
+        self.http(
+            "POST",
+            &format!("/ws?{query}"),
+            &[
+                ("Content-Type", "application/websocket-events"),
+                ("Connection-Id", connection_id),
+                ("Grip-Sig", &sig),
+            ],
+            body,
+        )
     }
 
     /// A plain HTTP request to the app.

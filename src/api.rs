@@ -1,0 +1,328 @@
+//! The stats API, compatible with the original's:
+//!
+//! - `GET /api/total/{siteId}` → `{"siteId","totalCount","timestamp"}`
+//! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`
+//! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
+//! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
+//!
+//! GET answers carry CORS headers so any page can read them; `OPTIONS` answers preflights.
+
+use http::{header, Method, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{check_bearer, BearerError};
+use crate::clock::iso8601;
+use crate::error::HttpError;
+use crate::request;
+use crate::response::{self, finish};
+use crate::secrets;
+use crate::site::SiteId;
+use crate::{broadcast, totals, Services};
+
+/// The largest `PUT /api/total` body accepted.
+const MAX_BODY: usize = 1024;
+
+/// One API endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Total,
+    Online,
+    Reset,
+}
+
+impl Endpoint {
+    fn from_path(path: &str) -> Option<(Endpoint, &str)> {
+        [
+            ("/api/total/", Endpoint::Total),
+            ("/api/online/", Endpoint::Online),
+            ("/api/reset/", Endpoint::Reset),
+        ]
+        .into_iter()
+        .find_map(|(prefix, endpoint)| path.strip_prefix(prefix).map(|site| (endpoint, site)))
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Total => "GET, PUT, OPTIONS",
+            Endpoint::Online => "GET, OPTIONS",
+            Endpoint::Reset => "POST",
+        }
+    }
+
+    /// Whether `method` is one this endpoint takes.
+    fn accepts(self, method: &Method) -> bool {
+        matches!(
+            (self, method),
+            (
+                Endpoint::Total | Endpoint::Online,
+                &Method::GET | &Method::OPTIONS
+            ) | (Endpoint::Total, &Method::PUT)
+                | (Endpoint::Reset, &Method::POST)
+        )
+    }
+}
+
+/// Whether `path` belongs to the API.
+pub fn owns(path: &str) -> bool {
+    Endpoint::from_path(path).is_some()
+}
+
+/// Answers an API request. Order: method, site id, authorization, then the store.
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+    let Some((endpoint, raw_site)) = Endpoint::from_path(req.uri().path()) else {
+        return Err(HttpError::NotFound);
+    };
+    if !endpoint.accepts(req.method()) {
+        return Err(HttpError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        });
+    }
+    let site = SiteId::parse(raw_site)?;
+    let now = iso8601(services.clock.now_ms());
+    match (endpoint, req.method()) {
+        (_, &Method::OPTIONS) => Ok(preflight(endpoint)),
+        (Endpoint::Total, &Method::GET) => {
+            let total = totals::cached(services.kv, services.cache, &site)
+                .ok_or_else(|| HttpError::Unavailable("could not read the total".into()))?;
+            Ok(public(
+                json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}),
+            ))
+        }
+        (Endpoint::Online, _) => {
+            let online = broadcast::cached_count(services, &site)
+                .ok_or_else(|| HttpError::Unavailable("could not read the count".into()))?;
+            Ok(public(
+                json!({"siteId": site.as_str(), "online": online, "timestamp": now}),
+            ))
+        }
+        (Endpoint::Total, _) => {
+            authorize(req, services)?;
+            let value = seed_value(req.body())?;
+            write_total(services, &site, value)?;
+            Ok(response::json(
+                200,
+                &json!({"siteId": site.as_str(), "totalCount": value, "timestamp": now}),
+            ))
+        }
+        (Endpoint::Reset, _) => {
+            authorize(req, services)?;
+            write_total(services, &site, 0)?;
+            Ok(response::json(
+                200,
+                &json!({"siteId": site.as_str(), "message": "Total count reset successfully", "timestamp": now}),
+            ))
+        }
+    }
+}
+
+/// Adds CORS headers to an API error, so pages can read why their GET failed.
+pub fn with_cors(mut resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+fn authorize(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
+    let admin_token = services.secrets.get(secrets::ADMIN_TOKEN);
+    check_bearer(
+        request::header(req, "authorization"),
+        admin_token.as_deref(),
+    )
+    .map_err(|e| match e {
+        BearerError::NotConfigured => HttpError::Forbidden(
+            "admin endpoints are disabled: no admin token is configured".into(),
+        ),
+        BearerError::Missing => {
+            HttpError::Unauthorized("missing Authorization: Bearer <admin token>".into())
+        }
+        BearerError::Wrong => HttpError::Unauthorized("wrong admin token".into()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seed {
+    #[serde(rename = "totalCount")]
+    total_count: u64,
+}
+
+fn seed_value(body: &[u8]) -> Result<u64, HttpError> {
+    if body.len() > MAX_BODY {
+        return Err(HttpError::PayloadTooLarge { max: MAX_BODY });
+    }
+    serde_json::from_slice::<Seed>(body)
+        .map(|s| s.total_count)
+        .map_err(|e| {
+            HttpError::BadRequest(format!(
+                "body must be {{\"totalCount\": <whole number>}}: {e}"
+            ))
+        })
+}
+
+fn write_total(services: &Services, site: &SiteId, value: u64) -> Result<(), HttpError> {
+    totals::set(services.kv, site, value)
+        .map_err(|e| HttpError::Unavailable(format!("total store: {e}")))?;
+    totals::remember(services.cache, site, value);
+    Ok(())
+}
+
+fn public(value: serde_json::Value) -> Response<Vec<u8>> {
+    with_cors(response::json(200, &value))
+}
+
+fn preflight(endpoint: Endpoint) -> Response<Vec<u8>> {
+    let builder = Response::builder()
+        .status(204)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, endpoint.allow())
+        .header(header::ACCESS_CONTROL_MAX_AGE, "86400");
+    finish(builder, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::IdSource;
+    use crate::testing::TestServices;
+
+    fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request<Vec<u8>> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(auth) = auth {
+            builder = builder.header("Authorization", auth);
+        }
+        builder.body(body.as_bytes().to_vec()).expect("request")
+    }
+
+    fn call(
+        t: &TestServices,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> Result<Response<Vec<u8>>, HttpError> {
+        handle(&request(method, path, auth, body), &t.services())
+    }
+
+    fn body(resp: &Response<Vec<u8>>) -> serde_json::Value {
+        serde_json::from_slice(resp.body()).expect("json")
+    }
+
+    fn visits(t: &TestServices, site: &str, n: u32) {
+        let site = SiteId::parse(site).expect("site");
+        for _ in 0..n {
+            totals::increment(&t.kv, &t.ids, &t.clock, &site).expect("increment");
+        }
+    }
+
+    #[test]
+    fn total_and_online_answer_with_cors_and_iso_timestamps() {
+        let t = TestServices::new();
+        t.set_time(1_795_862_040_123);
+        visits(&t, "shop", 3);
+        let resp = call(&t, "GET", "/api/total/shop", None, "").expect("total");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        assert_eq!(
+            body(&resp),
+            json!({"siteId": "shop", "totalCount": 3, "timestamp": "2026-11-28T10:34:00.123Z"})
+        );
+        let resp = call(&t, "GET", "/api/online/shop", None, "").expect("online");
+        assert_eq!(body(&resp)["online"], 0);
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    }
+
+    #[test]
+    fn reset_and_seed_need_the_admin_token() {
+        let mut t = TestServices::new();
+        t.set_admin_token(b"tok");
+        visits(&t, "shop", 2);
+        for auth in [None, Some("Bearer nope"), Some("tok")] {
+            let err = call(&t, "POST", "/api/reset/shop", auth, "").expect_err("refused");
+            assert_eq!(err.status(), 401, "{auth:?}");
+        }
+        let resp = call(&t, "POST", "/api/reset/shop", Some("Bearer tok"), "").expect("reset");
+        assert_eq!(body(&resp)["message"], "Total count reset successfully");
+        assert_eq!(
+            totals::read(&t.kv, &SiteId::parse("shop").expect("site")),
+            Ok(0)
+        );
+
+        let resp = call(
+            &t,
+            "PUT",
+            "/api/total/shop",
+            Some("Bearer tok"),
+            r#"{"totalCount":1234}"#,
+        )
+        .expect("seed");
+        assert_eq!(body(&resp)["totalCount"], 1234);
+        let resp = call(&t, "GET", "/api/total/shop", None, "").expect("total");
+        assert_eq!(body(&resp)["totalCount"], 1234);
+    }
+
+    #[test]
+    fn without_a_configured_token_admin_endpoints_are_403_and_do_nothing() {
+        let t = TestServices::new();
+        visits(&t, "shop", 2);
+        let err =
+            call(&t, "POST", "/api/reset/shop", Some("Bearer anything"), "").expect_err("off");
+        assert_eq!(err.status(), 403);
+        assert_eq!(
+            totals::read(&t.kv, &SiteId::parse("shop").expect("site")),
+            Ok(2)
+        );
+    }
+
+    #[test]
+    fn bad_seeds_bad_sites_and_wrong_methods_are_clear_errors() {
+        let mut t = TestServices::new();
+        t.set_admin_token(b"tok");
+        for body in [
+            "",
+            "{}",
+            r#"{"totalCount":-1}"#,
+            r#"{"totalCount":"5"}"#,
+            r#"{"totalCount":1,"x":2}"#,
+        ] {
+            let err =
+                call(&t, "PUT", "/api/total/shop", Some("Bearer tok"), body).expect_err("bad");
+            assert_eq!(err.status(), 400, "{body}");
+        }
+        let err = call(&t, "GET", "/api/total/bad%20site", None, "").expect_err("bad site");
+        assert_eq!(err.code(), "invalid_site_id");
+        let err = call(&t, "GET", "/api/total/", None, "").expect_err("empty site");
+        assert_eq!(err.status(), 400);
+        let err = call(&t, "DELETE", "/api/total/shop", None, "").expect_err("method");
+        assert_eq!(
+            err,
+            HttpError::MethodNotAllowed {
+                allow: "GET, PUT, OPTIONS"
+            }
+        );
+        let err = call(&t, "GET", "/api/reset/shop", None, "").expect_err("method");
+        assert_eq!(err, HttpError::MethodNotAllowed { allow: "POST" });
+        // A bad site is refused before authorization or the store are consulted.
+        let err = call(&t, "POST", "/api/reset/a%2Fb", None, "").expect_err("bad site");
+        assert_eq!(err.status(), 400);
+        assert_eq!(t.kv.len(), 0);
+    }
+
+    #[test]
+    fn preflight_answers_cors() {
+        let t = TestServices::new();
+        let resp = call(&t, "OPTIONS", "/api/online/shop", None, "").expect("preflight");
+        assert_eq!(resp.status(), 204);
+        assert_eq!(
+            resp.headers()["access-control-allow-methods"],
+            "GET, OPTIONS"
+        );
+    }
+
+    #[test]
+    fn ids_are_random_per_call() {
+        let t = TestServices::new();
+        assert_ne!(t.ids.random_u64s(), t.ids.random_u64s());
+    }
+}
