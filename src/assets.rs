@@ -1,7 +1,7 @@
 //! Static files from `static/`, compiled into the binary.
 //!
-//! Compute has no file system at run time, so the files are embedded. Each has a content type
-//! and a strong ETag (a hash of its bytes, computed once per request that asks for it).
+//! Compute has no file system at run time, so the files are embedded, each with its content
+//! type. Responses carry a strong ETag: a hash of the bytes served ([`fnv1a`]).
 
 /// One embedded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +14,6 @@ pub struct Asset {
 /// Every file served, by request path.
 const ASSETS: &[Asset] = &[
     Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../static/index.html"),
-    },
-    Asset {
         path: "/static/style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../static/style.css"),
@@ -30,16 +25,25 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// The demo page, a template: `@ORIGIN@` stands for this service's origin.
+pub const INDEX_TEMPLATE: &str = include_str!("../static/index.html");
+
+/// The demo page for a service reached at `origin` (HTML-escaped into the embed snippets).
+pub fn index_page(origin: &str) -> String {
+    INDEX_TEMPLATE.replace("@ORIGIN@", &html_escape(origin))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// The asset served at `path`, if any.
 pub fn lookup(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
-}
-
-impl Asset {
-    /// A strong ETag: FNV-1a over the bytes, quoted. Stable across builds of the same file.
-    pub fn etag(&self) -> String {
-        format!("\"{:016x}\"", fnv1a(self.body))
-    }
 }
 
 /// 64-bit FNV-1a: tiny, dependency-free, and good enough to tell file versions apart.
@@ -57,24 +61,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_index_and_the_stylesheet() {
-        assert_eq!(
-            lookup("/").map(|a| a.content_type),
-            Some("text/html; charset=utf-8")
-        );
-        assert!(lookup("/static/style.css").is_some());
-        assert!(lookup("/static/../Cargo.toml").is_none());
-        assert!(lookup("/nope").is_none());
+    fn the_index_embeds_the_escaped_origin() {
+        let page = index_page("https://a.example");
+        assert!(page.contains("https://a.example/liveuser.js?siteId=your-site"));
+        assert!(!page.contains("@ORIGIN@"));
+        let hostile = index_page("http://x\"><script>");
+        assert!(!hostile.contains("\"><script>"));
     }
 
     #[test]
-    fn etags_are_quoted_and_differ_between_files() {
-        let a = lookup("/").map(Asset::etag);
-        let b = lookup("/static/style.css").map(Asset::etag);
-        assert!(a
-            .as_deref()
-            .is_some_and(|e| e.starts_with('"') && e.ends_with('"')));
-        assert_ne!(a, b);
+    fn finds_the_stylesheet_and_nothing_outside_static() {
+        assert!(lookup("/static/style.css").is_some());
+        assert!(lookup("/static/../Cargo.toml").is_none());
+        assert!(lookup("/nope").is_none());
     }
 
     #[test]

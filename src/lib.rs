@@ -16,6 +16,7 @@ pub mod error;
 pub mod grip;
 pub mod ids;
 pub mod kv;
+pub mod loader;
 pub mod presence;
 pub mod protocol;
 pub mod publish;

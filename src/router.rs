@@ -5,6 +5,7 @@ use http::{header, Method, Request, Response};
 use crate::api;
 use crate::assets;
 use crate::error::HttpError;
+use crate::loader;
 use crate::request::{self, has_token};
 use crate::request_log;
 use crate::response::{self, finish};
@@ -50,10 +51,29 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
             })
             .into());
     }
-    if let Some(asset) = assets::lookup(path) {
-        return serve_asset(req, asset).map(Handled::from);
-    }
-    Err(HttpError::NotFound)
+    let served = match path {
+        "/liveuser.js" => serve_script(req, services, true),
+        "/init-liveuser.js" => serve_script(req, services, false),
+        "/" => {
+            let page = assets::index_page(&loader::origin(req));
+            let how = Cacheable {
+                content_type: "text/html; charset=utf-8",
+                ..STATIC_FILE
+            };
+            serve_cacheable(req, how, page.into_bytes())
+        }
+        _ => match assets::lookup(path) {
+            Some(asset) => {
+                let how = Cacheable {
+                    content_type: asset.content_type,
+                    ..STATIC_FILE
+                };
+                serve_cacheable(req, how, asset.body.to_vec())
+            }
+            None => Err(HttpError::NotFound),
+        },
+    };
+    served.map(Handled::from)
 }
 
 /// `/ws` takes WebSocket-over-HTTP POSTs from Fanout; a plain GET gets 426.
@@ -67,35 +87,75 @@ fn websocket_endpoint(req: &Request<Vec<u8>>, services: &Services) -> Result<Han
     }
 }
 
-fn serve_asset(
+/// How a cacheable body is served.
+struct Cacheable {
+    content_type: &'static str,
+    cache_control: &'static str,
+    /// Script responses may be read by any origin and are compressed at the edge.
+    script: bool,
+}
+
+const STATIC_FILE: Cacheable = Cacheable {
+    content_type: "",
+    cache_control: "public, max-age=300",
+    script: false,
+};
+
+/// Serves a body for GET and HEAD with a strong ETag (answering 304 to a match).
+fn serve_cacheable(
     req: &Request<Vec<u8>>,
-    asset: &assets::Asset,
+    how: Cacheable,
+    body: Vec<u8>,
 ) -> Result<Response<Vec<u8>>, HttpError> {
     let head_only = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
         _ => return Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" }),
     };
-    let etag = asset.etag();
-    let builder = Response::builder()
-        .header(header::CONTENT_TYPE, asset.content_type)
+    let etag = format!("\"{:016x}\"", assets::fnv1a(&body));
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, how.content_type)
         .header(header::ETAG, etag.as_str())
-        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .header(header::CACHE_CONTROL, how.cache_control)
         .header("X-Content-Type-Options", "nosniff");
+    if how.script {
+        builder = builder
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            // Fastly compresses dynamic responses that carry this hint.
+            .header("x-compress-hint", "on");
+    }
     if request::header(req, "if-none-match").is_some_and(|tags| etag_matches(tags, &etag)) {
         return Ok(finish(builder.status(304), Vec::new()));
     }
-    let body = if head_only {
-        Vec::new()
-    } else {
-        asset.body.to_vec()
-    };
+    let len = body.len();
+    let body = if head_only { Vec::new() } else { body };
     Ok(finish(
-        builder
-            .status(200)
-            .header(header::CONTENT_LENGTH, asset.body.len()),
+        builder.status(200).header(header::CONTENT_LENGTH, len),
         body,
     ))
+}
+
+/// The loader and the bare client: the configuration is in the URL, so one URL always means
+/// one body, and caching it is safe.
+fn serve_script(
+    req: &Request<Vec<u8>>,
+    services: &Services,
+    with_query: bool,
+) -> Result<Response<Vec<u8>>, HttpError> {
+    let origin = loader::origin(req);
+    let query = if with_query { req.uri().query() } else { None };
+    let config = loader::client_config(query, &origin, services.config)?;
+    let body = if with_query {
+        loader::loader_body(&config)
+    } else {
+        loader::init_body(&config)
+    };
+    let how = Cacheable {
+        content_type: "text/javascript; charset=utf-8",
+        cache_control: "public, max-age=3600, stale-while-revalidate=86400",
+        script: true,
+    };
+    serve_cacheable(req, how, body.into_bytes())
 }
 
 /// `If-None-Match` may list several tags, or `*`.
@@ -172,6 +232,37 @@ mod tests {
         let resp = handle(&request("POST", "/"), &services.services()).response;
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    }
+
+    #[test]
+    fn the_loader_is_one_cacheable_script() {
+        let services = TestServices::new();
+        let mut req = request(
+            "GET",
+            "http://live.example/liveuser.js?siteId=shop&baseUrl=https://evil.example",
+        );
+        let resp = handle(&req, &services.services()).response;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        let body = String::from_utf8_lossy(resp.body()).into_owned();
+        assert!(body.contains("window.LiveUser.init(config)"));
+        assert!(body.contains(r#""serverUrl":"ws://live.example""#));
+        assert!(!body.contains("evil.example"));
+        let etag = resp.headers()["etag"].clone();
+        req.headers_mut().insert("if-none-match", etag);
+        assert_eq!(handle(&req, &services.services()).response.status(), 304);
+        let bad = handle(
+            &request("GET", "/liveuser.js?siteId=a%20b"),
+            &services.services(),
+        )
+        .response;
+        assert_eq!(bad.status(), 400);
+        let init = handle(&request("GET", "/init-liveuser.js"), &services.services()).response;
+        assert!(String::from_utf8_lossy(init.body()).contains("window.LiveUserConfig"));
     }
 
     #[test]
