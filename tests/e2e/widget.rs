@@ -1,0 +1,222 @@
+//! The widget in a real browser: headless Chromium loading pages that embed `/liveuser.js`
+//! from the local stack, as customers' pages do.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::browser::{Browser, PageServer};
+use crate::stack::{project_root, Stack};
+
+const LIMIT: Duration = Duration::from_secs(30);
+const COUNT: &str = "var e = document.getElementById('liveuser'); return e ? e.textContent : null;";
+const TOTAL: &str = "var e = document.getElementById('liveuser_totalvisits'); return e ? e.getAttribute('data-total-count') : null;";
+
+/// A page embedding the widget with `query`, optionally with extra head script and body.
+fn embed(stack: &Stack, query: &str, head: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>t</title><link rel="icon" href="data:,">{head}</head><body>{body}
+<script src="http://127.0.0.1:{}/liveuser.js?{query}"></script></body></html>"#,
+        stack.app_port
+    )
+}
+
+/// Counts WebSocket constructions, for pages that must not reconnect in a loop.
+const COUNT_SOCKETS: &str = r#"<script>
+window.socketsOpened = 0;
+var RealWebSocket = window.WebSocket;
+window.WebSocket = function (url) { window.socketsOpened += 1; return new RealWebSocket(url); };
+window.WebSocket.prototype = RealWebSocket.prototype;
+</script>"#;
+
+const COUNTER: &str = r#"<div id="liveuser">Loading...</div>"#;
+
+#[test]
+fn pages_on_one_site_count_each_other_and_other_sites_do_not() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let a_url = pages.page("/a", &embed(&stack, "siteId=tabs", "", COUNTER));
+    let other_url = pages.page("/other", &embed(&stack, "siteId=elsewhere", "", COUNTER));
+
+    browser.goto(&a_url);
+    let first = browser.current_tab();
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    assert_eq!(
+        browser.eval("return document.getElementById('liveuser').getAttribute('aria-live');"),
+        json!("polite")
+    );
+
+    browser.new_tab();
+    browser.goto(&a_url);
+    browser.wait_for(COUNT, &json!("2"), LIMIT);
+    let second = browser.current_tab();
+    browser.switch_to(&first);
+    browser.wait_for(COUNT, &json!("2"), LIMIT);
+
+    // A page on another site sees only itself, and changes nothing here.
+    browser.new_tab();
+    browser.goto(&other_url);
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    browser.switch_to(&first);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(browser.eval(COUNT), json!("2"));
+
+    // Closing the second tab brings the first back to 1.
+    browser.switch_to(&second);
+    browser.close_tab();
+    browser.switch_to(&first);
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    assert_eq!(
+        browser.eval("return document.getElementById('liveuser').getAttribute('data-live-count');"),
+        json!("1")
+    );
+}
+
+#[test]
+fn the_total_count_embed_shows_totals_and_fires_update_events() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let listen = r#"<script>
+window.updates = [];
+document.addEventListener('liveuser:update', function (e) { window.updates.push(e.detail); });
+</script>"#;
+    let body =
+        r#"<div id="liveuser">Loading...</div><div id="liveuser_totalvisits">Loading...</div>"#;
+    let url = pages.page(
+        "/totals",
+        &embed(
+            &stack,
+            "siteId=totals-page&enableTotalCount=true",
+            listen,
+            body,
+        ),
+    );
+    browser.goto(&url);
+    browser.wait_for(TOTAL, &json!("1"), LIMIT);
+    browser.goto(&url);
+    browser.wait_for(TOTAL, &json!("2"), LIMIT);
+    assert_eq!(
+        browser.eval("return document.getElementById('liveuser_totalvisits').textContent;"),
+        json!("2")
+    );
+    let last = browser.eval("return window.updates[window.updates.length - 1];");
+    assert_eq!(last, json!({"count": 1, "totalCount": 2}));
+    assert_eq!(stack.get_json("/api/total/totals-page")["totalCount"], 2);
+}
+
+#[test]
+fn a_page_with_only_the_total_element_works() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let body = r#"<span id="liveuser_totalvisits">Loading...</span>"#;
+    let url = pages.page(
+        "/only-total",
+        &embed(&stack, "siteId=only-total&enableTotalCount=1", "", body),
+    );
+    browser.goto(&url);
+    browser.wait_for(TOTAL, &json!("1"), LIMIT);
+    assert!(browser.console().iter().all(|e| e["level"] != "SEVERE"));
+}
+
+#[test]
+fn a_bad_reconnect_delay_falls_back_instead_of_looping() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    // Nothing listens on the server URL, so the client keeps reconnecting.
+    let closed = crate::stack::free_port();
+    let query = format!("siteId=loop&reconnectDelay=abc&serverUrl=ws://127.0.0.1:{closed}");
+    let url = pages.page("/loop", &embed(&stack, &query, COUNT_SOCKETS, COUNTER));
+    browser.goto(&url);
+    assert_eq!(
+        browser.eval("return LiveUser.config().reconnectDelay;"),
+        json!(3000)
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let opened = browser
+        .eval("return window.socketsOpened;")
+        .as_u64()
+        .unwrap_or(0);
+    // The original reconnects every 0 ms here (hundreds of sockets); backoff from 3 s allows a few.
+    assert!((1..=4).contains(&opened), "{opened} sockets in 2.5 s");
+}
+
+#[test]
+fn a_foreign_base_url_loads_nothing_from_it() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let query = "siteId=safe&baseUrl=https://evil.example";
+    let url = pages.page("/safe", &embed(&stack, query, COUNT_SOCKETS, COUNTER));
+    browser.goto(&url);
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    // Every resource the page fetched, as host + path (the script's own query names evil.example).
+    let resources = browser.eval(
+        "return performance.getEntriesByType('resource').map(function (r) { var u = new URL(r.name); return u.host + u.pathname; });",
+    );
+    let names: Vec<&str> = resources
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("evil.example")),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("/liveuser.js")).count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| !n.ends_with("/init-liveuser.js")),
+        "one request: {names:?}"
+    );
+}
+
+#[test]
+fn loading_the_script_twice_opens_one_connection() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let twice = format!(
+        "{COUNTER}<script src=\"http://127.0.0.1:{}/liveuser.js?siteId=twice\"></script>",
+        stack.app_port
+    );
+    let url = pages.page(
+        "/twice",
+        &embed(&stack, "siteId=twice", COUNT_SOCKETS, &twice),
+    );
+    browser.goto(&url);
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    assert_eq!(browser.eval("return window.socketsOpened;"), json!(1));
+}
+
+#[test]
+fn the_demo_page_renders_live_with_no_console_errors() {
+    let stack = Stack::start();
+    let browser = Browser::start();
+    browser.goto(&format!("http://127.0.0.1:{}/", stack.app_port));
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    browser.wait_for(TOTAL, &json!("1"), LIMIT);
+    let snippet = browser.eval("return document.getElementById('snippet').textContent;");
+    let expected = format!(
+        "http://127.0.0.1:{}/liveuser.js?siteId=your-site",
+        stack.app_port
+    );
+    assert!(
+        snippet.as_str().is_some_and(|s| s.contains(&expected)),
+        "{snippet}"
+    );
+    let errors: Vec<Value> = browser
+        .console()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .collect();
+    assert!(errors.is_empty(), "console: {errors:?}");
+    browser.screenshot(&project_root().join("test-artifacts/demo.png"));
+}
