@@ -32,6 +32,17 @@ pub struct Config {
     pub kv_settle_ms: u32,
     /// How Fanout's `Grip-Sig` is verified.
     pub grip: GripMode,
+    /// Where count updates are published.
+    pub publish: PublishMode,
+}
+
+/// Where count updates are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// Fastly's publish API for this service, with the `fanout_publish_token` secret.
+    Fastly,
+    /// Local Pushpin's publish endpoint.
+    Local,
 }
 
 /// Which signature Fanout's calls carry.
@@ -51,6 +62,7 @@ impl Default for Config {
             broadcast_interval_ms: 500,
             kv_settle_ms: 300,
             grip: GripMode::FastlyEs256,
+            publish: PublishMode::Fastly,
         }
     }
 }
@@ -106,24 +118,31 @@ impl Config {
             10_000,
         );
         let kv_settle_ms = read("kv_settle_ms", defaults.kv_settle_ms, 0, 5_000);
-        let grip = match source.get("grip_verify").as_deref().map(str::trim) {
-            None | Some("fastly-es256") => GripMode::FastlyEs256,
-            Some("pushpin-hs256") => GripMode::PushpinHs256,
-            Some(other) => {
-                warnings.push(ConfigWarning {
-                    key: "grip_verify",
-                    value: other.to_string(),
-                    reason: "expected fastly-es256 or pushpin-hs256",
-                });
-                GripMode::FastlyEs256
-            }
-        };
+        let grip = read_choice(
+            source,
+            &mut warnings,
+            "grip_verify",
+            &[
+                ("fastly-es256", GripMode::FastlyEs256),
+                ("pushpin-hs256", GripMode::PushpinHs256),
+            ],
+        );
+        let publish = read_choice(
+            source,
+            &mut warnings,
+            "publish_target",
+            &[
+                ("fastly", PublishMode::Fastly),
+                ("local", PublishMode::Local),
+            ],
+        );
         let mut config = Config {
             heartbeat_interval_secs,
             presence_ttl_secs,
             broadcast_interval_ms,
             kv_settle_ms,
             grip,
+            publish,
         };
         // A TTL at or below the heartbeat interval would drop live connections between beats.
         if config.presence_ttl_secs <= config.heartbeat_interval_secs {
@@ -136,6 +155,46 @@ impl Config {
         }
         (config, warnings)
     }
+}
+
+/// Reads a setting that names one of `choices` (the first is the default).
+fn read_choice<T: Copy>(
+    source: &dyn ConfigSource,
+    warnings: &mut Vec<ConfigWarning>,
+    key: &'static str,
+    choices: &[(&'static str, T)],
+) -> T {
+    let default = choices[0].1;
+    let Some(raw) = source.get(key) else {
+        return default;
+    };
+    match choices.iter().find(|(name, _)| *name == raw.trim()) {
+        Some((_, value)) => *value,
+        None => {
+            warnings.push(ConfigWarning {
+                key,
+                value: raw,
+                reason: "not one of the accepted values",
+            });
+            default
+        }
+    }
+}
+
+/// The per-site allow-list of page origins, from the `origins.<siteId>` setting: a
+/// comma-separated list such as `https://example.com, https://www.example.com`. `None` means
+/// the site takes connections from any page.
+pub fn allowed_origins(
+    source: &dyn ConfigSource,
+    site: &crate::site::SiteId,
+) -> Option<Vec<String>> {
+    let raw = source.get(&format!("origins.{site}"))?;
+    let list: Vec<String> = raw
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect();
+    Some(list)
 }
 
 #[cfg(test)]
@@ -182,6 +241,33 @@ mod tests {
         let (config, warnings) = Config::load(&source(&[("grip_verify", "none")]));
         assert_eq!(config.grip, GripMode::FastlyEs256);
         assert_eq!(warnings[0].key, "grip_verify");
+    }
+
+    #[test]
+    fn publish_target_defaults_to_fastly() {
+        assert_eq!(Config::load(&source(&[])).0.publish, PublishMode::Fastly);
+        let (config, _) = Config::load(&source(&[("publish_target", "local")]));
+        assert_eq!(config.publish, PublishMode::Local);
+        let (config, warnings) = Config::load(&source(&[("publish_target", "elsewhere")]));
+        assert_eq!(config.publish, PublishMode::Fastly);
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn allowed_origins_are_normalized_lists() {
+        let site = crate::site::SiteId::parse("shop").expect("site");
+        assert_eq!(allowed_origins(&source(&[]), &site), None);
+        let src = source(&[(
+            "origins.shop",
+            "https://Shop.example/, https://www.shop.example ,",
+        )]);
+        assert_eq!(
+            allowed_origins(&src, &site),
+            Some(vec![
+                "https://shop.example".to_string(),
+                "https://www.shop.example".to_string()
+            ])
+        );
     }
 
     #[test]

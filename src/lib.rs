@@ -46,6 +46,8 @@ pub struct Services<'a> {
     pub ids: &'a dyn ids::IdSource,
     pub grip: &'a auth::GripVerifier,
     pub secrets: &'a dyn secrets::Secrets,
+    /// Per-site settings (allowed origins), read on demand from the config store.
+    pub settings: &'a dyn config::ConfigSource,
 }
 
 /// A response, and the broadcast this request won (if any), to run after the response is sent

@@ -8,10 +8,13 @@ fn main() {
     use liveuser_edge::clock::{Clock, SystemClock};
     use liveuser_edge::config::{self, Config};
     use liveuser_edge::error::HttpError;
-    use liveuser_edge::host::{self, cache::HostCache, config_store::HostConfig, kv::HostKv};
+    use liveuser_edge::host::{
+        self, cache::HostCache, config_store::HostConfig, kv::HostKv, HostSecrets,
+    };
     use liveuser_edge::ids::OsRandom;
     use liveuser_edge::kv::{CountingKv, KvCounts};
-    use liveuser_edge::publish::CountingPublisher;
+    use liveuser_edge::publish::{self, CountingPublisher};
+    use liveuser_edge::secrets::Secrets;
     use liveuser_edge::{
         broadcast, request_log, response, router, websocket, websocket_events, Services,
     };
@@ -26,8 +29,13 @@ fn main() {
         req.get_header_str("upgrade"),
     ) {
         let path = req.get_path().to_string();
-        // Refuse a bad siteId here, before Fanout, the store or any channel is involved.
-        if let Err(e) = websocket::connect_params(req.get_query_str()) {
+        // Refuse a bad siteId or a foreign origin here, before Fanout, the store or any channel
+        // is involved. (OPEN checks both again: that is the authoritative check.)
+        let settings = HostConfig::open(config::STORE_NAME);
+        let checked = websocket::connect_params(req.get_query_str()).and_then(|params| {
+            websocket::check_origin(&settings, &params.site, req.get_header_str("origin"))
+        });
+        if let Err(e) = checked {
             request_log::error("GET", &path, &e);
             request_log::request("GET", &path, e.status(), KvCounts::default(), 0, 0);
             host::send(response::error(&e));
@@ -47,7 +55,8 @@ fn main() {
         return;
     }
 
-    let (config, warnings) = Config::load(&HostConfig::open(config::STORE_NAME));
+    let settings = HostConfig::open(config::STORE_NAME);
+    let (config, warnings) = Config::load(&settings);
     for w in warnings {
         println!(
             "liveuser config-warning key={} value={:?} reason={:?}",
@@ -58,10 +67,15 @@ fn main() {
     let started_ms = clock.now_ms();
     let host_kv = HostKv::open(host::KV_STORE);
     let kv = CountingKv::new(&host_kv);
+    let service_id = std::env::var("FASTLY_SERVICE_ID").unwrap_or_default();
+    let target = publish::target(config.publish, &service_id);
     let host_publisher = host::publisher::BackendPublisher {
-        backend: "publisher".into(),
-        url: "http://127.0.0.1:5561/publish/".into(),
-        token: None,
+        backend: target.backend.to_string(),
+        url: target.url,
+        token: target
+            .token_secret
+            .and_then(|name| HostSecrets.get(name))
+            .map(|t| String::from_utf8_lossy(&t).into_owned()),
     };
     let publisher = CountingPublisher::new(&host_publisher);
     let grip = host::grip_verifier(config.grip);
@@ -73,7 +87,8 @@ fn main() {
         clock: &clock,
         ids: &OsRandom,
         grip: &grip,
-        secrets: &host::HostSecrets,
+        secrets: &HostSecrets,
+        settings: &settings,
     };
 
     let method = req.get_method_str().to_string();

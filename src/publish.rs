@@ -40,6 +40,38 @@ impl fmt::Display for PublishError {
 
 impl std::error::Error for PublishError {}
 
+/// Where publish requests go: a backend, a URL, and the secret holding the token (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishTarget {
+    pub backend: &'static str,
+    pub url: String,
+    pub token_secret: Option<&'static str>,
+}
+
+/// The backend for Fastly's API, declared in `fastly.toml`.
+pub const FASTLY_API_BACKEND: &str = "fastly_api";
+/// The backend for local Pushpin's publish endpoint, declared in `fastly.toml`.
+pub const LOCAL_BACKEND: &str = "publisher";
+/// The secret holding the Fastly API token that may publish to this service.
+pub const TOKEN_SECRET: &str = "fanout_publish_token";
+
+/// The publish target for a mode: one code path, only the target differs.
+pub fn target(mode: crate::config::PublishMode, service_id: &str) -> PublishTarget {
+    match mode {
+        crate::config::PublishMode::Fastly => PublishTarget {
+            backend: FASTLY_API_BACKEND,
+            // The trailing slash is required.
+            url: format!("https://api.fastly.com/service/{service_id}/publish/"),
+            token_secret: Some(TOKEN_SECRET),
+        },
+        crate::config::PublishMode::Local => PublishTarget {
+            backend: LOCAL_BACKEND,
+            url: "http://127.0.0.1:5561/publish/".to_string(),
+            token_secret: None,
+        },
+    }
+}
+
 /// Something that can deliver messages to channels.
 pub trait Publisher {
     fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError>;
@@ -118,6 +150,18 @@ pub fn request_body(items: &[PublishItem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_differ_only_in_where_and_how() {
+        use crate::config::PublishMode;
+        let fastly = target(PublishMode::Fastly, "SVC123");
+        assert_eq!(fastly.url, "https://api.fastly.com/service/SVC123/publish/");
+        assert_eq!(fastly.backend, "fastly_api");
+        assert_eq!(fastly.token_secret, Some("fanout_publish_token"));
+        let local = target(PublishMode::Local, "ignored");
+        assert_eq!(local.url, "http://127.0.0.1:5561/publish/");
+        assert_eq!(local.token_secret, None);
+    }
 
     #[test]
     fn body_matches_the_grip_publish_format() {

@@ -204,6 +204,7 @@ pub struct TestServices {
     pub ids: CountingIds,
     pub grip: GripVerifier,
     pub secrets: HashMap<String, Vec<u8>>,
+    pub settings: HashMap<String, String>,
 }
 
 impl TestServices {
@@ -217,6 +218,7 @@ impl TestServices {
             ids: CountingIds::default(),
             grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
             secrets: HashMap::new(),
+            settings: HashMap::new(),
         }
     }
 
@@ -242,6 +244,7 @@ impl TestServices {
             ids: &self.ids,
             grip: &self.grip,
             secrets: &self.secrets,
+            settings: &self.settings,
         }
     }
 }

@@ -12,6 +12,7 @@
 use http::{header, Request, Response};
 
 use crate::broadcast;
+use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::grip;
 use crate::presence::{self, Lease};
@@ -63,6 +64,28 @@ pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
     })
 }
 
+/// Refuses a page origin that the site's allow-list (config `origins.<siteId>`) does not name.
+/// Sites without a list take every origin, as the original does.
+pub fn check_origin(
+    settings: &dyn ConfigSource,
+    site: &SiteId,
+    origin: Option<&str>,
+) -> Result<(), HttpError> {
+    let Some(allowed) = config::allowed_origins(settings, site) else {
+        return Ok(());
+    };
+    let origin = origin.map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase());
+    match origin {
+        Some(o) if allowed.contains(&o) => Ok(()),
+        Some(o) => Err(HttpError::Forbidden(format!(
+            "origin {o} may not connect to site {site}"
+        ))),
+        None => Err(HttpError::Forbidden(format!(
+            "site {site} only takes connections from its own pages (no Origin header)"
+        ))),
+    }
+}
+
 fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, HttpError> {
     match query_value(query, name) {
         None => Ok(default),
@@ -79,6 +102,8 @@ struct Connection {
     totals: bool,
     /// The upgrade's query, read at OPEN.
     params: Option<ConnectParams>,
+    /// The page's `Origin`, as the browser sent it with the upgrade.
+    origin: Option<String>,
     lease: Option<Lease>,
     lease_changed: bool,
     wants_broadcast: bool,
@@ -171,6 +196,7 @@ fn open_connection(
         site,
         totals,
         params,
+        origin: header(req, "origin").map(str::to_string),
         lease,
         lease_changed: false,
         wants_broadcast: false,
@@ -219,6 +245,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     if conn.lease.is_some() {
         return Err(HttpError::BadRequest("connection is already open".into()));
     }
+    check_origin(services.settings, &conn.site, conn.origin.as_deref())?;
     let id = presence::new_id_from(services.ids.random_u64s());
     let lease = presence::join(
         services.kv,
@@ -659,6 +686,26 @@ mod tests {
         )
         .err();
         assert_eq!(err.map(|e| e.status()), Some(400));
+    }
+
+    #[test]
+    fn an_allow_list_refuses_other_origins_at_open() {
+        let mut t = services();
+        t.settings
+            .insert("origins.shop".into(), "https://shop.example".into());
+        let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
+        let err = handle(&req, &t.services()).expect_err("no origin");
+        assert_eq!(err.status(), 403);
+        req.headers_mut()
+            .insert("origin", "https://evil.example".parse().expect("header"));
+        let err = handle(&req, &t.services()).expect_err("foreign origin");
+        assert_eq!(err.status(), 403);
+        assert_eq!(t.kv.len(), 0);
+        req.headers_mut()
+            .insert("origin", "https://SHOP.example".parse().expect("header"));
+        assert!(handle(&req, &t.services()).is_ok());
+        // Sites without a list stay open to all.
+        assert!(handle(&call("?siteId=other", &[], b"OPEN\r\n"), &t.services()).is_ok());
     }
 
     #[test]

@@ -27,13 +27,24 @@ impl Client {
     }
 
     pub fn try_connect(url: &str) -> Result<Client, String> {
+        Client::try_connect_from(url, None)
+    }
+
+    /// Connects as a page on `origin` would (browsers send an `Origin` header).
+    pub fn try_connect_from(url: &str, origin: Option<&str>) -> Result<Client, String> {
+        use tungstenite::client::IntoClientRequest;
         let rest = url.strip_prefix("ws://").ok_or("not a ws:// url")?;
         let host = rest.split('/').next().ok_or("no host")?;
         let stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .map_err(|e| e.to_string())?;
-        let (ws, _response) = tungstenite::client(url, stream).map_err(|e| e.to_string())?;
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        if let Some(origin) = origin {
+            let value = origin.parse().map_err(|_| "bad origin".to_string())?;
+            request.headers_mut().insert("Origin", value);
+        }
+        let (ws, _response) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
         Ok(Client { ws })
     }
 

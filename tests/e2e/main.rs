@@ -6,6 +6,7 @@ mod client;
 mod fleet;
 mod foundation;
 mod presence;
+mod production;
 mod stack;
 mod totals;
 mod widget;

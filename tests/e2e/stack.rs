@@ -70,9 +70,23 @@ pub struct StackOptions {
     pub config: Vec<(String, String)>,
     /// Leave the admin token out of the secret store.
     pub no_admin_token: bool,
+    /// Extra entries for the `liveuser_secrets` secret store.
+    pub secrets: Vec<(String, String)>,
+    /// Where the `fastly_api` backend points (a stand-in for Fastly's API).
+    pub fastly_api_url: Option<String>,
 }
 
 impl StackOptions {
+    pub fn with_secret(mut self, key: &str, value: &str) -> Self {
+        self.secrets.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn with_fastly_api(mut self, url: &str) -> Self {
+        self.fastly_api_url = Some(url.to_string());
+        self
+    }
+
     pub fn without_admin_token(mut self) -> Self {
         self.no_admin_token = true;
         self
@@ -203,6 +217,18 @@ impl Stack {
         for (key, value) in &self.options.config {
             text = set_config_value(&text, key, value);
         }
+        for (key, value) in &self.options.secrets {
+            text = text.replace(
+                "liveuser_secrets = [\n",
+                &format!("liveuser_secrets = [\n  {{ key = \"{key}\", data = \"{value}\" }},\n"),
+            );
+        }
+        if let Some(url) = &self.options.fastly_api_url {
+            text = text.replace(
+                "url = \"https://api.fastly.com\"",
+                &format!("url = \"{url}\""),
+            );
+        }
         text
     }
 
@@ -327,7 +353,8 @@ impl Drop for Stack {
 /// Replaces (or adds) `key = "value"` in the `liveuser_config` contents table.
 fn set_config_value(text: &str, key: &str, value: &str) -> String {
     let header = "[local_server.config_stores.liveuser_config.contents]";
-    let line = format!("{key} = \"{value}\"");
+    // Quoted, so keys with dots (`origins.<site>`) stay flat keys.
+    let line = format!("\"{key}\" = \"{value}\"");
     let mut out = Vec::new();
     let mut in_table = false;
     let mut done = false;
@@ -339,7 +366,8 @@ fn set_config_value(text: &str, key: &str, value: &str) -> String {
             }
             in_table = l.trim() == header;
         }
-        if in_table && !done && l.split('=').next().map(str::trim) == Some(key) {
+        let line_key = l.split('=').next().map(|k| k.trim().trim_matches('"'));
+        if in_table && !done && line_key == Some(key) {
             out.push(line.clone());
             done = true;
             continue;
