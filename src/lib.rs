@@ -56,6 +56,9 @@ pub struct Services<'a> {
 pub struct Handled {
     pub response: http::Response<Vec<u8>>,
     pub broadcast: Option<broadcast::Plan>,
+    /// Extra `name=value` fields for the request's log line (a WebSocket call's connection,
+    /// site and events), so each event's cost can be read from one line.
+    pub log_fields: String,
 }
 
 impl From<http::Response<Vec<u8>>> for Handled {
@@ -63,6 +66,7 @@ impl From<http::Response<Vec<u8>>> for Handled {
         Handled {
             response,
             broadcast: None,
+            log_fields: String::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ fn main() {
     use liveuser_edge::ids::OsRandom;
     use liveuser_edge::kv::{CountingKv, KvCounts};
     use liveuser_edge::publish::{self, CountingPublisher};
+    use liveuser_edge::request_log::RequestCost;
     use liveuser_edge::secrets::Secrets;
     use liveuser_edge::{
         broadcast, request_log, response, router, websocket, websocket_events, Services,
@@ -37,7 +38,13 @@ fn main() {
         });
         if let Err(e) = checked {
             request_log::error("GET", &path, &e);
-            request_log::request("GET", &path, e.status(), KvCounts::default(), 0, 0);
+            let cost = RequestCost {
+                status: e.status(),
+                kv: KvCounts::default(),
+                publishes: 0,
+                ms: 0,
+            };
+            request_log::request("GET", &path, &cost, "");
             host::send(response::error(&e));
             return;
         }
@@ -100,14 +107,13 @@ fn main() {
     let status = handled.response.status().as_u16();
     host::send(handled.response);
     // One compact line per request, so tests and benchmarks can count what each event cost.
-    request_log::request(
-        &method,
-        &path,
+    let cost = RequestCost {
         status,
-        kv.counts(),
-        publisher.count(),
-        clock.now_ms().saturating_sub(started_ms),
-    );
+        kv: kv.counts(),
+        publishes: publisher.count(),
+        ms: clock.now_ms().saturating_sub(started_ms),
+    };
+    request_log::request(&method, &path, &cost, &handled.log_fields);
 
     // The client has its answer; now run the broadcast this request won, if any.
     if let Some(plan) = handled.broadcast {

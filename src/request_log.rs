@@ -15,7 +15,22 @@ pub fn error(method: &str, path: &str, e: &HttpError) {
     );
 }
 
-/// `liveuser request …`: one per request, with its cost.
-pub fn request(method: &str, path: &str, status: u16, kv: KvCounts, publishes: u32, ms: u64) {
-    println!("liveuser request method={method} path={path} status={status} {kv} publish={publishes} ms={ms}");
+/// What one request cost, for its log line.
+pub struct RequestCost {
+    pub status: u16,
+    pub kv: KvCounts,
+    pub publishes: u32,
+    pub ms: u64,
+}
+
+/// `liveuser request …`: one per request, with its cost and any handler fields.
+pub fn request(method: &str, path: &str, cost: &RequestCost, fields: &str) {
+    let RequestCost {
+        status,
+        kv,
+        publishes,
+        ms,
+    } = cost;
+    let sep = if fields.is_empty() { "" } else { " " };
+    println!("liveuser request method={method} path={path} status={status} {kv} publish={publishes} ms={ms}{sep}{fields}");
 }

@@ -135,7 +135,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         }
     }
     after_events(services, &mut conn);
-    log_request(&conn, &events);
+    let log_fields = log_fields(&conn, &events);
     let broadcast = if conn.wants_broadcast {
         broadcast::schedule(services, &conn.site)
     } else {
@@ -144,6 +144,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     Ok(Handled {
         response: encode_reply(&conn, reply),
         broadcast,
+        log_fields,
     })
 }
 
@@ -405,14 +406,14 @@ fn after_events(services: &Services, conn: &mut Connection) {
     }
 }
 
-fn log_request(conn: &Connection, events: &[Event]) {
+fn log_fields(conn: &Connection, events: &[Event]) -> String {
     let names: Vec<&str> = events.iter().map(Event::name).collect();
-    println!(
-        "liveuser ws conn={} site={} events={}",
+    format!(
+        "conn={} site={} events={}",
         conn.id,
         conn.site,
         names.join(",")
-    );
+    )
 }
 
 fn encode_reply(conn: &Connection, reply: Reply) -> Response<Vec<u8>> {

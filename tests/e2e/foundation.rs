@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Received};
-use crate::stack::Stack;
+use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::stack::Stack;
 
 /// Publishes to the site's channel until the client receives it: the subscription is in
 /// place once the handshake completes, but nothing promises the order of the two.

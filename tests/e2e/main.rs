@@ -1,12 +1,9 @@
 //! End-to-end tests: the shipped wasm under Viceroy, Pushpin standing in for Fanout, real
-//! WebSocket clients. Each test starts its own stack on free ports.
+//! WebSocket clients and a real headless Chromium. Each test starts its own stack on free
+//! ports (see the `liveuser-testkit` crate).
 
-mod browser;
-mod client;
-mod fleet;
 mod foundation;
 mod presence;
 mod production;
-mod stack;
 mod totals;
 mod widget;

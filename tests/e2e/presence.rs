@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::client::{Client, Received};
-use crate::fleet::{connect_many, wait_for_count, Peer, PeerOptions};
-use crate::stack::{Stack, StackOptions};
+use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::fleet::{connect_many, wait_for_count, Peer, PeerOptions};
+use liveuser_testkit::stack::{Stack, StackOptions};
 
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
@@ -212,7 +212,7 @@ fn forged_signatures_are_refused_and_change_nothing() {
     wait_for_count(&peers, 3, SETTLE_LIMIT);
 
     let body = b"OPEN\r\n";
-    let forged_key = crate::stack::hs256_token(b"not-the-key", "pushpin", 4_000_000_000);
+    let forged_key = liveuser_testkit::stack::hs256_token(b"not-the-key", "pushpin", 4_000_000_000);
     for sig in [None, Some("garbage"), Some(forged_key.as_str())] {
         let mut headers = vec![
             ("Content-Type", "application/websocket-events"),
@@ -238,7 +238,8 @@ fn forged_signatures_are_refused_and_change_nothing() {
     );
     assert_eq!(resp.status, 403);
     // A correctly signed request (as Pushpin would send) is accepted: the check is real.
-    let good = crate::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
+    let good =
+        liveuser_testkit::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
     let resp = stack.http(
         "POST",
         "/ws?siteId=other-site",

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::client::{Client, Received};
-use crate::fleet::{connect_many, wait_for_count, PeerOptions};
-use crate::stack::{http_request, Stack, StackOptions};
+use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::fleet::{connect_many, wait_for_count, PeerOptions};
+use liveuser_testkit::stack::{http_request, Stack, StackOptions};
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -241,7 +241,8 @@ fn an_origin_allow_list_refuses_other_pages_with_403() {
             .is_ok()
     );
     // The authoritative check is at OPEN too: a signed OPEN from a foreign origin gets 403.
-    let sig = crate::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
+    let sig =
+        liveuser_testkit::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
     let resp = stack.http(
         "POST",
         "/ws?siteId=members",

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use crate::fleet::{connect_many, wait_for_count, wait_for_total, PeerOptions};
-use crate::stack::{Stack, StackOptions};
+use liveuser_testkit::fleet::{connect_many, wait_for_count, wait_for_total, PeerOptions};
+use liveuser_testkit::stack::{Stack, StackOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -45,6 +45,7 @@ fn two_hundred_opens_at_the_same_instant_lose_no_increment() {
                 stack.signed_events(
                     "siteId=instant&enableTotalCount=true",
                     &format!("c{i}"),
+                    &[],
                     b"OPEN\r\n",
                 )
             })

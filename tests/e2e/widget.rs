@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::browser::{Browser, PageServer};
-use crate::stack::{project_root, Stack};
+use liveuser_testkit::browser::{Browser, PageServer};
+use liveuser_testkit::stack::{project_root, Stack};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const COUNT: &str = "var e = document.getElementById('liveuser'); return e ? e.textContent : null;";
@@ -127,7 +127,7 @@ fn a_bad_reconnect_delay_falls_back_instead_of_looping() {
     let pages = PageServer::start();
     let browser = Browser::start();
     // Nothing listens on the server URL, so the client keeps reconnecting.
-    let closed = crate::stack::free_port();
+    let closed = liveuser_testkit::stack::free_port();
     let query = format!("siteId=loop&reconnectDelay=abc&serverUrl=ws://127.0.0.1:{closed}");
     let url = pages.page("/loop", &embed(&stack, &query, COUNT_SOCKETS, COUNTER));
     browser.goto(&url);

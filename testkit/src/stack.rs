@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The project's root folder.
 pub fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The wasm the tests run: the release build `scripts/test` makes before running them.
@@ -237,6 +237,12 @@ impl Stack {
         format!("ws://127.0.0.1:{}/ws?{query}", self.app_port)
     }
 
+    /// The WebSocket origin of Pushpin's own port: the path production browsers take (they
+    /// reach Fanout directly), without Viceroy's local handoff proxy in between.
+    pub fn fanout_ws_origin(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.proxy_port)
+    }
+
     /// Publishes `content` to `channel` through Pushpin's publish endpoint.
     pub fn publish(&self, channel: &str, content: &str) -> u16 {
         let body = serde_json::json!({
@@ -262,18 +268,22 @@ impl Stack {
 
     /// A WebSocket-over-HTTP request straight to the app, signed as this stack's Pushpin
     /// signs them: lets a test make hundreds of events land at the same moment.
-    pub fn signed_events(&self, query: &str, connection_id: &str, body: &[u8]) -> HttpResponse {
+    /// `extra` carries the `Meta-*` headers Pushpin would send back on later requests.
+    pub fn signed_events(
+        &self,
+        query: &str,
+        connection_id: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         let sig = hs256_token(self.grip_key.as_bytes(), "pushpin", 4_000_000_000);
-        self.http(
-            "POST",
-            &format!("/ws?{query}"),
-            &[
-                ("Content-Type", "application/websocket-events"),
-                ("Connection-Id", connection_id),
-                ("Grip-Sig", &sig),
-            ],
-            body,
-        )
+        let mut headers = vec![
+            ("Content-Type", "application/websocket-events"),
+            ("Connection-Id", connection_id),
+            ("Grip-Sig", sig.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        self.http("POST", &format!("/ws?{query}"), &headers, body)
     }
 
     /// A plain HTTP request to the app.

@@ -1,0 +1,176 @@
+//! Async WebSocket clients that behave like the LiveUser client (join after open, optional
+//! heartbeats) and record every count they are told, with the time they were told it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What one client saw.
+#[derive(Debug, Default, Clone)]
+pub struct ClientLog {
+    /// Every `update`: when it arrived and the count it carried.
+    pub updates: Vec<(Instant, u64)>,
+    /// Every text message received.
+    pub messages: u64,
+    pub closed: bool,
+}
+
+impl ClientLog {
+    pub fn last_count(&self) -> Option<u64> {
+        self.updates.last().map(|(_, c)| *c)
+    }
+
+    /// When this client was first told `count` at or after `since`.
+    pub fn first_told(&self, count: u64, since: Instant) -> Option<Instant> {
+        self.updates
+            .iter()
+            .filter(|(at, c)| *c == count && *at >= since)
+            .map(|(at, _)| *at)
+            .next()
+    }
+}
+
+/// A running client.
+pub struct Client {
+    pub log: Arc<Mutex<ClientLog>>,
+    /// When its handshake completed (its OPEN had been processed by the app).
+    pub connected_at: Instant,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    pub fn log(&self) -> ClientLog {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Closes cleanly (close frame, waits for the answer) and returns when done.
+    pub async fn close(mut self) -> Instant {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        Instant::now()
+    }
+}
+
+/// Connects one client to `url` and starts recording.
+pub async fn connect(url: &str, site: &str, heartbeat: Option<Duration>) -> Result<Client, String> {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connected_at = Instant::now();
+    let (mut sink, mut stream) = ws.split();
+    let join = serde_json::json!({"type": "join", "siteId": site, "clientId": "bench"}).to_string();
+    sink.send(Message::text(join))
+        .await
+        .map_err(|e| e.to_string())?;
+    let log = Arc::new(Mutex::new(ClientLog::default()));
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let task_log = Arc::clone(&log);
+    let site = site.to_string();
+    let task = tokio::spawn(async move {
+        let mut beat = heartbeat
+            .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(Ok(Message::Text(text))) => record(&task_log, &text),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                _ = &mut stop_rx => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    // Wait (briefly) for the server's close, as a browser does.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while let Some(Ok(m)) = stream.next().await {
+                            if m.is_close() { break; }
+                        }
+                    }).await;
+                    break;
+                }
+                _ = tick(&mut beat) => {
+                    let msg = serde_json::json!({"type": "heartbeat", "siteId": site, "clientId": "bench", "timestamp": 0});
+                    let _ = sink.send(Message::text(msg.to_string())).await;
+                }
+            }
+        }
+        if let Ok(mut log) = task_log.lock() {
+            log.closed = true;
+        }
+    });
+    Ok(Client {
+        log,
+        connected_at,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+async fn tick(beat: &mut Option<tokio::time::Interval>) {
+    match beat {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+fn record(log: &Arc<Mutex<ClientLog>>, text: &str) {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    if let Ok(mut log) = log.lock() {
+        log.messages += 1;
+        if value["type"] == "update" {
+            if let Some(count) = value["count"].as_u64() {
+                log.updates.push((Instant::now(), count));
+            }
+        }
+    }
+}
+
+/// Connects `n` clients, `parallel` handshakes at a time.
+pub async fn connect_many(
+    url: &str,
+    site: &str,
+    n: usize,
+    parallel: usize,
+    heartbeat: Option<Duration>,
+) -> Result<Vec<Client>, String> {
+    let results: Vec<Result<Client, String>> = futures_util::stream::iter(0..n)
+        .map(|_| connect(url, site, heartbeat))
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Waits until every client's last count is `expected`, or `limit` passes.
+pub async fn wait_for_count(
+    clients: &[Client],
+    expected: u64,
+    limit: Duration,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let behind = clients
+            .iter()
+            .filter(|c| c.log().last_count() != Some(expected))
+            .count();
+        if behind == 0 {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "{behind} of {} clients not at {expected} after {limit:?}",
+                clients.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

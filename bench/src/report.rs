@@ -1,0 +1,288 @@
+//! BENCHMARKS.md and the settle-latency plot.
+
+use std::fmt::Write;
+
+use crate::scenarios::{Churn, Costs, OpCost, Wave};
+use crate::stats::Spread;
+
+/// Everything one run measured.
+pub struct Run {
+    pub machine: String,
+    pub date: String,
+    pub waves: Vec<Wave>,
+    pub churn: Vec<Churn>,
+    pub costs: Costs,
+    pub wasm_bytes: u64,
+    pub package_bytes: u64,
+    pub loader_bytes: usize,
+    pub loader_gzip_bytes: usize,
+}
+
+fn ms(s: &Spread) -> String {
+    format!("{:.0} / {:.0} / {:.0}", s.p50, s.p99, s.max)
+}
+
+fn ops(o: &OpCost) -> String {
+    format!(
+        "{:.2} reads, {:.2} writes (max {}), {:.2} lists",
+        o.kv_reads, o.kv_writes, o.max_writes, o.kv_lists
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "within"
+    } else {
+        "**exceeds**"
+    }
+}
+
+pub fn markdown(run: &Run) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# LiveUser benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Measured on the local stack (Pushpin 1.36 standing in for Fanout, Viceroy 0.22 running the release wasm), \
+         on {}, {}. Regenerate with `scripts/bench`. Clients connect to Pushpin directly, as browsers reach Fanout \
+         in production; each client joins like the LiveUser client and records every count it is told.\n",
+        run.machine, run.date
+    );
+    let _ = writeln!(md, "Design bounds: at most 2 count broadcasts a second per site (per POP); every page exact within 1.5 s of the last change; at most one KV write per heartbeat; no listing per event.\n");
+
+    let _ = writeln!(
+        md,
+        "## Waves: N clients join one site, then a tenth leave\n"
+    );
+    let _ = writeln!(md, "| N | connect (whole wave) | settle after joins p50 / p99 / max ms | settle after leaves p50 / p99 / max ms | broadcasts | broadcasts/s | delivered msgs/s | bound (≤ 2/s, ≤ 1500 ms) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for w in &run.waves {
+        if let Some(why) = &w.stopped {
+            let _ = writeln!(md, "| {} | stopped: {why} | | | | | | |", w.n);
+            continue;
+        }
+        let ok = w.broadcasts_per_s() <= 2.0 + 1e-9
+            && w.settle.max <= 1500.0
+            && w.leave_settle.max <= 1500.0;
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} s | {} | {} | {} | {:.2} | {:.0} | {} |",
+            w.n,
+            w.connect.as_secs_f64(),
+            ms(&w.settle),
+            ms(&w.leave_settle),
+            w.broadcasts,
+            w.broadcasts_per_s(),
+            w.delivered_per_s(),
+            verdict(ok)
+        );
+    }
+    let _ = writeln!(md, "\nSettle latency is the time from the last change (the last handshake, or the last close) until each client is told the exact count. ");
+    let _ = writeln!(md, "Broadcasts per second are counted over the whole wave (connects plus settling). The original broadcasts on every join and leave: N broadcasts to up to N pages, O(N²) messages.\n");
+    let _ = writeln!(
+        md,
+        "![settle latency against N](bench/settle-latency.svg)\n"
+    );
+
+    let _ = writeln!(md, "## KV operations per event (from the request log)\n");
+    let _ = writeln!(md, "| N | OPEN | join (TEXT) | CLOSE |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for w in run.waves.iter().filter(|w| w.stopped.is_none()) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            w.n,
+            ops(&w.open),
+            ops(&w.join),
+            ops(&w.close)
+        );
+    }
+    let c = &run.costs;
+    let _ = writeln!(md, "\nHeartbeats ({} requests; half of them due a refresh, half not): {} (bound: at most 1 write; {}).\n", c.beat_ops.requests, ops(&c.beat_ops), verdict(c.beat_ops.max_writes <= 1));
+
+    let _ = writeln!(
+        md,
+        "## Cost per event against a no-op route of the same binary\n"
+    );
+    let _ = writeln!(md, "Client-observed latency of signed WebSocket-over-HTTP requests sent one at a time straight to Viceroy, and of `GET /healthz` (returns 204, touches nothing), in the same run. Viceroy instantiates the wasm per request, so the no-op is the floor.\n");
+    let _ = writeln!(md, "| request | p50 / p99 / max ms | p50 vs no-op |");
+    let _ = writeln!(md, "|---|---|---|");
+    for (name, s) in [
+        ("no-op (`GET /healthz`)", &c.noop),
+        ("OPEN (1 KV write)", &c.open),
+        ("heartbeat, key fresh (no write)", &c.beat_fresh),
+        ("heartbeat, key due (1 write)", &c.beat_due),
+        ("CLOSE (deletes the lease's keys)", &c.close),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {:.2}× |",
+            ms(s),
+            s.p50 / c.noop.p50.max(0.001)
+        );
+    }
+
+    let _ = writeln!(md, "\n## Churn: clients join and leave continuously\n");
+    let _ = writeln!(md, "A base population stays on the site while new clients join at the given rate, each leaving after a second.\n");
+    let _ = writeln!(md, "| joins+leaves/s | seconds | base | joins | broadcasts | max broadcasts in any second | exact after churn | settle after p50 / p99 / max ms | bound (≤ 2/s) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for ch in &run.churn {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            ch.rate,
+            ch.seconds,
+            ch.base,
+            ch.joins,
+            ch.broadcasts,
+            ch.max_in_a_second,
+            if ch.exact_after { "yes" } else { "**no**" },
+            ms(&ch.settle_after),
+            verdict(ch.max_in_a_second <= 2)
+        );
+    }
+
+    let _ = writeln!(md, "\n## Sizes\n");
+    let _ = writeln!(md, "| artifact | bytes | bound |");
+    let _ = writeln!(md, "|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| wasm (release: opt-level s, LTO, stripped) | {} | |",
+        run.wasm_bytes
+    );
+    let _ = writeln!(
+        md,
+        "| package (`fastly compute build`) | {} | |",
+        run.package_bytes
+    );
+    let _ = writeln!(
+        md,
+        "| `/liveuser.js` (loader + client) | {} | |",
+        run.loader_bytes
+    );
+    let _ = writeln!(
+        md,
+        "| `/liveuser.js` gzipped | {} | ≤ 4096 ({}) |",
+        run.loader_gzip_bytes,
+        verdict(run.loader_gzip_bytes <= 4096)
+    );
+    md
+}
+
+/// A line plot of settle latency (p50, p99, max) against N, log-scaled N.
+pub fn svg(waves: &[Wave]) -> String {
+    let points: Vec<&Wave> = waves.iter().filter(|w| w.stopped.is_none()).collect();
+    let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 30.0, 50.0);
+    let max_ms = points
+        .iter()
+        .map(|p| p.settle.max.max(p.leave_settle.max))
+        .fold(1500.0f64, f64::max)
+        * 1.1;
+    let ns: Vec<f64> = points.iter().map(|p| (p.n as f64).log10()).collect();
+    let (lo, hi) = (
+        ns.iter().copied().fold(f64::INFINITY, f64::min).min(2.0),
+        ns.iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+            .max(3.0),
+    );
+    let x = |n: usize| left + ((n as f64).log10() - lo) / (hi - lo).max(0.001) * (w - left - right);
+    let y = |v: f64| top + (1.0 - v / max_ms) * (h - top - bottom);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Settle latency after a wave of N joins (ms)</text>"#,
+        w / 2.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#333"/>"##,
+        h - bottom,
+        w - right,
+        h - bottom
+    );
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="#333"/>"##,
+        h - bottom
+    );
+    for tick in [0.0, 500.0, 1000.0, 1500.0] {
+        if tick <= max_ms {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#ddd"/><text x="{2}" y="{3}" text-anchor="end">{tick:.0}</text>"##,
+                y(tick),
+                w - right,
+                left - 6.0,
+                y(tick) + 4.0
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#c00" stroke-dasharray="4 3"/><text x="{1}" y="{2}" text-anchor="end" fill="#c00">bound 1500 ms</text>"##,
+        y(1500.0),
+        w - right,
+        y(1500.0) - 4.0
+    );
+    for p in &points {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">N = {}</text>"#,
+            x(p.n),
+            h - bottom + 18.0,
+            p.n
+        );
+    }
+    for (name, color, pick) in [
+        (
+            "p50",
+            "#16a34a",
+            (|p: &Wave| p.settle.p50) as fn(&Wave) -> f64,
+        ),
+        ("p99", "#2563eb", |p: &Wave| p.settle.p99),
+        ("max", "#9333ea", |p: &Wave| p.settle.max),
+    ] {
+        let path: Vec<String> = points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.n), y(pick(p))))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for p in &points {
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                x(p.n),
+                y(pick(p))
+            );
+        }
+        let _ = name;
+    }
+    let legend = [("p50", "#16a34a"), ("p99", "#2563eb"), ("max", "#9333ea")];
+    for (i, (name, color)) in legend.iter().enumerate() {
+        let lx = left + 10.0 + i as f64 * 70.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx}" y="{}" width="12" height="4" fill="{color}"/><text x="{}" y="{}">{name}</text>"#,
+            top + 4.0,
+            lx + 16.0,
+            top + 9.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">clients on one site (log scale)</text>"#,
+        w / 2.0,
+        h - 10.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
