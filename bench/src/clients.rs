@@ -1,6 +1,7 @@
 //! Async WebSocket clients that behave like the LiveUser client (join after open, optional
 //! heartbeats) and record every count they are told, with the time they were told it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,11 +61,25 @@ impl Client {
     }
 }
 
-/// Connects one client to `url` and starts recording.
+/// Handshakes that failed and were tried again, across all clients (reported: local Pushpin
+/// answers an occasional 502 under a burst, and real clients reconnect too).
+pub static RETRIES: AtomicUsize = AtomicUsize::new(0);
+const ATTEMPTS: u32 = 3;
+
+/// Connects one client to `url` (up to three attempts) and starts recording.
 pub async fn connect(url: &str, site: &str, heartbeat: Option<Duration>) -> Result<Client, String> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut attempt = 1;
+    let ws = loop {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => break ws,
+            Err(e) if attempt >= ATTEMPTS => return Err(e.to_string()),
+            Err(_) => {
+                RETRIES.fetch_add(1, Ordering::Relaxed);
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     let connected_at = Instant::now();
     let (mut sink, mut stream) = ws.split();
     let join = serde_json::json!({"type": "join", "siteId": site, "clientId": "bench"}).to_string();
@@ -148,6 +163,16 @@ pub async fn connect_many(
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Closes `clients` cleanly, `parallel` at a time; returns when the last close completed.
+pub async fn close_many(clients: Vec<Client>, parallel: usize) -> Option<Instant> {
+    let ends: Vec<Instant> = futures_util::stream::iter(clients)
+        .map(Client::close)
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    ends.into_iter().max()
 }
 
 /// Waits until every client's last count is `expected`, or `limit` passes.

@@ -53,11 +53,11 @@ pub fn markdown(run: &Run) -> String {
         md,
         "## Waves: N clients join one site, then a tenth leave\n"
     );
-    let _ = writeln!(md, "| N | connect (whole wave) | settle after joins p50 / p99 / max ms | settle after leaves p50 / p99 / max ms | broadcasts | broadcasts/s | delivered msgs/s | bound (≤ 2/s, ≤ 1500 ms) |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| N | connect (whole wave) | handshake retries | settle after joins p50 / p99 / max ms | settle after leaves p50 / p99 / max ms | broadcasts | broadcasts/s | delivered msgs/s | bound (≤ 2/s, ≤ 1500 ms) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for w in &run.waves {
         if let Some(why) = &w.stopped {
-            let _ = writeln!(md, "| {} | stopped: {why} | | | | | | |", w.n);
+            let _ = writeln!(md, "| {} | stopped: {why} | | | | | | | |", w.n);
             continue;
         }
         let ok = w.broadcasts_per_s() <= 2.0 + 1e-9
@@ -65,9 +65,10 @@ pub fn markdown(run: &Run) -> String {
             && w.leave_settle.max <= 1500.0;
         let _ = writeln!(
             md,
-            "| {} | {:.1} s | {} | {} | {} | {:.2} | {:.0} | {} |",
+            "| {} | {:.1} s | {} | {} | {} | {} | {:.2} | {:.0} | {} |",
             w.n,
             w.connect.as_secs_f64(),
+            w.retries,
             ms(&w.settle),
             ms(&w.leave_settle),
             w.broadcasts,

@@ -7,8 +7,9 @@ use liveuser_testkit::stack::{http_request, Stack};
 use crate::clients::{self, Client};
 use crate::stats::Spread;
 
-/// Handshakes in flight at once. Debian's Pushpin 1.36 occasionally loses a session when
-/// hundreds of handshakes land in the same few milliseconds (see README).
+/// Handshakes (and closes) in flight at once. Debian's Pushpin 1.36 occasionally loses a
+/// session when hundreds of handshakes land in the same few milliseconds, and drops CLOSE
+/// events when hundreds of closes do (see README).
 pub const CONNECT_PARALLELISM: usize = 32;
 
 fn epoch_ms() -> u64 {
@@ -81,6 +82,8 @@ pub struct Wave {
     pub open: OpCost,
     pub join: OpCost,
     pub close: OpCost,
+    /// Handshakes that had to be tried again.
+    pub retries: usize,
     /// Why the wave could not finish, if it could not.
     pub stopped: Option<String>,
 }
@@ -110,6 +113,7 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
         n,
         ..Wave::default()
     };
+    let retries_before = clients::RETRIES.load(std::sync::atomic::Ordering::Relaxed);
     let since = epoch_ms();
     let start = Instant::now();
     let url = format!("{ws_url}/ws?siteId={site}");
@@ -121,6 +125,7 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
         }
     };
     result.connect = start.elapsed();
+    result.retries = clients::RETRIES.load(std::sync::atomic::Ordering::Relaxed) - retries_before;
     let last_change = clients
         .iter()
         .map(|c| c.connected_at)
@@ -137,19 +142,20 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
 
     // A tenth leave cleanly.
     let leaving: Vec<Client> = clients.drain(..n / 10).collect();
-    let closed = futures_util::future::join_all(leaving.into_iter().map(Client::close)).await;
-    let last_leave = closed.into_iter().max().unwrap_or_else(Instant::now);
+    let last_leave = clients::close_many(leaving, CONNECT_PARALLELISM)
+        .await
+        .unwrap_or_else(Instant::now);
     let remaining = (n - n / 10) as u64;
     if let Err(e) = clients::wait_for_count(&clients, remaining, Duration::from_secs(120)).await {
         result.stopped = Some(format!("after leaves: {e}"));
     }
     result.leave_settle = settle_of(&clients, remaining, last_leave);
-    futures_util::future::join_all(clients.into_iter().map(Client::close)).await;
-
+    // Costs are read now, while the only closes are the settled tenth.
     let site_field = format!("site={site} ");
     result.open = op_cost(stack, &[&site_field, "events=OPEN"]);
     result.join = op_cost(stack, &[&site_field, "events=TEXT"]);
     result.close = op_cost(stack, &[&site_field, "events=CLOSE"]);
+    clients::close_many(clients, CONNECT_PARALLELISM).await;
     result
 }
 
@@ -216,7 +222,7 @@ pub async fn churn(stack: &Stack, ws_url: &str, rate: u32, base: usize, seconds:
         *per_second.entry(slot / 1000).or_insert(0usize) += 1;
     }
     result.max_in_a_second = per_second.values().copied().max().unwrap_or(0);
-    futures_util::future::join_all(stayers.into_iter().map(Client::close)).await;
+    clients::close_many(stayers, CONNECT_PARALLELISM).await;
     result
 }
 
