@@ -2,7 +2,7 @@
 //! BENCHMARKS.md and bench/settle-latency.svg. Run it through `scripts/bench`, which builds
 //! the release wasm first.
 //!
-//! Options: `--sizes 100,1000,5000` (wave sizes), `--out DIR` (where BENCHMARKS.md goes).
+//! Options: `--sizes 100,1000,2500,5000` (wave sizes), `--out DIR` (where BENCHMARKS.md goes).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ struct Options {
 
 fn options() -> Result<Options, String> {
     let mut opts = Options {
-        sizes: vec![100, 1000, 5000],
+        sizes: vec![100, 1000, 2500, 5000],
         out: project_root(),
     };
     let mut args = std::env::args().skip(1);

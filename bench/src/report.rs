@@ -22,6 +22,10 @@ fn ms(s: &Spread) -> String {
     format!("{:.0} / {:.0} / {:.0}", s.p50, s.p99, s.max)
 }
 
+fn ms_fine(s: &Spread) -> String {
+    format!("{:.2} / {:.2} / {:.2}", s.p50, s.p99, s.max)
+}
+
 fn ops(o: &OpCost) -> String {
     format!(
         "{:.2} reads, {:.2} writes (max {}), {:.2} lists",
@@ -53,41 +57,54 @@ pub fn markdown(run: &Run) -> String {
         md,
         "## Waves: N clients join one site, then a tenth leave\n"
     );
-    let _ = writeln!(md, "| N | connect (whole wave) | handshake retries | settle after joins p50 / p99 / max ms | settle after leaves p50 / p99 / max ms | broadcasts | broadcasts/s | delivered msgs/s | bound (≤ 2/s, ≤ 1500 ms) |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| N | connect (whole wave) | handshake retries | settle after joins p50 / p99 / max ms | settle after leaves p50 / p99 / max ms | broadcasts | most in any second | slowest broadcast ms | delivered msgs/s | bound (≤ 2 a second, ≤ 1500 ms) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for w in &run.waves {
-        if let Some(why) = &w.stopped {
-            let _ = writeln!(md, "| {} | stopped: {why} | | | | | | | |", w.n);
+        if w.settle.count == 0 {
+            let why = w
+                .stopped
+                .as_deref()
+                .unwrap_or("no client was told the count");
+            let _ = writeln!(md, "| {} | stopped: {why} | | | | | | | | |", w.n);
             continue;
         }
-        let ok = w.broadcasts_per_s() <= 2.0 + 1e-9
+        let leave = match &w.stopped {
+            Some(why) => format!("not settled: {why}"),
+            None => ms(&w.leave_settle),
+        };
+        let ok = w.stopped.is_none()
+            && w.max_in_a_second <= 2
             && w.settle.max <= 1500.0
             && w.leave_settle.max <= 1500.0;
         let _ = writeln!(
             md,
-            "| {} | {:.1} s | {} | {} | {} | {} | {:.2} | {:.0} | {} |",
+            "| {} | {:.1} s | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
             w.n,
             w.connect.as_secs_f64(),
             w.retries,
             ms(&w.settle),
-            ms(&w.leave_settle),
+            leave,
             w.broadcasts,
-            w.broadcasts_per_s(),
+            w.max_in_a_second,
+            w.slowest_broadcast_ms,
             w.delivered_per_s(),
             verdict(ok)
         );
     }
     let _ = writeln!(md, "\nSettle latency is the time from the last change (the last handshake, or the last close) until each client is told the exact count. ");
-    let _ = writeln!(md, "Broadcasts per second are counted over the whole wave (connects plus settling). The original broadcasts on every join and leave: N broadcasts to up to N pages, O(N²) messages.\n");
+    let _ = writeln!(md, "Broadcasts are counted over the whole wave (connects plus settling), and per wall-clock second. The original broadcasts on every join and leave: N broadcasts to up to N pages, O(N²) messages. ");
+    let _ = writeln!(md, "The slowest broadcast column is the time from a slot's end until its publish returned (the design's part: 300 ms KV settle, a listing, one publish). ");
+    let _ = writeln!(md, "Everything (Pushpin, Viceroy, and the load generator with its N sockets) shares the machine's 2 cores: where settle exceeds the bound, the slowest-broadcast column and the connect time show the local runtime saturated (Viceroy instantiates the wasm per request), not a broadcast the design held back.\n");
     let _ = writeln!(
         md,
         "![settle latency against N](bench/settle-latency.svg)\n"
     );
+    where_it_stops(&mut md, &run.waves);
 
     let _ = writeln!(md, "## KV operations per event (from the request log)\n");
-    let _ = writeln!(md, "| N | OPEN | join (TEXT) | CLOSE |");
+    let _ = writeln!(md, "| N | OPEN | join or heartbeat (TEXT) | CLOSE |");
     let _ = writeln!(md, "|---|---|---|---|");
-    for w in run.waves.iter().filter(|w| w.stopped.is_none()) {
+    for w in run.waves.iter().filter(|w| w.open.requests > 0) {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} |",
@@ -117,7 +134,7 @@ pub fn markdown(run: &Run) -> String {
         let _ = writeln!(
             md,
             "| {name} | {} | {:.2}× |",
-            ms(s),
+            ms_fine(s),
             s.p50 / c.noop.p50.max(0.001)
         );
     }
@@ -169,10 +186,43 @@ pub fn markdown(run: &Run) -> String {
     md
 }
 
+/// Says up to which N every bound held, and what the first wave beyond it measured.
+fn where_it_stops(md: &mut String, waves: &[Wave]) {
+    let holds =
+        |w: &Wave| w.stopped.is_none() && w.settle.max <= 1500.0 && w.leave_settle.max <= 1500.0;
+    let (Some(best), Some(first)) = (
+        waves.iter().rfind(|w| holds(w)),
+        waves.iter().find(|w| !holds(w)),
+    ) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "**Where it stops on this machine.** Up to N = {} every bound holds. At N = {} the wave took {:.0} s to connect \
+         (against {:.1} s at N = {}), the slowest broadcast took {} ms, broadcasts stayed bounded (at most {} in any second), and the lowest count \
+         a client was told once all had joined was {}{}. The two cores are saturated: Viceroy instantiates the wasm for every \
+         WebSocket-over-HTTP request, Pushpin delivers every broadcast to N sockets, and the load generator runs N sockets of its own. \
+         Requests queue in front of the local runtime until heartbeats arrive later than the presence TTL (two intervals), and live \
+         connections expire. On Fastly, Compute scales out per request and Fanout delivers; this is the local stand-in's limit.\n",
+        best.n,
+        first.n,
+        first.connect.as_secs_f64(),
+        best.connect.as_secs_f64(),
+        best.n,
+        first.slowest_broadcast_ms,
+        first.max_in_a_second,
+        first.lowest_after,
+        match &first.stopped {
+            Some(why) => format!(" (the wave stopped: {why})"),
+            None => String::new(),
+        }
+    );
+}
+
 /// A line plot of settle latency (p50, p99, max) against N, log-scaled N.
 pub fn svg(waves: &[Wave]) -> String {
-    let points: Vec<&Wave> = waves.iter().filter(|w| w.stopped.is_none()).collect();
-    let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 30.0, 50.0);
+    let points: Vec<&Wave> = waves.iter().filter(|w| w.settle.count == w.n).collect();
+    let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 45.0, 30.0, 50.0);
     let max_ms = points
         .iter()
         .map(|p| p.settle.max.max(p.leave_settle.max))
@@ -211,17 +261,19 @@ pub fn svg(waves: &[Wave]) -> String {
         r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="#333"/>"##,
         h - bottom
     );
-    for tick in [0.0, 500.0, 1000.0, 1500.0] {
-        if tick <= max_ms {
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#ddd"/><text x="{2}" y="{3}" text-anchor="end">{tick:.0}</text>"##,
-                y(tick),
-                w - right,
-                left - 6.0,
-                y(tick) + 4.0
-            );
-        }
+    // Ticks every 500 ms, or every 2 s once the scale is large.
+    let step = if max_ms > 4000.0 { 2000.0 } else { 500.0 };
+    let mut tick = 0.0;
+    while tick <= max_ms {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#ddd"/><text x="{2}" y="{3}" text-anchor="end">{tick:.0}</text>"##,
+            y(tick),
+            w - right,
+            left - 6.0,
+            y(tick) + 4.0
+        );
+        tick += step;
     }
     let _ = writeln!(
         s,

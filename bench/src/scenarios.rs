@@ -69,6 +69,25 @@ pub fn broadcast_slots(stack: &Stack, site: &str, since_ms: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The most slots in any one wall-clock second.
+fn max_per_second(slots: &[u64]) -> usize {
+    let mut per_second = std::collections::BTreeMap::new();
+    for slot in slots {
+        *per_second.entry(slot / 1000).or_insert(0usize) += 1;
+    }
+    per_second.values().copied().max().unwrap_or(0)
+}
+
+/// The longest any broadcast to `site` took from its slot's end until its publish returned.
+fn slowest_broadcast(stack: &Stack, site: &str) -> u64 {
+    stack
+        .app_log_lines(&format!("liveuser broadcast site={site} "))
+        .iter()
+        .map(|l| field(l, "late_ms"))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A wave of `n` clients joining one site, then a tenth of them leaving.
 #[derive(Debug, Clone, Default)]
 pub struct Wave {
@@ -82,17 +101,21 @@ pub struct Wave {
     pub open: OpCost,
     pub join: OpCost,
     pub close: OpCost,
+    /// The slowest broadcast: from its slot's end until its publish returned (includes the
+    /// KV settle wait).
+    pub slowest_broadcast_ms: u64,
+    /// The most broadcasts in any one wall-clock second (the bound: 2).
+    pub max_in_a_second: usize,
     /// Handshakes that had to be tried again.
     pub retries: usize,
+    /// The lowest count any client was told after the whole wave had been counted: below N
+    /// means live connections expired (their heartbeats queued past the presence TTL).
+    pub lowest_after: u64,
     /// Why the wave could not finish, if it could not.
     pub stopped: Option<String>,
 }
 
 impl Wave {
-    pub fn broadcasts_per_s(&self) -> f64 {
-        self.broadcasts as f64 / self.span.as_secs_f64().max(0.001)
-    }
-
     pub fn delivered_per_s(&self) -> f64 {
         self.delivered as f64 / self.span.as_secs_f64().max(0.001)
     }
@@ -117,7 +140,9 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
     let since = epoch_ms();
     let start = Instant::now();
     let url = format!("{ws_url}/ws?siteId={site}");
-    let mut clients = match clients::connect_many(&url, site, n, CONNECT_PARALLELISM, None).await {
+    // Clients heartbeat as the real client does (30 s): a large wave outlives a heartbeat interval.
+    let beat = Some(Duration::from_secs(30));
+    let mut clients = match clients::connect_many(&url, site, n, CONNECT_PARALLELISM, beat).await {
         Ok(c) => c,
         Err(e) => {
             result.stopped = Some(format!("connecting: {e}"));
@@ -132,13 +157,35 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
         .max()
         .unwrap_or(start);
     if let Err(e) = clients::wait_for_count(&clients, n as u64, Duration::from_secs(120)).await {
+        // Report what was measured before giving up.
         result.stopped = Some(e);
+        result.span = start.elapsed();
+        result.delivered = clients.iter().map(|c| c.log().messages).sum();
+        let slots = broadcast_slots(stack, site, since);
+        result.broadcasts = slots.len();
+        result.max_in_a_second = max_per_second(&slots);
+        result.slowest_broadcast_ms = slowest_broadcast(stack, site);
+        result.lowest_after = clients
+            .iter()
+            .filter_map(|c| c.log().last_count())
+            .min()
+            .unwrap_or(0);
+        result.settle = settle_of(&clients, n as u64, last_change);
+        clients::close_many(clients, CONNECT_PARALLELISM).await;
         return result;
     }
     result.settle = settle_of(&clients, n as u64, last_change);
+    let settled_at = clients
+        .iter()
+        .filter_map(|c| c.log().first_told(n as u64, last_change))
+        .max()
+        .unwrap_or(last_change);
     result.span = start.elapsed();
     result.delivered = clients.iter().map(|c| c.log().messages).sum();
-    result.broadcasts = broadcast_slots(stack, site, since).len();
+    let slots = broadcast_slots(stack, site, since);
+    result.broadcasts = slots.len();
+    result.max_in_a_second = max_per_second(&slots);
+    result.slowest_broadcast_ms = slowest_broadcast(stack, site);
 
     // A tenth leave cleanly.
     let leaving: Vec<Client> = clients.drain(..n / 10).collect();
@@ -150,6 +197,13 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
         result.stopped = Some(format!("after leaves: {e}"));
     }
     result.leave_settle = settle_of(&clients, remaining, last_leave);
+    result.lowest_after = clients
+        .iter()
+        .flat_map(|c| c.log().updates)
+        .filter(|(at, _)| *at >= settled_at && *at < last_leave)
+        .map(|(_, count)| count)
+        .min()
+        .unwrap_or(n as u64);
     // Costs are read now, while the only closes are the settled tenth.
     let site_field = format!("site={site} ");
     result.open = op_cost(stack, &[&site_field, "events=OPEN"]);
@@ -217,11 +271,7 @@ pub async fn churn(stack: &Stack, ws_url: &str, rate: u32, base: usize, seconds:
     result.settle_after = settle_of(&stayers, base as u64, last_change);
     let slots = broadcast_slots(stack, &site, since);
     result.broadcasts = slots.len();
-    let mut per_second = std::collections::BTreeMap::new();
-    for slot in &slots {
-        *per_second.entry(slot / 1000).or_insert(0usize) += 1;
-    }
-    result.max_in_a_second = per_second.values().copied().max().unwrap_or(0);
+    result.max_in_a_second = max_per_second(&slots);
     clients::close_many(stayers, CONNECT_PARALLELISM).await;
     result
 }

@@ -354,7 +354,9 @@ impl Drop for Stack {
             stop(child, libc::SIGTERM);
         }
         kill_by_rundir(&self.dir.join("run"));
-        if !std::thread::panicking() {
+        // A failed test keeps its logs; LIVEUSER_KEEP_STACK=1 keeps them always.
+        let keep = std::env::var_os("LIVEUSER_KEEP_STACK").is_some();
+        if !std::thread::panicking() && !keep {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -648,4 +650,34 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = data.get(end + 2..).unwrap_or_default();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_values_replace_or_join_the_config_table() {
+        let toml = "[a]\nx = 1\n[local_server.config_stores.liveuser_config.contents]\nheartbeat_interval_secs = \"30\"\n[b]\ny = 2\n";
+        let replaced = set_config_value(toml, "heartbeat_interval_secs", "2");
+        assert!(replaced.contains("\"heartbeat_interval_secs\" = \"2\""));
+        assert!(!replaced.contains("\"30\""));
+        let added = set_config_value(toml, "origins.shop", "https://a.example");
+        let table = added.split("[b]").next().unwrap_or("");
+        assert!(
+            table.contains("\"origins.shop\" = \"https://a.example\""),
+            "{added}"
+        );
+    }
+
+    #[test]
+    fn responses_parse_with_lengths_and_chunks() {
+        let plain = parse_response(b"HTTP/1.1 404 Not Found\r\nX-A: b\r\n\r\nnope", false);
+        assert_eq!(
+            (plain.status, plain.header("x-a"), plain.text().as_str()),
+            (404, Some("b"), "nope")
+        );
+        let chunked = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", false);
+        assert_eq!(chunked.text(), "abcde");
+    }
 }

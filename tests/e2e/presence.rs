@@ -238,18 +238,7 @@ fn forged_signatures_are_refused_and_change_nothing() {
     );
     assert_eq!(resp.status, 403);
     // A correctly signed request (as Pushpin would send) is accepted: the check is real.
-    let good =
-        liveuser_testkit::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
-    let resp = stack.http(
-        "POST",
-        "/ws?siteId=other-site",
-        &[
-            ("Content-Type", "application/websocket-events"),
-            ("Connection-Id", "signed-1"),
-            ("Grip-Sig", good.as_str()),
-        ],
-        b"PING 1\r\nx\r\n",
-    );
+    let resp = stack.signed_events("siteId=other-site", "signed-1", &[], b"PING 1\r\nx\r\n");
     assert_eq!(
         resp.status,
         400,

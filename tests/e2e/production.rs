@@ -241,18 +241,7 @@ fn an_origin_allow_list_refuses_other_pages_with_403() {
             .is_ok()
     );
     // The authoritative check is at OPEN too: a signed OPEN from a foreign origin gets 403.
-    let sig =
-        liveuser_testkit::stack::hs256_token(stack.grip_key.as_bytes(), "pushpin", 4_000_000_000);
-    let resp = stack.http(
-        "POST",
-        "/ws?siteId=members",
-        &[
-            ("Content-Type", "application/websocket-events"),
-            ("Connection-Id", "x1"),
-            ("Grip-Sig", &sig),
-            ("Origin", "http://evil.example"),
-        ],
-        b"OPEN\r\n",
-    );
+    let foreign = [("Origin", "http://evil.example")];
+    let resp = stack.signed_events("siteId=members", "x1", &foreign, b"OPEN\r\n");
     assert_eq!(resp.status, 403, "{}", resp.text());
 }
