@@ -78,6 +78,26 @@ fn max_per_second(slots: &[u64]) -> usize {
     per_second.values().copied().max().unwrap_or(0)
 }
 
+/// Where and when a wave's joins happened.
+struct JoinPhase<'a> {
+    site: &'a str,
+    /// Epoch ms at the wave's start (broadcast slots are epoch ms).
+    since: u64,
+    start: Instant,
+    last_change: Instant,
+}
+
+/// What the join phase cost, read once the wave settled or gave up.
+fn record_joins(result: &mut Wave, stack: &Stack, phase: &JoinPhase, clients: &[Client]) {
+    result.settle = settle_of(clients, result.n as u64, phase.last_change);
+    result.span = phase.start.elapsed();
+    result.delivered = clients.iter().map(|c| c.log().messages).sum();
+    let slots = broadcast_slots(stack, phase.site, phase.since);
+    result.broadcasts = slots.len();
+    result.max_in_a_second = max_per_second(&slots);
+    result.slowest_broadcast_ms = slowest_broadcast(stack, phase.site);
+}
+
 /// The longest any broadcast to `site` took from its slot's end until its publish returned.
 fn slowest_broadcast(stack: &Stack, site: &str) -> u64 {
     stack
@@ -156,36 +176,30 @@ pub async fn wave(stack: &Stack, ws_url: &str, site: &str, n: usize) -> Wave {
         .map(|c| c.connected_at)
         .max()
         .unwrap_or(start);
-    if let Err(e) = clients::wait_for_count(&clients, n as u64, Duration::from_secs(120)).await {
+    let joined = clients::wait_for_count(&clients, n as u64, Duration::from_secs(120)).await;
+    let phase = JoinPhase {
+        site,
+        since,
+        start,
+        last_change,
+    };
+    record_joins(&mut result, stack, &phase, &clients);
+    if let Err(e) = joined {
         // Report what was measured before giving up.
         result.stopped = Some(e);
-        result.span = start.elapsed();
-        result.delivered = clients.iter().map(|c| c.log().messages).sum();
-        let slots = broadcast_slots(stack, site, since);
-        result.broadcasts = slots.len();
-        result.max_in_a_second = max_per_second(&slots);
-        result.slowest_broadcast_ms = slowest_broadcast(stack, site);
         result.lowest_after = clients
             .iter()
             .filter_map(|c| c.log().last_count())
             .min()
             .unwrap_or(0);
-        result.settle = settle_of(&clients, n as u64, last_change);
         clients::close_many(clients, CONNECT_PARALLELISM).await;
         return result;
     }
-    result.settle = settle_of(&clients, n as u64, last_change);
     let settled_at = clients
         .iter()
         .filter_map(|c| c.log().first_told(n as u64, last_change))
         .max()
         .unwrap_or(last_change);
-    result.span = start.elapsed();
-    result.delivered = clients.iter().map(|c| c.log().messages).sum();
-    let slots = broadcast_slots(stack, site, since);
-    result.broadcasts = slots.len();
-    result.max_in_a_second = max_per_second(&slots);
-    result.slowest_broadcast_ms = slowest_broadcast(stack, site);
 
     // A tenth leave cleanly.
     let leaving: Vec<Client> = clients.drain(..n / 10).collect();
