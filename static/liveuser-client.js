@@ -47,9 +47,10 @@
     return out;
   }
 
-  // 999 -> "999", 1234 -> "1.2K", 3456789 -> "3.5M" (as the original shows them).
+  // 999 -> "999", 1234 -> "1.2K", 3456789 -> "3.5M" (as the original shows them). Numbers that
+  // would round up to "1000K" are shown as "1M".
   function formatNumber(n) {
-    if (n >= 1000000) {
+    if (n >= 999950) {
       return (n / 1000000).toFixed(1).replace(/\.0$/, "") + "M";
     }
     if (n >= 1000) {

@@ -119,6 +119,13 @@ fn a_page_with_only_the_total_element_works() {
     browser.goto(&url);
     browser.wait_for(TOTAL, &json!("1"), LIMIT);
     assert!(browser.console().iter().all(|e| e["level"] != "SEVERE"));
+    // The original's number format.
+    let formatted = browser
+        .eval("return [999, 1000, 1234, 999999, 1000000, 3456789].map(LiveUser.formatNumber);");
+    assert_eq!(
+        formatted,
+        json!(["999", "1K", "1.2K", "1M", "1M", "3.5M"])
+    );
 }
 
 #[test]
