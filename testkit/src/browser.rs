@@ -208,6 +208,15 @@ impl Browser {
         self.session_call("DELETE", "/window", None);
     }
 
+    /// Resizes the browser window (CSS pixels, roughly: headless has no window chrome).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
     /// The browser console's entries since the last call.
     pub fn console(&self) -> Vec<Value> {
         self.session_call("POST", "/se/log", Some(json!({"type": "browser"})))

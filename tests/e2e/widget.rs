@@ -122,10 +122,7 @@ fn a_page_with_only_the_total_element_works() {
     // The original's number format.
     let formatted = browser
         .eval("return [999, 1000, 1234, 999999, 1000000, 3456789].map(LiveUser.formatNumber);");
-    assert_eq!(
-        formatted,
-        json!(["999", "1K", "1.2K", "1M", "1M", "3.5M"])
-    );
+    assert_eq!(formatted, json!(["999", "1K", "1.2K", "1M", "1M", "3.5M"]));
 }
 
 #[test]
@@ -226,4 +223,24 @@ fn the_demo_page_renders_live_with_no_console_errors() {
         .collect();
     assert!(errors.is_empty(), "console: {errors:?}");
     browser.screenshot(&project_root().join("test-artifacts/demo.png"));
+}
+
+#[test]
+fn the_demo_page_fits_a_phone_screen() {
+    let stack = Stack::start();
+    let browser = Browser::start();
+    browser.resize(390, 844);
+    browser.goto(&format!("http://127.0.0.1:{}/", stack.app_port));
+    browser.wait_for(COUNT, &json!("1"), LIMIT);
+    assert!(browser
+        .eval("return window.innerWidth;")
+        .as_u64()
+        .is_some_and(|w| w <= 400));
+    // Nothing wider than the screen: long snippets and the table scroll inside their boxes.
+    let overflow = browser.eval("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "page overflows by {overflow}px"
+    );
+    browser.screenshot(&project_root().join("test-artifacts/demo-phone.png"));
 }
