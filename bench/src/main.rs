@@ -2,7 +2,8 @@
 //! BENCHMARKS.md and bench/settle-latency.svg. Run it through `scripts/bench`, which builds
 //! the release wasm first.
 //!
-//! Options: `--sizes 100,1000,2500,5000` (wave sizes), `--out DIR` (where BENCHMARKS.md goes).
+//! Options: `--sizes 100,1000,2500,5000` (wave sizes), `--churn 5,20,50` (joins and leaves per
+//! second in the churn scenario), `--out DIR` (where BENCHMARKS.md goes).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,28 +14,36 @@ use liveuser_testkit::stack::{project_root, wasm_path, Stack};
 
 struct Options {
     sizes: Vec<usize>,
+    churn: Vec<u32>,
     out: PathBuf,
+}
+
+fn list<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<Vec<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = value.ok_or(format!("{flag} needs a value"))?;
+    value
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<T>()
+                .map_err(|e| format!("{flag} {n}: {e}"))
+        })
+        .collect()
 }
 
 fn options() -> Result<Options, String> {
     let mut opts = Options {
         sizes: vec![100, 1000, 2500, 5000],
+        churn: vec![5, 20, 50],
         out: project_root(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--sizes" => {
-                let list = args.next().ok_or("--sizes needs a value")?;
-                opts.sizes = list
-                    .split(',')
-                    .map(|n| {
-                        n.trim()
-                            .parse::<usize>()
-                            .map_err(|e| format!("--sizes {n}: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
+            "--sizes" => opts.sizes = list("--sizes", args.next())?,
+            "--churn" => opts.churn = list("--churn", args.next())?,
             "--out" => opts.out = PathBuf::from(args.next().ok_or("--out needs a value")?),
             other => return Err(format!("unknown option {other}")),
         }
@@ -108,7 +117,7 @@ fn main() {
         }
     }
     let mut churn = Vec::new();
-    for rate in [5, 20, 50] {
+    for &rate in &opts.churn {
         eprintln!("bench: churn at {rate}/s");
         churn.push(runtime.block_on(scenarios::churn(&stack, &ws, rate, 100, 8)));
     }
