@@ -85,7 +85,7 @@ fn main() {
             .map(|t| String::from_utf8_lossy(&t).into_owned()),
     };
     let publisher = CountingPublisher::new(&host_publisher);
-    let grip = host::grip_verifier(config.grip);
+    let grip = host::grip_verifier(config.grip, &service_id);
     let services = Services {
         config: &config,
         publisher: &publisher,

@@ -26,8 +26,9 @@ impl Secrets for HostSecrets {
     }
 }
 
-/// The Grip-Sig verifier the configuration asks for.
-pub fn grip_verifier(mode: GripMode) -> GripVerifier {
+/// The Grip-Sig verifier the configuration asks for (`service_id` names the issuer in
+/// production).
+pub fn grip_verifier(mode: GripMode, service_id: &str) -> GripVerifier {
     match mode {
         GripMode::PushpinHs256 => match HostSecrets.get(secrets::GRIP_HS256_KEY) {
             Some(key) if !key.is_empty() => GripVerifier::hs256(&key, "pushpin"),
@@ -38,8 +39,7 @@ pub fn grip_verifier(mode: GripMode) -> GripVerifier {
             )),
         },
         GripMode::FastlyEs256 => {
-            let service_id = std::env::var("FASTLY_SERVICE_ID").unwrap_or_default();
-            GripVerifier::fastly(&service_id).unwrap_or_else(GripVerifier::Unconfigured)
+            GripVerifier::fastly(service_id).unwrap_or_else(GripVerifier::Unconfigured)
         }
     }
 }

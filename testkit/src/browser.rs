@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::stack::{free_port, http_request, random_u64};
+use crate::stack::{free_port, http_request, random_u64, wait_for_port};
 
 /// Pages served by [`PageServer`], by path.
 type Pages = Arc<Mutex<HashMap<String, String>>>;
@@ -105,20 +105,9 @@ impl Browser {
             session: String::new(),
             profile,
         };
-        browser.wait_ready();
+        wait_for_port(port, "chromedriver");
         browser.session = browser.new_session();
         browser
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("chromedriver did not start");
     }
 
     fn new_session(&self) -> String {

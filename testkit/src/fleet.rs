@@ -244,30 +244,31 @@ pub fn connect_many(url: &str, site: &str, n: usize, options: &PeerOptions) -> V
 
 /// Waits (up to `limit`) until every peer's last total is `expected`.
 pub fn wait_for_total(peers: &[Peer], expected: u64, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let totals: Vec<Option<u64>> = peers.iter().map(|p| p.seen().last_total).collect();
-        if totals.iter().all(|t| *t == Some(expected)) {
-            return;
-        }
-        if start.elapsed() > limit {
-            panic!("peers did not all reach total {expected} within {limit:?}; last: {totals:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_all(peers, "total", |p| p.seen().last_total, expected, limit);
 }
 
 /// Waits (up to `limit`) until every peer's last count is `expected`; panics with what each
 /// peer last saw otherwise. The limit is a liveness bound, not a performance assertion.
 pub fn wait_for_count(peers: &[Peer], expected: u64, limit: Duration) -> Duration {
+    wait_for_all(peers, "count", Peer::last_count, expected, limit)
+}
+
+/// Waits until `read` gives `expected` for every peer; returns how long that took.
+fn wait_for_all(
+    peers: &[Peer],
+    what: &str,
+    read: impl Fn(&Peer) -> Option<u64>,
+    expected: u64,
+    limit: Duration,
+) -> Duration {
     let start = Instant::now();
     loop {
-        let counts: Vec<Option<u64>> = peers.iter().map(Peer::last_count).collect();
-        if counts.iter().all(|c| *c == Some(expected)) {
+        let values: Vec<Option<u64>> = peers.iter().map(&read).collect();
+        if values.iter().all(|v| *v == Some(expected)) {
             return start.elapsed();
         }
         if start.elapsed() > limit {
-            panic!("peers did not all reach {expected} within {limit:?}; last counts: {counts:?}");
+            panic!("peers did not all reach {what} {expected} within {limit:?}; last: {values:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -498,26 +498,29 @@ fn kill_by_rundir(rundir: &Path) {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Waits (up to 30 s) until something listens on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    if !wait_until_listening(port, true) {
+        panic!("{what} did not listen on port {port} within 30 s");
     }
-    panic!("{what} did not listen on port {port} within 30 s");
 }
 
 fn wait_for_port_closed(port: u16) {
+    if !wait_until_listening(port, false) {
+        panic!("port {port} still listening 30 s after its process was killed");
+    }
+}
+
+/// Polls `port` until whether it accepts connections is `listening`; false after 30 s.
+fn wait_until_listening(port: u16, listening: bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_err() {
-            return;
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() == listening {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("port {port} still listening 30 s after its process was killed");
+    false
 }
 
 /// A response read by [`http_request`].
