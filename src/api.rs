@@ -15,10 +15,12 @@ use crate::auth::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::request;
+use crate::request_log;
 use crate::response::{self, finish};
 use crate::secrets;
 use crate::site::SiteId;
-use crate::{broadcast, totals, Services};
+use crate::snapshot::{self, Snapshot};
+use crate::{broadcast, presence, totals, Handled, Services};
 
 /// The largest `PUT /api/total` body accepted.
 const MAX_BODY: usize = 1024;
@@ -68,8 +70,9 @@ pub fn owns(path: &str) -> bool {
     Endpoint::from_path(path).is_some()
 }
 
-/// Answers an API request. Order: method, site id, authorization, then the store.
-pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+/// Answers an API request. Order: method, site id, authorization, then the store. Reset and
+/// seed also plan a broadcast, so every page shows the new total.
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     let Some((endpoint, raw_site)) = Endpoint::from_path(req.uri().path()) else {
         return Err(HttpError::NotFound);
     };
@@ -81,39 +84,69 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Ve
     let site = SiteId::parse(raw_site)?;
     let now = iso8601(services.clock.now_ms());
     match (endpoint, req.method()) {
-        (_, &Method::OPTIONS) => Ok(preflight(endpoint)),
+        (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
         (Endpoint::Total, &Method::GET) => {
-            let total = totals::cached(services.kv, services.cache, &site)
-                .ok_or_else(|| HttpError::Unavailable("could not read the total".into()))?;
-            Ok(public(
-                json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}),
-            ))
+            let total = read(services, &site, |s| s.total, |t| Some(t.total))?;
+            Ok(
+                public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
+                    .into(),
+            )
         }
         (Endpoint::Online, _) => {
-            let online = broadcast::cached_count(services, &site)
-                .ok_or_else(|| HttpError::Unavailable("could not read the count".into()))?;
-            Ok(public(
-                json!({"siteId": site.as_str(), "online": online, "timestamp": now}),
-            ))
+            let online = read(services, &site, |s| Some(s.count), |_| None)?;
+            Ok(public(json!({"siteId": site.as_str(), "online": online, "timestamp": now})).into())
         }
         (Endpoint::Total, _) => {
             authorize(req, services)?;
             let value = seed_value(req.body())?;
             write_total(services, &site, value)?;
-            Ok(response::json(
-                200,
-                &json!({"siteId": site.as_str(), "totalCount": value, "timestamp": now}),
-            ))
+            Ok(Handled {
+                response: response::json(
+                    200,
+                    &json!({"siteId": site.as_str(), "totalCount": value, "timestamp": now}),
+                ),
+                broadcast: broadcast::schedule(services, &site),
+                log_fields: String::new(),
+            })
         }
         (Endpoint::Reset, _) => {
             authorize(req, services)?;
             write_total(services, &site, 0)?;
-            Ok(response::json(
-                200,
-                &json!({"siteId": site.as_str(), "message": "Total count reset successfully", "timestamp": now}),
-            ))
+            Ok(Handled {
+                response: response::json(
+                    200,
+                    &json!({"siteId": site.as_str(), "message": "Total count reset successfully", "timestamp": now}),
+                ),
+                broadcast: broadcast::schedule(services, &site),
+                log_fields: String::new(),
+            })
         }
     }
+}
+
+/// A figure of the site, from its snapshot (one lookup per POP a second, no listing); a site
+/// no broadcast has stored a snapshot for yet is counted from the store once.
+fn read(
+    services: &Services,
+    site: &SiteId,
+    from_snapshot: impl Fn(&Snapshot) -> Option<u64>,
+    from_totals: impl Fn(&totals::Settled) -> Option<u64>,
+) -> Result<u64, HttpError> {
+    let unavailable = |what: String| {
+        request_log::detail("api-read-failed", site, &what);
+        HttpError::Unavailable("the store could not be read; try again".into())
+    };
+    let found = snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))?;
+    if let Some(value) = found.as_ref().and_then(&from_snapshot) {
+        return Ok(value);
+    }
+    let now = services.clock.now_ms();
+    let settled =
+        totals::settle(services.kv, site, now, false).map_err(|e| unavailable(e.to_string()))?;
+    if let Some(value) = from_totals(&settled) {
+        return Ok(value);
+    }
+    presence::count(services.kv, site, now).map_err(|e| unavailable(e.to_string()))
 }
 
 /// Adds CORS headers to an API error, so pages can read why their GET failed.
@@ -163,9 +196,18 @@ fn seed_value(body: &[u8]) -> Result<u64, HttpError> {
 }
 
 fn write_total(services: &Services, site: &SiteId, value: u64) -> Result<(), HttpError> {
-    totals::set(services.kv, site, value)
-        .map_err(|e| HttpError::Unavailable(format!("total store: {e}")))?;
-    totals::remember(services.cache, site, value);
+    totals::set(services.kv, services.clock, site, value).map_err(|e| {
+        request_log::detail("total-write-failed", site, &e.to_string());
+        HttpError::Unavailable("the total could not be written; try again".into())
+    })?;
+    // This POP answers the new total at once; the broadcast this plans stores it for all.
+    let known = snapshot::cached(services, site).ok().flatten();
+    let updated = Snapshot {
+        slot_end_ms: known.map_or(0, |s| s.slot_end_ms),
+        count: known.map_or(0, |s| s.count),
+        total: Some(value),
+    };
+    snapshot::remember(services.cache, site, &updated);
     Ok(())
 }
 
@@ -203,7 +245,14 @@ mod tests {
         auth: Option<&str>,
         body: &str,
     ) -> Result<Response<Vec<u8>>, HttpError> {
-        handle(&request(method, path, auth, body), &t.services())
+        handle(&request(method, path, auth, body), &t.services()).map(|h| h.response)
+    }
+
+    fn total_of(t: &TestServices, site: &str) -> u64 {
+        let site = SiteId::parse(site).expect("site");
+        totals::settle(&t.kv, &site, t.clock.now.get(), false)
+            .expect("settle")
+            .total
     }
 
     fn body(resp: &Response<Vec<u8>>) -> serde_json::Value {
@@ -213,7 +262,7 @@ mod tests {
     fn visits(t: &TestServices, site: &str, n: u32) {
         let site = SiteId::parse(site).expect("site");
         for _ in 0..n {
-            totals::increment(&t.kv, &t.ids, &t.clock, &site).expect("increment");
+            totals::record_visit(&t.kv, &t.ids, &t.clock, &site).expect("visit");
         }
     }
 
@@ -244,10 +293,7 @@ mod tests {
         }
         let resp = call(&t, "POST", "/api/reset/shop", Some("Bearer tok"), "").expect("reset");
         assert_eq!(body(&resp)["message"], "Total count reset successfully");
-        assert_eq!(
-            totals::read(&t.kv, &SiteId::parse("shop").expect("site")),
-            Ok(0)
-        );
+        assert_eq!(total_of(&t, "shop"), 0);
 
         let resp = call(
             &t,
@@ -269,10 +315,7 @@ mod tests {
         let err =
             call(&t, "POST", "/api/reset/shop", Some("Bearer anything"), "").expect_err("off");
         assert_eq!(err.status(), 403);
-        assert_eq!(
-            totals::read(&t.kv, &SiteId::parse("shop").expect("site")),
-            Ok(2)
-        );
+        assert_eq!(total_of(&t, "shop"), 2);
     }
 
     #[test]

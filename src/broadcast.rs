@@ -1,171 +1,295 @@
-//! Count broadcasts, throttled per site so fan-out does not grow with churn.
+//! Count broadcasts: at most one per slot per site across every POP, and sweeps that notice
+//! connections which vanished without an event.
 //!
 //! Broadcasting on every join and leave costs O(N²) messages in a connect burst. Instead, time
-//! is cut into slots of `broadcast_interval_ms`. A presence change in a slot claims the slot's
-//! broadcast in the per-POP cache; exactly one request wins the claim and, after answering its
-//! own client, waits for the slot's end (plus `kv_settle_ms` for the KV store's eventual
-//! consistency), counts afresh and publishes one update to the site's channel. Every other
-//! change in that slot costs no broadcast. So a site gets at most 1000/interval broadcasts a
-//! second per POP, and the last change is broadcast within interval + settle + one count.
+//! is cut into slots of `broadcast_interval_ms`. A presence change claims its slot's broadcast
+//! in two steps: in the POP's cache (one request per POP and slot goes on), then in the KV
+//! store, with an insert-only write of the slot's key (exactly one POP in the world wins, since
+//! conditional writes are decided at the primary store). The winner waits for the slot's end
+//! plus `kv_settle_ms` (so every change of the slot, in every POP, is visible), counts afresh,
+//! and publishes one update. Fanout's publishes are global, so a site gets at most
+//! 1000 / interval broadcasts a second however many POPs serve it.
 //!
-//! Connections that vanish without an event are caught by heartbeats: a heartbeat compares the
-//! (briefly cached, collapsed) count with the last one broadcast and claims a broadcast when
-//! they differ.
+//! The trade-off: a slot with changes in P POPs costs up to P insert-only writes (one wins),
+//! in exchange for one listing and one publish instead of P of each.
+//!
+//! Connections that vanish without any event (a POP dying, a lost DISCONNECT) expire; nothing
+//! announces it. Heartbeats claim a *sweep* at most once per `sweep_interval_secs` per site
+//! (the same two-step claim): the sweep counts, deletes the keys of connections whose presence
+//! has expired (production would list them for up to a day), and publishes only if the count
+//! or total differs from the site's snapshot. No heartbeat lists anything.
+//!
+//! Every broadcast also stores the site's [`snapshot`], from which any POP answers counts with
+//! a lookup, and folds finished seconds of visits into the site's total (once a second).
 
-use crate::cache;
-use crate::kv::KvError;
+use crate::config::Config;
+use crate::kv::{KvCounts, KvError, WriteMode};
 use crate::presence;
 use crate::protocol;
 use crate::publish::{PublishError, PublishItem};
 use crate::site::SiteId;
+use crate::snapshot::{self, Snapshot};
 use crate::{totals, Services};
 
-/// How long a computed count is shared between requests, in milliseconds.
-pub const COUNT_CACHE_MS: u64 = 1000;
-/// How long the last broadcast count is remembered (long enough to span heartbeat gaps).
-const LAST_BROADCAST_MS: u64 = 3_600_000;
+/// How long a slot or sweep claim key lives in KV (it only has to outlive the contention for
+/// its slot; TTLs are whole seconds).
+const CLAIM_TTL_SECS: u32 = 60;
+/// A sweep republishes an unchanged count this long after the last publish, so a page that
+/// missed a message is corrected within this time.
+const REFRESH_MS: u64 = 300_000;
+/// The most expired keys one broadcast deletes (the rest wait for the next sweep).
+const MAX_SWEEP_DELETES: usize = 1000;
 
-/// A broadcast this request won and must run after answering its client.
+/// Why a broadcast was planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Presence changed (a join, a leave): always publishes.
+    Change,
+    /// A heartbeat's periodic check: publishes only what changed.
+    Sweep { period: u64 },
+}
+
+/// A broadcast this request won in its POP, to run after answering its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub site: SiteId,
     /// When the slot ends; the count is taken after this plus the settle time.
     pub slot_end_ms: u64,
+    pub reason: Reason,
+}
+
+impl Plan {
+    /// When the broadcast may count: the slot's end plus the KV settle time.
+    pub fn wake_at_ms(&self, config: &Config) -> u64 {
+        self.slot_end_ms + u64::from(config.kv_settle_ms)
+    }
+
+    /// Whether this broadcast folds visits into the total: only slots that end in a new
+    /// second do, so the tally key is written at most about once a second.
+    fn folds(&self, config: &Config) -> bool {
+        let interval = u64::from(config.broadcast_interval_ms);
+        self.slot_end_ms / 1000 != self.slot_end_ms.saturating_sub(interval) / 1000
+    }
 }
 
 /// What running a plan did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub enum Outcome {
+    /// Another POP won the slot (or the sweep): nothing counted, nothing published.
+    Lost,
+    /// Counted.
+    Counted(Counted),
+}
+
+/// A broadcast that counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
     pub count: u64,
     /// The total sent to pages that show it (`None` when it could not be read: those pages
     /// then get no update this time, rather than a wrong one).
     pub total: Option<u64>,
-    pub publish: Result<(), PublishError>,
+    /// Keys the count listed.
+    pub keys_listed: u64,
+    /// Expired presence keys and folded visit keys deleted.
+    pub deleted: usize,
+    /// `None`: a sweep found nothing to publish.
+    pub publish: Option<Result<(), PublishError>>,
 }
 
 /// Why a broadcast could not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BroadcastError {
+    Claim(KvError),
     Count(KvError),
 }
 
+impl std::fmt::Display for BroadcastError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BroadcastError::Claim(e) => write!(f, "claim: {e}"),
+            BroadcastError::Count(e) => write!(f, "count: {e}"),
+        }
+    }
+}
+
 fn slot_key(site: &SiteId, slot_end_ms: u64) -> String {
-    format!("broadcast-slot/{site}/{slot_end_ms}")
+    format!("claim/{site}/slot/{slot_end_ms}")
 }
 
-fn count_key(site: &SiteId) -> String {
-    format!("count/{site}")
+fn sweep_key(site: &SiteId, period: u64) -> String {
+    format!("claim/{site}/sweep/{period}")
 }
 
-fn last_key(site: &SiteId) -> String {
-    format!("last-broadcast/{site}")
-}
-
-/// Claims the broadcast of the current slot for `site`; `Some` when this request won it.
-/// Call after the change is written, so the slot's count includes it.
-pub fn schedule(services: &Services, site: &SiteId) -> Option<Plan> {
+fn slot_end(services: &Services) -> u64 {
     let interval = u64::from(services.config.broadcast_interval_ms);
-    let now = services.clock.now_ms();
-    let slot_end_ms = (now / interval + 1) * interval;
+    (services.clock.now_ms() / interval + 1) * interval
+}
+
+/// Claims the current slot's broadcast for `site` in this POP; `Some` when this request won
+/// it (the KV claim, across POPs, comes when the plan runs). Call after the change is
+/// written, so the slot's count includes it.
+pub fn schedule(services: &Services, site: &SiteId) -> Option<Plan> {
+    let slot_end_ms = slot_end(services);
     // The claim outlives the slot so a late request in it cannot claim it again.
-    let ttl = interval * 4 + u64::from(services.config.kv_settle_ms);
+    let ttl = u64::from(services.config.broadcast_interval_ms) * 4
+        + u64::from(services.config.kv_settle_ms);
     services
         .cache
         .claim(&slot_key(site, slot_end_ms), ttl)
         .then(|| Plan {
             site: site.clone(),
             slot_end_ms,
+            reason: Reason::Change,
         })
 }
 
-/// Runs a won broadcast: waits for the slot to end and the store to settle, counts, publishes.
-pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> {
-    services
-        .clock
-        .sleep_until(plan.slot_end_ms + u64::from(services.config.kv_settle_ms));
-    let site = &plan.site;
-    let count = presence::count(services.kv, site, services.clock.now_ms())
-        .map_err(BroadcastError::Count)?;
-    let text = count.to_string();
+/// Claims this sweep period's sweep for `site` in this POP, if nobody here has yet: one
+/// cache operation per heartbeat, no KV operation.
+pub fn sweep_due(services: &Services, site: &SiteId) -> Option<Plan> {
+    let period_ms = u64::from(services.config.sweep_interval_secs) * 1000;
+    let period = services.clock.now_ms() / period_ms;
     services
         .cache
-        .set(&count_key(site), text.as_bytes(), COUNT_CACHE_MS);
-    // Read afresh: a visit counted in this slot must show in this slot's update.
-    let total = totals::read(services.kv, site).ok();
-    let id = format!("{}-{}", site, plan.slot_end_ms);
+        .claim(&sweep_key(site, period), period_ms * 2)
+        .then(|| Plan {
+            site: site.clone(),
+            slot_end_ms: slot_end(services),
+            reason: Reason::Sweep { period },
+        })
+}
+
+/// Claims `key` across every POP: true for the one insert-only write that creates it.
+fn claim(services: &Services, key: &str) -> Result<bool, BroadcastError> {
+    match services
+        .kv
+        .insert(key, b"", Some(CLAIM_TTL_SECS), WriteMode::AddOnly)
+    {
+        Ok(()) => Ok(true),
+        Err(KvError::PreconditionFailed | KvError::TooManyRequests) => Ok(false),
+        Err(e) => Err(BroadcastError::Claim(e)),
+    }
+}
+
+/// Runs a plan this POP won: claims it across POPs, waits for the slot to end and the store
+/// to settle, counts, publishes (a sweep: only what changed), stores the snapshot, and then
+/// deletes what the count found expired.
+pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> {
+    let site = &plan.site;
+    if let Reason::Sweep { period } = plan.reason {
+        if !claim(services, &sweep_key(site, period))? {
+            return Ok(Outcome::Lost);
+        }
+    }
+    // A sweep that finds its slot already claimed is covered by that slot's broadcast.
+    if !claim(services, &slot_key(site, plan.slot_end_ms))? {
+        return Ok(Outcome::Lost);
+    }
+    services.clock.sleep_until(plan.wake_at_ms(services.config));
+    let now = services.clock.now_ms();
+    let census = presence::census(services.kv, site, now).map_err(BroadcastError::Count)?;
+    let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
+    let total = settled.as_ref().map(|s| s.total);
+    let current = Snapshot {
+        slot_end_ms: plan.slot_end_ms,
+        count: census.live,
+        total,
+    };
+    let publish = if needs_publish(services, plan, &current, now) {
+        let result = publish(services, site, &current);
+        if result.is_ok() {
+            // Best effort: a snapshot that could not be stored only means the next sweep
+            // publishes again.
+            let _ = snapshot::write(services.kv, services.config, site, &current);
+            snapshot::remember(services.cache, site, &current);
+        }
+        Some(result)
+    } else {
+        None
+    };
+    // Deletes last: the pages have their count already.
+    let mut doomed = census.orphaned;
+    doomed.truncate(MAX_SWEEP_DELETES);
+    doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());
+    let failed = services.kv.delete_many(&doomed).len();
+    Ok(Outcome::Counted(Counted {
+        count: census.live,
+        total,
+        keys_listed: census.keys,
+        deleted: doomed.len() - failed,
+        publish,
+    }))
+}
+
+/// A change always publishes; a sweep publishes when the count or total differs from the
+/// stored snapshot, or when the last publish is old.
+fn needs_publish(services: &Services, plan: &Plan, current: &Snapshot, now: u64) -> bool {
+    if plan.reason == Reason::Change {
+        return true;
+    }
+    match snapshot::read(services.kv, services.config, &plan.site) {
+        Ok(Some(last)) => {
+            last.count != current.count
+                || (current.total.is_some() && last.total != current.total)
+                || now >= last.slot_end_ms + REFRESH_MS
+        }
+        Ok(None) | Err(_) => true,
+    }
+}
+
+/// Both channels in one publish request. Item ids are unique per site and slot, and only one
+/// POP broadcasts a slot, so Fanout never drops a fresher count as a repeat.
+fn publish(services: &Services, site: &SiteId, s: &Snapshot) -> Result<(), PublishError> {
+    let id = format!("{site}-{}", s.slot_end_ms);
     let mut items = vec![PublishItem {
         channel: site.channel(),
         id: Some(format!("count-{id}")),
-        content: protocol::update(count, None),
+        content: protocol::update(s.count, None),
     }];
-    if let Some(total) = total {
-        totals::remember(services.cache, site, total);
+    if let Some(total) = s.total {
         items.push(PublishItem {
             channel: site.totals_channel(),
             id: Some(format!("totals-{id}")),
-            content: protocol::update(count, Some(total)),
+            content: protocol::update(s.count, Some(total)),
         });
     }
-    // Both channels in one publish request.
-    let publish = services.publisher.publish(&items);
-    if publish.is_ok() {
-        services
-            .cache
-            .set(&last_key(site), text.as_bytes(), LAST_BROADCAST_MS);
-    }
-    Ok(Outcome {
-        count,
-        total,
-        publish,
-    })
+    services.publisher.publish(&items)
 }
 
-/// The site's count, computed at most once per [`COUNT_CACHE_MS`] for all concurrent callers.
-pub fn cached_count(services: &Services, site: &SiteId) -> Option<u64> {
-    let mut compute = || {
-        presence::count(services.kv, site, services.clock.now_ms())
-            .ok()
-            .map(|n| n.to_string().into_bytes())
-    };
-    let bytes = services
-        .cache
-        .get_or_compute(&count_key(site), COUNT_CACHE_MS, &mut compute)?;
-    cache::parse_u64(&bytes)
-}
-
-/// Whether the site's current count differs from the last one broadcast (or none was).
-pub fn count_is_stale(services: &Services, site: &SiteId) -> bool {
-    let last = cache::get_u64(services.cache, &last_key(site));
-    match cached_count(services, site) {
-        Some(count) => last != Some(count),
-        None => false,
+/// KV operations one broadcast made, for its log line.
+pub fn cost(before: KvCounts, after: KvCounts) -> KvCounts {
+    KvCounts {
+        lookup: after.lookup - before.lookup,
+        insert: after.insert - before.insert,
+        delete: after.delete - before.delete,
+        list: after.list - before.list,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::KvStore;
     use crate::presence::new_id_from;
-    use crate::testing::TestServices;
+    use crate::publish::Publisher;
+    use crate::testing::{MemoryCache, TestServices};
 
     fn site(s: &str) -> SiteId {
         SiteId::parse(s).expect("site")
     }
 
     fn join(t: &TestServices, s: &SiteId, n: u64) -> presence::Lease {
-        let services = t.services();
-        presence::join(
-            services.kv,
-            services.config,
-            s,
-            new_id_from([0, n]),
-            t.clock.now.get(),
-        )
-        .expect("join")
+        presence::join(&t.kv, &t.config, s, new_id_from([0, n]), t.clock.now.get()).expect("join")
+    }
+
+    fn counted(outcome: Result<Outcome, BroadcastError>) -> Counted {
+        match outcome {
+            Ok(Outcome::Counted(c)) => c,
+            other => panic!("expected a count, got {other:?}"),
+        }
     }
 
     #[test]
-    fn one_claim_per_slot_and_a_new_one_next_slot() {
+    fn one_claim_per_slot_in_a_pop_and_a_new_one_next_slot() {
         let t = TestServices::new();
         t.set_time(10_100);
         let s = site("a");
@@ -174,7 +298,8 @@ mod tests {
             first,
             Some(Plan {
                 site: s.clone(),
-                slot_end_ms: 10_500
+                slot_end_ms: 10_500,
+                reason: Reason::Change,
             })
         );
         t.set_time(10_499);
@@ -203,7 +328,7 @@ mod tests {
         }
         assert_eq!(plans.len(), 2);
         for plan in &plans {
-            run(&t.services(), plan).expect("broadcast");
+            counted(run(&t.services(), plan));
         }
         let published = t.publisher.published.borrow();
         // Two broadcasts, each one item per channel (count only, and with totals).
@@ -211,6 +336,7 @@ mod tests {
         let last: serde_json::Value = serde_json::from_str(&published[2].content).expect("json");
         assert_eq!(last, serde_json::json!({"type": "update", "count": 200}));
         assert_eq!(published[2].channel, "site:a");
+        assert_eq!(published[2].id.as_deref(), Some("count-a-21000"));
         let with_totals: serde_json::Value =
             serde_json::from_str(&published[3].content).expect("json");
         assert_eq!(
@@ -231,47 +357,138 @@ mod tests {
         t.set_time(1_400);
         join(&t, &s, 2);
         assert_eq!(schedule(&t.services(), &s), None);
-        let outcome = run(&t.services(), &plan).expect("broadcast");
-        assert_eq!(outcome.count, 2);
+        assert_eq!(counted(run(&t.services(), &plan)).count, 2);
         assert_eq!(t.clock.now.get(), 1_500 + 300);
     }
 
     #[test]
-    fn heartbeats_notice_a_count_that_changed_without_an_event() {
+    fn pops_with_changes_in_one_slot_make_one_broadcast_between_them() {
         let t = TestServices::new();
         let s = site("a");
-        t.set_time(0);
-        join(&t, &s, 1);
-        join(&t, &s, 2);
-        let plan = schedule(&t.services(), &s).expect("won");
-        run(&t.services(), &plan).expect("broadcast");
-        assert!(!count_is_stale(&t.services(), &s));
-        // Connection 2 vanished; connection 1 keeps its presence fresh.
-        t.set_time(30_000);
-        let lease = presence::Lease {
-            id: new_id_from([0, 1]),
-            expiries_ms: vec![60_000],
-        };
-        presence::refresh(&t.kv, &t.config, &s, &lease, 30_000).expect("refresh");
-        t.set_time(60_000);
-        assert!(count_is_stale(&t.services(), &s));
-        assert_eq!(cached_count(&t.services(), &s), Some(1));
+        t.set_time(5_000);
+        let caches: Vec<MemoryCache> = (0..5).map(|_| MemoryCache::default()).collect();
+        let mut plans = Vec::new();
+        for (n, cache) in caches.iter().enumerate() {
+            cache.clock_ms.set(5_000);
+            join(&t, &s, n as u64);
+            let pop = t.services_with_cache(cache);
+            plans.push(schedule(&pop, &s).expect("each POP wins its own claim"));
+        }
+        let outcomes: Vec<Outcome> = caches
+            .iter()
+            .zip(&plans)
+            .map(|(cache, plan)| run(&t.services_with_cache(cache), plan).expect("ran"))
+            .collect();
+        let won = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Counted(_)))
+            .count();
+        assert_eq!(won, 1, "{outcomes:?}");
+        assert_eq!(t.publisher.published.borrow().len(), 2);
     }
 
     #[test]
-    fn the_count_is_cached_between_computations() {
+    fn a_sweep_is_claimed_once_per_period_and_publishes_only_a_change() {
         let t = TestServices::new();
         let s = site("a");
         t.set_time(0);
         join(&t, &s, 1);
-        assert_eq!(cached_count(&t.services(), &s), Some(1));
-        join(&t, &s, 2);
+        let leaving = join(&t, &s, 2);
+        let plan = schedule(&t.services(), &s).expect("won");
+        counted(run(&t.services(), &plan));
+        assert_eq!(t.publisher.published.borrow().len(), 2);
+
+        // Nothing changed: the sweep counts but publishes nothing.
+        t.set_time(20_000);
+        let sweep = sweep_due(&t.services(), &s).expect("first heartbeat of the period");
         assert_eq!(
-            cached_count(&t.services(), &s),
-            Some(1),
-            "served from cache"
+            sweep_due(&t.services(), &s),
+            None,
+            "once per period in a POP"
         );
-        t.set_time(COUNT_CACHE_MS);
-        assert_eq!(cached_count(&t.services(), &s), Some(2));
+        let quiet = counted(run(&t.services(), &sweep));
+        assert_eq!((quiet.count, quiet.publish.clone()), (2, None));
+
+        // Connection 2 vanished (no event); connection 1 keeps its presence fresh.
+        let lease = presence::Lease {
+            id: new_id_from([0, 1]),
+            expiries_ms: vec![45_000],
+        };
+        t.set_time(30_000);
+        presence::refresh(&t.kv, &t.config, &s, &lease, 30_000).expect("refresh");
+        t.set_time(50_000);
+        let sweep = sweep_due(&t.services(), &s).expect("next period");
+        let noticed = counted(run(&t.services(), &sweep));
+        assert_eq!(noticed.count, 1);
+        assert_eq!(noticed.publish, Some(Ok(())));
+        // Its key was deleted by the sweep: production would have listed it for a day.
+        assert_eq!(noticed.deleted, 1);
+        let gone = presence::key(&s, &leaving.id, leaving.expiries_ms[0]);
+        assert_eq!(t.kv.lookup(&gone), Ok(None));
+    }
+
+    #[test]
+    fn a_sweep_in_a_slot_already_claimed_is_covered_by_that_broadcast() {
+        let t = TestServices::new();
+        let s = site("a");
+        t.set_time(20_100);
+        join(&t, &s, 1);
+        let change = schedule(&t.services(), &s).expect("won");
+        let sweep = sweep_due(&t.services(), &s).expect("won");
+        assert!(matches!(
+            run(&t.services(), &change),
+            Ok(Outcome::Counted(_))
+        ));
+        assert_eq!(run(&t.services(), &sweep), Ok(Outcome::Lost));
+    }
+
+    /// A publisher that fails while `down` is set.
+    struct Flaky {
+        down: std::cell::Cell<bool>,
+        sent: std::cell::Cell<u32>,
+    }
+
+    impl Publisher for Flaky {
+        fn publish(&self, _items: &[PublishItem]) -> Result<(), PublishError> {
+            if self.down.get() {
+                return Err(PublishError::Unreachable("down".into()));
+            }
+            self.sent.set(self.sent.get() + 1);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_failed_publish_the_next_sweep_publishes_again() {
+        let t = TestServices::new();
+        let s = site("a");
+        let flaky = Flaky {
+            down: std::cell::Cell::new(true),
+            sent: std::cell::Cell::new(0),
+        };
+        let mut services = t.services();
+        services.publisher = &flaky;
+        t.set_time(0);
+        join(&t, &s, 1);
+        let plan = schedule(&services, &s).expect("won");
+        let failed = counted(run(&services, &plan));
+        assert!(matches!(failed.publish, Some(Err(_))));
+        flaky.down.set(false);
+        t.set_time(12_000);
+        let sweep = sweep_due(&services, &s).expect("won");
+        assert_eq!(counted(run(&services, &sweep)).publish, Some(Ok(())));
+        assert_eq!(flaky.sent.get(), 1);
+    }
+
+    #[test]
+    fn only_slots_ending_in_a_new_second_fold_visits() {
+        let config = Config::default();
+        let plan = |slot_end_ms| Plan {
+            site: site("a"),
+            slot_end_ms,
+            reason: Reason::Change,
+        };
+        assert!(plan(11_000).folds(&config));
+        assert!(!plan(11_500).folds(&config));
     }
 }

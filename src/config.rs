@@ -25,7 +25,12 @@ pub struct Config {
     pub heartbeat_interval_secs: u32,
     /// How long a presence entry lives without a heartbeat, in seconds. A connection that
     /// vanishes without a close stops counting this long after its last heartbeat.
+    /// Default: one and a half intervals, so a vanished connection is gone (expired, then
+    /// noticed by a sweep) within two intervals.
     pub presence_ttl_secs: u32,
+    /// How often, at most, a site's presence keys are swept for connections that vanished
+    /// without an event (one sweep per site across all POPs), in seconds.
+    pub sweep_interval_secs: u32,
     /// The shortest time between two count broadcasts to one site, in milliseconds.
     pub broadcast_interval_ms: u32,
     /// How long a broadcaster waits for the KV store to settle before counting, in milliseconds.
@@ -58,7 +63,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             heartbeat_interval_secs: 30,
-            presence_ttl_secs: 60,
+            presence_ttl_secs: 45,
+            sweep_interval_secs: 10,
             broadcast_interval_ms: 500,
             kv_settle_ms: 300,
             grip: GripMode::FastlyEs256,
@@ -110,7 +116,18 @@ impl Config {
             1,
             3600,
         );
-        let presence_ttl_secs = read("presence_ttl_secs", heartbeat_interval_secs * 2, 1, 7200);
+        let presence_ttl_secs = read(
+            "presence_ttl_secs",
+            default_ttl(heartbeat_interval_secs),
+            1,
+            7200,
+        );
+        let sweep_interval_secs = read(
+            "sweep_interval_secs",
+            (heartbeat_interval_secs / 3).max(1),
+            1,
+            3600,
+        );
         let broadcast_interval_ms = read(
             "broadcast_interval_ms",
             defaults.broadcast_interval_ms,
@@ -139,6 +156,7 @@ impl Config {
         let mut config = Config {
             heartbeat_interval_secs,
             presence_ttl_secs,
+            sweep_interval_secs,
             broadcast_interval_ms,
             kv_settle_ms,
             grip,
@@ -151,10 +169,24 @@ impl Config {
                 value: config.presence_ttl_secs.to_string(),
                 reason: "must exceed heartbeat_interval_secs",
             });
-            config.presence_ttl_secs = config.heartbeat_interval_secs * 2;
+            config.presence_ttl_secs = default_ttl(config.heartbeat_interval_secs);
         }
         (config, warnings)
     }
+
+    /// How long Fanout may hold a connection without calling the service before it calls
+    /// anyway (the `Keep-Alive-Interval` reply header, whose least value is 20 s). A little more
+    /// than the heartbeat interval: a page that heartbeats on time never causes one, and a
+    /// background tab whose timers the browser throttles to once a minute is still refreshed
+    /// before its presence expires (the call refreshes it as a heartbeat would).
+    pub fn keep_alive_secs(&self) -> u32 {
+        (self.heartbeat_interval_secs + 5).max(20)
+    }
+}
+
+/// One and a half heartbeat intervals (rounded up).
+fn default_ttl(heartbeat_interval_secs: u32) -> u32 {
+    heartbeat_interval_secs + heartbeat_interval_secs.div_ceil(2)
 }
 
 /// Reads a setting that names one of `choices` (the first is the default).
@@ -215,11 +247,21 @@ mod tests {
     }
 
     #[test]
-    fn ttl_defaults_to_two_heartbeats() {
+    fn ttl_and_sweeps_follow_the_heartbeat_interval() {
         let (config, warnings) = Config::load(&source(&[("heartbeat_interval_secs", "2")]));
         assert!(warnings.is_empty());
         assert_eq!(config.heartbeat_interval_secs, 2);
-        assert_eq!(config.presence_ttl_secs, 4);
+        assert_eq!(config.presence_ttl_secs, 3);
+        assert_eq!(config.sweep_interval_secs, 1);
+        assert_eq!(config.keep_alive_secs(), 20);
+        let defaults = Config::default();
+        assert_eq!(
+            (defaults.presence_ttl_secs, defaults.sweep_interval_secs),
+            (45, 10)
+        );
+        assert_eq!(defaults.keep_alive_secs(), 35);
+        // A vanished connection expires and is swept within two intervals.
+        assert!(defaults.presence_ttl_secs + defaults.sweep_interval_secs < 60);
     }
 
     #[test]
@@ -276,7 +318,7 @@ mod tests {
             ("heartbeat_interval_secs", "10"),
             ("presence_ttl_secs", "10"),
         ]));
-        assert_eq!(config.presence_ttl_secs, 20);
+        assert_eq!(config.presence_ttl_secs, 15);
         assert_eq!(warnings.len(), 1);
     }
 }

@@ -22,6 +22,9 @@ pub const SIGNATURE_HEADER: &str = "Grip-Sig";
 pub const SET_META_PREFIX: &str = "Set-Meta-";
 /// Prefix of request headers that carry connection meta set earlier (`Meta-<Name>`).
 pub const META_PREFIX: &str = "Meta-";
+/// Reply header asking Fanout to call the origin (with no events) when a connection has been
+/// quiet this many seconds (at least 20).
+pub const KEEP_ALIVE_HEADER: &str = "Keep-Alive-Interval";
 
 /// A GRIP control message for the connection the reply belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -52,6 +52,17 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
 }
 
+/// The most keys one list page may hold (Fastly's limit); listings ask for full pages, so a
+/// count of N keys costs ⌈N / 1000⌉ pages rather than the default page's ⌈N / 100⌉.
+pub const LIST_PAGE: u32 = 1000;
+
+/// A key takes about one write a second (a delete is a write): faster writes to one key are
+/// refused with 429 ([`KvError::TooManyRequests`]).
+pub const KEY_WRITE_INTERVAL_MS: u64 = 1000;
+
+/// How many deletes [`KvStore::delete_many`] keeps in flight at once.
+pub const DELETE_BATCH: usize = 32;
+
 /// The operations this service uses. Production semantics to keep in mind: reads may be stale
 /// for ~300 ms, expired keys may be listed for hours, there is no atomic increment.
 pub trait KvStore {
@@ -65,7 +76,15 @@ pub trait KvStore {
     ) -> Result<(), KvError>;
     /// Deleting a missing key is not an error.
     fn delete(&self, key: &str) -> Result<(), KvError>;
-    fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, KvError>;
+    /// Deletes several keys, up to [`DELETE_BATCH`] at a time in flight where the store allows
+    /// it; returns the keys that could not be deleted.
+    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+        keys.iter()
+            .filter_map(|k| self.delete(k).err().map(|e| (k.clone(), e)))
+            .collect()
+    }
+    /// One page of at most `limit` keys under `prefix`, after `cursor`.
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError>;
 }
 
 /// How many operations of each kind one request made.
@@ -134,18 +153,23 @@ impl KvStore for CountingKv<'_> {
         self.inner.delete(key)
     }
 
-    fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, KvError> {
+    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+        self.bump(|c| c.delete += keys.len() as u32);
+        self.inner.delete_many(keys)
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
         self.bump(|c| c.list += 1);
-        self.inner.list(prefix, cursor)
+        self.inner.list(prefix, cursor, limit)
     }
 }
 
-/// Every key under `prefix`, following the listing's cursor across pages.
+/// Every key under `prefix`, in full pages, following the listing's cursor.
 pub fn list_all(kv: &dyn KvStore, prefix: &str) -> Result<Vec<String>, KvError> {
     let mut keys = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = kv.list(prefix, cursor.as_deref())?;
+        let page = kv.list(prefix, cursor.as_deref(), LIST_PAGE)?;
         keys.extend(page.keys);
         match page.next_cursor {
             Some(next) if !next.is_empty() => cursor = Some(next),

@@ -26,6 +26,7 @@ pub mod response;
 pub mod router;
 pub mod secrets;
 pub mod site;
+pub mod snapshot;
 pub mod totals;
 pub mod websocket;
 pub mod websocket_events;

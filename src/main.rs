@@ -120,25 +120,12 @@ fn main() {
         let before_kv = kv.counts();
         let before_publish = publisher.count();
         let outcome = broadcast::run(&services, &plan);
-        let after = kv.counts();
-        let result = match &outcome {
-            Ok(o) => match &o.publish {
-                Ok(()) => format!("count={} result=ok", o.count),
-                Err(e) => format!(
-                    "count={} result=publish-failed error={:?}",
-                    o.count,
-                    e.to_string()
-                ),
-            },
-            Err(e) => format!("result=count-failed error={e:?}"),
-        };
-        println!(
-            "liveuser broadcast site={} slot={} {result} kv_list={} publish={} late_ms={}",
-            plan.site,
-            plan.slot_end_ms,
-            after.list - before_kv.list,
+        request_log::broadcast(
+            &plan,
+            &outcome,
+            broadcast::cost(before_kv, kv.counts()),
             publisher.count() - before_publish,
-            clock.now_ms().saturating_sub(plan.slot_end_ms)
+            clock.now_ms().saturating_sub(plan.slot_end_ms),
         );
     }
 }

@@ -7,17 +7,26 @@
 //! and counts the distinct presence ids that have at least one key whose expiry is still ahead.
 //!
 //! Why a new key per heartbeat instead of rewriting one: a listing shows names only, so the
-//! expiry must be readable from the name. Each heartbeat is one KV write. The expiries a
-//! connection still has alive are remembered in connection meta (the [`Lease`]), so a close
-//! deletes exactly those keys, without a listing. Heartbeats faster than half an interval write
-//! nothing, which bounds both a client's write rate and how many keys it can have alive.
+//! expiry must be readable from the name. Each refresh writes the new key and deletes the keys
+//! older than the one it replaces, so a connection has at most two keys alive: the newest, and
+//! the one before it, kept for one more interval because another POP may see the delete of an
+//! old key before the write of its successor (each change reaches each POP after its own lag),
+//! and must never see the connection with no key at all. The lease in connection meta names
+//! them, so a close deletes exactly those keys without a listing; keys of connections that
+//! vanished without any event are deleted by the sweeps that find them expired.
+//! Heartbeats faster than half an interval write nothing, which bounds a client's write rate.
 
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::kv::{list_all, KvError, KvStore, WriteMode};
+use crate::kv::{list_all, KvError, KvStore, WriteMode, KEY_WRITE_INTERVAL_MS};
 use crate::site::SiteId;
 
 /// Prefix of every presence key.
 pub const PREFIX: &str = "presence/";
+
+/// The most keys a lease names: two alive, plus old ones whose delete failed (they are retried
+/// on the next refresh; past this many, the oldest are left to the sweeps).
+const MAX_LEASE: usize = 4;
 
 /// A connection's presence: its random id and the expiries of its keys that may be alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +56,17 @@ impl Lease {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<u64>().ok())
             .collect::<Option<Vec<u64>>>()?;
+        if expiries_ms.len() > MAX_LEASE {
+            return None;
+        }
         Some(Lease {
             id: id.to_string(),
             expiries_ms,
         })
     }
 
-    fn newest_expiry(&self) -> Option<u64> {
+    /// When the connection's presence runs out, if it has any.
+    pub fn newest_expiry(&self) -> Option<u64> {
         self.expiries_ms.iter().copied().max()
     }
 }
@@ -96,9 +109,9 @@ pub fn join(
     })
 }
 
-/// Extends a connection's presence on a heartbeat: at most one KV write, none when the newest
-/// key was written less than half an interval ago. Returns the updated lease (expired
-/// expiries dropped) and whether anything was written.
+/// Extends a connection's presence on a heartbeat: one KV write and the delete of the key
+/// before the newest (none at all when the newest key was written less than half an interval
+/// ago). Returns the updated lease and whether anything was written.
 pub fn refresh(
     kv: &dyn KvStore,
     config: &Config,
@@ -108,58 +121,126 @@ pub fn refresh(
 ) -> Result<(Lease, bool), KvError> {
     let ttl_ms = u64::from(config.presence_ttl_secs) * 1000;
     let half_interval_ms = u64::from(config.heartbeat_interval_secs) * 500;
-    let mut updated = Lease {
-        id: lease.id.clone(),
-        expiries_ms: lease
-            .expiries_ms
-            .iter()
-            .copied()
-            .filter(|e| *e > now_ms)
-            .collect(),
-    };
-    let fresh_enough = lease
-        .newest_expiry()
-        .is_some_and(|newest| newest > now_ms && newest + half_interval_ms > now_ms + ttl_ms);
+    let newest = lease.newest_expiry();
+    let fresh_enough = newest.is_some_and(|n| n > now_ms && n + half_interval_ms > now_ms + ttl_ms);
     if fresh_enough {
-        return Ok((updated, false));
+        return Ok((lease.clone(), false));
     }
+    // Everything but the newest key goes: the newest stays until the next refresh (see the
+    // module's notes). A failed delete stays in the lease and is tried again next time.
+    let older: Vec<String> = lease
+        .expiries_ms
+        .iter()
+        .filter(|e| Some(**e) != newest)
+        .map(|e| key(site, &lease.id, *e))
+        .collect();
+    let failed = kv.delete_many(&older);
     let expiry = now_ms + ttl_ms;
     write(kv, config, site, &lease.id, expiry)?;
-    updated.expiries_ms.push(expiry);
-    Ok((updated, true))
+    let mut expiries_ms: Vec<u64> = lease
+        .expiries_ms
+        .iter()
+        .copied()
+        .filter(|e| {
+            Some(*e) == newest || failed.iter().any(|(k, _)| *k == key(site, &lease.id, *e))
+        })
+        .collect();
+    expiries_ms.sort_unstable();
+    expiries_ms.push(expiry);
+    let excess = expiries_ms.len().saturating_sub(MAX_LEASE);
+    expiries_ms.drain(..excess);
+    Ok((
+        Lease {
+            id: lease.id.clone(),
+            expiries_ms,
+        },
+        true,
+    ))
 }
 
 /// Removes a connection at once: deletes every key of its lease (no listing). Keys already
 /// past their expiry are deleted too, so production does not keep them for a day.
-pub fn leave(kv: &dyn KvStore, site: &SiteId, lease: &Lease) -> Result<(), KvError> {
-    let mut first_error = None;
-    for expiry in &lease.expiries_ms {
-        if let Err(e) = kv.delete(&key(site, &lease.id, *expiry)) {
-            first_error.get_or_insert(e);
-        }
+///
+/// A key takes about one write a second, and a delete is a write: a connection that closes
+/// within a second of its last refresh has its newest key refused (429). That delete is tried
+/// again once the second has passed; otherwise the key would count for a whole TTL.
+pub fn leave(
+    kv: &dyn KvStore,
+    clock: &dyn Clock,
+    site: &SiteId,
+    lease: &Lease,
+) -> Result<(), KvError> {
+    let keys: Vec<String> = lease
+        .expiries_ms
+        .iter()
+        .map(|e| key(site, &lease.id, *e))
+        .collect();
+    let mut failed = kv.delete_many(&keys);
+    if failed.iter().any(|(_, e)| *e == KvError::TooManyRequests) {
+        clock.sleep_until(clock.now_ms() + KEY_WRITE_INTERVAL_MS);
+        let again: Vec<String> = failed.into_iter().map(|(k, _)| k).collect();
+        failed = kv.delete_many(&again);
     }
-    first_error.map_or(Ok(()), Err)
+    match failed.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
-/// The number of distinct connections with a key that has not expired. Lists the site's keys
-/// (every page): callers cache the result.
-pub fn count(kv: &dyn KvStore, site: &SiteId, now_ms: u64) -> Result<u64, KvError> {
+/// What one listing of a site's presence keys found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Census {
+    /// Distinct connections with a key that has not expired: the count.
+    pub live: u64,
+    /// Keys the listing returned.
+    pub keys: u64,
+    /// Expired keys of connections with no live key left: gone without an event (production
+    /// would list them for up to a day). A live connection's expired previous key is not
+    /// here: its own next refresh deletes it.
+    pub orphaned: Vec<String>,
+}
+
+/// Lists the site's presence keys (every page, full pages) and counts the connections alive.
+pub fn census(kv: &dyn KvStore, site: &SiteId, now_ms: u64) -> Result<Census, KvError> {
     let prefix = site_prefix(site);
     let keys = list_all(kv, &prefix)?;
-    let mut live: Vec<&str> = keys
-        .iter()
-        .filter_map(|k| parse_key(k.strip_prefix(&prefix)?))
-        .filter(|(_, expiry)| *expiry > now_ms)
-        .map(|(id, _)| id)
-        .collect();
+    let mut live: Vec<&str> = Vec::with_capacity(keys.len());
+    let mut expired: Vec<(&str, &String)> = Vec::new();
+    for k in &keys {
+        let Some((id, expiry)) = k.strip_prefix(&prefix).and_then(parse_key) else {
+            continue;
+        };
+        if expiry > now_ms {
+            live.push(id);
+        } else {
+            expired.push((id, k));
+        }
+    }
     live.sort_unstable();
     live.dedup();
-    Ok(live.len() as u64)
+    let orphaned = expired
+        .into_iter()
+        .filter(|(id, _)| live.binary_search(id).is_err())
+        .map(|(_, k)| k.clone())
+        .collect();
+    Ok(Census {
+        live: live.len() as u64,
+        keys: keys.len() as u64,
+        orphaned,
+    })
+}
+
+/// The number of distinct connections with a key that has not expired.
+pub fn count(kv: &dyn KvStore, site: &SiteId, now_ms: u64) -> Result<u64, KvError> {
+    census(kv, site, now_ms).map(|c| c.live)
 }
 
 /// Splits `<id>/<expiry>`; foreign or malformed keys are skipped.
 fn parse_key(rest: &str) -> Option<(&str, u64)> {
     let (id, expiry) = rest.split_once('/')?;
+    if !is_presence_id(id) {
+        return None;
+    }
     Some((id, expiry.parse().ok()?))
 }
 
@@ -184,7 +265,7 @@ fn write(
 mod tests {
     use super::*;
     use crate::kv::CountingKv;
-    use crate::testing::MemoryKv;
+    use crate::testing::{ManualClock, MemoryKv};
 
     fn site(s: &str) -> SiteId {
         SiteId::parse(s).expect("site")
@@ -263,7 +344,7 @@ mod tests {
         let lease = join(&kv, &cfg, &site("a"), id(1), 0).expect("join");
         let (lease, _) = refresh(&kv, &cfg, &site("a"), &lease, 30_000).expect("refresh");
         join(&kv, &cfg, &site("a"), id(2), 0).expect("join");
-        leave(&kv, &site("a"), &lease).expect("leave");
+        leave(&kv, &ManualClock::default(), &site("a"), &lease).expect("leave");
         assert_eq!(kv.counts().list, 0);
         assert_eq!(kv.counts().delete, 2);
         assert_eq!(count(&store, &site("a"), 30_000), Ok(1));
@@ -289,6 +370,100 @@ mod tests {
         let store = MemoryKv::default();
         join(&store, &config(), &site("ab"), id(1), 0).expect("join");
         assert_eq!(count(&store, &site("a"), 0), Ok(0));
+    }
+
+    #[test]
+    fn a_connection_never_has_more_than_two_keys_alive_however_long_it_lives() {
+        let store = MemoryKv::default();
+        let cfg = config();
+        let mut lease = join(&store, &cfg, &site("a"), id(1), 0).expect("join");
+        // Six hours of heartbeats, every 30 s.
+        for beat in 1..=720u64 {
+            let (l, wrote) =
+                refresh(&store, &cfg, &site("a"), &lease, beat * 30_000).expect("refresh");
+            assert!(wrote);
+            lease = l;
+            assert!(store.len() <= 2, "{} keys after beat {beat}", store.len());
+            assert!(lease.expiries_ms.len() <= 2);
+        }
+        assert_eq!(count(&store, &site("a"), 720 * 30_000), Ok(1));
+    }
+
+    /// A store whose next `failing` deletes fail with 429.
+    struct FailingDeletes {
+        inner: MemoryKv,
+        failing: std::cell::Cell<u32>,
+    }
+
+    impl KvStore for FailingDeletes {
+        fn lookup(&self, key: &str) -> Result<Option<crate::kv::Entry>, KvError> {
+            self.inner.lookup(key)
+        }
+        fn insert(&self, k: &str, v: &[u8], ttl: Option<u32>, m: WriteMode) -> Result<(), KvError> {
+            self.inner.insert(k, v, ttl, m)
+        }
+        fn delete(&self, key: &str) -> Result<(), KvError> {
+            if self.failing.get() > 0 {
+                self.failing.set(self.failing.get() - 1);
+                return Err(KvError::TooManyRequests);
+            }
+            self.inner.delete(key)
+        }
+        fn list(
+            &self,
+            prefix: &str,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<crate::kv::ListPage, KvError> {
+            self.inner.list(prefix, cursor, limit)
+        }
+    }
+
+    #[test]
+    fn a_failed_delete_stays_in_the_lease_and_is_retried() {
+        let store = FailingDeletes {
+            inner: MemoryKv::default(),
+            failing: std::cell::Cell::new(u32::MAX),
+        };
+        let cfg = config();
+        let lease = join(&store, &cfg, &site("a"), id(1), 0).expect("join");
+        let (lease, _) = refresh(&store, &cfg, &site("a"), &lease, 30_000).expect("refresh");
+        let (lease, _) = refresh(&store, &cfg, &site("a"), &lease, 60_000).expect("refresh");
+        assert_eq!(lease.expiries_ms, vec![60_000, 90_000, 120_000]);
+        store.failing.set(0);
+        let (lease, _) = refresh(&store, &cfg, &site("a"), &lease, 90_000).expect("refresh");
+        assert_eq!(lease.expiries_ms, vec![120_000, 150_000]);
+        assert_eq!(store.inner.len(), 2);
+    }
+
+    #[test]
+    fn a_close_right_after_a_refresh_waits_out_the_keys_write_limit() {
+        let store = FailingDeletes {
+            inner: MemoryKv::default(),
+            failing: std::cell::Cell::new(1),
+        };
+        let clock = ManualClock::default();
+        clock.now.set(30_500);
+        let cfg = config();
+        let lease = join(&store, &cfg, &site("a"), id(1), 0).expect("join");
+        let (lease, _) = refresh(&store, &cfg, &site("a"), &lease, 30_000).expect("refresh");
+        leave(&store, &clock, &site("a"), &lease).expect("deleted on the second try");
+        assert_eq!(store.inner.len(), 0);
+        assert_eq!(clock.now.get(), 31_500, "waited a second");
+    }
+
+    #[test]
+    fn a_census_counts_live_connections_and_names_the_orphaned_keys() {
+        let store = MemoryKv::default();
+        let cfg = config();
+        join(&store, &cfg, &site("a"), id(1), 0).expect("join");
+        let lease = join(&store, &cfg, &site("a"), id(2), 0).expect("join");
+        refresh(&store, &cfg, &site("a"), &lease, 30_000).expect("refresh");
+        let census = census(&store, &site("a"), 70_000).expect("census");
+        assert_eq!(census.live, 1);
+        assert_eq!(census.keys, 3);
+        // Connection 1 is gone; connection 2's expired first key is its own to delete.
+        assert_eq!(census.orphaned, vec![key(&site("a"), &id(1), 60_000)]);
     }
 
     #[test]

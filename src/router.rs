@@ -44,12 +44,10 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     }
     if api::owns(path) {
         // CORS on errors too, so a page can read why its GET failed.
-        return Ok(api::handle(req, services)
-            .unwrap_or_else(|e| {
-                request_log::error(req.method().as_str(), path, &e);
-                api::with_cors(response::error(&e))
-            })
-            .into());
+        return Ok(api::handle(req, services).unwrap_or_else(|e| {
+            request_log::error(req.method().as_str(), path, &e);
+            api::with_cors(response::error(&e)).into()
+        }));
     }
     let served = match path {
         // A route that does nothing: health checks, and the benchmarks' baseline.

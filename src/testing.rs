@@ -21,7 +21,7 @@ pub struct MemoryKv {
 
 impl Default for MemoryKv {
     fn default() -> Self {
-        MemoryKv::with_page_size(100)
+        MemoryKv::with_page_size(crate::kv::LIST_PAGE as usize)
     }
 }
 
@@ -82,17 +82,18 @@ impl KvStore for MemoryKv {
         Ok(())
     }
 
-    fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, KvError> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+        let page_size = self.page_size.min(limit as usize);
         let entries = self.entries.borrow();
         let keys: Vec<String> = entries
             .keys()
             .filter(|k| k.starts_with(prefix))
             .filter(|k| cursor.is_none_or(|c| k.as_str() > c))
-            .take(self.page_size + 1)
+            .take(page_size + 1)
             .cloned()
             .collect();
-        let more = keys.len() > self.page_size;
-        let keys: Vec<String> = keys.into_iter().take(self.page_size).collect();
+        let more = keys.len() > page_size;
+        let keys: Vec<String> = keys.into_iter().take(page_size).collect();
         let next_cursor = if more { keys.last().cloned() } else { None };
         Ok(ListPage { keys, next_cursor })
     }
@@ -235,11 +236,16 @@ impl TestServices {
     }
 
     pub fn services(&self) -> Services<'_> {
+        self.services_with_cache(&self.cache)
+    }
+
+    /// The services of another POP: its own cache, the same KV store.
+    pub fn services_with_cache<'a>(&'a self, cache: &'a MemoryCache) -> Services<'a> {
         Services {
             config: &self.config,
             publisher: &self.publisher,
             kv: &self.kv,
-            cache: &self.cache,
+            cache,
             clock: &self.clock,
             ids: &self.ids,
             grip: &self.grip,

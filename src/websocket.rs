@@ -128,21 +128,30 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     let events = websocket_events::parse(req.body())?;
     let mut conn = open_connection(req, &events, connection_id)?;
     let mut reply = Reply::default();
+    // A request with no events is Fanout's keep-alive call (see `Config::keep_alive_secs`):
+    // the connection is alive even if the page's timers are throttled.
+    if events.is_empty() {
+        refresh(services, &mut conn);
+        conn.heartbeat_seen = true;
+    }
     for event in &events {
         on_event(services, &mut conn, event, &mut reply)?;
         if conn.closed {
             break;
         }
     }
-    after_events(services, &mut conn);
     let log_fields = log_fields(&conn, &events);
     let broadcast = if conn.wants_broadcast {
         broadcast::schedule(services, &conn.site)
+    } else if conn.heartbeat_seen && !conn.closed {
+        // Connections that vanished without an event are found by a sweep, claimed at most
+        // once a sweep interval per site: no heartbeat lists anything.
+        broadcast::sweep_due(services, &conn.site)
     } else {
         None
     };
     Ok(Handled {
-        response: encode_reply(&conn, reply),
+        response: encode_reply(&conn, reply, services.config.keep_alive_secs()),
         broadcast,
         log_fields,
     })
@@ -275,7 +284,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
 
 /// Adds this page view to the site's total. A failure is logged, never fatal to the socket.
 fn count_visit(services: &Services, conn: &Connection) {
-    match totals::increment(services.kv, services.ids, services.clock, &conn.site) {
+    match totals::record_visit(services.kv, services.ids, services.clock, &conn.site) {
         Ok(attempts) if attempts > 1 => println!(
             "liveuser total-contended conn={} site={} attempts={attempts}",
             conn.id, conn.site
@@ -361,7 +370,7 @@ fn leave(services: &Services, conn: &mut Connection) {
     if lease.expiries_ms.is_empty() {
         return;
     }
-    if let Err(e) = presence::leave(services.kv, &conn.site, &lease) {
+    if let Err(e) = presence::leave(services.kv, services.clock, &conn.site, &lease) {
         // Whatever was not deleted expires by itself within the TTL.
         println!(
             "liveuser presence-leave-failed conn={} site={} error={e}",
@@ -395,17 +404,6 @@ fn close(
     conn.closed = true;
 }
 
-/// After a heartbeat, a count that changed without any event (a connection that vanished)
-/// is broadcast too.
-fn after_events(services: &Services, conn: &mut Connection) {
-    if conn.heartbeat_seen
-        && !conn.wants_broadcast
-        && broadcast::count_is_stale(services, &conn.site)
-    {
-        conn.wants_broadcast = true;
-    }
-}
-
 fn log_fields(conn: &Connection, events: &[Event]) -> String {
     let names: Vec<&str> = events.iter().map(Event::name).collect();
     format!(
@@ -416,13 +414,14 @@ fn log_fields(conn: &Connection, events: &[Event]) -> String {
     )
 }
 
-fn encode_reply(conn: &Connection, reply: Reply) -> Response<Vec<u8>> {
+fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Response<Vec<u8>> {
     let mut builder = Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, websocket_events::CONTENT_TYPE);
     if reply.accepts {
         builder = builder
             .header(grip::EXTENSIONS_HEADER, grip::EXTENSIONS_VALUE)
+            .header(grip::KEEP_ALIVE_HEADER, keep_alive_secs)
             .header(set_meta(META_SITE), conn.site.as_str());
         if conn.totals {
             builder = builder.header(set_meta(META_TOTALS), "1");

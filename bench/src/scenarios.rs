@@ -30,11 +30,7 @@ pub struct OpCost {
 }
 
 fn field(line: &str, name: &str) -> u64 {
-    line.split(&format!(" {name}="))
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    liveuser_testkit::log::number(line, name)
 }
 
 /// The cost of requests whose log line matches every one of `needles`.
@@ -62,9 +58,8 @@ pub fn op_cost(stack: &Stack, needles: &[&str]) -> OpCost {
 /// The slots (epoch ms) of the broadcasts to `site` since `since_ms`.
 pub fn broadcast_slots(stack: &Stack, site: &str, since_ms: u64) -> Vec<u64> {
     stack
-        .app_log_lines(&format!("liveuser broadcast site={site} "))
-        .iter()
-        .filter_map(|l| l.split(" slot=").nth(1)?.split(' ').next()?.parse().ok())
+        .published_slots(site)
+        .into_iter()
         .filter(|slot| *slot >= since_ms)
         .collect()
 }
@@ -101,9 +96,10 @@ fn record_joins(result: &mut Wave, stack: &Stack, phase: &JoinPhase, clients: &[
 /// The longest any broadcast to `site` took from its slot's end until its publish returned.
 fn slowest_broadcast(stack: &Stack, site: &str) -> u64 {
     stack
-        .app_log_lines(&format!("liveuser broadcast site={site} "))
+        .broadcasts(site)
         .iter()
-        .map(|l| field(l, "late_ms"))
+        .filter(|b| b.published())
+        .map(|b| b.late_ms)
         .max()
         .unwrap_or(0)
 }

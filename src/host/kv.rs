@@ -85,8 +85,32 @@ impl KvStore for HostKv {
         }
     }
 
-    fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, KvError> {
-        let mut builder = self.store()?.build_list().prefix(prefix);
+    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(e) => return keys.iter().map(|k| (k.clone(), e.clone())).collect(),
+        };
+        let mut failed = Vec::new();
+        // Deletes go out together, a batch at a time, and are then waited for: a sweep of
+        // hundreds of keys takes a few round trips, not hundreds.
+        for batch in keys.chunks(crate::kv::DELETE_BATCH) {
+            let pending: Vec<_> = batch
+                .iter()
+                .map(|k| (k, store.build_delete().execute_async(k)))
+                .collect();
+            for (key, handle) in pending {
+                let result = handle.and_then(|h| store.pending_delete_wait(h));
+                match result {
+                    Ok(()) | Err(KVStoreError::ItemNotFound) => {}
+                    Err(e) => failed.push((key.clone(), map_error(e))),
+                }
+            }
+        }
+        failed
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+        let mut builder = self.store()?.build_list().prefix(prefix).limit(limit);
         if let Some(cursor) = cursor {
             builder = builder.cursor(cursor);
         }

@@ -5,4 +5,5 @@
 pub mod browser;
 pub mod client;
 pub mod fleet;
+pub mod log;
 pub mod stack;

@@ -20,15 +20,6 @@ fn counts_seen(peer: &Peer) -> Vec<u64> {
         .collect()
 }
 
-/// The slots of the broadcast lines for `site` in the app log.
-fn broadcast_slots(stack: &Stack, site: &str) -> Vec<u64> {
-    stack
-        .app_log_lines(&format!("liveuser broadcast site={site} "))
-        .iter()
-        .filter_map(|l| l.split(" slot=").nth(1)?.split(' ').next()?.parse().ok())
-        .collect()
-}
-
 #[test]
 fn two_sites_see_their_own_exact_counts_through_waves_of_connects_and_closes() {
     let stack = Stack::start();
@@ -128,7 +119,7 @@ fn a_burst_of_200_connects_costs_one_broadcast_per_slot_and_ends_exact() {
     );
     wait_for_count(&peers, 200, Duration::from_secs(60));
 
-    let slots = broadcast_slots(&stack, "burst");
+    let slots = stack.published_slots("burst");
     let distinct: BTreeSet<u64> = slots.iter().copied().collect();
     assert_eq!(
         distinct.len(),

@@ -1,0 +1,510 @@
+//! The KV store, shared by every POP, with production's semantics:
+//!
+//! - a write or delete commits at once at the primary store (conditional writes are decided
+//!   there, so insert-only and generation-match writes are exact across POPs), but each POP
+//!   sees it only after a lag of its own, up to `kv_lag_max_ms`;
+//! - an expired key is not found by lookups, but stays listed for `kv_expired_listed_ms`;
+//! - a key takes one write per `kv_key_write_interval_ms`; a faster write gets 429;
+//! - list pages hold at most the limit asked for (the default when none is), capped;
+//! - every operation costs its latency on the calling request's clock.
+//!
+//! [`PopKv`] is one POP's view, implementing the service's own `KvStore` trait.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use liveuser_edge::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
+
+use crate::clock::{RequestClock, EPOCH_US, MIN};
+use crate::params::Params;
+use crate::rng::{mix, Rng};
+
+#[derive(Debug, Clone)]
+struct Version {
+    generation: u64,
+    committed_us: u64,
+    value: Vec<u8>,
+    /// When the key expires (KV TTL), if it has a TTL.
+    expires_us: Option<u64>,
+    deleted: bool,
+}
+
+#[derive(Debug, Default)]
+struct History {
+    /// Oldest first; older versions are kept only while some POP may still see them.
+    versions: Vec<Version>,
+    last_write_us: Option<u64>,
+}
+
+/// Operation counts of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ops {
+    pub lookups: u64,
+    pub inserts: u64,
+    /// Inserts refused: precondition failed (lost a conditional write).
+    pub insert_conflicts: u64,
+    /// Writes refused with 429 (the key's write rate).
+    pub rate_limited: u64,
+    pub deletes: u64,
+    pub list_pages: u64,
+    pub keys_listed: u64,
+}
+
+impl Ops {
+    pub fn add(&mut self, o: &Ops) {
+        self.lookups += o.lookups;
+        self.inserts += o.inserts;
+        self.insert_conflicts += o.insert_conflicts;
+        self.rate_limited += o.rate_limited;
+        self.deletes += o.deletes;
+        self.list_pages += o.list_pages;
+        self.keys_listed += o.keys_listed;
+    }
+
+    /// Every operation that reached the store (what is billed).
+    pub fn total(&self) -> u64 {
+        self.lookups + self.inserts + self.deletes + self.list_pages
+    }
+}
+
+/// The store itself.
+pub struct KvModel {
+    keys: BTreeMap<String, History>,
+    next_generation: u64,
+    lag_seed: u64,
+    lag_max_us: u64,
+    expired_listed_us: u64,
+    key_write_interval_us: u64,
+    default_page: usize,
+    max_page: usize,
+    /// Operations per simulated minute.
+    pub per_minute: Vec<Ops>,
+}
+
+impl KvModel {
+    pub fn new(params: &Params) -> KvModel {
+        KvModel {
+            keys: BTreeMap::new(),
+            next_generation: 1,
+            lag_seed: mix(params.seed ^ 0x6b76_6c61_6773),
+            lag_max_us: params.kv_lag_max_ms * 1000,
+            expired_listed_us: params.kv_expired_listed_ms * 1000,
+            key_write_interval_us: params.kv_key_write_interval_ms * 1000,
+            default_page: params.kv_default_page,
+            max_page: params.kv_max_page,
+            per_minute: Vec::new(),
+        }
+    }
+
+    fn tally(&mut self, at_us: u64, f: impl FnOnce(&mut Ops)) {
+        let minute = (at_us.saturating_sub(EPOCH_US) / MIN) as usize;
+        if self.per_minute.len() <= minute {
+            self.per_minute.resize(minute + 1, Ops::default());
+        }
+        f(&mut self.per_minute[minute]);
+    }
+
+    /// How long version `generation` takes to reach `pop`: different for every write and POP,
+    /// mostly short, at most `lag_max_us`.
+    fn lag_us(&self, pop: usize, generation: u64) -> u64 {
+        let h = mix(self.lag_seed ^ generation.wrapping_mul(0x9E37_79B9) ^ (pop as u64) << 48);
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        (self.lag_max_us as f64 * u * u * u) as u64
+    }
+
+    /// The version `pop` sees at `t`, if any.
+    fn seen<'h>(&self, h: &'h History, pop: usize, t: u64) -> Option<&'h Version> {
+        h.versions
+            .iter()
+            .rev()
+            .find(|v| v.committed_us + self.lag_us(pop, v.generation) <= t)
+    }
+
+    /// Whether the primary store holds a live value for the key at `t`.
+    fn live_at_primary(h: &History, t: u64) -> Option<&Version> {
+        h.versions
+            .last()
+            .filter(|v| !v.deleted && v.expires_us.is_none_or(|e| e > t))
+    }
+
+    pub fn lookup(&mut self, pop: usize, t: u64, key: &str) -> Option<Entry> {
+        self.tally(t, |o| o.lookups += 1);
+        let h = self.keys.get(key)?;
+        let v = self.seen(h, pop, t)?;
+        if v.deleted || v.expires_us.is_some_and(|e| e <= t) {
+            return None;
+        }
+        Some(Entry {
+            value: v.value.clone(),
+            generation: v.generation,
+        })
+    }
+
+    fn rate_limited(&self, h: Option<&History>, t: u64) -> bool {
+        h.and_then(|h| h.last_write_us)
+            .is_some_and(|last| t < last + self.key_write_interval_us)
+    }
+
+    pub fn insert(
+        &mut self,
+        t: u64,
+        key: &str,
+        value: &[u8],
+        ttl_secs: Option<u32>,
+        mode: WriteMode,
+    ) -> Result<(), KvError> {
+        let existing = self.keys.get(key);
+        if self.rate_limited(existing, t) {
+            self.tally(t, |o| {
+                o.inserts += 1;
+                o.rate_limited += 1
+            });
+            return Err(KvError::TooManyRequests);
+        }
+        let live = existing.and_then(|h| Self::live_at_primary(h, t));
+        let allowed = match mode {
+            WriteMode::Overwrite => true,
+            WriteMode::AddOnly => live.is_none(),
+            WriteMode::IfGeneration(g) => live.is_some_and(|v| v.generation == g),
+        };
+        if !allowed {
+            self.tally(t, |o| {
+                o.inserts += 1;
+                o.insert_conflicts += 1
+            });
+            return Err(KvError::PreconditionFailed);
+        }
+        self.tally(t, |o| o.inserts += 1);
+        let version = Version {
+            generation: self.next_generation,
+            committed_us: t,
+            value: value.to_vec(),
+            expires_us: ttl_secs.map(|s| t + u64::from(s) * 1_000_000),
+            deleted: false,
+        };
+        self.next_generation += 1;
+        self.commit(key, version, t);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, t: u64, key: &str) -> Result<(), KvError> {
+        self.tally(t, |o| o.deletes += 1);
+        let Some(h) = self.keys.get(key) else {
+            return Ok(());
+        };
+        if h.versions.last().is_some_and(|v| v.deleted) {
+            return Ok(());
+        }
+        if self.rate_limited(Some(h), t) {
+            self.tally(t, |o| o.rate_limited += 1);
+            return Err(KvError::TooManyRequests);
+        }
+        let version = Version {
+            generation: self.next_generation,
+            committed_us: t,
+            value: Vec::new(),
+            expires_us: None,
+            deleted: true,
+        };
+        self.next_generation += 1;
+        self.commit(key, version, t);
+        Ok(())
+    }
+
+    fn commit(&mut self, key: &str, version: Version, t: u64) {
+        let lag_max = self.lag_max_us;
+        let h = self.keys.entry(key.to_string()).or_default();
+        h.last_write_us = Some(t);
+        h.versions.push(version);
+        // Versions older than one every POP already sees are unreachable.
+        if let Some(i) = h
+            .versions
+            .iter()
+            .rposition(|v| v.committed_us + lag_max <= t)
+        {
+            h.versions.drain(..i);
+        }
+    }
+
+    /// One page of keys under `prefix` after `cursor`, as `pop` sees them at `t`.
+    pub fn list(
+        &mut self,
+        pop: usize,
+        t: u64,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> ListPage {
+        let limit = limit.unwrap_or(self.default_page).clamp(1, self.max_page);
+        let start = match cursor {
+            Some(c) if c >= prefix => Bound::Excluded(c.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut keys = Vec::new();
+        let mut more = false;
+        for (key, h) in self.keys.range((start, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let Some(v) = self.seen(h, pop, t) else {
+                continue;
+            };
+            if v.deleted
+                || v.expires_us
+                    .is_some_and(|e| e + self.expired_listed_us <= t)
+            {
+                continue;
+            }
+            if keys.len() == limit {
+                more = true;
+                break;
+            }
+            keys.push(key.clone());
+        }
+        let listed = keys.len() as u64;
+        self.tally(t, |o| {
+            o.list_pages += 1;
+            o.keys_listed += listed
+        });
+        let next_cursor = if more { keys.last().cloned() } else { None };
+        ListPage { keys, next_cursor }
+    }
+
+    /// Forgets what no POP can see any more: deletes every POP has seen, and expired keys
+    /// past the time they may still be listed.
+    pub fn collect_garbage(&mut self, t: u64) {
+        let (lag_max, listed) = (self.lag_max_us, self.expired_listed_us);
+        self.keys.retain(|_, h| match h.versions.last() {
+            Some(v) if v.deleted => v.committed_us + lag_max > t,
+            Some(v) => v.expires_us.is_none_or(|e| e + listed > t),
+            None => false,
+        });
+    }
+
+    /// Keys under `prefix` the primary store would still list at `t` (live or expired but
+    /// not yet removed), grouped by the path segment after the prefix.
+    pub fn listed_by_segment(&self, prefix: &str, t: u64) -> BTreeMap<String, u32> {
+        let mut groups = BTreeMap::new();
+        for (key, h) in self
+            .keys
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let Some(v) = h.versions.last() else { continue };
+            if v.deleted
+                || v.expires_us
+                    .is_some_and(|e| e + self.expired_listed_us <= t)
+            {
+                continue;
+            }
+            let rest = &key[prefix.len()..];
+            let segment = rest.split('/').next().unwrap_or(rest);
+            *groups.entry(segment.to_string()).or_insert(0) += 1;
+        }
+        groups
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// What one request did to the store (read back by the world after the request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestOps {
+    pub ops: Ops,
+    /// When the request listed its first page (a count is taken then).
+    pub first_list_us: Option<u64>,
+}
+
+/// One POP's view of the store, on one request's clock: the service's `KvStore`.
+pub struct PopKv<'a> {
+    pub model: &'a RefCell<KvModel>,
+    pub pop: usize,
+    pub clock: &'a RequestClock,
+    pub rng: &'a Rng,
+    pub params: &'a Params,
+    pub request: &'a Cell<RequestOps>,
+}
+
+impl PopKv<'_> {
+    fn count(&self, f: impl FnOnce(&mut Ops)) {
+        let mut r = self.request.get();
+        f(&mut r.ops);
+        self.request.set(r);
+    }
+}
+
+impl KvStore for PopKv<'_> {
+    fn lookup(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        let found = self
+            .model
+            .borrow_mut()
+            .lookup(self.pop, self.clock.now_us(), key);
+        self.count(|o| o.lookups += 1);
+        self.clock.spend(self.params.kv_lookup.draw(self.rng));
+        Ok(found)
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_secs: Option<u32>,
+        mode: WriteMode,
+    ) -> Result<(), KvError> {
+        // The write commits at the primary store halfway through its round trip.
+        let latency = self.params.kv_write.draw(self.rng);
+        self.clock.spend(latency / 2);
+        let result =
+            self.model
+                .borrow_mut()
+                .insert(self.clock.now_us(), key, value, ttl_secs, mode);
+        self.clock.spend(latency - latency / 2);
+        self.count(|o| {
+            o.inserts += 1;
+            match result {
+                Err(KvError::PreconditionFailed) => o.insert_conflicts += 1,
+                Err(KvError::TooManyRequests) => o.rate_limited += 1,
+                _ => {}
+            }
+        });
+        result
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        let latency = self.params.kv_delete.draw(self.rng);
+        self.clock.spend(latency / 2);
+        let result = self.model.borrow_mut().delete(self.clock.now_us(), key);
+        self.clock.spend(latency - latency / 2);
+        self.count(|o| o.deletes += 1);
+        result
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+        // Deletes in flight together: a batch costs its slowest delete.
+        let mut failed = Vec::new();
+        for batch in keys.chunks(liveuser_edge::kv::DELETE_BATCH) {
+            let latencies: Vec<u64> = batch
+                .iter()
+                .map(|_| self.params.kv_delete.draw(self.rng))
+                .collect();
+            let start = self.clock.now_us();
+            for (key, latency) in batch.iter().zip(&latencies) {
+                let at = start + latency / 2;
+                if let Err(e) = self.model.borrow_mut().delete(at, key) {
+                    failed.push((key.clone(), e));
+                }
+            }
+            self.count(|o| o.deletes += batch.len() as u64);
+            self.clock
+                .spend(latencies.iter().copied().max().unwrap_or(0));
+        }
+        failed
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+        let page = self.model.borrow_mut().list(
+            self.pop,
+            self.clock.now_us(),
+            prefix,
+            cursor,
+            Some(limit as usize),
+        );
+        let mut r = self.request.get();
+        r.ops.list_pages += 1;
+        r.ops.keys_listed += page.keys.len() as u64;
+        r.first_list_us.get_or_insert(self.clock.now_us());
+        self.request.set(r);
+        self.clock.spend(self.params.kv_list_page.draw(self.rng));
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{MS, SEC};
+
+    fn model() -> KvModel {
+        KvModel::new(&Params::default())
+    }
+
+    #[test]
+    fn a_write_reaches_each_pop_within_the_lag() {
+        let mut kv = model();
+        kv.insert(0, "k", b"v", None, WriteMode::Overwrite)
+            .expect("insert");
+        let lag = Params::default().kv_lag_max_ms * MS;
+        let seen_at_once = (0..50).filter(|&p| kv.lookup(p, 0, "k").is_some()).count();
+        assert!(seen_at_once < 50, "some POPs lag");
+        assert!((0..50).all(|p| kv.lookup(p, lag, "k").is_some()));
+    }
+
+    #[test]
+    fn conditional_writes_are_decided_at_the_primary() {
+        let mut kv = model();
+        kv.insert(0, "k", b"1", None, WriteMode::AddOnly)
+            .expect("first add");
+        assert_eq!(
+            kv.insert(2 * SEC, "k", b"2", None, WriteMode::AddOnly),
+            Err(KvError::PreconditionFailed)
+        );
+        let g = kv.lookup(0, SEC, "k").expect("entry").generation;
+        kv.insert(2 * SEC, "k", b"2", None, WriteMode::IfGeneration(g))
+            .expect("generation match");
+        assert_eq!(
+            kv.insert(4 * SEC, "k", b"3", None, WriteMode::IfGeneration(g)),
+            Err(KvError::PreconditionFailed)
+        );
+    }
+
+    #[test]
+    fn a_key_takes_one_write_a_second() {
+        let mut kv = model();
+        kv.insert(0, "k", b"1", None, WriteMode::Overwrite)
+            .expect("insert");
+        assert_eq!(
+            kv.insert(500 * MS, "k", b"2", None, WriteMode::Overwrite),
+            Err(KvError::TooManyRequests)
+        );
+        kv.insert(SEC, "k", b"2", None, WriteMode::Overwrite)
+            .expect("a second later");
+    }
+
+    #[test]
+    fn expired_keys_are_not_found_but_stay_listed() {
+        let mut kv = model();
+        kv.insert(0, "p/a", b"", Some(60), WriteMode::Overwrite)
+            .expect("insert");
+        let t = 61 * SEC;
+        assert!(kv.lookup(0, t, "p/a").is_none());
+        assert_eq!(
+            kv.list(0, t, "p/", None, None).keys,
+            vec!["p/a".to_string()]
+        );
+        let gone = 60 * SEC + Params::default().kv_expired_listed_ms * MS;
+        assert!(kv.list(0, gone, "p/", None, None).keys.is_empty());
+        kv.collect_garbage(gone);
+        assert_eq!(kv.key_count(), 0);
+    }
+
+    #[test]
+    fn pages_hold_the_limit_and_follow_the_cursor() {
+        let mut kv = model();
+        for i in 0..250 {
+            kv.insert(0, &format!("p/{i:03}"), b"", None, WriteMode::Overwrite)
+                .expect("insert");
+        }
+        let t = SEC;
+        let first = kv.list(0, t, "p/", None, None);
+        assert_eq!(first.keys.len(), 100);
+        let rest = kv.list(0, t, "p/", first.next_cursor.as_deref(), Some(5000));
+        assert_eq!(rest.keys.len(), 150);
+        assert_eq!(rest.next_cursor, None);
+        assert_eq!(kv.list(0, t, "q/", None, None).keys.len(), 0);
+    }
+}

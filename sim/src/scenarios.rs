@@ -1,0 +1,198 @@
+//! The scenarios the report runs, each a small script over the world: who arrives where and
+//! when, who leaves, which POP dies.
+
+use liveuser_edge::config::Config;
+
+use crate::clock::{HOUR, MIN, SEC};
+use crate::params::Params;
+use crate::world::{Client, Leave, World};
+
+/// POP weights for an uneven spread: a few big POPs, many small (POP i gets 1/(i+1)).
+pub fn uneven(pops: usize) -> Vec<f64> {
+    (0..pops).map(|i| 1.0 / (i as f64 + 1.0)).collect()
+}
+
+/// A finished scenario: its world (with its metrics) and what it was.
+pub struct Run {
+    pub key: &'static str,
+    pub title: String,
+    pub world: World,
+    /// Phases worth reporting separately: (label, start, end) in µs since the start.
+    pub phases: Vec<(String, u64, u64)>,
+    /// When a POP died, if one did.
+    pub pop_death_us: Option<u64>,
+    /// What the scenario itself checks beyond the common figures: (label, value).
+    pub notes: Vec<(String, String)>,
+}
+
+fn scaled(p: &Params, n: f64) -> usize {
+    ((n * p.scale).round() as usize).max(1)
+}
+
+/// Readers that arrive over `ramp_us` and stay a random time (mean `mean_stay_us`), each
+/// replaced by a new reader when it leaves: a steady audience.
+fn steady_audience(w: &World, readers: usize, ramp_us: u64, mean_stay_us: u64) {
+    for i in 0..readers {
+        let stay = w.rng.exp(mean_stay_us as f64) as u64;
+        let reader = w.reader(Some(stay), true);
+        w.add_client(reader, ramp_us * i as u64 / readers as u64);
+    }
+}
+
+/// Scenario 1 and 2: a steady audience for hours.
+pub fn steady(key: &'static str, p: &Params, config: &Config, pops: usize, readers: f64) -> Run {
+    let readers = scaled(p, readers);
+    let w = World::new(p, config.clone(), &uneven(pops));
+    let hours = (p.hours * HOUR as f64) as u64;
+    steady_audience(&w, readers, 2 * MIN, p.mean_stay_ms * 1000);
+    w.run_for(hours);
+    let first = HOUR.min(hours);
+    let last_start = hours.saturating_sub(HOUR);
+    Run {
+        key,
+        title: format!(
+            "{} POP{}, {readers} steady readers, {:.1} simulated hours",
+            pops,
+            if pops == 1 { "" } else { "s (uneven)" },
+            hours as f64 / HOUR as f64
+        ),
+        world: w,
+        phases: vec![
+            ("first hour".into(), 2 * MIN, first),
+            ("last hour".into(), last_start.max(2 * MIN), hours),
+        ],
+        pop_death_us: None,
+        notes: Vec::new(),
+    }
+}
+
+/// Scenario 3: a flash crowd arrives within a minute, stays, then all leave within a minute.
+pub fn flash_crowd(p: &Params, config: &Config) -> Run {
+    let readers = scaled(p, 20_000.0);
+    let w = World::new(p, config.clone(), &uneven(50));
+    for i in 0..readers {
+        let reader = w.reader(None, false);
+        w.add_client(reader, 60 * SEC * i as u64 / readers as u64);
+    }
+    w.run_for(3 * MIN);
+    let peak = w.clients_open();
+    w.everyone_leaves(60 * SEC);
+    w.run_for(2 * MIN);
+    Run {
+        key: "flash-crowd",
+        title: format!("Flash crowd: 0 → {readers} readers in 60 s over 50 POPs, 2 minutes, then all leave within 60 s"),
+        world: w,
+        phases: vec![
+            ("arrivals (0–60 s)".into(), 0, 60 * SEC),
+            ("holding (60–180 s)".into(), 60 * SEC, 3 * MIN),
+            ("leaving (180–300 s)".into(), 3 * MIN, 5 * MIN),
+        ],
+        pop_death_us: None,
+        notes: vec![("open at the peak".into(), peak.to_string())],
+    }
+}
+
+/// Scenario 4: the POP holding about a tenth of the sockets dies; its readers reconnect.
+pub fn pop_death(p: &Params, config: &Config) -> Run {
+    let readers = scaled(p, 20_000.0);
+    let weights = uneven(50);
+    let total: f64 = weights.iter().sum();
+    let victim = (0..weights.len())
+        .min_by(|&a, &b| {
+            let da = (weights[a] / total - 0.10).abs();
+            let db = (weights[b] / total - 0.10).abs();
+            da.total_cmp(&db)
+        })
+        .unwrap_or(0);
+    let w = World::new(p, config.clone(), &weights);
+    steady_audience(&w, readers, 2 * MIN, p.mean_stay_ms * 1000);
+    let death = 10 * MIN;
+    w.run_for(death - SEC);
+    let before = w.clients_open();
+    let share = count_at(&w, victim);
+    w.kill_pop(victim, SEC);
+    w.run_for(6 * MIN);
+    Run {
+        key: "pop-death",
+        title: format!(
+            "POP {victim} (holding {:.1}% of {readers} readers' sockets) dies at 10 min; its readers reconnect elsewhere within {} s",
+            100.0 * share as f64 / before.max(1) as f64,
+            p.reconnect_max_ms / 1000
+        ),
+        world: w,
+        phases: vec![
+            ("before (2–10 min)".into(), 2 * MIN, death),
+            ("after (10–16 min)".into(), death, 16 * MIN),
+        ],
+        pop_death_us: Some(death),
+        notes: vec![
+            ("sockets at the dead POP".into(), share.to_string()),
+            ("open before".into(), before.to_string()),
+        ],
+    }
+}
+
+fn count_at(w: &World, pop: usize) -> usize {
+    w.clients
+        .borrow()
+        .iter()
+        .filter(|c| c.pop == pop && w.client_is_open(c))
+        .count()
+}
+
+/// Scenario 5: 200 joins and 200 leaves a second over 20,000 readers.
+pub fn churn(p: &Params, config: &Config) -> Run {
+    let readers = scaled(p, 20_000.0);
+    let rate = 200.0 * p.scale;
+    let w = World::new(p, config.clone(), &uneven(50));
+    // A steady population of N turning over `rate` a second stays `N / rate` seconds on average.
+    let mean_stay = (readers as f64 / rate * SEC as f64) as u64;
+    steady_audience(&w, readers, 2 * MIN, mean_stay);
+    let duration = 15 * MIN;
+    w.run_for(duration);
+    Run {
+        key: "churn",
+        title: format!(
+            "Churn: {rate:.0} joins and {rate:.0} leaves a second over {readers} readers, 50 POPs, 15 minutes"
+        ),
+        world: w,
+        phases: vec![
+            ("minutes 3–8".into(), 3 * MIN, 8 * MIN),
+            ("minutes 10–15".into(), 10 * MIN, 15 * MIN),
+        ],
+        pop_death_us: None,
+        notes: Vec::new(),
+    }
+}
+
+/// Total visits: `rate` new page views a second (each counts a visit) for a minute over 50
+/// POPs; afterwards the stored total must equal the visits the service accepted.
+pub fn visits(p: &Params, config: &Config, rate: f64) -> Run {
+    let w = World::new(p, config.clone(), &uneven(50));
+    let seconds = 60u64;
+    let n = (rate * seconds as f64) as usize;
+    for i in 0..n {
+        let stay = w.rng.exp(30.0 * SEC as f64) as u64;
+        let mut reader: Client = w.reader(Some(stay), false);
+        reader.totals = true;
+        reader.leave = Leave::Close;
+        w.add_client(reader, seconds * SEC * i as u64 / n as u64);
+    }
+    w.run_for(seconds * SEC + 3 * MIN);
+    let accepted = w.metrics.borrow().visits_accepted;
+    let stored = w.stored_total();
+    Run {
+        key: "visits",
+        title: format!("{rate:.0} visits a second for a minute over 50 POPs"),
+        world: w,
+        phases: vec![("visits".into(), 0, seconds * SEC)],
+        pop_death_us: None,
+        notes: vec![
+            ("visits accepted".into(), accepted.to_string()),
+            (
+                "total stored".into(),
+                stored.map_or("unreadable".into(), |t| t.to_string()),
+            ),
+        ],
+    }
+}

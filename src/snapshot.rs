@@ -1,0 +1,190 @@
+//! The site's snapshot: the count and total its last broadcast published, kept in the KV
+//! store so that every POP can answer "how many are online" with a lookup instead of a
+//! listing (the stats API, and sweeps deciding whether anything changed).
+//!
+//! A broadcast may run twice a second, but a KV key takes about one write a second, so the
+//! snapshot rotates over [`keys_per_site`] keys `snapshot/<site>/<i>`, slot by slot: each key is
+//! written at most once a second. Reading looks up all of them and keeps the newest slot.
+//! Reads may be ~300 ms stale (KV lookups are eventually consistent); the POP cache keeps a
+//! read for a second.
+
+use crate::cache::SharedCache;
+use crate::config::Config;
+use crate::kv::{KvError, KvStore, WriteMode};
+use crate::site::SiteId;
+use crate::Services;
+
+/// How long a POP keeps a snapshot it read, in milliseconds.
+pub const CACHE_MS: u64 = 1000;
+
+/// What a broadcast published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The end of the slot the broadcast belonged to (orders snapshots).
+    pub slot_end_ms: u64,
+    pub count: u64,
+    /// The total visits, when the broadcast could read them.
+    pub total: Option<u64>,
+}
+
+impl Snapshot {
+    /// `<slot end> <count> <total or ->`.
+    fn encode(&self) -> String {
+        let total = self.total.map_or("-".to_string(), |t| t.to_string());
+        format!("{} {} {total}", self.slot_end_ms, self.count)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Snapshot> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split(' ');
+        let slot_end_ms = parts.next()?.parse().ok()?;
+        let count = parts.next()?.parse().ok()?;
+        let total = match parts.next()? {
+            "-" => None,
+            t => Some(t.parse().ok()?),
+        };
+        parts.next().is_none().then_some(Snapshot {
+            slot_end_ms,
+            count,
+            total,
+        })
+    }
+}
+
+/// How many keys the snapshot rotates over: enough that each takes at most a write a second.
+pub fn keys_per_site(config: &Config) -> u64 {
+    1000u64.div_ceil(u64::from(config.broadcast_interval_ms).max(1))
+}
+
+fn key(site: &SiteId, i: u64) -> String {
+    format!("snapshot/{site}/{i}")
+}
+
+fn cache_key(site: &SiteId) -> String {
+    format!("snapshot/{site}")
+}
+
+/// Stores what a broadcast published.
+pub fn write(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    snapshot: &Snapshot,
+) -> Result<(), KvError> {
+    let interval = u64::from(config.broadcast_interval_ms).max(1);
+    let i = (snapshot.slot_end_ms / interval) % keys_per_site(config);
+    kv.insert(
+        &key(site, i),
+        snapshot.encode().as_bytes(),
+        None,
+        WriteMode::Overwrite,
+    )
+}
+
+/// The newest snapshot stored, if any (a key that does not parse is skipped).
+pub fn read(kv: &dyn KvStore, config: &Config, site: &SiteId) -> Result<Option<Snapshot>, KvError> {
+    let mut newest: Option<Snapshot> = None;
+    for i in 0..keys_per_site(config) {
+        let Some(entry) = kv.lookup(&key(site, i))? else {
+            continue;
+        };
+        if let Some(s) = Snapshot::decode(&entry.value) {
+            if newest.is_none_or(|n| s.slot_end_ms > n.slot_end_ms) {
+                newest = Some(s);
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// The snapshot as this POP knows it: read at most once a second for all requests.
+/// `Ok(None)`: the site has none yet.
+pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, KvError> {
+    let mut failure = None;
+    let mut compute = || match read(services.kv, services.config, site) {
+        Ok(found) => Some(found.map_or_else(|| b"none".to_vec(), |s| s.encode().into_bytes())),
+        Err(e) => {
+            failure = Some(e);
+            None
+        }
+    };
+    let bytes = services
+        .cache
+        .get_or_compute(&cache_key(site), CACHE_MS, &mut compute);
+    match (bytes, failure) {
+        (Some(b), _) => Ok(Snapshot::decode(&b)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Makes `snapshot` what this POP answers for the next second (after publishing, or after a
+/// reset changed the total).
+pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
+    cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::CountingKv;
+    use crate::testing::{MemoryKv, TestServices};
+
+    fn site() -> SiteId {
+        SiteId::parse("s").expect("site")
+    }
+
+    fn snap(slot: u64, count: u64, total: Option<u64>) -> Snapshot {
+        Snapshot {
+            slot_end_ms: slot,
+            count,
+            total,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        for s in [snap(1, 2, Some(3)), snap(1_800_000_000_500, 0, None)] {
+            assert_eq!(Snapshot::decode(s.encode().as_bytes()), Some(s));
+        }
+        for bad in ["", "1 2", "1 2 x", "1 2 3 4", "a 2 3"] {
+            assert_eq!(Snapshot::decode(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn consecutive_slots_rotate_keys_so_none_takes_two_writes_a_second() {
+        let config = Config::default();
+        assert_eq!(keys_per_site(&config), 2);
+        let kv = MemoryKv::default();
+        write(&kv, &config, &site(), &snap(10_000, 5, None)).expect("write");
+        write(&kv, &config, &site(), &snap(10_500, 6, Some(9))).expect("write");
+        assert_eq!(kv.len(), 2);
+        assert_eq!(
+            read(&kv, &config, &site()),
+            Ok(Some(snap(10_500, 6, Some(9))))
+        );
+        write(&kv, &config, &site(), &snap(11_000, 4, Some(9))).expect("write");
+        assert_eq!(kv.len(), 2);
+        assert_eq!(
+            read(&kv, &config, &site()),
+            Ok(Some(snap(11_000, 4, Some(9))))
+        );
+    }
+
+    #[test]
+    fn a_pop_reads_the_snapshot_once_a_second() {
+        let t = TestServices::new();
+        let counting = CountingKv::new(&t.kv);
+        write(&t.kv, &t.config, &site(), &snap(500, 7, None)).expect("write");
+        let mut services = t.services();
+        services.kv = &counting;
+        assert_eq!(cached(&services, &site()), Ok(Some(snap(500, 7, None))));
+        assert_eq!(cached(&services, &site()), Ok(Some(snap(500, 7, None))));
+        assert_eq!(counting.counts().lookup, 2, "one read of both keys");
+        assert_eq!(
+            cached(&services, &SiteId::parse("new").expect("site")),
+            Ok(None)
+        );
+    }
+}
