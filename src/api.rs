@@ -146,7 +146,7 @@ fn read(
     if let Some(value) = from_totals(&settled) {
         return Ok(value);
     }
-    presence::count(services.kv, site, now).map_err(|e| unavailable(e.to_string()))
+    presence::count(services.kv, services.config, site, now).map_err(|e| unavailable(e.to_string()))
 }
 
 /// Adds CORS headers to an API error, so pages can read why their GET failed.

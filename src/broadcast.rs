@@ -23,7 +23,7 @@
 //! a lookup, and folds finished seconds of visits into the site's total (once a second).
 
 use crate::config::Config;
-use crate::kv::{KvCounts, KvError, WriteMode};
+use crate::kv::{list_all, KvCounts, KvError, WriteMode};
 use crate::presence;
 use crate::protocol;
 use crate::publish::{PublishError, PublishItem};
@@ -31,6 +31,10 @@ use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
 use crate::{totals, Services};
 
+/// How far apart two POPs' clocks may be (NTP keeps them within a few ms). A slot is cut by
+/// the clock of the POP where a change happened and counted by another's, so the count waits
+/// this much longer.
+pub const CLOCK_MARGIN_MS: u64 = 20;
 /// How long a slot or sweep claim key lives in KV (it only has to outlive the contention for
 /// its slot; TTLs are whole seconds).
 const CLAIM_TTL_SECS: u32 = 60;
@@ -59,9 +63,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// When the broadcast may count: the slot's end plus the KV settle time.
+    /// When the broadcast may count: the slot's end plus the KV settle time (and the clock
+    /// margin between POPs).
     pub fn wake_at_ms(&self, config: &Config) -> u64 {
-        self.slot_end_ms + u64::from(config.kv_settle_ms)
+        self.slot_end_ms + u64::from(config.kv_settle_ms) + CLOCK_MARGIN_MS
     }
 
     /// Whether this broadcast folds visits into the total: only slots that end in a new
@@ -159,7 +164,7 @@ pub fn sweep_due(services: &Services, site: &SiteId) -> Option<Plan> {
 }
 
 /// Claims `key` across every POP: true for the one insert-only write that creates it.
-fn claim(services: &Services, key: &str) -> Result<bool, BroadcastError> {
+fn claim_key(services: &Services, key: &str) -> Result<bool, BroadcastError> {
     match services
         .kv
         .insert(key, b"", Some(CLAIM_TTL_SECS), WriteMode::AddOnly)
@@ -174,27 +179,44 @@ fn claim(services: &Services, key: &str) -> Result<bool, BroadcastError> {
 /// to settle, counts, publishes (a sweep: only what changed), stores the snapshot, and then
 /// deletes what the count found expired.
 pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> {
-    let site = &plan.site;
-    if let Reason::Sweep { period } = plan.reason {
-        if !claim(services, &sweep_key(site, period))? {
-            return Ok(Outcome::Lost);
-        }
-    }
-    // A sweep that finds its slot already claimed is covered by that slot's broadcast.
-    if !claim(services, &slot_key(site, plan.slot_end_ms))? {
+    if !claim(services, plan)? {
         return Ok(Outcome::Lost);
     }
     services.clock.sleep_until(plan.wake_at_ms(services.config));
+    finish(services, plan).map(Outcome::Counted)
+}
+
+/// The first half of [`run`]: claims the plan across every POP; false when another POP has
+/// it. Done right away, so its write overlaps the wait for the slot's end.
+pub fn claim(services: &Services, plan: &Plan) -> Result<bool, BroadcastError> {
+    let site = &plan.site;
+    if let Reason::Sweep { period } = plan.reason {
+        if !claim_key(services, &sweep_key(site, period))? {
+            return Ok(false);
+        }
+    }
+    // A sweep that finds its slot already claimed is covered by that slot's broadcast.
+    claim_key(services, &slot_key(site, plan.slot_end_ms))
+}
+
+/// The second half of [`run`], at or after [`Plan::wake_at_ms`]: counts, publishes, stores the
+/// snapshot, deletes what the count found expired.
+pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastError> {
+    let site = &plan.site;
     let now = services.clock.now_ms();
-    let census = presence::census(services.kv, site, now).map_err(BroadcastError::Count)?;
-    let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
+    // One listing reads the site's presence and its unfolded visits.
+    let keys = list_all(services.kv, &site.listing_prefix()).map_err(BroadcastError::Count)?;
+    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
+    let census = presence::census_of(&keys, site, now, ttl_ms);
+    let settled =
+        totals::settle_listed(services.kv, site, now, plan.folds(services.config), &keys).ok();
     let total = settled.as_ref().map(|s| s.total);
     let current = Snapshot {
         slot_end_ms: plan.slot_end_ms,
         count: census.live,
         total,
     };
-    let publish = if needs_publish(services, plan, &current, now) {
+    let publish = if needs_publish(services, plan, &current, census.newest_join_ms, now) {
         let result = publish(services, site, &current);
         if result.is_ok() {
             // Best effort: a snapshot that could not be stored only means the next sweep
@@ -211,18 +233,25 @@ pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> 
     doomed.truncate(MAX_SWEEP_DELETES);
     doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());
     let failed = services.kv.delete_many(&doomed).len();
-    Ok(Outcome::Counted(Counted {
+    Ok(Counted {
         count: census.live,
         total,
         keys_listed: census.keys,
         deleted: doomed.len() - failed,
         publish,
-    }))
+    })
 }
 
 /// A change always publishes; a sweep publishes when the count or total differs from the
-/// stored snapshot, or when the last publish is old.
-fn needs_publish(services: &Services, plan: &Plan, current: &Snapshot, now: u64) -> bool {
+/// stored snapshot, when a connection joined after it (a join and a leave in one slot leave
+/// the count as it was, but the new page needs it), or when the last publish is old.
+fn needs_publish(
+    services: &Services,
+    plan: &Plan,
+    current: &Snapshot,
+    newest_join_ms: Option<u64>,
+    now: u64,
+) -> bool {
     if plan.reason == Reason::Change {
         return true;
     }
@@ -230,6 +259,7 @@ fn needs_publish(services: &Services, plan: &Plan, current: &Snapshot, now: u64)
         Ok(Some(last)) => {
             last.count != current.count
                 || (current.total.is_some() && last.total != current.total)
+                || newest_join_ms.is_some_and(|j| j + CLOCK_MARGIN_MS > last.slot_end_ms)
                 || now >= last.slot_end_ms + REFRESH_MS
         }
         Ok(None) | Err(_) => true,
@@ -358,7 +388,7 @@ mod tests {
         join(&t, &s, 2);
         assert_eq!(schedule(&t.services(), &s), None);
         assert_eq!(counted(run(&t.services(), &plan)).count, 2);
-        assert_eq!(t.clock.now.get(), 1_500 + 300);
+        assert_eq!(t.clock.now.get(), 1_500 + 300 + CLOCK_MARGIN_MS);
     }
 
     #[test]
@@ -425,6 +455,27 @@ mod tests {
         assert_eq!(noticed.deleted, 1);
         let gone = presence::key(&s, &leaving.id, leaving.expiries_ms[0]);
         assert_eq!(t.kv.lookup(&gone), Ok(None));
+    }
+
+    #[test]
+    fn a_sweep_publishes_a_join_even_when_a_leave_kept_the_count() {
+        let t = TestServices::new();
+        let s = site("a");
+        t.set_time(0);
+        join(&t, &s, 1);
+        let leaving = join(&t, &s, 2);
+        counted(run(
+            &t.services(),
+            &schedule(&t.services(), &s).expect("won"),
+        ));
+        // In one slot another POP's page joins and another leaves; the sweep wins the slot.
+        t.set_time(20_000);
+        join(&t, &s, 3);
+        presence::leave(&t.kv, &t.clock, &s, &leaving).expect("leave");
+        let sweep = sweep_due(&t.services(), &s).expect("won");
+        let c = counted(run(&t.services(), &sweep));
+        assert_eq!(c.count, 2, "as before");
+        assert_eq!(c.publish, Some(Ok(())), "the new page must be told");
     }
 
     #[test]

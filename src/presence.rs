@@ -1,6 +1,7 @@
 //! Who is online: one KV key per live connection and heartbeat, with the expiry in its name.
 //!
-//! Key: `presence/<site>/<presence id>/<expiry ms>`, written with a KV TTL to match.
+//! Key: `site/<site>/p/<presence id>/<expiry ms>`, written with a KV TTL to match (under the
+//! site's listing prefix, which visits share: one listing reads both).
 //!
 //! Why the expiry is in the name: production KV may keep (and list) an expired key for up to a
 //! day, so the count must not depend on expired keys vanishing. Counting lists the site's keys
@@ -20,9 +21,6 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::kv::{list_all, KvError, KvStore, WriteMode, KEY_WRITE_INTERVAL_MS};
 use crate::site::SiteId;
-
-/// Prefix of every presence key.
-pub const PREFIX: &str = "presence/";
 
 /// The most keys a lease names: two alive, plus old ones whose delete failed (they are retried
 /// on the next refresh; past this many, the oldest are left to the sweeps).
@@ -85,7 +83,7 @@ fn is_presence_id(id: &str) -> bool {
 
 /// The listing prefix of one site's presence keys.
 pub fn site_prefix(site: &SiteId) -> String {
-    format!("{PREFIX}{site}/")
+    format!("{}p/", site.listing_prefix())
 }
 
 /// The key of one heartbeat of one connection.
@@ -198,41 +196,79 @@ pub struct Census {
     /// would list them for up to a day). A live connection's expired previous key is not
     /// here: its own next refresh deletes it.
     pub orphaned: Vec<String>,
+    /// When the newest connection still on its first key joined: a sweep that finds one
+    /// newer than the last publish publishes even if the count did not change (a join and a
+    /// leave in one slot), so the new page gets its count.
+    pub newest_join_ms: Option<u64>,
 }
 
 /// Lists the site's presence keys (every page, full pages) and counts the connections alive.
-pub fn census(kv: &dyn KvStore, site: &SiteId, now_ms: u64) -> Result<Census, KvError> {
+pub fn census(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    now_ms: u64,
+) -> Result<Census, KvError> {
+    let ttl_ms = u64::from(config.presence_ttl_secs) * 1000;
+    Ok(census_of(
+        &list_all(kv, &site_prefix(site))?,
+        site,
+        now_ms,
+        ttl_ms,
+    ))
+}
+
+/// Counts the connections alive among listed keys (other keys are passed over). `ttl_ms`
+/// dates each key's write from its expiry.
+pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Census {
     let prefix = site_prefix(site);
-    let keys = list_all(kv, &prefix)?;
-    let mut live: Vec<&str> = Vec::with_capacity(keys.len());
-    let mut expired: Vec<(&str, &String)> = Vec::new();
-    for k in &keys {
-        let Some((id, expiry)) = k.strip_prefix(&prefix).and_then(parse_key) else {
+    // Ids are 128-bit numbers in hex: sorting numbers, not strings, keeps a count of tens of
+    // thousands of keys cheap.
+    let mut keys_by_id: Vec<(u128, u64, &String)> = Vec::with_capacity(keys.len());
+    let mut listed: u64 = 0;
+    for k in keys {
+        let Some(rest) = k.strip_prefix(&prefix) else {
             continue;
         };
-        if expiry > now_ms {
-            live.push(id);
-        } else {
-            expired.push((id, k));
+        listed += 1;
+        let Some((id, expiry)) = parse_key(rest) else {
+            continue;
+        };
+        if let Ok(id) = u128::from_str_radix(id, 16) {
+            keys_by_id.push((id, expiry, k));
         }
     }
-    live.sort_unstable();
-    live.dedup();
-    let orphaned = expired
-        .into_iter()
-        .filter(|(id, _)| live.binary_search(id).is_err())
-        .map(|(_, k)| k.clone())
-        .collect();
-    Ok(Census {
-        live: live.len() as u64,
-        keys: keys.len() as u64,
-        orphaned,
-    })
+    keys_by_id.sort_unstable();
+    let mut census = Census {
+        keys: listed,
+        ..Census::default()
+    };
+    for group in keys_by_id.chunk_by(|a, b| a.0 == b.0) {
+        let newest = group.iter().map(|(_, e, _)| *e).max().unwrap_or(0);
+        if newest > now_ms {
+            census.live += 1;
+            // A connection's first key stands alone until its first refresh adds a second.
+            if group.len() == 1 {
+                let written = newest.saturating_sub(ttl_ms);
+                census.newest_join_ms = census.newest_join_ms.max(Some(written));
+            }
+        } else {
+            census
+                .orphaned
+                .extend(group.iter().map(|(_, _, k)| (*k).clone()));
+        }
+    }
+    census
 }
 
 /// The number of distinct connections with a key that has not expired.
-pub fn count(kv: &dyn KvStore, site: &SiteId, now_ms: u64) -> Result<u64, KvError> {
-    census(kv, site, now_ms).map(|c| c.live)
+pub fn count(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    now_ms: u64,
+) -> Result<u64, KvError> {
+    census(kv, config, site, now_ms).map(|c| c.live)
 }
 
 /// Splits `<id>/<expiry>`; foreign or malformed keys are skipped.
@@ -290,8 +326,8 @@ mod tests {
         let lease = join(&kv, &config(), &site("a"), id(1), 1_000).expect("join");
         assert_eq!(lease.expiries_ms, vec![61_000]);
         assert_eq!(kv.counts().insert, 1);
-        assert_eq!(count(&kv, &site("a"), 1_000), Ok(1));
-        assert_eq!(count(&kv, &site("b"), 1_000), Ok(0));
+        assert_eq!(count(&kv, &config(), &site("a"), 1_000), Ok(1));
+        assert_eq!(count(&kv, &config(), &site("b"), 1_000), Ok(0));
     }
 
     #[test]
@@ -303,7 +339,7 @@ mod tests {
         assert!(wrote);
         assert_eq!(lease.expiries_ms, vec![60_000, 90_000]);
         join(&store, &cfg, &site("a"), id(2), 0).expect("join");
-        assert_eq!(count(&store, &site("a"), 30_000), Ok(2));
+        assert_eq!(count(&store, &config(), &site("a"), 30_000), Ok(2));
     }
 
     #[test]
@@ -331,8 +367,8 @@ mod tests {
         let store = MemoryKv::default();
         let cfg = config();
         join(&store, &cfg, &site("a"), id(1), 0).expect("join");
-        assert_eq!(count(&store, &site("a"), 59_999), Ok(1));
-        assert_eq!(count(&store, &site("a"), 60_000), Ok(0));
+        assert_eq!(count(&store, &config(), &site("a"), 59_999), Ok(1));
+        assert_eq!(count(&store, &config(), &site("a"), 60_000), Ok(0));
         assert_eq!(store.len(), 1);
     }
 
@@ -347,7 +383,7 @@ mod tests {
         leave(&kv, &ManualClock::default(), &site("a"), &lease).expect("leave");
         assert_eq!(kv.counts().list, 0);
         assert_eq!(kv.counts().delete, 2);
-        assert_eq!(count(&store, &site("a"), 30_000), Ok(1));
+        assert_eq!(count(&store, &config(), &site("a"), 30_000), Ok(1));
     }
 
     #[test]
@@ -358,10 +394,10 @@ mod tests {
             join(&store, &cfg, &site("a"), id(n), 0).expect("join");
         }
         store
-            .insert("presence/a/garbage", b"", None, WriteMode::Overwrite)
+            .insert("site/a/p/garbage", b"", None, WriteMode::Overwrite)
             .expect("insert");
         let kv = CountingKv::new(&store);
-        assert_eq!(count(&kv, &site("a"), 1), Ok(10));
+        assert_eq!(count(&kv, &config(), &site("a"), 1), Ok(10));
         assert_eq!(kv.counts().list, 4);
     }
 
@@ -369,7 +405,7 @@ mod tests {
     fn sites_sharing_a_prefix_do_not_mix() {
         let store = MemoryKv::default();
         join(&store, &config(), &site("ab"), id(1), 0).expect("join");
-        assert_eq!(count(&store, &site("a"), 0), Ok(0));
+        assert_eq!(count(&store, &config(), &site("a"), 0), Ok(0));
     }
 
     #[test]
@@ -386,7 +422,7 @@ mod tests {
             assert!(store.len() <= 2, "{} keys after beat {beat}", store.len());
             assert!(lease.expiries_ms.len() <= 2);
         }
-        assert_eq!(count(&store, &site("a"), 720 * 30_000), Ok(1));
+        assert_eq!(count(&store, &config(), &site("a"), 720 * 30_000), Ok(1));
     }
 
     /// A store whose next `failing` deletes fail with 429.
@@ -459,11 +495,15 @@ mod tests {
         join(&store, &cfg, &site("a"), id(1), 0).expect("join");
         let lease = join(&store, &cfg, &site("a"), id(2), 0).expect("join");
         refresh(&store, &cfg, &site("a"), &lease, 30_000).expect("refresh");
-        let census = census(&store, &site("a"), 70_000).expect("census");
+        let census = census(&store, &cfg, &site("a"), 70_000).expect("census");
         assert_eq!(census.live, 1);
         assert_eq!(census.keys, 3);
         // Connection 1 is gone; connection 2's expired first key is its own to delete.
         assert_eq!(census.orphaned, vec![key(&site("a"), &id(1), 60_000)]);
+        assert_eq!(census.newest_join_ms, None, "connection 2 has refreshed");
+        join(&store, &cfg, &site("a"), id(3), 65_000).expect("join");
+        let census = super::census(&store, &cfg, &site("a"), 70_000).expect("census");
+        assert_eq!(census.newest_join_ms, Some(65_000));
     }
 
     #[test]

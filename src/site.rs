@@ -83,6 +83,12 @@ impl SiteId {
         &self.0
     }
 
+    /// Where every KV key that is listed for this site starts. Presence and visits live under
+    /// this one prefix, so a broadcast reads both with one listing of full pages.
+    pub fn listing_prefix(&self) -> String {
+        format!("site/{}/", self.0)
+    }
+
     /// The Fanout channel of this site's connections that show the count only.
     /// (`:` cannot appear in a site id, so no two sites' channels can collide.)
     pub fn channel(&self) -> String {

@@ -2,7 +2,8 @@
 //!
 //! The KV store has no increment, and one key takes only about one write a second, so no key
 //! is written per visit twice. A visit is one insert-only write of a key of its own,
-//! `visit/<site>/<second>/<random>`: visits never contend, whatever their rate.
+//! `site/<site>/v/<second>/<random>` (under the site's listing prefix, which presence shares:
+//! a broadcast reads both with one listing): visits never contend, whatever their rate.
 //!
 //! Broadcasts (at most one a second per site across every POP does this) *fold* the visit keys
 //! of finished seconds into the site's tally `total/<site>/tally`, whose value is
@@ -68,7 +69,7 @@ fn tally_key(site: &SiteId) -> String {
 }
 
 fn visit_prefix(site: &SiteId) -> String {
-    format!("visit/{site}/")
+    format!("{}v/", site.listing_prefix())
 }
 
 fn visit_key(site: &SiteId, second: u64, random: u64) -> String {
@@ -174,16 +175,30 @@ pub fn settle(
     now_ms: u64,
     fold: bool,
 ) -> Result<Settled, TotalError> {
+    let keys = list_all(kv, &visit_prefix(site)).map_err(TotalError::Store)?;
+    settle_listed(kv, site, now_ms, fold, &keys)
+}
+
+/// [`settle`] with the site's keys already listed (other keys are passed over).
+pub fn settle_listed(
+    kv: &dyn KvStore,
+    site: &SiteId,
+    now_ms: u64,
+    fold: bool,
+    keys: &[String],
+) -> Result<Settled, TotalError> {
     let mut tally = read_tally(kv, site)?;
     let prefix = visit_prefix(site);
     let mut visits: Vec<(u64, String)> = Vec::new();
-    for key in list_all(kv, &prefix).map_err(TotalError::Store)? {
+    // Listings are sorted: the visit keys are one run, found without reading the others.
+    let first = keys.partition_point(|k| k.as_str() < prefix.as_str());
+    for key in keys[first..].iter().take_while(|k| k.starts_with(&prefix)) {
         let second = key
             .strip_prefix(&prefix)
             .and_then(|rest| rest.split('/').next())
             .and_then(|s| s.parse::<u64>().ok());
         if let Some(second) = second {
-            visits.push((second, key));
+            visits.push((second, key.clone()));
         }
     }
     let mut settled = Settled::default();
@@ -305,7 +320,7 @@ mod tests {
         assert!(kv
             .keys()
             .iter()
-            .all(|k| k.starts_with("visit/s/00000000010/")));
+            .all(|k| k.starts_with("site/s/v/00000000010/")));
         assert_eq!(settle(&kv, &site(), 10_000, false).map(|s| s.total), Ok(3));
     }
 

@@ -534,7 +534,7 @@ mod tests {
             ]
         );
         assert_eq!(t.kv.len(), 1);
-        assert!(t.kv.keys()[0].starts_with("presence/shop/"));
+        assert!(t.kv.keys()[0].starts_with("site/shop/p/"));
         assert!(
             handled.broadcast.is_some(),
             "the first change of a slot wins its broadcast"
@@ -582,7 +582,7 @@ mod tests {
         )
         .expect("join");
         assert!(events(&handled).is_empty());
-        assert!(t.kv.keys().iter().all(|k| k.starts_with("presence/shop/")));
+        assert!(t.kv.keys().iter().all(|k| k.starts_with("site/shop/p/")));
         if let Some(plan) = handled.broadcast {
             assert_eq!(plan.site.as_str(), "shop");
         }

@@ -318,6 +318,11 @@ pub struct RequestOps {
     pub ops: Ops,
     /// When the request listed its first page (a count is taken then).
     pub first_list_us: Option<u64>,
+    /// When it listed its last page.
+    pub last_list_us: Option<u64>,
+    /// When its last successful write of a key under the watched prefix committed (a join
+    /// takes effect then).
+    pub watched_commit_us: Option<u64>,
 }
 
 /// One POP's view of the store, on one request's clock: the service's `KvStore`.
@@ -328,9 +333,22 @@ pub struct PopKv<'a> {
     pub rng: &'a Rng,
     pub params: &'a Params,
     pub request: &'a Cell<RequestOps>,
+    /// Writes and deletes of keys under this prefix are timed (the site's presence keys).
+    pub watch_prefix: &'a str,
+    /// (key, commit time) of every successful write or delete under the watched prefix.
+    pub commits: &'a RefCell<Vec<(String, u64)>>,
 }
 
 impl PopKv<'_> {
+    fn committed(&self, key: &str, at: u64) {
+        if key.starts_with(self.watch_prefix) {
+            let mut r = self.request.get();
+            r.watched_commit_us = Some(at);
+            self.request.set(r);
+            self.commits.borrow_mut().push((key.to_string(), at));
+        }
+    }
+
     fn count(&self, f: impl FnOnce(&mut Ops)) {
         let mut r = self.request.get();
         f(&mut r.ops);
@@ -363,6 +381,9 @@ impl KvStore for PopKv<'_> {
             self.model
                 .borrow_mut()
                 .insert(self.clock.now_us(), key, value, ttl_secs, mode);
+        if result.is_ok() {
+            self.committed(key, self.clock.now_us());
+        }
         self.clock.spend(latency - latency / 2);
         self.count(|o| {
             o.inserts += 1;
@@ -379,6 +400,9 @@ impl KvStore for PopKv<'_> {
         let latency = self.params.kv_delete.draw(self.rng);
         self.clock.spend(latency / 2);
         let result = self.model.borrow_mut().delete(self.clock.now_us(), key);
+        if result.is_ok() {
+            self.committed(key, self.clock.now_us());
+        }
         self.clock.spend(latency - latency / 2);
         self.count(|o| o.deletes += 1);
         result
@@ -395,8 +419,9 @@ impl KvStore for PopKv<'_> {
             let start = self.clock.now_us();
             for (key, latency) in batch.iter().zip(&latencies) {
                 let at = start + latency / 2;
-                if let Err(e) = self.model.borrow_mut().delete(at, key) {
-                    failed.push((key.clone(), e));
+                match self.model.borrow_mut().delete(at, key) {
+                    Ok(()) => self.committed(key, at),
+                    Err(e) => failed.push((key.clone(), e)),
                 }
             }
             self.count(|o| o.deletes += batch.len() as u64);
@@ -418,6 +443,7 @@ impl KvStore for PopKv<'_> {
         r.ops.list_pages += 1;
         r.ops.keys_listed += page.keys.len() as u64;
         r.first_list_us.get_or_insert(self.clock.now_us());
+        r.last_list_us = Some(self.clock.now_us());
         self.request.set(r);
         self.clock.spend(self.params.kv_list_page.draw(self.rng));
         Ok(page)

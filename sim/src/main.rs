@@ -44,36 +44,27 @@ fn main() {
     }
     let config = Config::default();
     let started_all = Instant::now();
-    let mut all = Vec::new();
-    for name in &chosen {
-        let started = Instant::now();
-        let runs = match name.as_str() {
-            "steady-1pop" => vec![scenarios::steady(
-                "steady-1pop",
-                &params,
-                &config,
-                1,
-                5_000.0,
-            )],
-            "steady-50pops" => vec![scenarios::steady(
-                "steady-50pops",
-                &params,
-                &config,
-                50,
-                20_000.0,
-            )],
-            "flash-crowd" => vec![scenarios::flash_crowd(&params, &config)],
-            "pop-death" => vec![scenarios::pop_death(&params, &config)],
-            "churn" => vec![scenarios::churn(&params, &config)],
-            "visits" => [16.0, 100.0, 500.0, 1000.0]
-                .iter()
-                .map(|r| scenarios::visits(&params, &config, *r))
-                .collect(),
-            other => fail(&format!("unknown scenario {other:?}")),
-        };
-        eprintln!("sim: {name} took {:.1} s", started.elapsed().as_secs_f64());
-        all.extend(runs);
-    }
+    // Scenarios are independent worlds: run them on every core, and report them in the
+    // order asked.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Vec<liveuser_sim::scenarios::Run>)>> =
+        std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..cores.min(chosen.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(name) = chosen.get(i) else { break };
+                let started = Instant::now();
+                let runs = run_scenario(name, &params, &config);
+                eprintln!("sim: {name} took {:.1} s", started.elapsed().as_secs_f64());
+                results.lock().map(|mut r| r.push((i, runs))).ok();
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    let all: Vec<_> = results.into_iter().flat_map(|(_, runs)| runs).collect();
     let took = started_all.elapsed().as_secs_f64();
     let plot_name = plot.as_deref().unwrap_or("sim/over-time.svg");
     let md = report::document(&all, &params, &config, took, plot_name);
@@ -92,6 +83,27 @@ fn main() {
             v.requirement,
             v.measured
         );
+    }
+}
+
+fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_sim::scenarios::Run> {
+    match name {
+        "steady-1pop" => vec![scenarios::steady("steady-1pop", params, config, 1, 5_000.0)],
+        "steady-50pops" => vec![scenarios::steady(
+            "steady-50pops",
+            params,
+            config,
+            50,
+            20_000.0,
+        )],
+        "flash-crowd" => vec![scenarios::flash_crowd(params, config)],
+        "pop-death" => vec![scenarios::pop_death(params, config)],
+        "churn" => vec![scenarios::churn(params, config)],
+        "visits" => [16.0, 100.0, 500.0, 1000.0]
+            .iter()
+            .map(|r| scenarios::visits(params, config, *r))
+            .collect(),
+        other => fail(&format!("unknown scenario {other:?}")),
     }
 }
 

@@ -31,8 +31,19 @@ pub struct Broadcast {
     /// Keys the count listed.
     pub keys_listed: u64,
     pub list_pages: u64,
-    /// Published count minus the designed count when it was taken.
-    pub error: i64,
+    /// How far the count was from what it may be (see [`Metrics::count_error`]).
+    pub error: u64,
+    /// The count minus the designed count when it was taken.
+    pub excess: i64,
+}
+
+/// One count a broadcast (or sweep) took, whether it published or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    pub at_us: u64,
+    /// Keys its listing returned (presence and unfolded visits).
+    pub keys_listed: u64,
+    pub list_pages: u64,
 }
 
 /// One sample of the stored presence keys.
@@ -51,14 +62,20 @@ pub struct Metrics {
     pub open: u64,
     /// Expiries of vanished connections' presence, still counted by design.
     vanished: VecDeque<u64>,
-    /// (time, designed count) after each change, for the last minute.
-    history: VecDeque<(u64, u64)>,
+    /// Changes of the last two minutes, in the order they took effect.
+    recent: VecDeque<Change>,
+    /// Connections that vanished in the last few minutes: (when, when their presence expires).
+    recent_vanished: VecDeque<(u64, u64)>,
     /// Change times still waiting for a broadcast that counted after them.
     pending: VecDeque<u64>,
     pub last_change_us: u64,
+    /// When the last vanished connection's presence expired (the service notices it at the
+    /// next sweep after that).
+    pub last_expiry_us: u64,
     /// (change time, settle latency) per change.
     pub settles: Vec<(u64, u64)>,
     pub broadcasts: Vec<Broadcast>,
+    pub counts: Vec<Count>,
     /// Publish requests per second.
     pub publishes_per_second: Vec<u32>,
     /// Messages delivered to sockets per minute.
@@ -77,6 +94,24 @@ pub struct Metrics {
     pub log_lines: BTreeMap<String, u64>,
 }
 
+/// A socket opening or closing, as the count sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Change {
+    /// When the request that made it arrived.
+    start: u64,
+    /// When it took effect in the store (its presence write or last delete committed).
+    end: u64,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Opened,
+    Closed,
+    /// Closed without an event: the designed count keeps it until its presence expires.
+    Vanished,
+}
+
 fn slot<T: Default + Clone>(v: &mut Vec<T>, i: usize) -> &mut T {
     if v.len() <= i {
         v.resize(i + 1, T::default());
@@ -87,41 +122,108 @@ fn slot<T: Default + Clone>(v: &mut Vec<T>, i: usize) -> &mut T {
 impl Metrics {
     /// The designed count: open sockets plus vanished ones not yet expired.
     pub fn designed(&mut self, t: u64) -> u64 {
-        while self.vanished.front().is_some_and(|e| *e <= t) {
+        while let Some(&e) = self.vanished.front() {
+            if e > t {
+                break;
+            }
+            self.last_expiry_us = self.last_expiry_us.max(e);
             self.vanished.pop_front();
         }
         self.open + self.vanished.len() as u64
     }
 
-    fn record(&mut self, t: u64) {
-        let d = self.designed(t);
-        self.history.push_back((t, d));
-        while self.history.len() > 2 && self.history[1].0 + MIN < t {
-            self.history.pop_front();
+    fn record(&mut self, change: Change) {
+        // A change takes effect when its KV write commits, which may come after changes of
+        // requests that started later: keep the history in the order of effect.
+        let i = self.recent.partition_point(|c| c.end <= change.end);
+        self.recent.insert(i, change);
+        while self
+            .recent
+            .front()
+            .is_some_and(|c| c.end + 2 * MIN < change.end)
+        {
+            self.recent.pop_front();
         }
+        while self
+            .recent_vanished
+            .front()
+            .is_some_and(|(_, expiry)| expiry + 2 * MIN < change.end)
+        {
+            self.recent_vanished.pop_front();
+        }
+    }
+
+    /// Sockets open (as far as the store is concerned) at a recent time `t`.
+    fn open_at(&self, t: u64) -> i64 {
+        let after: i64 = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|c| c.end > t)
+            .map(|c| if c.kind == Kind::Opened { 1 } else { -1 })
+            .sum();
+        self.open as i64 - after
     }
 
     /// The designed count at a recent time `t`.
-    pub fn designed_at(&self, t: u64) -> u64 {
-        let i = self.history.partition_point(|(at, _)| *at <= t);
-        if i == 0 {
-            self.history.front().map_or(0, |(_, d)| *d)
-        } else {
-            self.history[i - 1].1
-        }
+    pub fn designed_at(&self, t: u64) -> i64 {
+        let vanished = self
+            .recent_vanished
+            .iter()
+            .filter(|(at, expiry)| *at <= t && *expiry > t)
+            .count() as i64;
+        self.open_at(t) + vanished
     }
 
-    /// A socket opened (a change the service is told of). Changes are recorded at the time
-    /// their request arrives, so the history stays in time order.
-    pub fn opened(&mut self, t: u64) {
+    /// How far a count whose listing ran until `counted_to` is from what it may be: every
+    /// change that took effect before `from` (its slot's end) included, and any change in
+    /// progress after it (its request had arrived by `counted_to`, its effect not before
+    /// `from`) either included or not: it belongs to the next slot, and the KV store may or
+    /// may not show it yet.
+    pub fn count_error(&self, count: u64, from: u64, counted_to: u64) -> u64 {
+        let base = self.designed_at(from);
+        let in_progress = |c: &&Change| c.end > from && c.start <= counted_to;
+        let joins = self
+            .recent
+            .iter()
+            .filter(in_progress)
+            .filter(|c| c.kind == Kind::Opened)
+            .count() as i64;
+        let leaves = self
+            .recent
+            .iter()
+            .filter(in_progress)
+            .filter(|c| c.kind == Kind::Closed)
+            .count() as i64
+            + self
+                .recent_vanished
+                .iter()
+                .filter(|(_, e)| *e > from && *e <= counted_to)
+                .count() as i64;
+        let (lo, hi, count) = (base - leaves, base + joins, count as i64);
+        (lo - count).max(count - hi).max(0) as u64
+    }
+
+    /// A socket opened (a change the service is told of): its request arrived at `start`,
+    /// its presence write committed at `end`.
+    pub fn opened(&mut self, start: u64, end: u64) {
         self.open += 1;
-        self.changed(t);
+        self.changed(Change {
+            start,
+            end,
+            kind: Kind::Opened,
+        });
     }
 
-    /// A socket closed with an event the service saw.
-    pub fn closed(&mut self, t: u64) {
+    /// A socket closed with an event the service saw: its request arrived at `start`, the
+    /// connection stopped counting at `end`.
+    pub fn closed(&mut self, start: u64, end: u64) {
         self.open = self.open.saturating_sub(1);
-        self.changed(t);
+        self.changed(Change {
+            start,
+            end,
+            kind: Kind::Closed,
+        });
     }
 
     /// A socket vanished with no event; its presence lasts until `expiry_us`.
@@ -129,13 +231,19 @@ impl Metrics {
         self.open = self.open.saturating_sub(1);
         let i = self.vanished.partition_point(|e| *e <= expiry_us);
         self.vanished.insert(i, expiry_us);
-        self.record(t);
+        self.recent_vanished.push_back((t, expiry_us));
+        self.record(Change {
+            start: t,
+            end: t,
+            kind: Kind::Vanished,
+        });
     }
 
-    fn changed(&mut self, t: u64) {
-        self.last_change_us = t;
-        self.pending.push_back(t);
-        self.record(t);
+    fn changed(&mut self, change: Change) {
+        self.last_change_us = self.last_change_us.max(change.end);
+        let i = self.pending.partition_point(|at| *at <= change.end);
+        self.pending.insert(i, change.end);
+        self.record(change);
     }
 
     /// A broadcast counted at `counted_us` reached its last POP at `delivered_us`: every change

@@ -46,6 +46,9 @@ pub fn steady(key: &'static str, p: &Params, config: &Config, pops: usize, reade
     let hours = (p.hours * HOUR as f64) as u64;
     steady_audience(&w, readers, 2 * MIN, p.mean_stay_ms * 1000);
     w.run_for(hours);
+    // Then a quiet minute: nobody comes or goes, so every page must settle on the exact count.
+    w.freeze();
+    w.run_for(MIN);
     let first = HOUR.min(hours);
     let last_start = hours.saturating_sub(HOUR);
     Run {
@@ -60,6 +63,7 @@ pub fn steady(key: &'static str, p: &Params, config: &Config, pops: usize, reade
         phases: vec![
             ("first hour".into(), 2 * MIN, first),
             ("last hour".into(), last_start.max(2 * MIN), hours),
+            ("quiet minute after".into(), hours, hours + MIN),
         ],
         pop_death_us: None,
         notes: Vec::new(),
@@ -93,7 +97,11 @@ pub fn flash_crowd(p: &Params, config: &Config) -> Run {
 }
 
 /// Scenario 4: the POP holding about a tenth of the sockets dies; its readers reconnect.
+/// No other reader vanishes here, so every phantom is the dead POP's.
 pub fn pop_death(p: &Params, config: &Config) -> Run {
+    let mut p = p.clone();
+    p.vanish_fraction = 0.0;
+    let p = &p;
     let readers = scaled(p, 20_000.0);
     let weights = uneven(50);
     let total: f64 = weights.iter().sum();

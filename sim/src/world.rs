@@ -60,6 +60,9 @@ struct Socket {
     conn_id: String,
     meta: Vec<(String, String)>,
     channels: Vec<String>,
+    /// Fanout sends a connection's requests one at a time: until the reply to the last one
+    /// arrives, the next waits.
+    busy_until_us: u64,
 }
 
 /// A reader: one browser tab.
@@ -149,6 +152,10 @@ pub struct World {
     next_conn: Cell<u64>,
     /// The slot of the broadcast running now (its publishes belong to it).
     running_slot: Cell<u64>,
+    /// No reader arrives or leaves any more (a quiet end, to see what pages settle on).
+    frozen: Cell<bool>,
+    /// Presence writes and deletes of the request running now, with their commit times.
+    commits: RefCell<Vec<(String, u64)>>,
 }
 
 impl World {
@@ -190,6 +197,8 @@ impl World {
             shown: RefCell::new(vec![None; weights.len()]),
             next_conn: Cell::new(0),
             running_slot: Cell::new(0),
+            frozen: Cell::new(false),
+            commits: RefCell::new(Vec::new()),
         };
         world.schedule(EPOCH_US + SEC, Ev::Second);
         world.schedule(EPOCH_US + MIN, Ev::Minute);
@@ -296,8 +305,29 @@ impl World {
         self.now.set(until);
     }
 
+    /// When client `c`'s socket can take its next request, if it is still busy with one.
+    fn busy_until(&self, c: usize) -> Option<u64> {
+        let clients = self.clients.borrow();
+        let socket = clients[c].socket.as_ref()?;
+        (socket.busy_until_us > self.now.get()).then_some(socket.busy_until_us)
+    }
+
+    /// From now on nobody arrives or leaves; heartbeats go on.
+    pub fn freeze(&self) {
+        self.frozen.set(true);
+    }
+
     fn dispatch(&self, ev: Ev) {
         let t = self.now.get();
+        if self.frozen.get() && matches!(ev, Ev::Arrive(_) | Ev::Leave(..)) {
+            return;
+        }
+        if let Ev::Join(c, _) | Ev::Heartbeat(c, _) | Ev::Leave(c, _) = ev {
+            if let Some(at) = self.busy_until(c) {
+                self.schedule(at, ev);
+                return;
+            }
+        }
         match ev {
             Ev::Arrive(c) => self.arrive(c, t),
             Ev::Join(c, g) => {
@@ -354,6 +384,14 @@ impl World {
             rng: &self.rng,
             params: &self.params,
             request: &ops,
+            watch_prefix: "",
+            commits: &self.commits,
+        };
+        let watch = presence::site_prefix(&self.site);
+        let kv = PopKv {
+            watch_prefix: &watch,
+            commits: &self.commits,
+            ..kv
         };
         let cache = PopCache {
             model: &self.pops[pop].cache,
@@ -389,6 +427,7 @@ impl World {
         query: &str,
         events: &[Event],
     ) -> Option<(Handled, u64, RequestOps)> {
+        self.commits.borrow_mut().clear();
         let (pop, req) = {
             let clients = self.clients.borrow();
             let client = &clients[c];
@@ -409,9 +448,11 @@ impl World {
         };
         let (handled, ops, end) =
             self.with_services(pop, t, |services, _| router::handle(&req, services));
+        if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
+            socket.busy_until_us = end;
+        }
         if let Some(plan) = handled.broadcast.clone() {
-            let wake = plan.wake_at_ms(&self.config) as i64 * 1000 - self.pops[pop].skew_us;
-            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan));
+            self.claim_broadcast(pop, plan, end);
         }
         Some((handled, end, ops))
     }
@@ -480,12 +521,13 @@ impl World {
             fanout.unsubscribe(client.pop, ch);
         }
         let skew = self.pops[client.pop].skew_us;
-        socket
+        let expiry = socket
             .meta
             .iter()
             .find(|(n, _)| n == "Presence-Exp")
             .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
-            .map(|ms| (ms * 1000 - skew).max(0) as u64)
+            .map(|ms| (ms * 1000 - skew).max(0) as u64);
+        expiry
     }
 
     fn arrive(&self, c: usize, t: u64) {
@@ -501,6 +543,7 @@ impl World {
                 conn_id: format!("conn-{n}"),
                 meta: Vec::new(),
                 channels: Vec::new(),
+                busy_until_us: 0,
             });
             let query = format!(
                 "?siteId=site&clientId=c{c}&enableTotalCount={}&visit={}",
@@ -527,7 +570,7 @@ impl World {
             (client.generation, client.stay_us, visit)
         };
         let mut m = self.metrics.borrow_mut();
-        m.opened(t);
+        m.opened(t, ops.watched_commit_us.unwrap_or(end));
         if visit {
             m.visits_accepted += 1;
         }
@@ -541,6 +584,42 @@ impl World {
         }
     }
 
+    /// Client `c`'s presence id and lease expiries (ms, its POP's clock), from its meta.
+    fn lease_of(&self, c: usize) -> Option<(String, Vec<u64>)> {
+        let clients = self.clients.borrow();
+        let meta = &clients[c].socket.as_ref()?.meta;
+        let get = |name: &str| meta.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let expiries = get("Presence-Exp")?
+            .split(',')
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        Some((get("Presence-Id")?, expiries))
+    }
+
+    /// When the request that just ran stopped `lease` from counting: each key counts until its
+    /// delete committed or it expired, the connection until its last key stops.
+    fn uncounted_at(&self, pop: usize, lease: Option<(String, Vec<u64>)>, fallback: u64) -> u64 {
+        let Some((id, expiries)) = lease else {
+            return fallback;
+        };
+        let commits = self.commits.borrow();
+        let skew = self.pops[pop].skew_us;
+        expiries
+            .iter()
+            .map(|&e| {
+                let key = presence::key(&self.site, &id, e);
+                let expiry = (e as i64 * 1000 - skew).max(0) as u64;
+                commits
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, at)| (*at).min(expiry))
+                    .max()
+                    .unwrap_or(expiry)
+            })
+            .max()
+            .unwrap_or(fallback)
+    }
+
     fn current(&self, c: usize, generation: u32) -> bool {
         let clients = self.clients.borrow();
         clients[c].generation == generation && clients[c].socket.is_some()
@@ -551,6 +630,8 @@ impl World {
         if !self.current(c, generation) {
             return false;
         }
+        let lease = self.lease_of(c);
+        let pop = self.clients.borrow()[c].pop;
         let Some((handled, _, ops)) = self.call(c, t, "", &[Event::Text(text.to_string())]) else {
             return false;
         };
@@ -558,11 +639,12 @@ impl World {
         let (_, closed) = self.apply(c, &handled);
         if closed {
             // The service closed the socket (or refused the request: Fanout drops it).
+            let gone = self.uncounted_at(pop, lease, t);
             let expiry = self.drop_socket(c);
             let mut m = self.metrics.borrow_mut();
             m.server_closes += 1;
             if handled.response.status() == 200 {
-                m.closed(t);
+                m.closed(t, gone);
             } else {
                 m.vanished(t, expiry.unwrap_or(t));
             }
@@ -583,13 +665,16 @@ impl World {
                 } else {
                     ("DISCONNECT", Event::Disconnect)
                 };
+                let lease = self.lease_of(c);
+                let pop = self.clients.borrow()[c].pop;
                 let ops = match self.call(c, t, "", &[event]) {
                     Some((_, _, ops)) => ops,
                     None => RequestOps::default(),
                 };
                 self.metrics.borrow_mut().cost(kind, t, &ops.ops);
+                let gone = self.uncounted_at(pop, lease, t);
                 self.drop_socket(c);
-                self.metrics.borrow_mut().closed(t);
+                self.metrics.borrow_mut().closed(t, gone);
             }
             Leave::Vanish => {
                 let expiry = self.drop_socket(c);
@@ -640,13 +725,35 @@ impl World {
         }
     }
 
+    /// What `main` does once a request's reply is sent: claims the broadcast across POPs at
+    /// once, then (if it won) finishes it when the plan wakes. The two halves run as separate
+    /// events so the count sees every change made while it waited.
+    fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64) {
+        let (won, ops, end) =
+            self.with_services(pop, at, |services, _| broadcast::claim(services, &plan));
+        self.metrics
+            .borrow_mut()
+            .cost("broadcast claim", at, &ops.ops);
+        if won == Ok(true) {
+            let wake = plan.wake_at_ms(&self.config) as i64 * 1000 - self.pops[pop].skew_us;
+            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan));
+        }
+    }
+
     fn broadcast(&self, pop: usize, plan: &Plan, t: u64) {
         if !self.pops[pop].alive.get() {
             return;
         }
         self.running_slot.set(plan.slot_end_ms);
-        let (_, ops, _) = self.with_services(pop, t, |services, _| broadcast::run(services, plan));
-        self.metrics.borrow_mut().cost("broadcast", t, &ops.ops);
+        let (_, ops, _) =
+            self.with_services(pop, t, |services, _| broadcast::finish(services, plan));
+        let mut m = self.metrics.borrow_mut();
+        m.cost("broadcast", t, &ops.ops);
+        m.counts.push(crate::metrics::Count {
+            at_us: t - EPOCH_US,
+            keys_listed: ops.ops.keys_listed,
+            list_pages: ops.ops.list_pages,
+        });
     }
 
     fn deliver(&self, pop: usize, channel: &str, count: u64, t: u64) {
@@ -677,7 +784,12 @@ impl World {
             let open = m.open as i64;
             m.phantoms.push((t - EPOCH_US, most as i64 - open));
         }
-        if t >= m.last_change_us + SETTLED_AFTER_US {
+        // Settled: no change in the last two seconds, and no vanished connection expired since
+        // the last sweep could have noticed it.
+        let sweep = u64::from(self.config.sweep_interval_secs) * SEC;
+        if t >= m.last_change_us + SETTLED_AFTER_US
+            && t >= m.last_expiry_us + sweep + SETTLED_AFTER_US
+        {
             if let Some(err) = shown.iter().map(|s| s.abs_diff(designed)).max() {
                 m.settled_error(t - EPOCH_US, err);
             }
@@ -794,7 +906,10 @@ impl Publisher for SimPublisher<'_> {
                 let ops = self.ops.get();
                 let counted_us = ops.first_list_us.unwrap_or(accepted_at);
                 let mut m = w.metrics.borrow_mut();
-                let error = count as i64 - m.designed_at(counted_us) as i64;
+                // The slot's end in true time, less the clock margin between POPs.
+                let slot_end = (w.running_slot.get() as i64 * 1000 - 20_000).max(0) as u64;
+                let error = m.count_error(count, slot_end, ops.last_list_us.unwrap_or(counted_us));
+                let excess = count as i64 - m.designed_at(counted_us);
                 m.broadcast(
                     Broadcast {
                         slot_end_ms: w.running_slot.get(),
@@ -804,6 +919,7 @@ impl Publisher for SimPublisher<'_> {
                         keys_listed: ops.ops.keys_listed,
                         list_pages: ops.ops.list_pages,
                         error,
+                        excess,
                     },
                     last_delivery,
                 );
