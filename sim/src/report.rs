@@ -35,6 +35,8 @@ pub struct Figures {
     pub changes: u64,
     /// The mean over counts of ⌈keys listed / 1000⌉: the pages a count needs at the least.
     pub pages_per_full_count: f64,
+    /// List pages the counts made.
+    pub count_pages: u64,
 }
 
 impl Figures {
@@ -93,16 +95,15 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
             / n;
     }
     f.max_keys_listed_per_count = counts.iter().map(|c| c.keys_listed).max().unwrap_or(0);
+    f.count_pages = counts.iter().map(|c| c.list_pages).sum();
     f.changes = m.settles.iter().filter(|(t, _)| in_phase(*t)).count() as u64;
     f.count_error = bs.iter().map(|b| b.error).max().unwrap_or(0);
-    f.max_broadcasts_in_a_second = m
-        .publishes_per_second
-        .iter()
-        .enumerate()
-        .filter(|(s, _)| in_phase(*s as u64 * SEC))
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(0);
+    // Broadcasts by the slot they belong to (publish times jitter across a second boundary).
+    let mut per_slot_second: std::collections::BTreeMap<u64, u32> = Default::default();
+    for b in &bs {
+        *per_slot_second.entry(b.slot_end_ms / 1000).or_default() += 1;
+    }
+    f.max_broadcasts_in_a_second = per_slot_second.values().copied().max().unwrap_or(0);
     let samples: Vec<_> = m.key_samples.iter().filter(|s| in_phase(s.at_us)).collect();
     f.max_keys_per_connection = samples
         .iter()
@@ -218,7 +219,7 @@ fn table(md: &mut String, run: &Run) {
             (|f| f.max_keys_per_connection.to_string()),
         ),
         (
-            "broadcasts / s, all POPs (mean / most in any second)",
+            "broadcasts / s, all POPs (mean / most slots in any second)",
             (|f| {
                 format!(
                     "{:.2} / {}",
@@ -557,11 +558,14 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
             ),
             holds: churn_error == 0 && quiet.settled_error == Some(0),
         });
-        let pages = last.per_second(last.kv.list_pages);
+        let pages = last.per_second(last.count_pages);
         let bound = 2.0 * last.pages_per_full_count;
         v.push(Verdict {
             requirement: "scenario 2: list pages / s per site ≤ 2 × ⌈live keys / page⌉".into(),
-            measured: format!("{pages:.2} a second against a bound of {bound:.1} (2 × the mean ⌈keys / 1000⌉ of the counts)"),
+            measured: format!(
+                "counts listed {pages:.2} pages a second against a bound of {bound:.1} (2 × the mean ⌈keys / 1000⌉ of the counts); all list pages, the one-off ones included: {:.2} a second",
+                last.per_second(last.kv.list_pages)
+            ),
             holds: pages <= bound + 1e-9,
         });
         let drift = [
@@ -592,10 +596,10 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
             requirement: "scenario 4: no phantoms two heartbeat intervals after the POP dies"
                 .into(),
             measured: format!(
-                "the first count taken then minus sockets open: {}",
+                "the first count taken then is off the sockets open by {} (joins and leaves in progress aside)",
                 phantoms.map_or("–".into(), |p| p.to_string())
             ),
-            holds: phantoms.is_some_and(|p| p <= 0),
+            holds: phantoms == Some(0),
         });
     }
     let visit_runs: Vec<&Run> = runs.iter().filter(|r| r.key == "visits").collect();
@@ -632,16 +636,17 @@ pub fn most_slots_in_a_second(run: &Run) -> u32 {
     per_second.values().copied().max().unwrap_or(0)
 }
 
-/// The first count taken `intervals` heartbeat intervals after the POP died, minus the
-/// sockets open then (the scenario has no other vanishing connections).
-pub fn phantoms_after(run: &Run, intervals: u64) -> Option<i64> {
+/// How far the first count taken `intervals` heartbeat intervals after the POP died was from
+/// the sockets open then (up to joins and leaves in progress; the scenario has no other
+/// vanishing connections).
+pub fn phantoms_after(run: &Run, intervals: u64) -> Option<u64> {
     let death = run.pop_death_us?;
     let at = death + intervals * u64::from(run.world.config.heartbeat_interval_secs) * SEC;
     let m = run.world.metrics.borrow();
     m.broadcasts
         .iter()
         .find(|b| b.counted_us - crate::clock::EPOCH_US >= at)
-        .map(|b| b.excess)
+        .map(|b| b.error)
 }
 
 /// Visits accepted minus visits stored.
