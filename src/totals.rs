@@ -2,24 +2,24 @@
 //!
 //! The KV store has no increment, and one key takes only about one write a second, so no key
 //! is written per visit twice. A visit is one insert-only write of a key of its own,
-//! `site/<site>/v/<second>/<random>` (under the site's listing prefix, which presence shares:
+//! `site/<site>/v/<ms>/<random>` (under the site's listing prefix, which presence shares:
 //! a broadcast reads both with one listing): visits never contend, whatever their rate.
 //!
 //! Broadcasts (at most one a second per site across every POP does this) *fold* the visit keys
-//! of finished seconds into the site's tally `total/<site>/tally`, whose value is
-//! `<total> <last second folded>`. The fold is one conditional write (generation match, or
-//! insert-only for the first), so two folds can never both apply; and the tally names the last
-//! second it holds, so a visit key whose delete failed is never counted twice. The total is the
-//! tally plus the visit keys of the seconds after it.
+//! of the past into the site's tally `total/<site>/tally`, whose value is
+//! `<total> <last ms folded>`. The fold is one conditional write (generation match, or
+//! insert-only for the first), so two folds can never both apply; and the tally names the
+//! last moment it holds, so a visit key whose delete failed is never counted twice. The total
+//! is the tally plus the visit keys after that moment.
 //!
-//! Only seconds at least two behind the folder's clock are folded, so a visit key is folded
-//! only if it became visible at least a second after it was written (KV changes reach every
-//! POP within ~300 ms).
+//! Only visits at least two seconds behind the folder's clock are folded, so a visit key is
+//! folded only if it became visible at least two seconds after it was written (KV changes
+//! reach every POP within ~300 ms).
 //!
-//! Reset and seed write the tally directly, naming the second before the current one as
-//! folded: visits recorded in earlier seconds are dropped, visits recorded in the reset's own
-//! second count, even those a moment before it (a reset is exact to the second, and errs
-//! towards counting).
+//! Reset and seed write the tally directly, naming their own moment as folded: visits
+//! recorded before it are dropped, visits after it count. "Before" is by the clocks of the
+//! POPs involved, which agree to a few milliseconds: a visit within those milliseconds of a
+//! reset may land on either side.
 //!
 //! Totals kept by earlier versions (`total/<site>/00`…`15`, shards of a counter) are read while
 //! the site has no tally; the first fold adds them into the tally and deletes them.
@@ -36,8 +36,8 @@ const MAX_PAUSE_MS: u64 = 25;
 /// How long an unfolded visit key lives. Folds run every second a site has traffic; a day is
 /// a safety net for keys nobody folded, not a delay anyone waits for.
 const VISIT_TTL_SECS: u32 = 86_400;
-/// How many seconds behind the folder's clock a second must be to be folded.
-const FOLD_LAG_SECS: u64 = 2;
+/// How far behind the folder's clock a visit must be to be folded, in milliseconds.
+const FOLD_LAG_MS: u64 = 2000;
 
 /// Why a visit or a total could not be handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +72,9 @@ fn visit_prefix(site: &SiteId) -> String {
     format!("{}v/", site.listing_prefix())
 }
 
-fn visit_key(site: &SiteId, second: u64, random: u64) -> String {
-    // Zero-padded, so listings return the seconds in order.
-    format!("{}{second:011}/{random:016x}", visit_prefix(site))
+fn visit_key(site: &SiteId, at_ms: u64, random: u64) -> String {
+    // Zero-padded, so listings return visits in time order.
+    format!("{}{at_ms:013}/{random:016x}", visit_prefix(site))
 }
 
 /// Adds one visit: one insert-only write. Returns how many attempts it took.
@@ -86,7 +86,7 @@ pub fn record_visit(
 ) -> Result<u32, TotalError> {
     for attempt in 1..=MAX_ATTEMPTS {
         let [random, pause] = ids.random_u64s();
-        let key = visit_key(site, clock.now_ms() / 1000, random);
+        let key = visit_key(site, clock.now_ms(), random);
         match kv.insert(&key, b"", Some(VISIT_TTL_SECS), WriteMode::AddOnly) {
             Ok(()) => return Ok(attempt),
             // A random key that exists, or the store asking to slow down: try a fresh key.
@@ -105,7 +105,7 @@ pub fn record_visit(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tally {
     total: u64,
-    /// The last second folded in (`None`: nothing folded yet, every visit key is pending).
+    /// The last moment (ms) folded in (`None`: nothing folded yet, every visit is pending).
     through: Option<u64>,
     /// The tally key's generation (`None`: no tally yet; `total` is then the legacy shards').
     generation: Option<u64>,
@@ -166,7 +166,7 @@ pub struct Settled {
     pub folded: bool,
 }
 
-/// Reads the site's total; with `fold`, first folds the finished seconds into the tally.
+/// Reads the site's total; with `fold`, first folds the visits of the past into the tally.
 /// Only one caller a second should fold (broadcasts whose slot crosses a second boundary): the
 /// tally takes one write a second.
 pub fn settle(
@@ -202,7 +202,7 @@ pub fn settle_listed(
         }
     }
     let mut settled = Settled::default();
-    let target = (now_ms / 1000).saturating_sub(FOLD_LAG_SECS);
+    let target = now_ms.saturating_sub(FOLD_LAG_MS);
     let pending = |second: u64, tally: &Tally| tally.through.is_none_or(|t| second > t);
     if fold && tally.through.is_none_or(|t| target > t) {
         let folding = visits
@@ -244,15 +244,15 @@ pub fn settle_listed(
     Ok(settled)
 }
 
-/// Sets the site's total to `value` (0 resets it). Visits of the current second still count
-/// on top of it; see the module's notes.
+/// Sets the site's total to `value` (0 resets it): visits recorded before now are dropped,
+/// later ones count on top; see the module's notes.
 pub fn set(
     kv: &dyn KvStore,
     clock: &dyn Clock,
     site: &SiteId,
     value: u64,
 ) -> Result<(), TotalError> {
-    let through = (clock.now_ms() / 1000).saturating_sub(1);
+    let through = clock.now_ms();
     let text = format!("{value} {through}");
     // The tally may have been folded into less than a second ago (a 429): wait and retry.
     let mut last = KvError::TooManyRequests;
@@ -320,7 +320,7 @@ mod tests {
         assert!(kv
             .keys()
             .iter()
-            .all(|k| k.starts_with("site/s/v/00000000010/")));
+            .all(|k| k.starts_with("site/s/v/0000000010000/")));
         assert_eq!(settle(&kv, &site(), 10_000, false).map(|s| s.total), Ok(3));
     }
 
@@ -331,13 +331,13 @@ mod tests {
         for second in 0..10u64 {
             visits_at(&kv, &ids, 100_000 + second * 1000, 7);
         }
-        // Seconds up to 107 are folded at 109.5 s; 108 and 109 stay pending.
+        // Visits up to 107.5 s are folded at 109.5 s; those at 108 s and 109 s stay pending.
         let settled = fold_at(&kv, 109_500);
         assert!(settled.folded);
         assert_eq!(settled.total, 70);
         assert_eq!(
             kv.lookup("total/s/tally").expect("lookup").map(|e| e.value),
-            Some(b"56 107".to_vec())
+            Some(b"56 107500".to_vec())
         );
         assert_eq!(kv.len(), 1 + 14, "the tally and two seconds of visits");
         let settled = fold_at(&kv, 120_000);
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!((first.total, second.total), (5, 5));
         assert_eq!(
             kv.lookup("total/s/tally").expect("lookup").map(|e| e.value),
-            Some(b"5 108".to_vec())
+            Some(b"5 108000".to_vec())
         );
     }
 
@@ -442,17 +442,17 @@ mod tests {
     }
 
     #[test]
-    fn a_reset_is_exact_to_the_second_and_counts_its_own_second() {
+    fn a_reset_drops_the_visits_before_it_and_counts_those_after_it() {
         let kv = MemoryKv::default();
         let ids = CountingIds::default();
-        visits_at(&kv, &ids, 199_900, 1); // second 199: before the reset, dropped
-        visits_at(&kv, &ids, 200_050, 1); // second 200, just before the reset: counts
+        visits_at(&kv, &ids, 199_900, 1);
+        visits_at(&kv, &ids, 200_050, 1); // a moment before the reset: dropped
         set(&kv, &clock_at(200_100), &site(), 0).expect("reset");
-        visits_at(&kv, &ids, 200_500, 1); // right after it: counts
+        visits_at(&kv, &ids, 200_101, 1); // a moment after it: counts
         visits_at(&kv, &ids, 201_200, 1);
-        assert_eq!(settle(&kv, &site(), 201_300, false).map(|s| s.total), Ok(3));
-        assert_eq!(fold_at(&kv, 210_000).total, 3);
-        assert_eq!(kv.len(), 1, "the dropped visit key is gone too");
+        assert_eq!(settle(&kv, &site(), 201_300, false).map(|s| s.total), Ok(2));
+        assert_eq!(fold_at(&kv, 210_000).total, 2);
+        assert_eq!(kv.len(), 1, "the dropped visit keys are gone too");
     }
 
     #[test]
