@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::auth::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
+use crate::fastly_toml;
 use crate::request;
 use crate::request_log;
 use crate::response::{self, finish};
-use crate::secrets;
 use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
 use crate::{broadcast, presence, totals, Handled, Services};
@@ -159,7 +159,7 @@ pub fn with_cors(mut resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
 }
 
 fn authorize(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
-    let admin_token = services.secrets.get(secrets::ADMIN_TOKEN);
+    let admin_token = services.secrets.get(fastly_toml::ADMIN_TOKEN_SECRET);
     check_bearer(
         request::header(req, "authorization"),
         admin_token.as_deref(),

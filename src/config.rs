@@ -15,9 +15,6 @@ impl ConfigSource for std::collections::HashMap<String, String> {
     }
 }
 
-/// The name of the config store in `fastly.toml`.
-pub const STORE_NAME: &str = "liveuser_config";
-
 /// The service's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -37,9 +34,15 @@ pub struct Config {
     pub kv_settle_ms: u32,
     /// How Fanout's `Grip-Sig` is verified.
     pub grip: GripMode,
+    /// The issuer local HS256 signatures carry (`grip_hs256_issuer`): whatever signs locally.
+    /// The Fastly CLI's own Pushpin signs as `viceroy`, the default.
+    pub grip_hs256_issuer: String,
     /// Where count updates are published.
     pub publish: PublishMode,
 }
+
+/// The issuer the Fastly CLI's local Pushpin signs with.
+pub const DEFAULT_HS256_ISSUER: &str = "viceroy";
 
 /// Where count updates are published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,7 @@ pub enum PublishMode {
 pub enum GripMode {
     /// Fastly Fanout: ES256 with Fastly's public key, issuer `fastly:<service id>` (production).
     FastlyEs256,
-    /// Local Pushpin: HS256 with the `grip_hs256_key` secret, issuer `pushpin`.
+    /// Local Pushpin: HS256 with the `grip_hs256_key` secret and the configured issuer.
     PushpinHs256,
 }
 
@@ -68,6 +71,7 @@ impl Default for Config {
             broadcast_interval_ms: 500,
             kv_settle_ms: 300,
             grip: GripMode::FastlyEs256,
+            grip_hs256_issuer: DEFAULT_HS256_ISSUER.to_string(),
             publish: PublishMode::Fastly,
         }
     }
@@ -160,6 +164,11 @@ impl Config {
             broadcast_interval_ms,
             kv_settle_ms,
             grip,
+            grip_hs256_issuer: source
+                .get("grip_hs256_issuer")
+                .map(|i| i.trim().to_string())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| DEFAULT_HS256_ISSUER.to_string()),
             publish,
         };
         // A TTL at or below the heartbeat interval would drop live connections between beats.
@@ -280,6 +289,9 @@ mod tests {
     fn grip_mode_defaults_to_production_and_refuses_unknown_values() {
         let (config, _) = Config::load(&source(&[("grip_verify", "pushpin-hs256")]));
         assert_eq!(config.grip, GripMode::PushpinHs256);
+        assert_eq!(config.grip_hs256_issuer, "viceroy");
+        let (config, _) = Config::load(&source(&[("grip_hs256_issuer", "pushpin")]));
+        assert_eq!(config.grip_hs256_issuer, "pushpin");
         let (config, warnings) = Config::load(&source(&[("grip_verify", "none")]));
         assert_eq!(config.grip, GripMode::FastlyEs256);
         assert_eq!(warnings[0].key, "grip_verify");

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fastly_toml;
 pub mod grip;
 pub mod ids;
 pub mod kv;

@@ -6,7 +6,7 @@
 fn main() {
     use fastly::Request;
     use liveuser_edge::clock::{Clock, SystemClock};
-    use liveuser_edge::config::{self, Config};
+    use liveuser_edge::config::Config;
     use liveuser_edge::error::HttpError;
     use liveuser_edge::host::{
         self, cache::HostCache, config_store::HostConfig, kv::HostKv, HostSecrets,
@@ -17,11 +17,9 @@ fn main() {
     use liveuser_edge::request_log::RequestCost;
     use liveuser_edge::secrets::Secrets;
     use liveuser_edge::{
-        broadcast, request_log, response, router, websocket, websocket_events, Services,
+        broadcast, fastly_toml, request_log, response, router, websocket, websocket_events,
+        Services,
     };
-
-    /// The backend Fanout hands WebSockets to: this service itself.
-    const FANOUT_BACKEND: &str = "self";
 
     let req = Request::from_client();
     if router::wants_fanout_handoff(
@@ -32,7 +30,7 @@ fn main() {
         let path = req.get_path().to_string();
         // Refuse a bad siteId or a foreign origin here, before Fanout, the store or any channel
         // is involved. (OPEN checks both again: that is the authoritative check.)
-        let settings = HostConfig::open(config::STORE_NAME);
+        let settings = HostConfig::open(fastly_toml::CONFIG_STORE);
         let checked = websocket::connect_params(req.get_query_str()).and_then(|params| {
             websocket::check_origin(&settings, &params.site, req.get_header_str("origin"))
         });
@@ -48,7 +46,7 @@ fn main() {
             host::send(response::error(&e));
             return;
         }
-        match req.handoff_fanout(FANOUT_BACKEND) {
+        match req.handoff_fanout(fastly_toml::FANOUT_BACKEND) {
             Ok(()) => println!("liveuser handoff path={path}"),
             Err(e) => {
                 println!(
@@ -62,7 +60,7 @@ fn main() {
         return;
     }
 
-    let settings = HostConfig::open(config::STORE_NAME);
+    let settings = HostConfig::open(fastly_toml::CONFIG_STORE);
     let (config, warnings) = Config::load(&settings);
     for w in warnings {
         println!(
@@ -72,7 +70,7 @@ fn main() {
     }
     let clock = SystemClock;
     let started_ms = clock.now_ms();
-    let host_kv = HostKv::open(host::KV_STORE);
+    let host_kv = HostKv::open(fastly_toml::KV_STORE);
     let kv = CountingKv::new(&host_kv);
     let service_id = std::env::var("FASTLY_SERVICE_ID").unwrap_or_default();
     let target = publish::target(config.publish, &service_id);
@@ -85,7 +83,7 @@ fn main() {
             .map(|t| String::from_utf8_lossy(&t).into_owned()),
     };
     let publisher = CountingPublisher::new(&host_publisher);
-    let grip = host::grip_verifier(config.grip, &service_id);
+    let grip = host::grip_verifier(&config, &service_id);
     let services = Services {
         config: &config,
         publisher: &publisher,

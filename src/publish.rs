@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::fastly_toml;
+
 /// One message for one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishItem {
@@ -48,25 +50,18 @@ pub struct PublishTarget {
     pub token_secret: Option<&'static str>,
 }
 
-/// The backend for Fastly's API, declared in `fastly.toml`.
-pub const FASTLY_API_BACKEND: &str = "fastly_api";
-/// The backend for local Pushpin's publish endpoint, declared in `fastly.toml`.
-pub const LOCAL_BACKEND: &str = "publisher";
-/// The secret holding the Fastly API token that may publish to this service.
-pub const TOKEN_SECRET: &str = "fanout_publish_token";
-
 /// The publish target for a mode: one code path, only the target differs.
 pub fn target(mode: crate::config::PublishMode, service_id: &str) -> PublishTarget {
     match mode {
         crate::config::PublishMode::Fastly => PublishTarget {
-            backend: FASTLY_API_BACKEND,
+            backend: fastly_toml::FASTLY_API_BACKEND,
             // The trailing slash is required.
             url: format!("https://api.fastly.com/service/{service_id}/publish/"),
-            token_secret: Some(TOKEN_SECRET),
+            token_secret: Some(fastly_toml::PUBLISH_TOKEN_SECRET),
         },
         crate::config::PublishMode::Local => PublishTarget {
-            backend: LOCAL_BACKEND,
-            url: "http://127.0.0.1:5561/publish/".to_string(),
+            backend: fastly_toml::LOCAL_PUBLISH_BACKEND,
+            url: fastly_toml::LOCAL_PUBLISH_URL.to_string(),
             token_secret: None,
         },
     }

@@ -225,8 +225,10 @@ impl TestServices {
 
     /// Configures the admin token.
     pub fn set_admin_token(&mut self, token: &[u8]) {
-        self.secrets
-            .insert(crate::secrets::ADMIN_TOKEN.to_string(), token.to_vec());
+        self.secrets.insert(
+            crate::fastly_toml::ADMIN_TOKEN_SECRET.to_string(),
+            token.to_vec(),
+        );
     }
 
     /// Moves both the clock and the cache's notion of time.

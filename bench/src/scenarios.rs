@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use liveuser_testkit::stack::{http_request, Stack};
+use liveuser_testkit::http::http_request;
+use liveuser_testkit::stack::Stack;
 
 use crate::clients::{self, Client};
 use crate::stats::Spread;

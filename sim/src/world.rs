@@ -172,7 +172,7 @@ impl World {
             })
             .collect();
         let issuer = "pushpin";
-        let token = liveuser_testkit::stack::hs256_token(
+        let token = liveuser_testkit::jwt::hs256_token(
             GRIP_KEY,
             issuer,
             EPOCH_US / SEC + 10 * 365 * 86_400,

@@ -9,18 +9,16 @@ pub mod publisher;
 use fastly::{Request, Response, SecretStore};
 
 use crate::auth::GripVerifier;
-use crate::config::GripMode;
-use crate::secrets::{self, Secrets};
-
-/// The KV store holding presence.
-pub const KV_STORE: &str = "liveuser";
+use crate::config::{Config, GripMode};
+use crate::fastly_toml;
+use crate::secrets::Secrets;
 
 /// The Compute secret store behind [`Secrets`].
 pub struct HostSecrets;
 
 impl Secrets for HostSecrets {
     fn get(&self, name: &str) -> Option<Vec<u8>> {
-        let store = SecretStore::open(secrets::STORE_NAME).ok()?;
+        let store = SecretStore::open(fastly_toml::SECRET_STORE).ok()?;
         let secret = store.try_get(name).ok()??;
         Some(secret.plaintext().to_vec())
     }
@@ -28,14 +26,14 @@ impl Secrets for HostSecrets {
 
 /// The Grip-Sig verifier the configuration asks for (`service_id` names the issuer in
 /// production).
-pub fn grip_verifier(mode: GripMode, service_id: &str) -> GripVerifier {
-    match mode {
-        GripMode::PushpinHs256 => match HostSecrets.get(secrets::GRIP_HS256_KEY) {
-            Some(key) if !key.is_empty() => GripVerifier::hs256(&key, "pushpin"),
+pub fn grip_verifier(config: &Config, service_id: &str) -> GripVerifier {
+    match config.grip {
+        GripMode::PushpinHs256 => match HostSecrets.get(fastly_toml::GRIP_KEY_SECRET) {
+            Some(key) if !key.is_empty() => GripVerifier::hs256(&key, &config.grip_hs256_issuer),
             _ => GripVerifier::Unconfigured(format!(
                 "secret {} missing from {}",
-                secrets::GRIP_HS256_KEY,
-                secrets::STORE_NAME
+                fastly_toml::GRIP_KEY_SECRET,
+                fastly_toml::SECRET_STORE
             )),
         },
         GripMode::FastlyEs256 => {

@@ -14,7 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::stack::{free_port, http_request, random_u64, wait_for_port};
+use crate::http::{http_request, try_http_request};
+use crate::process::{free_port, random_u64, wait_for_port};
 
 /// Pages served by [`PageServer`], by path.
 type Pages = Arc<Mutex<HashMap<String, String>>>;
@@ -243,7 +244,8 @@ impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
             let path = format!("/session/{}", self.session);
-            let _ = http_request(self.port, "DELETE", &path, &[], b"");
+            // Best effort, never a panic: this may run while a failed test unwinds.
+            let _ = try_http_request(self.port, "DELETE", &path, &[], b"");
         }
         if let Some(mut driver) = self.driver.take() {
             // SAFETY: signals the process group this test created for ChromeDriver and its browser.

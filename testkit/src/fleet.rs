@@ -63,7 +63,7 @@ impl Peer {
             .expect("timeout");
         let (tx, rx) = mpsc::channel();
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let client_id = format!("c{:x}", crate::stack::random_u64());
+        let client_id = format!("c{:x}", crate::process::random_u64());
         let thread_seen = Arc::clone(&seen);
         let site_owned = site.to_string();
         let thread =

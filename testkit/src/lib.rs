@@ -1,9 +1,13 @@
 //! What the end-to-end tests and the benchmarks share: a real local stack (Pushpin standing in
 //! for Fanout, Viceroy running the wasm this project ships) on free ports, real WebSocket
-//! clients, and a small WebDriver client for headless Chromium.
+//! clients, a small WebDriver client, and the readers of the service's log lines and manifest.
 
 pub mod browser;
 pub mod client;
 pub mod fleet;
+pub mod http;
+pub mod jwt;
 pub mod log;
+pub mod manifest;
+pub mod process;
 pub mod stack;

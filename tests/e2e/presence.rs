@@ -203,7 +203,8 @@ fn forged_signatures_are_refused_and_change_nothing() {
     wait_for_count(&peers, 3, SETTLE_LIMIT);
 
     let body = b"OPEN\r\n";
-    let forged_key = liveuser_testkit::stack::hs256_token(b"not-the-key", "pushpin", 4_000_000_000);
+    let forged_key =
+        liveuser_testkit::jwt::hs256_token(b"not-the-key", &stack.grip_issuer, 4_000_000_000);
     for sig in [None, Some("garbage"), Some(forged_key.as_str())] {
         let mut headers = vec![
             ("Content-Type", "application/websocket-events"),

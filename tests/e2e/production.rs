@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use liveuser_testkit::client::{Client, Received};
 use liveuser_testkit::fleet::{connect_many, wait_for_count, PeerOptions};
-use liveuser_testkit::stack::{http_request, Stack, StackOptions};
+use liveuser_testkit::http::http_request;
+use liveuser_testkit::stack::{Stack, StackOptions};
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]

@@ -131,7 +131,7 @@ fn a_bad_reconnect_delay_falls_back_instead_of_looping() {
     let pages = PageServer::start();
     let browser = Browser::start();
     // Nothing listens on the server URL, so the client keeps reconnecting.
-    let closed = liveuser_testkit::stack::free_port();
+    let closed = liveuser_testkit::process::free_port();
     let query = format!("siteId=loop&reconnectDelay=abc&serverUrl=ws://127.0.0.1:{closed}");
     let url = pages.page("/loop", &embed(&stack, &query, COUNT_SOCKETS, COUNTER));
     browser.goto(&url);
