@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod fastly_api;
 pub mod fleet;
 pub mod http;
 pub mod jwt;

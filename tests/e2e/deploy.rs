@@ -1,0 +1,245 @@
+//! The deploy path, run rather than read: the real Fastly CLI deploys the package this project
+//! builds against a stand-in of Fastly's API (the CLI honours `FASTLY_API_ENDPOINT`), then the
+//! project's `scripts/configure-service` finishes it; the test asserts what was provisioned.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use liveuser_edge::fastly_toml::{
+    ADMIN_TOKEN_SECRET, CONFIG_STORE, FANOUT_BACKEND, FASTLY_API_BACKEND, KV_STORE,
+    PUBLISH_TOKEN_SECRET, SECRET_STORE,
+};
+use liveuser_testkit::fastly_api::{Backend, FastlyApi};
+use liveuser_testkit::manifest::Manifest;
+use liveuser_testkit::process::{fastly_cli, random_u64};
+use liveuser_testkit::stack::project_root;
+
+const DOMAIN: &str = "liveuser-e2e.edgecompute.app";
+const API_TOKEN: &str = "stand-in-deploy-token";
+
+/// Runs `cmd` with the stand-in's environment, failing the test if it takes over two minutes.
+fn run(cmd: &mut Command, api: &FastlyApi, dir: &Path) -> Output {
+    cmd.current_dir(dir)
+        .env("FASTLY_API_ENDPOINT", api.url())
+        .env("FASTLY_ACCOUNT_ENDPOINT", api.url())
+        .env("FASTLY_API_TOKEN", API_TOKEN)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env_remove("FASTLY_SERVICE_ID");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e} (run scripts/setup)", cmd.get_program()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{:?} took over two minutes", cmd.get_program());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
+    let api = FastlyApi::start();
+    let dir = std::env::temp_dir().join(format!("lu-deploy-{:x}", random_u64()));
+    fs::create_dir_all(dir.join("config")).expect("temp dir");
+    fs::copy(project_root().join("fastly.toml"), dir.join("fastly.toml")).expect("copy manifest");
+    let package = project_root().join("pkg/liveuser-edge.tar.gz");
+    assert!(
+        package.exists(),
+        "run scripts/test, which builds the package first"
+    );
+
+    // A first deploy, as non-interactive as CI runs it.
+    let out = run(
+        Command::new(fastly_cli())
+            .args([
+                "compute",
+                "deploy",
+                "--non-interactive",
+                "--status-check-off",
+            ])
+            .arg("--package")
+            .arg(&package)
+            .args(["--domain", DOMAIN]),
+        &api,
+        &dir,
+    );
+    assert!(out.status.success(), "deploy failed:\n{}", text(&out));
+
+    // The CLI wrote the new service's id into fastly.toml (and rewrote the rest).
+    let manifest = Manifest::read(&dir.join("fastly.toml"));
+    let sid = manifest
+        .service_id()
+        .expect("service_id written")
+        .to_string();
+    let before = api.with_state(|s| s.service().and_then(|svc| svc.active().cloned()));
+    let before = before.expect("a version was activated");
+    assert_eq!(before.number, 1);
+    assert_eq!(
+        before.backends[FANOUT_BACKEND].address, "127.0.0.1",
+        "a publish cannot know the new service's own domain: configure-service fixes it"
+    );
+
+    // Then the project's own finishing step, with secrets from files (never typed on a
+    // command line).
+    let publish_token = format!("publish-{:x}", random_u64());
+    fs::write(dir.join("publish-token"), format!("{publish_token}\n")).expect("token file");
+    let configure = project_root().join("scripts/configure-service");
+    let out = run(
+        Command::new(&configure)
+            .arg("--publish-token-file")
+            .arg(dir.join("publish-token"))
+            .arg("--generate-admin-token")
+            .arg(dir.join("admin-token")),
+        &api,
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "configure-service failed:\n{}",
+        text(&out)
+    );
+    let admin_token = fs::read_to_string(dir.join("admin-token")).expect("admin token file");
+    let admin_token = admin_token.trim();
+    assert!(admin_token.len() >= 32);
+    for secret in [publish_token.as_str(), admin_token] {
+        assert!(
+            !text(&out).contains(secret),
+            "a secret was printed:\n{}",
+            text(&out)
+        );
+    }
+
+    api.with_state(|s| {
+        let svc = s.service().expect("the service exists");
+        assert_eq!(svc.id, sid);
+        assert_eq!(
+            (svc.name.as_str(), svc.kind.as_str()),
+            ("liveuser-edge", "wasm")
+        );
+        let active = svc.active().expect("an active version");
+        assert_eq!(
+            active.number, 2,
+            "configure-service activated a second version"
+        );
+        assert!(
+            svc.version(1).and_then(|v| v.package_bytes).unwrap_or(0) > 100_000,
+            "the package was uploaded"
+        );
+        assert_eq!(active.domains, vec![DOMAIN.to_string()]);
+
+        assert_eq!(
+            active.backends[FANOUT_BACKEND],
+            Backend {
+                name: FANOUT_BACKEND.into(),
+                address: DOMAIN.into(),
+                port: 443,
+                override_host: Some(DOMAIN.into()),
+                ssl_cert_hostname: Some(DOMAIN.into()),
+                ssl_sni_hostname: Some(DOMAIN.into()),
+                use_ssl: true,
+            }
+        );
+        let api_backend = &active.backends[FASTLY_API_BACKEND];
+        assert_eq!(
+            (api_backend.address.as_str(), api_backend.port),
+            ("api.fastly.com", 443)
+        );
+        assert_eq!(api_backend.override_host.as_deref(), Some("api.fastly.com"));
+        assert_eq!(
+            api_backend.ssl_cert_hostname.as_deref(),
+            Some("api.fastly.com")
+        );
+        assert_eq!(
+            api_backend.ssl_sni_hostname.as_deref(),
+            Some("api.fastly.com")
+        );
+
+        let kv = s
+            .kv_stores
+            .iter()
+            .find(|st| st.name == KV_STORE)
+            .expect("KV store created");
+        let config = s
+            .config_stores
+            .iter()
+            .find(|st| st.name == CONFIG_STORE)
+            .expect("config store created");
+        let secrets = s
+            .secret_stores
+            .iter()
+            .find(|st| st.name == SECRET_STORE)
+            .expect("secret store created");
+        for store in [kv, config, secrets] {
+            assert_eq!(
+                active.resources.get(&store.name),
+                Some(&store.id),
+                "{} is linked to the service",
+                store.name
+            );
+        }
+        assert_eq!(config.entries["heartbeat_interval_secs"], b"30");
+        assert_eq!(config.entries["broadcast_interval_ms"], b"500");
+        assert_eq!(
+            secrets.entries[PUBLISH_TOKEN_SECRET],
+            publish_token.as_bytes()
+        );
+        assert_eq!(secrets.entries[ADMIN_TOKEN_SECRET], admin_token.as_bytes());
+        assert!(
+            s.products.contains(&("fanout".to_string(), sid.clone())),
+            "Fanout enabled"
+        );
+
+        assert!(
+            s.requests
+                .iter()
+                .all(|r| r.path.contains("openid-configuration")
+                    || r.header("fastly-key") == Some(API_TOKEN)),
+            "every API call carried the token"
+        );
+        let unknown: Vec<String> = s
+            .unknown()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "requests the stand-in did not know: {unknown:?}"
+        );
+        println!("deploy: {} API requests:", s.requests.len());
+        for r in &s.requests {
+            println!("  {} {} -> {}", r.method, r.path, r.status);
+        }
+    });
+
+    // Running it again changes nothing.
+    let out = run(
+        Command::new(&configure)
+            .arg("--publish-token-file")
+            .arg(dir.join("publish-token")),
+        &api,
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already points at"), "{}", text(&out));
+    assert_eq!(
+        api.with_state(|s| s.service().and_then(|svc| svc.active()).map(|v| v.number)),
+        Some(2)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
