@@ -89,3 +89,45 @@ impl SharedCache for HostCache {
         }
     }
 }
+
+/// These run inside Viceroy (`cargo test --target wasm32-wasip1 --lib host::`), against its
+/// core cache. Each test uses keys of its own.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_won_once_while_it_lives() {
+        assert!(HostCache.claim("host-test/claim/a", 60_000));
+        assert!(!HostCache.claim("host-test/claim/a", 60_000));
+        assert!(HostCache.claim("host-test/claim/b", 60_000));
+    }
+
+    #[test]
+    fn values_are_set_and_read_back() {
+        assert_eq!(HostCache.get("host-test/value/a"), None);
+        HostCache.set("host-test/value/a", b"42", 60_000);
+        assert_eq!(HostCache.get("host-test/value/a"), Some(b"42".to_vec()));
+    }
+
+    #[test]
+    fn a_value_is_computed_once_and_then_served_from_the_cache() {
+        let mut runs = 0;
+        let mut compute = || {
+            runs += 1;
+            Some(b"computed".to_vec())
+        };
+        let first = HostCache.get_or_compute("host-test/compute/a", 60_000, &mut compute);
+        let second = HostCache.get_or_compute("host-test/compute/a", 60_000, &mut compute);
+        assert_eq!(first.as_deref(), Some(&b"computed"[..]));
+        assert_eq!(second, first);
+        assert_eq!(runs, 1);
+        // A failed computation caches nothing.
+        let mut failing = || None;
+        assert_eq!(
+            HostCache.get_or_compute("host-test/compute/b", 60_000, &mut failing),
+            None
+        );
+        assert_eq!(HostCache.get("host-test/compute/b"), None);
+    }
+}

@@ -22,3 +22,21 @@ impl ConfigSource for HostConfig {
         self.store.as_ref()?.try_get(key).ok().flatten()
     }
 }
+
+/// These run inside Viceroy, against the config store fastly.toml declares for local use.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fastly_toml::CONFIG_STORE;
+
+    #[test]
+    fn reads_the_local_settings_and_nothing_from_a_missing_store() {
+        let settings = HostConfig::open(CONFIG_STORE);
+        assert_eq!(settings.get("publish_target").as_deref(), Some("local"));
+        assert_eq!(settings.get("no-such-setting"), None);
+        assert_eq!(
+            HostConfig::open("no-such-store").get("publish_target"),
+            None
+        );
+    }
+}

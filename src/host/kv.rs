@@ -122,3 +122,122 @@ impl KvStore for HostKv {
         })
     }
 }
+
+/// These run inside Viceroy (`cargo test --target wasm32-wasip1 --lib host::`), against the
+/// KV store fastly.toml declares. Each test uses keys of its own: they share one store.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fastly_toml::KV_STORE;
+    use crate::kv::LIST_PAGE;
+
+    fn store() -> HostKv {
+        HostKv::open(KV_STORE)
+    }
+
+    #[test]
+    fn insert_only_writes_refuse_an_existing_key() {
+        let kv = store();
+        kv.insert("host-test/add/a", b"1", None, WriteMode::AddOnly)
+            .expect("first add");
+        assert_eq!(
+            kv.insert("host-test/add/a", b"2", None, WriteMode::AddOnly),
+            Err(KvError::PreconditionFailed)
+        );
+        assert_eq!(
+            kv.lookup("host-test/add/a")
+                .expect("lookup")
+                .map(|e| e.value),
+            Some(b"1".to_vec())
+        );
+    }
+
+    #[test]
+    fn generation_matched_writes_refuse_a_stale_generation() {
+        let kv = store();
+        kv.insert("host-test/gen/a", b"1", None, WriteMode::Overwrite)
+            .expect("insert");
+        let first = kv
+            .lookup("host-test/gen/a")
+            .expect("lookup")
+            .expect("entry");
+        kv.insert(
+            "host-test/gen/a",
+            b"2",
+            None,
+            WriteMode::IfGeneration(first.generation),
+        )
+        .expect("the generation read");
+        let second = kv
+            .lookup("host-test/gen/a")
+            .expect("lookup")
+            .expect("entry");
+        assert_ne!(second.generation, first.generation);
+        assert_eq!(
+            kv.insert(
+                "host-test/gen/a",
+                b"3",
+                None,
+                WriteMode::IfGeneration(first.generation)
+            ),
+            Err(KvError::PreconditionFailed),
+            "a generation that changed since it was read"
+        );
+        assert_eq!(second.value, b"2".to_vec());
+    }
+
+    #[test]
+    fn lists_follow_the_cursor_in_pages_of_the_limit_asked() {
+        let kv = store();
+        for i in 0..25 {
+            kv.insert(
+                &format!("host-test/list/{i:02}"),
+                b"",
+                Some(60),
+                WriteMode::Overwrite,
+            )
+            .expect("insert");
+        }
+        let first = kv.list("host-test/list/", None, 10).expect("first page");
+        assert_eq!(first.keys.len(), 10);
+        let cursor = first.next_cursor.expect("more pages");
+        let second = kv
+            .list("host-test/list/", Some(&cursor), 10)
+            .expect("second page");
+        assert_eq!(second.keys.len(), 10);
+        assert!(
+            second.keys[0] > first.keys[9],
+            "pages continue where the last ended"
+        );
+        let all = crate::kv::list_all(&kv, "host-test/list/").expect("all pages");
+        assert_eq!(all.len(), 25);
+        // The service's own page size is honoured too.
+        let full = kv
+            .list("host-test/list/", None, LIST_PAGE)
+            .expect("a full page");
+        assert_eq!((full.keys.len(), full.next_cursor), (25, None));
+    }
+
+    #[test]
+    fn deletes_in_batches_and_a_missing_key_is_no_error() {
+        let kv = store();
+        let keys: Vec<String> = (0..40).map(|i| format!("host-test/del/{i:02}")).collect();
+        for k in &keys {
+            kv.insert(k, b"", None, WriteMode::Overwrite)
+                .expect("insert");
+        }
+        let mut doomed = keys.clone();
+        doomed.push("host-test/del/never-written".into());
+        assert!(kv.delete_many(&doomed).is_empty(), "every delete succeeded");
+        assert!(crate::kv::list_all(&kv, "host-test/del/")
+            .expect("list")
+            .is_empty());
+        assert_eq!(kv.lookup("host-test/del/00"), Ok(None));
+    }
+
+    #[test]
+    fn a_store_that_is_not_linked_fails_every_operation_clearly() {
+        let kv = HostKv::open("no-such-store");
+        assert!(matches!(kv.lookup("a"), Err(KvError::Other(e)) if e.contains("not linked")));
+    }
+}

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Signals for [`spawn`] and [`stop`].
+pub use libc::{SIGINT, SIGKILL, SIGTERM};
+
 /// A random 64-bit number (std's hasher keys are random per process and per call).
 pub fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();

@@ -6,5 +6,6 @@ mod deploy;
 mod foundation;
 mod presence;
 mod production;
+mod serve;
 mod totals;
 mod widget;
