@@ -15,8 +15,8 @@ use crate::auth::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;
+use crate::log::Line;
 use crate::request;
-use crate::request_log;
 use crate::response::{self, finish};
 use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
@@ -133,7 +133,11 @@ fn read(
     from_totals: impl Fn(&totals::Settled) -> Option<u64>,
 ) -> Result<u64, HttpError> {
     let unavailable = |what: String| {
-        request_log::detail("api-read-failed", site, &what);
+        services.log.emit(&Line::Detail {
+            event: "api-read-failed",
+            site,
+            detail: &what,
+        });
         HttpError::Unavailable("the store could not be read; try again".into())
     };
     let found = snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))?;
@@ -197,7 +201,11 @@ fn seed_value(body: &[u8]) -> Result<u64, HttpError> {
 
 fn write_total(services: &Services, site: &SiteId, value: u64) -> Result<(), HttpError> {
     totals::set(services.kv, services.clock, site, value).map_err(|e| {
-        request_log::detail("total-write-failed", site, &e.to_string());
+        services.log.emit(&Line::Detail {
+            event: "total-write-failed",
+            site,
+            detail: &e.to_string(),
+        });
         HttpError::Unavailable("the total could not be written; try again".into())
     })?;
     // This POP answers the new total at once; the broadcast this plans stores it for all.

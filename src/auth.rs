@@ -6,6 +6,9 @@
 //! - locally, Pushpin signs HS256 with the `sig_key` of its config (issuer `pushpin`);
 //! - on Fastly, Fanout signs ES256 with Fastly's Fanout key (issuer `fastly:<service id>`).
 
+use crate::config::{Config, GripMode};
+use crate::fastly_toml;
+use crate::secrets::Secrets;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -162,6 +165,25 @@ impl GripVerifier {
                 key.verify(signed, &sig).map_err(|_| SigError::BadSignature)
             }
             GripVerifier::Unconfigured(why) => Err(SigError::NotConfigured(why.clone())),
+        }
+    }
+}
+
+/// The Grip-Sig verifier the configuration asks for: Fastly's ES256 key and issuer
+/// `fastly:<service_id>` in production, or HS256 with the `grip_hs256_key` secret and the
+/// configured issuer locally. A verifier that cannot be built refuses every call, saying why.
+pub fn grip_verifier(config: &Config, service_id: &str, secrets: &dyn Secrets) -> GripVerifier {
+    match config.grip {
+        GripMode::PushpinHs256 => match secrets.get(fastly_toml::GRIP_KEY_SECRET) {
+            Some(key) if !key.is_empty() => GripVerifier::hs256(&key, &config.grip_hs256_issuer),
+            _ => GripVerifier::Unconfigured(format!(
+                "secret {} missing from {}",
+                fastly_toml::GRIP_KEY_SECRET,
+                fastly_toml::SECRET_STORE
+            )),
+        },
+        GripMode::FastlyEs256 => {
+            GripVerifier::fastly(service_id).unwrap_or_else(GripVerifier::Unconfigured)
         }
     }
 }
@@ -399,5 +421,34 @@ pub(crate) mod tests {
         for token in ["x", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
             assert!(v.verify(Some(token), 0).is_err(), "{token}");
         }
+    }
+
+    #[test]
+    fn the_verifier_follows_the_configuration() {
+        let mut config = Config {
+            grip: GripMode::PushpinHs256,
+            grip_hs256_issuer: "viceroy".into(),
+            ..Config::default()
+        };
+        let mut secrets = std::collections::HashMap::new();
+        let missing = grip_verifier(&config, "SVC", &secrets);
+        assert!(
+            matches!(missing, GripVerifier::Unconfigured(ref why) if why.contains("grip_hs256_key"))
+        );
+        secrets.insert("grip_hs256_key".to_string(), b"k".to_vec());
+        let local = grip_verifier(&config, "SVC", &secrets);
+        assert_eq!(
+            local.verify(Some(&hs256_token(b"k", "viceroy", 100)), 50),
+            Ok(())
+        );
+        assert_eq!(
+            local.verify(Some(&hs256_token(b"k", "pushpin", 100)), 50),
+            Err(SigError::WrongIssuer)
+        );
+        config.grip = GripMode::FastlyEs256;
+        assert!(matches!(
+            grip_verifier(&config, "SVC", &secrets),
+            GripVerifier::Es256 { .. }
+        ));
     }
 }

@@ -39,6 +39,9 @@ pub struct Config {
     pub grip_hs256_issuer: String,
     /// Where count updates are published.
     pub publish: PublishMode,
+    /// Whether log lines also go to the `liveuser_log` endpoint (`log_endpoint`: `on`, the
+    /// default; `off` locally, where stdout is the log).
+    pub log_endpoint: bool,
 }
 
 /// The issuer the Fastly CLI's local Pushpin signs with.
@@ -73,6 +76,7 @@ impl Default for Config {
             grip: GripMode::FastlyEs256,
             grip_hs256_issuer: DEFAULT_HS256_ISSUER.to_string(),
             publish: PublishMode::Fastly,
+            log_endpoint: true,
         }
     }
 }
@@ -157,6 +161,12 @@ impl Config {
                 ("local", PublishMode::Local),
             ],
         );
+        let log_endpoint = read_choice(
+            source,
+            &mut warnings,
+            "log_endpoint",
+            &[("on", true), ("off", false)],
+        );
         let mut config = Config {
             heartbeat_interval_secs,
             presence_ttl_secs,
@@ -164,6 +174,7 @@ impl Config {
             broadcast_interval_ms,
             kv_settle_ms,
             grip,
+            log_endpoint,
             grip_hs256_issuer: source
                 .get("grip_hs256_issuer")
                 .map(|i| i.trim().to_string())

@@ -18,14 +18,15 @@ pub mod grip;
 pub mod ids;
 pub mod kv;
 pub mod loader;
+pub mod log;
 pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod request;
-pub mod request_log;
 pub mod response;
 pub mod router;
 pub mod secrets;
+pub mod serve;
 pub mod site;
 pub mod snapshot;
 pub mod totals;
@@ -39,6 +40,7 @@ pub mod host;
 pub(crate) mod testing;
 
 /// The services a request may use, built once per request by `main` (or by tests).
+#[derive(Clone, Copy)]
 pub struct Services<'a> {
     pub config: &'a config::Config,
     pub publisher: &'a dyn publish::Publisher,
@@ -50,6 +52,8 @@ pub struct Services<'a> {
     pub secrets: &'a dyn secrets::Secrets,
     /// Per-site settings (allowed origins), read on demand from the config store.
     pub settings: &'a dyn config::ConfigSource,
+    /// Where log lines go.
+    pub log: &'a dyn log::Log,
 }
 
 /// A response, and the broadcast this request won (if any), to run after the response is sent

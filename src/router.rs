@@ -6,8 +6,8 @@ use crate::api;
 use crate::assets;
 use crate::error::HttpError;
 use crate::loader;
+use crate::log::Line;
 use crate::request::{self, has_token};
-use crate::request_log;
 use crate::response::{self, finish};
 use crate::websocket;
 use crate::websocket_events;
@@ -31,7 +31,11 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Handled {
     match route(req, services) {
         Ok(handled) => handled,
         Err(e) => {
-            request_log::error(req.method().as_str(), req.uri().path(), &e);
+            services.log.emit(&Line::Error {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                error: &e,
+            });
             response::error(&e).into()
         }
     }
@@ -45,7 +49,11 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     if api::owns(path) {
         // CORS on errors too, so a page can read why its GET failed.
         return Ok(api::handle(req, services).unwrap_or_else(|e| {
-            request_log::error(req.method().as_str(), path, &e);
+            services.log.emit(&Line::Error {
+                method: req.method().as_str(),
+                path,
+                error: &e,
+            });
             api::with_cors(response::error(&e)).into()
         }));
     }

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ids::IdSource;
 use crate::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
+use crate::log::{Line, Log};
 use crate::publish::{PublishError, PublishItem, Publisher};
 use crate::Services;
 
@@ -96,6 +97,24 @@ impl KvStore for MemoryKv {
         let keys: Vec<String> = keys.into_iter().take(page_size).collect();
         let next_cursor = if more { keys.last().cloned() } else { None };
         Ok(ListPage { keys, next_cursor })
+    }
+}
+
+/// A log that keeps its lines, for tests to read.
+#[derive(Default)]
+pub struct RecordingLog {
+    lines: RefCell<Vec<String>>,
+}
+
+impl RecordingLog {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+}
+
+impl Log for RecordingLog {
+    fn emit(&self, line: &Line) {
+        self.lines.borrow_mut().push(line.to_string());
     }
 }
 
@@ -206,6 +225,7 @@ pub struct TestServices {
     pub grip: GripVerifier,
     pub secrets: HashMap<String, Vec<u8>>,
     pub settings: HashMap<String, String>,
+    pub log: RecordingLog,
 }
 
 impl TestServices {
@@ -220,6 +240,7 @@ impl TestServices {
             grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
             secrets: HashMap::new(),
             settings: HashMap::new(),
+            log: RecordingLog::default(),
         }
     }
 
@@ -253,6 +274,7 @@ impl TestServices {
             grip: &self.grip,
             secrets: &self.secrets,
             settings: &self.settings,
+            log: &self.log,
         }
     }
 }

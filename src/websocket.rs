@@ -15,6 +15,7 @@ use crate::broadcast;
 use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::grip;
+use crate::log::Line;
 use crate::presence::{self, Lease};
 use crate::protocol::{self, ClientMessage, ProtocolError};
 use crate::request::{header, parse_bool, query_value};
@@ -285,15 +286,17 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
 /// Adds this page view to the site's total. A failure is logged, never fatal to the socket.
 fn count_visit(services: &Services, conn: &Connection) {
     match totals::record_visit(services.kv, services.ids, services.clock, &conn.site) {
-        Ok(attempts) if attempts > 1 => println!(
-            "liveuser total-contended conn={} site={} attempts={attempts}",
-            conn.id, conn.site
-        ),
+        Ok(attempts) if attempts > 1 => services.log.emit(&Line::VisitRetried {
+            conn: &conn.id,
+            site: &conn.site,
+            attempts,
+        }),
         Ok(_) => {}
-        Err(e) => println!(
-            "liveuser total-increment-failed conn={} site={} error={e}",
-            conn.id, conn.site
-        ),
+        Err(e) => services.log.emit(&Line::VisitFailed {
+            conn: &conn.id,
+            site: &conn.site,
+            error: &e.to_string(),
+        }),
     }
 }
 
@@ -313,13 +316,12 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
             // one claimed at OPEN might be published before Fanout applied the subscription.
             conn.wants_broadcast = true;
             // The site was fixed at OPEN; a join naming another one changes nothing.
-            if site_id.as_deref().is_some_and(|s| s != conn.site.as_str()) {
-                println!(
-                    "liveuser join-site-ignored conn={} site={} asked={:?}",
-                    conn.id,
-                    conn.site,
-                    site_id.unwrap_or_default()
-                );
+            if let Some(asked) = site_id.filter(|s| s != conn.site.as_str()) {
+                services.log.emit(&Line::JoinSiteIgnored {
+                    conn: &conn.id,
+                    site: &conn.site,
+                    asked: &asked,
+                });
             }
         }
         Ok(ClientMessage::Unknown { .. }) => {}
@@ -355,10 +357,11 @@ fn refresh(services: &Services, conn: &mut Connection) {
             conn.lease = Some(updated);
         }
         // The connection stays up; its next heartbeat tries again before the key expires.
-        Err(e) => println!(
-            "liveuser presence-refresh-failed conn={} site={} error={e}",
-            conn.id, conn.site
-        ),
+        Err(e) => services.log.emit(&Line::PresenceRefreshFailed {
+            conn: &conn.id,
+            site: &conn.site,
+            error: &e.to_string(),
+        }),
     }
 }
 
@@ -371,11 +374,12 @@ fn leave(services: &Services, conn: &mut Connection) {
         return;
     }
     if let Err(e) = presence::leave(services.kv, services.clock, &conn.site, &lease) {
-        // Whatever was not deleted expires by itself within the TTL.
-        println!(
-            "liveuser presence-leave-failed conn={} site={} error={e}",
-            conn.id, conn.site
-        );
+        // Whatever was not deleted expires by itself within the TTL (and a sweep deletes it).
+        services.log.emit(&Line::PresenceLeaveFailed {
+            conn: &conn.id,
+            site: &conn.site,
+            error: &e.to_string(),
+        });
     }
     conn.lease = Some(Lease {
         id: lease.id,
@@ -393,12 +397,12 @@ fn close(
     code: CloseCode,
     why: &str,
 ) {
-    println!(
-        "liveuser ws-close conn={} site={} code={} reason={why:?}",
-        conn.id,
-        conn.site,
-        code.code()
-    );
+    services.log.emit(&Line::WsClose {
+        conn: &conn.id,
+        site: &conn.site,
+        code: code.code(),
+        reason: why,
+    });
     leave(services, conn);
     reply.events.push(Event::close(code.code(), code.reason()));
     conn.closed = true;

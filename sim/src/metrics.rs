@@ -90,7 +90,7 @@ pub struct Metrics {
     pub refused_opens: u64,
     pub server_closes: u64,
     pub visits_accepted: u64,
-    /// Log lines of the service, by kind (`total-increment-failed`, …).
+    /// Log lines of the service, by kind (`visit-failed`, `presence-leave-failed`, …).
     pub log_lines: BTreeMap<String, u64>,
 }
 

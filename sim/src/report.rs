@@ -303,6 +303,21 @@ pub fn section(run: &Run, params: &Params) -> String {
         m.unsettled(),
         run.world.fanout.borrow().dropped_repeats
     );
+    let lines: Vec<String> = m
+        .log_lines
+        .iter()
+        .filter(|(kind, _)| !matches!(kind.as_str(), "request" | "broadcast"))
+        .map(|(kind, n)| format!("`{kind}` {n}"))
+        .collect();
+    let _ = writeln!(
+        md,
+        "Service log lines other than requests and broadcasts: {}.",
+        if lines.is_empty() {
+            "none".to_string()
+        } else {
+            lines.join(", ")
+        }
+    );
     if let Some(death) = run.pop_death_us {
         let interval = u64::from(run.world.config.heartbeat_interval_secs) * SEC;
         let mut line = String::from(

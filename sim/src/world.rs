@@ -15,6 +15,7 @@ use liveuser_edge::auth::GripVerifier;
 use liveuser_edge::broadcast::{self, Plan};
 use liveuser_edge::config::{Config, ConfigSource};
 use liveuser_edge::ids::IdSource;
+use liveuser_edge::log::{Line, Log};
 use liveuser_edge::presence;
 use liveuser_edge::publish::{PublishError, PublishItem, Publisher};
 use liveuser_edge::site::SiteId;
@@ -118,6 +119,21 @@ impl PartialOrd for Queued {
 impl Ord for Queued {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// The service's log lines, counted by kind (a lost visit or a failed delete shows in the
+/// report), not printed.
+struct SimLog<'a>(&'a RefCell<Metrics>);
+
+impl Log for SimLog<'_> {
+    fn emit(&self, line: &Line) {
+        *self
+            .0
+            .borrow_mut()
+            .log_lines
+            .entry(line.kind().to_string())
+            .or_insert(0) += 1;
     }
 }
 
@@ -403,6 +419,7 @@ impl World {
             ops: &ops,
         };
         let ids = SimIds(&self.rng);
+        let log = SimLog(&self.metrics);
         let services = Services {
             config: &self.config,
             publisher: &publisher,
@@ -413,6 +430,7 @@ impl World {
             grip: &self.grip,
             secrets: &self.secrets,
             settings: &self.settings as &dyn ConfigSource,
+            log: &log,
         };
         let result = f(&services, &clock);
         (result, ops.get(), clock.now_us())

@@ -10,8 +10,12 @@ use std::time::Duration;
 use fastly::cache::core::{self, CacheKey, Transaction};
 
 use crate::cache::SharedCache;
+use crate::log::{Line, Log};
 
-pub struct HostCache;
+pub struct HostCache<'a> {
+    /// Where a failed write is reported (it is never a request failure).
+    pub log: &'a dyn Log,
+}
 
 fn cache_key(key: &str) -> CacheKey {
     CacheKey::copy_from_slice(format!("liveuser/{key}").as_bytes())
@@ -29,7 +33,7 @@ fn insert(tx: Transaction, value: &[u8], ttl_ms: u64) -> bool {
     }
 }
 
-impl SharedCache for HostCache {
+impl SharedCache for HostCache<'_> {
     fn claim(&self, key: &str, ttl_ms: u64) -> bool {
         let Ok(tx) = Transaction::lookup(cache_key(key)).execute() else {
             return false;
@@ -56,7 +60,10 @@ impl SharedCache for HostCache {
                     .map_err(|_| core::CacheError::InvalidOperation)
             });
         if let Err(e) = written {
-            println!("liveuser cache-set-failed key={key} error={e:?}");
+            self.log.emit(&Line::CacheSetFailed {
+                key,
+                error: &format!("{e:?}"),
+            });
         }
     }
 
@@ -96,18 +103,22 @@ impl SharedCache for HostCache {
 mod tests {
     use super::*;
 
+    const CACHE: HostCache<'static> = HostCache {
+        log: &crate::log::Stdout,
+    };
+
     #[test]
     fn a_claim_is_won_once_while_it_lives() {
-        assert!(HostCache.claim("host-test/claim/a", 60_000));
-        assert!(!HostCache.claim("host-test/claim/a", 60_000));
-        assert!(HostCache.claim("host-test/claim/b", 60_000));
+        assert!(CACHE.claim("host-test/claim/a", 60_000));
+        assert!(!CACHE.claim("host-test/claim/a", 60_000));
+        assert!(CACHE.claim("host-test/claim/b", 60_000));
     }
 
     #[test]
     fn values_are_set_and_read_back() {
-        assert_eq!(HostCache.get("host-test/value/a"), None);
-        HostCache.set("host-test/value/a", b"42", 60_000);
-        assert_eq!(HostCache.get("host-test/value/a"), Some(b"42".to_vec()));
+        assert_eq!(CACHE.get("host-test/value/a"), None);
+        CACHE.set("host-test/value/a", b"42", 60_000);
+        assert_eq!(CACHE.get("host-test/value/a"), Some(b"42".to_vec()));
     }
 
     #[test]
@@ -117,17 +128,17 @@ mod tests {
             runs += 1;
             Some(b"computed".to_vec())
         };
-        let first = HostCache.get_or_compute("host-test/compute/a", 60_000, &mut compute);
-        let second = HostCache.get_or_compute("host-test/compute/a", 60_000, &mut compute);
+        let first = CACHE.get_or_compute("host-test/compute/a", 60_000, &mut compute);
+        let second = CACHE.get_or_compute("host-test/compute/a", 60_000, &mut compute);
         assert_eq!(first.as_deref(), Some(&b"computed"[..]));
         assert_eq!(second, first);
         assert_eq!(runs, 1);
         // A failed computation caches nothing.
         let mut failing = || None;
         assert_eq!(
-            HostCache.get_or_compute("host-test/compute/b", 60_000, &mut failing),
+            CACHE.get_or_compute("host-test/compute/b", 60_000, &mut failing),
             None
         );
-        assert_eq!(HostCache.get("host-test/compute/b"), None);
+        assert_eq!(CACHE.get("host-test/compute/b"), None);
     }
 }

@@ -6,6 +6,7 @@ use fastly::kv_store::{InsertMode, KVStoreError};
 use fastly::KVStore;
 
 use crate::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
+use crate::log::{Line, Log};
 
 /// The KV store this service keeps presence (and totals) in.
 pub struct HostKv {
@@ -15,11 +16,14 @@ pub struct HostKv {
 
 impl HostKv {
     /// Opens the store; a missing store makes every operation fail with a clear error.
-    pub fn open(name: &str) -> HostKv {
+    pub fn open(name: &str, log: &dyn Log) -> HostKv {
         let store = match KVStore::open(name) {
             Ok(store) => store,
             Err(e) => {
-                println!("liveuser kv-open-failed store={name} error={e}");
+                log.emit(&Line::KvOpenFailed {
+                    store: name,
+                    error: &e.to_string(),
+                });
                 None
             }
         };
@@ -132,7 +136,7 @@ mod tests {
     use crate::kv::LIST_PAGE;
 
     fn store() -> HostKv {
-        HostKv::open(KV_STORE)
+        HostKv::open(KV_STORE, &crate::log::Stdout)
     }
 
     #[test]
@@ -237,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_store_that_is_not_linked_fails_every_operation_clearly() {
-        let kv = HostKv::open("no-such-store");
+        let kv = HostKv::open("no-such-store", &crate::log::Stdout);
         assert!(matches!(kv.lookup("a"), Err(KvError::Other(e)) if e.contains("not linked")));
     }
 }

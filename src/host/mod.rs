@@ -1,17 +1,31 @@
-//! The real, host-backed services: the Compute API behind the library's traits.
-//! Compiled for wasm32 only; exercised by the end-to-end tests under Viceroy.
+//! The real, host-backed services: the Compute API behind the library's traits, and
+//! [`HostServices`], which builds them for one request. Compiled for wasm32 only; exercised by
+//! the end-to-end tests under Viceroy, and by unit tests run inside Viceroy.
 
 pub mod cache;
 pub mod config_store;
 pub mod kv;
+pub mod log;
 pub mod publisher;
 
 use fastly::{Request, Response, SecretStore};
 
-use crate::auth::GripVerifier;
-use crate::config::{Config, GripMode};
+use crate::auth::{self, GripVerifier};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::HttpError;
 use crate::fastly_toml;
+use crate::ids::OsRandom;
+use crate::log::{Line, Log};
+use crate::publish;
 use crate::secrets::Secrets;
+use crate::Services;
+
+use cache::HostCache;
+use config_store::HostConfig;
+use kv::HostKv;
+use log::HostLog;
+use publisher::BackendPublisher;
 
 /// The Compute secret store behind [`Secrets`].
 pub struct HostSecrets;
@@ -24,20 +38,85 @@ impl Secrets for HostSecrets {
     }
 }
 
-/// The Grip-Sig verifier the configuration asks for (`service_id` names the issuer in
-/// production).
-pub fn grip_verifier(config: &Config, service_id: &str) -> GripVerifier {
-    match config.grip {
-        GripMode::PushpinHs256 => match HostSecrets.get(fastly_toml::GRIP_KEY_SECRET) {
-            Some(key) if !key.is_empty() => GripVerifier::hs256(&key, &config.grip_hs256_issuer),
-            _ => GripVerifier::Unconfigured(format!(
-                "secret {} missing from {}",
-                fastly_toml::GRIP_KEY_SECRET,
-                fastly_toml::SECRET_STORE
-            )),
-        },
-        GripMode::FastlyEs256 => {
-            GripVerifier::fastly(service_id).unwrap_or_else(GripVerifier::Unconfigured)
+/// The host services of one request, owned here and lent out as [`Services`].
+pub struct HostServices<'a> {
+    config: Config,
+    settings: HostConfig,
+    kv: HostKv,
+    cache: HostCache<'a>,
+    publisher: BackendPublisher,
+    grip: GripVerifier,
+    log: &'a HostLog,
+}
+
+impl<'a> HostServices<'a> {
+    /// Opens the stores and reads the settings (a setting that does not parse is logged and
+    /// defaulted), the publish token and the Grip-Sig key; points `log` at the log endpoint
+    /// unless the settings say not to.
+    pub fn open(log: &'a HostLog) -> HostServices<'a> {
+        let settings = HostConfig::open(fastly_toml::CONFIG_STORE);
+        let (config, warnings) = Config::load(&settings);
+        if config.log_endpoint {
+            log.to_endpoint();
+        }
+        for w in &warnings {
+            log.emit(&Line::ConfigWarning(w));
+        }
+        let service_id = std::env::var("FASTLY_SERVICE_ID").unwrap_or_default();
+        let target = publish::target(config.publish, &service_id);
+        let publisher = BackendPublisher {
+            backend: target.backend.to_string(),
+            url: target.url,
+            token: target
+                .token_secret
+                .and_then(|name| HostSecrets.get(name))
+                .map(|t| String::from_utf8_lossy(&t).into_owned()),
+        };
+        let grip = auth::grip_verifier(&config, &service_id, &HostSecrets);
+        HostServices {
+            kv: HostKv::open(fastly_toml::KV_STORE, log),
+            cache: HostCache { log },
+            config,
+            settings,
+            publisher,
+            grip,
+            log,
+        }
+    }
+
+    /// The config store, for per-site settings.
+    pub fn settings(&self) -> &dyn crate::config::ConfigSource {
+        &self.settings
+    }
+
+    pub fn services(&self) -> Services<'_> {
+        Services {
+            config: &self.config,
+            publisher: &self.publisher,
+            kv: &self.kv,
+            cache: &self.cache,
+            clock: &SystemClock,
+            ids: &OsRandom,
+            grip: &self.grip,
+            secrets: &HostSecrets,
+            settings: &self.settings,
+            log: self.log,
+        }
+    }
+}
+
+/// Hands the browser's WebSocket to Fanout, which calls this service back with its events
+/// (through the `self` backend); a failed handoff is logged and answered 500.
+pub fn handoff(req: Request, log: &dyn Log, path: &str) {
+    match req.handoff_fanout(fastly_toml::FANOUT_BACKEND) {
+        Ok(()) => log.emit(&Line::Handoff { path }),
+        Err(e) => {
+            log.emit(&Line::HandoffFailed {
+                path,
+                error: &e.root_cause().to_string(),
+            });
+            let err = HttpError::Internal("WebSocket handoff to Fanout failed".into());
+            send(crate::response::error(&err));
         }
     }
 }

@@ -116,3 +116,49 @@ fn plain_http_routes_answer_clearly() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"], "not_found");
 }
+
+/// The wasm's custom sections' names (a wasm module is a magic number, a version, then
+/// sections of an id and a LEB128 size; custom sections, id 0, start with their name).
+fn custom_sections(wasm: &[u8]) -> Vec<String> {
+    fn leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0usize, 0);
+        while let Some(&b) = bytes.get(*at) {
+            *at += 1;
+            value |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+    let mut names = Vec::new();
+    let mut at = 8;
+    while at < wasm.len() {
+        let id = wasm[at];
+        at += 1;
+        let size = leb(wasm, &mut at);
+        let end = at + size;
+        if id == 0 {
+            let mut name_at = at;
+            let len = leb(wasm, &mut name_at);
+            names.push(String::from_utf8_lossy(&wasm[name_at..name_at + len]).into_owned());
+        }
+        at = end;
+    }
+    names
+}
+
+#[test]
+fn the_shipped_wasm_keeps_function_names_within_a_megabyte() {
+    let wasm = std::fs::read(liveuser_testkit::stack::wasm_path()).expect("the built wasm");
+    assert!(
+        wasm.len() <= 1024 * 1024,
+        "{} bytes: over 1 MiB, strip the names again (Cargo.toml [profile.release] strip)",
+        wasm.len()
+    );
+    assert!(
+        custom_sections(&wasm).iter().any(|n| n == "name"),
+        "no name section: a panic in production would name no function"
+    );
+}

@@ -27,8 +27,8 @@ fn two_hundred_concurrent_first_visits_add_exactly_two_hundred() {
         online["online"], 200,
         "the API agrees with what the sockets are told"
     );
-    let contended = stack.app_log_lines("liveuser total-contended").len();
-    let failed = stack.app_log_lines("liveuser total-increment-failed").len();
+    let contended = stack.app_log_lines("liveuser visit-retried").len();
+    let failed = stack.app_log_lines("liveuser visit-failed").len();
     println!("200 concurrent visits: {contended} needed retries, {failed} gave up");
     assert_eq!(failed, 0);
 }
@@ -59,9 +59,9 @@ fn two_hundred_opens_at_the_same_instant_lose_no_increment() {
     // one read while the last retries were still landing): once that has passed, it is exact.
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(stack.get_json("/api/total/instant")["totalCount"], 200);
-    let retried = stack.app_log_lines("liveuser total-contended").len();
+    let retried = stack.app_log_lines("liveuser visit-retried").len();
     println!("200 simultaneous OPENs: {retried} increments needed more than one attempt");
-    assert!(stack.app_log_lines("total-increment-failed").is_empty());
+    assert!(stack.app_log_lines("liveuser visit-failed").is_empty());
 }
 
 #[test]

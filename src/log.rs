@@ -1,0 +1,308 @@
+//! The service's log lines. Every kind of line is one variant of [`Line`], written one way
+//! (`liveuser <kind> name=value …`), so the tests, the benchmark and the simulator read them
+//! from one place (testkit's `log` module parses this format). [`Log`] is the seam: on Compute
+//! the lines go to stdout and, in production, to the `liveuser_log` endpoint; tests record
+//! them; the simulator counts them.
+//!
+//! No line carries an IP address, a user agent, a cookie, a token or a secret.
+
+use std::fmt;
+
+use crate::broadcast::{BroadcastError, Outcome, Plan, Reason};
+use crate::config::ConfigWarning;
+use crate::error::HttpError;
+use crate::kv::KvCounts;
+use crate::site::SiteId;
+
+/// What one request cost, for its log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCost {
+    pub status: u16,
+    pub kv: KvCounts,
+    pub publishes: u32,
+    pub ms: u64,
+}
+
+/// One log line.
+#[derive(Debug)]
+pub enum Line<'a> {
+    /// One per request: what it cost, and the handler's fields (a WebSocket call's
+    /// connection, site and events).
+    Request {
+        method: &'a str,
+        path: &'a str,
+        cost: RequestCost,
+        fields: &'a str,
+    },
+    /// An error answered to a request.
+    Error {
+        method: &'a str,
+        path: &'a str,
+        error: &'a HttpError,
+    },
+    /// One per broadcast a request ran (or lost to another POP), with what it cost.
+    Broadcast {
+        plan: &'a Plan,
+        outcome: &'a Result<Outcome, BroadcastError>,
+        kv: KvCounts,
+        publishes: u32,
+        late_ms: u64,
+    },
+    /// What went wrong behind an API error (the client's error body names no store or
+    /// internal error): `event` names it.
+    Detail {
+        event: &'static str,
+        site: &'a SiteId,
+        detail: &'a str,
+    },
+    /// A browser's WebSocket handed to Fanout.
+    Handoff {
+        path: &'a str,
+    },
+    HandoffFailed {
+        path: &'a str,
+        error: &'a str,
+    },
+    /// A setting that did not parse, replaced by its default.
+    ConfigWarning(&'a ConfigWarning),
+    /// The service closed a connection.
+    WsClose {
+        conn: &'a str,
+        site: &'a SiteId,
+        code: u16,
+        reason: &'a str,
+    },
+    /// A `join` named another site than the one the connection opened on.
+    JoinSiteIgnored {
+        conn: &'a str,
+        site: &'a SiteId,
+        asked: &'a str,
+    },
+    /// A visit took more than one attempt to record.
+    VisitRetried {
+        conn: &'a str,
+        site: &'a SiteId,
+        attempts: u32,
+    },
+    /// A visit could not be recorded.
+    VisitFailed {
+        conn: &'a str,
+        site: &'a SiteId,
+        error: &'a str,
+    },
+    PresenceRefreshFailed {
+        conn: &'a str,
+        site: &'a SiteId,
+        error: &'a str,
+    },
+    PresenceLeaveFailed {
+        conn: &'a str,
+        site: &'a SiteId,
+        error: &'a str,
+    },
+    KvOpenFailed {
+        store: &'a str,
+        error: &'a str,
+    },
+    CacheSetFailed {
+        key: &'a str,
+        error: &'a str,
+    },
+    /// The service panicked (a bug): where, and the message.
+    Panic {
+        message: &'a str,
+    },
+}
+
+impl Line<'_> {
+    /// The line's kind: the word after `liveuser`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Line::Request { .. } => "request",
+            Line::Error { .. } => "error",
+            Line::Broadcast { .. } => "broadcast",
+            Line::Detail { event, .. } => event,
+            Line::Handoff { .. } => "handoff",
+            Line::HandoffFailed { .. } => "handoff-failed",
+            Line::ConfigWarning(_) => "config-warning",
+            Line::WsClose { .. } => "ws-close",
+            Line::JoinSiteIgnored { .. } => "join-site-ignored",
+            Line::VisitRetried { .. } => "visit-retried",
+            Line::VisitFailed { .. } => "visit-failed",
+            Line::PresenceRefreshFailed { .. } => "presence-refresh-failed",
+            Line::PresenceLeaveFailed { .. } => "presence-leave-failed",
+            Line::KvOpenFailed { .. } => "kv-open-failed",
+            Line::CacheSetFailed { .. } => "cache-set-failed",
+            Line::Panic { .. } => "panic",
+        }
+    }
+
+    fn fields(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Line::Request {
+                method,
+                path,
+                cost,
+                fields,
+            } => {
+                let sep = if fields.is_empty() { "" } else { " " };
+                write!(
+                    f,
+                    "method={method} path={path} status={} {} publish={} ms={}{sep}{fields}",
+                    cost.status, cost.kv, cost.publishes, cost.ms
+                )
+            }
+            Line::Error {
+                method,
+                path,
+                error,
+            } => write!(
+                f,
+                "method={method} path={path} status={} error={} message={:?}",
+                error.status(),
+                error.code(),
+                error.to_string()
+            ),
+            Line::Broadcast {
+                plan,
+                outcome,
+                kv,
+                publishes,
+                late_ms,
+            } => {
+                let reason = match plan.reason {
+                    Reason::Change => "change",
+                    Reason::Sweep { .. } => "sweep",
+                };
+                write!(
+                    f,
+                    "site={} slot={} reason={reason} ",
+                    plan.site, plan.slot_end_ms
+                )?;
+                match outcome {
+                    Ok(Outcome::Lost) => write!(f, "result=lost")?,
+                    Ok(Outcome::Counted(c)) => {
+                        write!(
+                            f,
+                            "count={} keys={} deleted={} ",
+                            c.count, c.keys_listed, c.deleted
+                        )?;
+                        match &c.publish {
+                            None => write!(f, "result=unchanged")?,
+                            Some(Ok(())) => write!(f, "result=ok")?,
+                            Some(Err(e)) => {
+                                write!(f, "result=publish-failed error={:?}", e.to_string())?
+                            }
+                        }
+                    }
+                    Err(e) => write!(f, "result=count-failed error={:?}", e.to_string())?,
+                }
+                write!(f, " {kv} publish={publishes} late_ms={late_ms}")
+            }
+            Line::Detail { site, detail, .. } => write!(f, "site={site} detail={detail:?}"),
+            Line::Handoff { path } => write!(f, "path={path}"),
+            Line::HandoffFailed { path, error } => write!(f, "path={path} error={error:?}"),
+            Line::ConfigWarning(w) => {
+                write!(f, "key={} value={:?} reason={:?}", w.key, w.value, w.reason)
+            }
+            Line::WsClose {
+                conn,
+                site,
+                code,
+                reason,
+            } => write!(f, "conn={conn} site={site} code={code} reason={reason:?}"),
+            Line::JoinSiteIgnored { conn, site, asked } => {
+                write!(f, "conn={conn} site={site} asked={asked:?}")
+            }
+            Line::VisitRetried {
+                conn,
+                site,
+                attempts,
+            } => write!(f, "conn={conn} site={site} attempts={attempts}"),
+            Line::VisitFailed { conn, site, error }
+            | Line::PresenceRefreshFailed { conn, site, error }
+            | Line::PresenceLeaveFailed { conn, site, error } => {
+                write!(f, "conn={conn} site={site} error={error:?}")
+            }
+            Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),
+            Line::CacheSetFailed { key, error } => write!(f, "key={key} error={error:?}"),
+            Line::Panic { message } => write!(f, "message={message:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "liveuser {} ", self.kind())?;
+        self.fields(f)
+    }
+}
+
+/// Where log lines go.
+pub trait Log {
+    fn emit(&self, line: &Line);
+}
+
+/// Standard output: Viceroy's (and `fastly compute serve`'s) log.
+pub struct Stdout;
+
+impl Log for Stdout {
+    fn emit(&self, line: &Line) {
+        println!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_have_one_format_the_testkit_parser_reads() {
+        let cost = RequestCost {
+            status: 200,
+            kv: KvCounts {
+                insert: 1,
+                ..KvCounts::default()
+            },
+            publishes: 0,
+            ms: 2,
+        };
+        let line = Line::Request {
+            method: "POST",
+            path: "/ws",
+            cost,
+            fields: "conn=c site=a events=OPEN",
+        };
+        assert_eq!(
+            line.to_string(),
+            "liveuser request method=POST path=/ws status=200 kv_lookup=0 kv_insert=1 kv_delete=0 kv_list=0 publish=0 ms=2 conn=c site=a events=OPEN"
+        );
+        let site = SiteId::parse("a").expect("site");
+        let plan = Plan {
+            site: site.clone(),
+            slot_end_ms: 1500,
+            reason: Reason::Sweep { period: 3 },
+        };
+        let line = Line::Broadcast {
+            plan: &plan,
+            outcome: &Ok(Outcome::Lost),
+            kv: KvCounts::default(),
+            publishes: 0,
+            late_ms: 4,
+        };
+        assert_eq!(
+            line.to_string(),
+            "liveuser broadcast site=a slot=1500 reason=sweep result=lost kv_lookup=0 kv_insert=0 kv_delete=0 kv_list=0 publish=0 late_ms=4"
+        );
+        let line = Line::VisitFailed {
+            conn: "c",
+            site: &site,
+            error: "KV rate limited",
+        };
+        assert_eq!(line.kind(), "visit-failed");
+        assert_eq!(
+            line.to_string(),
+            "liveuser visit-failed conn=c site=a error=\"KV rate limited\""
+        );
+    }
+}
