@@ -11,7 +11,7 @@ use http::{header, Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{check_bearer, BearerError};
+use crate::admin::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;

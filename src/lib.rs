@@ -5,9 +5,9 @@
 //! ([`publish::Publisher`], [`config::ConfigSource`]); the host-backed implementations live
 //! in [`host`] and are compiled for wasm32 only, so the logic is unit-tested natively.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
-pub mod auth;
 pub mod broadcast;
 pub mod cache;
 pub mod clock;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod fastly_toml;
 pub mod grip;
+pub mod grip_sig;
 pub mod ids;
 pub mod kv;
 pub mod loader;
@@ -48,7 +49,7 @@ pub struct Services<'a> {
     pub cache: &'a dyn cache::SharedCache,
     pub clock: &'a dyn clock::Clock,
     pub ids: &'a dyn ids::IdSource,
-    pub grip: &'a auth::GripVerifier,
+    pub grip: &'a grip_sig::GripVerifier,
     pub secrets: &'a dyn secrets::Secrets,
     /// Per-site settings (allowed origins), read on demand from the config store.
     pub settings: &'a dyn config::ConfigSource,

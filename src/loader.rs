@@ -15,6 +15,12 @@ use crate::site::SiteId;
 
 /// The client, embedded at build time.
 pub const CLIENT_JS: &str = include_str!("../static/liveuser-client.js");
+/// What starts the client from `/liveuser.js`, and from `/init-liveuser.js`; each has
+/// [`CONFIG_PLACEHOLDER`] where the configuration's JSON goes.
+const LOADER_JS: &str = include_str!("../static/liveuser-loader.js");
+const INIT_JS: &str = include_str!("../static/liveuser-init.js");
+/// Where the configuration goes in [`LOADER_JS`] and [`INIT_JS`].
+const CONFIG_PLACEHOLDER: &str = "__LIVEUSER_CONFIG__";
 
 /// `reconnectDelay` bounds and default, in milliseconds.
 pub const RECONNECT_DELAY_DEFAULT: u32 = 3000;
@@ -120,8 +126,8 @@ fn script_json(config: &ClientConfig) -> String {
 /// (unless a copy loaded earlier already runs).
 pub fn loader_body(config: &ClientConfig) -> String {
     format!(
-        "{CLIENT_JS}(function () {{\n  \"use strict\";\n  var config = {};\n  if (!window.LiveUser.config()) {{\n    window.LiveUser.init(config);\n  }}\n}})();\n",
-        script_json(config)
+        "{CLIENT_JS}{}",
+        LOADER_JS.replace(CONFIG_PLACEHOLDER, &script_json(config))
     )
 }
 
@@ -129,8 +135,8 @@ pub fn loader_body(config: &ClientConfig) -> String {
 /// `window.LiveUserConfig` over this service's defaults.
 pub fn init_body(defaults: &ClientConfig) -> String {
     format!(
-        "{CLIENT_JS}(function () {{\n  \"use strict\";\n  var defaults = {};\n  var given = window.LiveUserConfig || {{}};\n  Object.keys(given).forEach(function (key) {{\n    defaults[key] = given[key];\n  }});\n  if (!window.LiveUser.config()) {{\n    window.LiveUser.init(defaults);\n  }}\n}})();\n",
-        script_json(defaults)
+        "{CLIENT_JS}{}",
+        INIT_JS.replace(CONFIG_PLACEHOLDER, &script_json(defaults))
     )
 }
 
@@ -228,6 +234,15 @@ mod tests {
         assert!(!body.contains("<script>"));
         assert!(body.contains(r#""displayElementId":"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e""#));
         assert!(body.contains(r#""totalCountElementId":"a\"+alert(1)+\"""#));
+    }
+
+    #[test]
+    fn the_config_fills_the_placeholder_of_both_scripts() {
+        let c = cfg("siteId=shop");
+        for body in [loader_body(&c), init_body(&c)] {
+            assert!(!body.contains(CONFIG_PLACEHOLDER));
+            assert!(body.contains(r#""siteId":"shop""#));
+        }
     }
 
     #[test]

@@ -105,11 +105,12 @@ pub fn request(
     }
 }
 
-#[cfg(test)]
+// The tests mint Grip-Sig tokens with the testkit (native only).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::auth::tests::hs256_token;
     use crate::testing::{TestServices, TEST_GRIP_KEY};
+    use liveuser_testkit::jwt::hs256_token;
 
     #[test]
     fn a_bad_upgrade_is_refused_and_logged_before_the_handoff() {

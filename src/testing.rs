@@ -3,10 +3,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::auth::GripVerifier;
 use crate::cache::SharedCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::grip_sig::GripVerifier;
 use crate::ids::IdSource;
 use crate::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 use crate::log::{Line, Log};
@@ -107,6 +107,8 @@ pub struct RecordingLog {
 }
 
 impl RecordingLog {
+    /// (Read by tests that run natively only.)
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn lines(&self) -> Vec<String> {
         self.lines.borrow().clone()
     }

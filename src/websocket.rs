@@ -445,11 +445,12 @@ fn set_meta(name: &str) -> String {
     format!("{}{}", grip::SET_META_PREFIX, name)
 }
 
-#[cfg(test)]
+// The tests mint Grip-Sig tokens with the testkit (native only).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::auth::tests::hs256_token;
     use crate::testing::{TestServices, TEST_GRIP_KEY};
+    use liveuser_testkit::jwt::hs256_token;
 
     const NOW_MS: u64 = 1_800_000_000_000;
 

@@ -11,9 +11,9 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use liveuser_edge::auth::GripVerifier;
 use liveuser_edge::broadcast::{self, Plan};
 use liveuser_edge::config::{Config, ConfigSource};
+use liveuser_edge::grip_sig::GripVerifier;
 use liveuser_edge::ids::IdSource;
 use liveuser_edge::log::{Line, Log};
 use liveuser_edge::presence;

@@ -10,11 +10,11 @@ pub mod publisher;
 
 use fastly::{Request, Response, SecretStore};
 
-use crate::auth::{self, GripVerifier};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::HttpError;
 use crate::fastly_toml;
+use crate::grip_sig::{self, GripVerifier};
 use crate::ids::OsRandom;
 use crate::log::{Line, Log};
 use crate::publish;
@@ -72,7 +72,7 @@ impl<'a> HostServices<'a> {
                 .and_then(|name| HostSecrets.get(name))
                 .map(|t| String::from_utf8_lossy(&t).into_owned()),
         };
-        let grip = auth::grip_verifier(&config, &service_id, &HostSecrets);
+        let grip = grip_sig::grip_verifier(&config, &service_id, &HostSecrets);
         HostServices {
             kv: HostKv::open(fastly_toml::KV_STORE, log),
             cache: HostCache { log },

@@ -1,4 +1,5 @@
-//! Telling Fanout's calls from forged ones: the `Grip-Sig` header.
+//! Telling Fanout's calls from forged ones: the `Grip-Sig` header. (The admin endpoints' bearer
+//! token is `admin`'s.)
 //!
 //! Fanout signs every request it makes to the origin with a JWT. Checking that the header is
 //! merely present would let anyone who can reach the service directly forge WebSocket events
@@ -188,51 +189,6 @@ pub fn grip_verifier(config: &Config, service_id: &str, secrets: &dyn Secrets) -
     }
 }
 
-/// Why an admin request was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BearerError {
-    /// The service has no admin token: admin endpoints are off.
-    NotConfigured,
-    /// No `Authorization: Bearer …` header.
-    Missing,
-    /// A token that is not the admin token.
-    Wrong,
-}
-
-/// Checks an `Authorization` header against the admin token, in constant time.
-pub fn check_bearer(
-    authorization: Option<&str>,
-    admin_token: Option<&[u8]>,
-) -> Result<(), BearerError> {
-    let expected = admin_token
-        .filter(|t| !t.is_empty())
-        .ok_or(BearerError::NotConfigured)?;
-    let given = authorization
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(BearerError::Missing)?;
-    if constant_time_eq(given.as_bytes(), expected) {
-        Ok(())
-    } else {
-        Err(BearerError::Wrong)
-    }
-}
-
-/// Compares SHA-256 digests byte by byte without an early exit, so neither the position of
-/// the first difference nor the token's length shows in the time taken.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use sha2::Digest;
-    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, SigError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
@@ -240,27 +196,16 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, SigError> 
     serde_json::from_slice(&bytes).map_err(|_| SigError::Malformed("part is not the expected JSON"))
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
     use super::*;
+    use liveuser_testkit::jwt::hs256_token;
     use p256::ecdsa::signature::Signer;
     use p256::ecdsa::SigningKey;
     use p256::pkcs8::{EncodePublicKey, LineEnding};
 
     fn b64(bytes: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// An HS256 token as Pushpin makes them.
-    pub fn hs256_token(key: &[u8], iss: &str, exp: u64) -> String {
-        let signed = format!(
-            "{}.{}",
-            b64(br#"{"alg":"HS256","typ":"JWT"}"#),
-            b64(format!(r#"{{"iss":"{iss}","exp":{exp}}}"#).as_bytes())
-        );
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
-        mac.update(signed.as_bytes());
-        format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
     }
 
     fn es256_key() -> SigningKey {
@@ -382,37 +327,6 @@ pub(crate) mod tests {
             v.verify(Some(&hs256_token(b"k", "pushpin", 2000)), 1000),
             Err(SigError::NotConfigured(_))
         ));
-    }
-
-    #[test]
-    fn bearer_tokens_are_checked() {
-        let token = Some(&b"s3cret"[..]);
-        assert_eq!(check_bearer(Some("Bearer s3cret"), token), Ok(()));
-        assert_eq!(
-            check_bearer(Some("Bearer s3cre"), token),
-            Err(BearerError::Wrong)
-        );
-        assert_eq!(
-            check_bearer(Some("Bearer s3cretX"), token),
-            Err(BearerError::Wrong)
-        );
-        assert_eq!(
-            check_bearer(Some("Basic s3cret"), token),
-            Err(BearerError::Missing)
-        );
-        assert_eq!(
-            check_bearer(Some("Bearer "), token),
-            Err(BearerError::Missing)
-        );
-        assert_eq!(check_bearer(None, token), Err(BearerError::Missing));
-        assert_eq!(
-            check_bearer(Some("Bearer s3cret"), None),
-            Err(BearerError::NotConfigured)
-        );
-        assert_eq!(
-            check_bearer(Some("Bearer "), Some(b"")),
-            Err(BearerError::NotConfigured)
-        );
     }
 
     #[test]
