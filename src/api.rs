@@ -15,6 +15,7 @@ use crate::admin::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;
+use crate::limits::{self, ClientAddress};
 use crate::log::Line;
 use crate::request;
 use crate::response::{self, finish};
@@ -82,9 +83,14 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         });
     }
     let site = SiteId::parse(raw_site)?;
+    crate::websocket::check_site(services.settings, &site)?;
     let now = iso8601(services.clock.now_ms());
     match (endpoint, req.method()) {
         (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
+        (_, &Method::GET) if !may_read(req, services) => Err(HttpError::TooMany {
+            what: "API reads",
+            retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
+        }),
         (Endpoint::Total, &Method::GET) => {
             let total = read(services, &site, |s| s.total, |t| Some(t.total))?;
             Ok(
@@ -223,6 +229,23 @@ fn public(value: serde_json::Value) -> Response<Vec<u8>> {
     with_cors(response::json(200, &value))
 }
 
+/// Whether the request's client may make one more read this minute (and counts it); a
+/// client refused is logged. Requests without a client address (tests) are not limited.
+fn may_read(req: &Request<Vec<u8>>, services: &Services) -> bool {
+    let Some(ClientAddress(address)) = req.extensions().get::<ClientAddress>() else {
+        return true;
+    };
+    let now_ms = services.clock.now_ms();
+    let client = limits::client_key(services.cache, services.ids, now_ms, address);
+    let allowed = limits::take_api_read(services.cache, &services.config.limits, &client, now_ms);
+    if !allowed {
+        services.log.emit(&Line::ApiLimited {
+            path: req.uri().path(),
+        });
+    }
+    allowed
+}
+
 fn preflight(endpoint: Endpoint) -> Response<Vec<u8>> {
     let builder = Response::builder()
         .status(204)
@@ -358,6 +381,36 @@ mod tests {
         let err = call(&t, "POST", "/api/reset/a%2Fb", None, "").expect_err("bad site");
         assert_eq!(err.status(), 400);
         assert_eq!(t.kv.len(), 0);
+    }
+
+    #[test]
+    fn a_client_reads_its_share_a_minute_then_gets_429_with_retry_after() {
+        let mut t = TestServices::new();
+        t.config.limits.api_reads_per_minute = 2;
+        t.set_time(1_800_000_010_000);
+        let from = |address: &str| {
+            let mut req = request("GET", "/api/online/shop", None, "");
+            req.extensions_mut().insert(ClientAddress(address.into()));
+            handle(&req, &t.services()).map(|h| h.response.status().as_u16())
+        };
+        assert_eq!(from("192.0.2.1"), Ok(200));
+        assert_eq!(from("192.0.2.1"), Ok(200));
+        let err = from("192.0.2.1").expect_err("over the limit");
+        assert_eq!((err.status(), err.code()), (429, "too_many_requests"));
+        let refused = response::error(&err);
+        assert_eq!(
+            refused.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"50"[..])
+        );
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l == "liveuser api-limited path=/api/online/shop"));
+        // Another client is unaffected; the next minute the client reads again.
+        assert_eq!(from("192.0.2.2"), Ok(200));
+        t.set_time(1_800_000_060_000);
+        assert_eq!(from("192.0.2.1"), Ok(200));
     }
 
     #[test]

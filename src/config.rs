@@ -39,6 +39,10 @@ pub struct Config {
     pub grip_hs256_issuer: String,
     /// Where count updates are published.
     pub publish: PublishMode,
+    /// What one client (one address) may do: sockets per site (`max_sockets_per_client`,
+    /// default 20), visits per site an hour (`max_visits_per_client_hour`, default 30), API
+    /// reads a minute (`max_api_reads_per_client_minute`, default 120).
+    pub limits: crate::limits::Limits,
     /// Whether log lines also go to the `liveuser_log` endpoint (`log_endpoint`: `on`, the
     /// default; `off` locally, where stdout is the log).
     pub log_endpoint: bool,
@@ -77,6 +81,11 @@ impl Default for Config {
             grip_hs256_issuer: DEFAULT_HS256_ISSUER.to_string(),
             publish: PublishMode::Fastly,
             log_endpoint: true,
+            limits: crate::limits::Limits {
+                sockets_per_site: 20,
+                visits_per_site_hour: 30,
+                api_reads_per_minute: 120,
+            },
         }
     }
 }
@@ -143,6 +152,26 @@ impl Config {
             10_000,
         );
         let kv_settle_ms = read("kv_settle_ms", defaults.kv_settle_ms, 0, 5_000);
+        let limits = crate::limits::Limits {
+            sockets_per_site: read(
+                "max_sockets_per_client",
+                defaults.limits.sockets_per_site,
+                1,
+                10_000,
+            ),
+            visits_per_site_hour: read(
+                "max_visits_per_client_hour",
+                defaults.limits.visits_per_site_hour,
+                1,
+                1_000_000,
+            ),
+            api_reads_per_minute: read(
+                "max_api_reads_per_client_minute",
+                defaults.limits.api_reads_per_minute,
+                1,
+                1_000_000,
+            ),
+        };
         let grip = read_choice(
             source,
             &mut warnings,
@@ -174,6 +203,7 @@ impl Config {
             broadcast_interval_ms,
             kv_settle_ms,
             grip,
+            limits,
             log_endpoint,
             grip_hs256_issuer: source
                 .get("grip_hs256_issuer")
@@ -231,6 +261,15 @@ fn read_choice<T: Copy>(
             default
         }
     }
+}
+
+/// Whether the site may be served: when the `sites` setting lists site ids (comma-separated),
+/// only those; when it is absent, every valid site id.
+pub fn site_is_known(source: &dyn ConfigSource, site: &crate::site::SiteId) -> bool {
+    let Some(list) = source.get("sites") else {
+        return true;
+    };
+    list.split(',').any(|s| s.trim() == site.as_str())
 }
 
 /// The per-site allow-list of page origins, from the `origins.<siteId>` setting: a

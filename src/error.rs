@@ -31,6 +31,13 @@ pub enum HttpError {
     Forbidden(String),
     /// The body is larger than allowed.
     PayloadTooLarge { max: usize },
+    /// The service has a registry of sites (config `sites`) and this one is not in it.
+    UnknownSite,
+    /// One client asked for more than its share: `what` it exceeded, and when to come back.
+    TooMany {
+        what: &'static str,
+        retry_after_secs: u32,
+    },
     /// A content type this endpoint does not take.
     UnsupportedMediaType,
     /// A store or backend we depend on failed; trying again later may work.
@@ -49,6 +56,8 @@ impl HttpError {
             HttpError::Unauthorized(_) => 401,
             HttpError::Forbidden(_) => 403,
             HttpError::PayloadTooLarge { .. } => 413,
+            HttpError::UnknownSite => 404,
+            HttpError::TooMany { .. } => 429,
             HttpError::UnsupportedMediaType => 415,
             HttpError::Unavailable(_) => 503,
             HttpError::Internal(_) => 500,
@@ -67,6 +76,8 @@ impl HttpError {
             HttpError::Unauthorized(_) => "unauthorized",
             HttpError::Forbidden(_) => "forbidden",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
+            HttpError::UnknownSite => "unknown_site",
+            HttpError::TooMany { .. } => "too_many_requests",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
             HttpError::Unavailable(_) => "unavailable",
             HttpError::Internal(_) => "internal_error",
@@ -93,6 +104,14 @@ impl fmt::Display for HttpError {
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
             HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) => write!(f, "{msg}"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
+            HttpError::UnknownSite => write!(f, "this service does not serve that site"),
+            HttpError::TooMany {
+                what,
+                retry_after_secs,
+            } => write!(
+                f,
+                "too many {what} from your network; try again in {retry_after_secs} s"
+            ),
             HttpError::UnsupportedMediaType => write!(f, "unsupported content type"),
             HttpError::Unavailable(msg) => write!(f, "temporarily unavailable: {msg}"),
             HttpError::Internal(msg) => write!(f, "internal error: {msg}"),
@@ -131,6 +150,12 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Whether `code` may appear in a close frame on the wire (RFC 6455 7.4: 1000–4999,
+    /// except the reserved 1004 and the never-sent 1005, 1006 and 1015).
+    pub fn may_be_sent(code: u16) -> bool {
+        (1000..=4999).contains(&code) && !matches!(code, 1004 | 1005 | 1006 | 1015)
+    }
+
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Normal => 1000,

@@ -133,9 +133,8 @@ impl GripVerifier {
                 header.alg.chars().take(16).collect(),
             ));
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(sig_b64)
-            .map_err(|_| SigError::Malformed("signature is not base64url"))?;
+        let signature =
+            decode_base64(sig_b64).ok_or(SigError::Malformed("signature is not base64"))?;
         let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
         self.check_signature(signed.as_bytes(), &signature)?;
         // Claims are read only once the signature holds.
@@ -189,10 +188,26 @@ pub fn grip_verifier(config: &Config, service_id: &str, secrets: &dyn Secrets) -
     }
 }
 
+/// Base64 as JWTs should carry it (URL-safe, unpadded), or as some signers write it
+/// (standard alphabet, padded): lenient in decoding, strict in verifying.
+fn decode_base64(part: &str) -> Option<Vec<u8>> {
+    let unpadded = part.trim_end_matches('=');
+    if unpadded.contains('=') {
+        return None;
+    }
+    let url_safe: String = unpadded
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(url_safe).ok()
+}
+
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, SigError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| SigError::Malformed("part is not base64url"))?;
+    let bytes = decode_base64(part).ok_or(SigError::Malformed("part is not base64"))?;
     serde_json::from_slice(&bytes).map_err(|_| SigError::Malformed("part is not the expected JSON"))
 }
 
@@ -363,6 +378,31 @@ mod tests {
         assert!(matches!(
             grip_verifier(&config, "SVC", &secrets),
             GripVerifier::Es256 { .. }
+        ));
+    }
+
+    #[test]
+    fn signatures_in_standard_or_url_safe_base64_padded_or_not_are_accepted() {
+        use base64::engine::general_purpose::STANDARD;
+        let v = GripVerifier::hs256(b"k", "pushpin");
+        let token = hs256_token(b"k", "pushpin", 2000);
+        let (signed, sig) = token.rsplit_once('.').expect("three parts");
+        let raw = URL_SAFE_NO_PAD.decode(sig).expect("base64url");
+        for variant in [
+            format!("{signed}.{}", STANDARD.encode(&raw)),
+            format!("{signed}.{}", STANDARD.encode(&raw).trim_end_matches('=')),
+            format!("{signed}.{}=", URL_SAFE_NO_PAD.encode(&raw)),
+        ] {
+            assert_eq!(v.verify(Some(&variant), 1000), Ok(()), "{variant}");
+        }
+        // Lenient decoding, strict verifying: the signature still has to be right.
+        let mut wrong = raw.clone();
+        wrong[0] ^= 1;
+        let forged = format!("{signed}.{}", STANDARD.encode(&wrong));
+        assert_eq!(v.verify(Some(&forged), 1000), Err(SigError::BadSignature));
+        assert!(matches!(
+            v.verify(Some(&format!("{signed}.ab=c")), 1000),
+            Err(SigError::Malformed(_))
         ));
     }
 }

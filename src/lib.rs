@@ -18,6 +18,7 @@ pub mod grip;
 pub mod grip_sig;
 pub mod ids;
 pub mod kv;
+pub mod limits;
 pub mod loader;
 pub mod log;
 pub mod presence;

@@ -84,8 +84,26 @@ pub enum Line<'a> {
         site: &'a SiteId,
         attempts: u32,
     },
+    /// A visit was not counted: its client had counted its share this hour.
+    VisitLimited {
+        conn: &'a str,
+        site: &'a SiteId,
+    },
+    /// A WebSocket was refused: its client holds its share of sockets on the site.
+    SocketLimited {
+        site: &'a SiteId,
+    },
+    /// An API read was refused: its client made its share this minute.
+    ApiLimited {
+        path: &'a str,
+    },
     /// A visit could not be recorded.
     VisitFailed {
+        conn: &'a str,
+        site: &'a SiteId,
+        error: &'a str,
+    },
+    PresenceJoinFailed {
         conn: &'a str,
         site: &'a SiteId,
         error: &'a str,
@@ -129,6 +147,10 @@ impl Line<'_> {
             Line::JoinSiteIgnored { .. } => "join-site-ignored",
             Line::VisitRetried { .. } => "visit-retried",
             Line::VisitFailed { .. } => "visit-failed",
+            Line::VisitLimited { .. } => "visit-limited",
+            Line::SocketLimited { .. } => "socket-limited",
+            Line::ApiLimited { .. } => "api-limited",
+            Line::PresenceJoinFailed { .. } => "presence-join-failed",
             Line::PresenceRefreshFailed { .. } => "presence-refresh-failed",
             Line::PresenceLeaveFailed { .. } => "presence-leave-failed",
             Line::KvOpenFailed { .. } => "kv-open-failed",
@@ -220,10 +242,14 @@ impl Line<'_> {
                 attempts,
             } => write!(f, "conn={conn} site={site} attempts={attempts}"),
             Line::VisitFailed { conn, site, error }
+            | Line::PresenceJoinFailed { conn, site, error }
             | Line::PresenceRefreshFailed { conn, site, error }
             | Line::PresenceLeaveFailed { conn, site, error } => {
                 write!(f, "conn={conn} site={site} error={error:?}")
             }
+            Line::VisitLimited { conn, site } => write!(f, "conn={conn} site={site}"),
+            Line::SocketLimited { site } => write!(f, "site={site}"),
+            Line::ApiLimited { path } => write!(f, "path={path}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),
             Line::CacheSetFailed { key, error } => write!(f, "key={key} error={error:?}"),
             Line::Panic { message } => write!(f, "message={message:?}"),

@@ -4,35 +4,37 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    use liveuser_edge::error::HttpError;
     use liveuser_edge::host::{self, log::HostLog, HostServices};
-    use liveuser_edge::{router, serve, websocket_events};
+    use liveuser_edge::{router, serve, websocket, websocket_events};
 
     let log = HostLog::stdout();
     host::log::report_panics();
     let host_services = HostServices::open(&log);
-    let req = fastly::Request::from_client();
+    let services = host_services.services();
+    let mut req = fastly::Request::from_client();
     let path = req.get_path().to_string();
-    let upgrade = req.get_header_str("upgrade");
-    if router::wants_fanout_handoff(req.get_method(), &path, upgrade) {
-        let origin = req.get_header_str("origin");
-        let settings = host_services.settings();
-        match serve::refuse_upgrade(settings, &log, &path, req.get_query_str(), origin) {
-            None => host::handoff(req, &log, &path),
-            Some(refusal) => host::send(refusal),
+    // Header values that are not UTF-8 read as absent (`get_header_str` would panic).
+    let header = |name: &str| req.get_header(name).and_then(|v| v.to_str().ok());
+    if router::wants_fanout_handoff(req.get_method(), &path, header("upgrade")) {
+        let (query, origin) = (req.get_query_str(), header("origin"));
+        let address = req.get_client_ip_addr().map(|ip| ip.to_string());
+        match serve::upgrade(&services, &path, query, origin, address.as_deref()) {
+            serve::Upgrade::HandOff(headers) => {
+                for name in [websocket::CLIENT_HEADER, websocket::TICKET_HEADER] {
+                    req.remove_header(name);
+                }
+                for (name, value) in headers {
+                    req.set_header(name, value);
+                }
+                host::handoff(req, &log, &path)
+            }
+            serve::Upgrade::Refuse(refusal) => host::send(refusal),
         }
         return;
     }
     let method = req.get_method_str().to_string();
-    let request = host::into_http_request(req, websocket_events::MAX_BODY_BYTES)
-        .map_err(|max| HttpError::PayloadTooLarge { max });
-    serve::request(
-        &host_services.services(),
-        &method,
-        &path,
-        request,
-        &mut host::send,
-    );
+    let request = host::into_http_request(req, websocket_events::MAX_BODY_BYTES);
+    serve::request(&services, &method, &path, &request, &mut host::send);
 }
 
 /// Native builds exist only for tests; the service itself runs as wasm.

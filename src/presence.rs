@@ -119,7 +119,12 @@ pub fn refresh(
 ) -> Result<(Lease, bool), KvError> {
     let ttl_ms = u64::from(config.presence_ttl_secs) * 1000;
     let half_interval_ms = u64::from(config.heartbeat_interval_secs) * 500;
-    let newest = lease.newest_expiry();
+    // A lease with no keys has left (a close, or the service closed it): a late heartbeat
+    // must not bring it back.
+    let Some(newest) = lease.newest_expiry() else {
+        return Ok((lease.clone(), false));
+    };
+    let newest = Some(newest);
     let fresh_enough = newest.is_some_and(|n| n > now_ms && n + half_interval_ms > now_ms + ttl_ms);
     if fresh_enough {
         return Ok((lease.clone(), false));

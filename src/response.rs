@@ -16,6 +16,12 @@ pub fn error(e: &HttpError) -> Response<Vec<u8>> {
     if let HttpError::Unauthorized(_) = e {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
     }
+    if let HttpError::TooMany {
+        retry_after_secs, ..
+    } = e
+    {
+        builder = builder.header(header::RETRY_AFTER, retry_after_secs.to_string());
+    }
     if let HttpError::UpgradeRequired = e {
         builder = builder
             .header(header::UPGRADE, "websocket")

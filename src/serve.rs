@@ -5,9 +5,9 @@
 use http::{Request, Response};
 
 use crate::broadcast;
-use crate::config::ConfigSource;
 use crate::error::HttpError;
 use crate::kv::{CountingKv, KvCounts};
+use crate::limits;
 use crate::log::{Line, Log, RequestCost};
 use crate::publish::CountingPublisher;
 use crate::response;
@@ -15,26 +15,68 @@ use crate::router;
 use crate::websocket;
 use crate::Services;
 
-/// Whether a browser's WebSocket upgrade may be handed to Fanout. A bad `siteId` or a foreign
-/// origin is refused here, before Fanout, the store or any channel is involved (OPEN checks
-/// both again: that is the authoritative check); the refusal is logged and returned, to send
-/// (`None`: hand it off).
-pub fn refuse_upgrade(
-    settings: &dyn ConfigSource,
-    log: &dyn Log,
+/// What to do with a browser's WebSocket upgrade.
+#[derive(Debug)]
+pub enum Upgrade {
+    /// Hand it to Fanout with these headers set (after dropping any the client sent of the
+    /// same names): the client's key and the socket ticket it took, which Fanout passes on
+    /// with the OPEN.
+    HandOff(Vec<(&'static str, String)>),
+    /// Refuse it with this response (already logged).
+    Refuse(Response<Vec<u8>>),
+}
+
+/// Decides a browser's WebSocket upgrade. A bad `siteId`, a site the registry does not list,
+/// or a foreign origin is refused here, before Fanout, the store or any channel is involved
+/// (OPEN checks them again: that is the authoritative check). A client (`address`) that
+/// already holds its share of sockets on the site is refused with 429; otherwise it takes a
+/// socket ticket, which its connection gives back when it closes.
+pub fn upgrade(
+    services: &Services,
     path: &str,
     query: Option<&str>,
     origin: Option<&str>,
-) -> Option<Response<Vec<u8>>> {
-    let checked = websocket::connect_params(query)
-        .and_then(|params| websocket::check_origin(settings, &params.site, origin));
-    let Err(error) = checked else {
-        return None;
+    address: Option<&str>,
+) -> Upgrade {
+    let checked = websocket::connect_params(query).and_then(|params| {
+        websocket::check_site(services.settings, &params.site)?;
+        websocket::check_origin(services.settings, &params.site, origin)?;
+        Ok(params.site)
+    });
+    let site = match checked {
+        Ok(site) => site,
+        Err(error) => return Upgrade::Refuse(refuse(services.log, path, &error)),
     };
+    let Some(address) = address else {
+        return Upgrade::HandOff(Vec::new());
+    };
+    let now_ms = services.clock.now_ms();
+    let client = limits::client_key(services.cache, services.ids, now_ms, address);
+    let ttl_ms = websocket::socket_ticket_ttl_ms(services);
+    let limits = &services.config.limits;
+    match limits::take_socket(services.cache, limits, &site, &client, ttl_ms) {
+        Some(ticket) => Upgrade::HandOff(vec![
+            (websocket::CLIENT_HEADER, client.as_str().to_string()),
+            (websocket::TICKET_HEADER, ticket.to_string()),
+        ]),
+        None => {
+            services.log.emit(&Line::SocketLimited { site: &site });
+            let error = HttpError::TooMany {
+                what: "open connections to this site",
+                // A socket ticket frees when one of the client's sockets closes.
+                retry_after_secs: 30,
+            };
+            Upgrade::Refuse(refuse(services.log, path, &error))
+        }
+    }
+}
+
+/// Logs a refused upgrade and builds its response.
+fn refuse(log: &dyn Log, path: &str, error: &HttpError) -> Response<Vec<u8>> {
     log.emit(&Line::Error {
         method: "GET",
         path,
-        error: &error,
+        error,
     });
     log.emit(&Line::Request {
         method: "GET",
@@ -45,16 +87,16 @@ pub fn refuse_upgrade(
         },
         fields: "",
     });
-    Some(response::error(&error))
+    response::error(error)
 }
 
-/// Answers one request (`request` is the error to answer when it could not be read), sends
-/// the response with `send`, logs what it cost, then runs the broadcast it won, if any.
+/// Answers one request, sends the response with `send`, logs what it cost, then runs the
+/// broadcast it won, if any.
 pub fn request(
     services: &Services,
     method: &str,
     path: &str,
-    request: Result<Request<Vec<u8>>, HttpError>,
+    request: &Request<Vec<u8>>,
     send: &mut dyn FnMut(Response<Vec<u8>>),
 ) {
     let kv = CountingKv::new(services.kv);
@@ -65,17 +107,7 @@ pub fn request(
         ..*services
     };
     let started_ms = services.clock.now_ms();
-    let handled = match request {
-        Ok(req) => router::handle(&req, &counted),
-        Err(error) => {
-            services.log.emit(&Line::Error {
-                method,
-                path,
-                error: &error,
-            });
-            response::error(&error).into()
-        }
-    };
+    let handled = router::handle(request, &counted);
     let status = handled.response.status().as_u16();
     send(handled.response);
     // One compact line per request, so tests and benchmarks can count what each event cost.
@@ -112,16 +144,105 @@ mod tests {
     use crate::testing::{TestServices, TEST_GRIP_KEY};
     use liveuser_testkit::jwt::hs256_token;
 
+    fn refused_status(upgrade: Upgrade) -> Option<u16> {
+        match upgrade {
+            Upgrade::Refuse(r) => Some(r.status().as_u16()),
+            Upgrade::HandOff(_) => None,
+        }
+    }
+
     #[test]
     fn a_bad_upgrade_is_refused_and_logged_before_the_handoff() {
         let t = TestServices::new();
-        let refused = refuse_upgrade(&t.settings, &t.log, "/ws", Some("siteId=a%20b"), None)
-            .expect("a bad site id is refused");
-        assert_eq!(refused.status(), 400);
+        let s = t.services();
+        let refused = upgrade(&s, "/ws", Some("siteId=a%20b"), None, None);
+        assert_eq!(refused_status(refused), Some(400));
         let lines = t.log.lines();
         assert!(lines[0].starts_with("liveuser error method=GET path=/ws status=400"));
         assert!(lines[1].starts_with("liveuser request method=GET path=/ws status=400 kv_lookup=0"));
-        assert!(refuse_upgrade(&t.settings, &t.log, "/ws", Some("siteId=a"), None).is_none());
+        assert_eq!(
+            refused_status(upgrade(&s, "/ws", Some("siteId=a"), None, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_client_holds_its_share_of_sockets_and_no_more_and_gets_one_back_on_close() {
+        let mut t = TestServices::new();
+        t.config.limits.sockets_per_site = 2;
+        t.set_time(1_800_000_000_000);
+        let s = t.services();
+        let take = |address: &str| upgrade(&s, "/ws", Some("siteId=shop"), None, Some(address));
+        let Upgrade::HandOff(headers) = take("192.0.2.1") else {
+            panic!("the first socket is handed off");
+        };
+        assert_eq!(headers[0].0, websocket::CLIENT_HEADER);
+        assert_eq!(headers[0].1.len(), 32, "a key, not the address");
+        assert_eq!(headers[1], (websocket::TICKET_HEADER, "0".to_string()));
+        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff(_)));
+        let Upgrade::Refuse(refused) = take("192.0.2.1") else {
+            panic!("the third socket is refused");
+        };
+        assert_eq!(refused.status(), 429);
+        assert_eq!(
+            refused.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"30"[..])
+        );
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l == "liveuser socket-limited site=shop"));
+        // Another client, or another site, is unaffected.
+        assert!(matches!(take("192.0.2.2"), Upgrade::HandOff(_)));
+        assert!(matches!(
+            upgrade(&s, "/ws", Some("siteId=blog"), None, Some("192.0.2.1")),
+            Upgrade::HandOff(_)
+        ));
+        // The first socket opens and closes: its ticket is free again.
+        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
+        let call = |body: &[u8], meta: &[(&str, &str)]| {
+            let mut b = Request::builder()
+                .method("POST")
+                .uri("/ws?siteId=shop")
+                .header("Content-Type", "application/websocket-events")
+                .header("Connection-Id", "c1")
+                .header("Grip-Sig", &token)
+                .header(websocket::CLIENT_HEADER, &headers[0].1)
+                .header(websocket::TICKET_HEADER, "0");
+            for (k, v) in meta {
+                b = b.header(format!("Meta-{k}"), *v);
+            }
+            b.body(body.to_vec()).expect("request")
+        };
+        let opened = crate::router::handle(&call(b"OPEN\r\n", &[]), &s).response;
+        let meta = |name: &str| {
+            opened
+                .headers()
+                .get(format!("Set-Meta-{name}"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(meta(websocket::META_CLIENT), headers[0].1);
+        assert_eq!(meta(websocket::META_TICKET), "0");
+        let (site, id, exp, client) = (
+            meta(websocket::META_SITE),
+            meta(websocket::META_PRESENCE_ID),
+            meta(websocket::META_PRESENCE_EXP),
+            meta(websocket::META_CLIENT),
+        );
+        let closing = [
+            (websocket::META_SITE, site.as_str()),
+            (websocket::META_PRESENCE_ID, id.as_str()),
+            (websocket::META_PRESENCE_EXP, exp.as_str()),
+            (websocket::META_CLIENT, client.as_str()),
+            (websocket::META_TICKET, "0"),
+        ];
+        crate::router::handle(&call(b"DISCONNECT\r\n", &closing), &s);
+        t.set_time(1_800_000_000_010);
+        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff(_)));
+        assert!(refused_status(take("192.0.2.1")).is_some());
     }
 
     #[test]
@@ -138,7 +259,7 @@ mod tests {
             .body(b"OPEN\r\n".to_vec())
             .expect("request");
         let mut sent = Vec::new();
-        request(&t.services(), "POST", "/ws", Ok(open), &mut |r| {
+        request(&t.services(), "POST", "/ws", &open, &mut |r| {
             sent.push(r.status())
         });
         assert_eq!(sent, vec![200]);
@@ -159,20 +280,5 @@ mod tests {
         );
         assert!(lines[1].contains("result=ok"), "{}", lines[1]);
         assert_eq!(t.publisher.published.borrow().len(), 2);
-    }
-
-    #[test]
-    fn a_request_that_could_not_be_read_gets_its_error() {
-        let t = TestServices::new();
-        let mut sent = Vec::new();
-        request(
-            &t.services(),
-            "POST",
-            "/ws",
-            Err(HttpError::PayloadTooLarge { max: 10 }),
-            &mut |r| sent.push(r.status()),
-        );
-        assert_eq!(sent, vec![413]);
-        assert!(t.log.lines()[1].contains("status=413"));
     }
 }

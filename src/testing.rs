@@ -107,8 +107,7 @@ pub struct RecordingLog {
 }
 
 impl RecordingLog {
-    /// (Read by tests that run natively only.)
-    #[cfg(not(target_arch = "wasm32"))]
+    /// The lines logged so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.borrow().clone()
     }

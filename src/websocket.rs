@@ -15,13 +15,14 @@ use crate::broadcast;
 use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::grip;
+use crate::limits::{self, ClientKey};
 use crate::log::Line;
 use crate::presence::{self, Lease};
 use crate::protocol::{self, ClientMessage, ProtocolError};
 use crate::request::{header, parse_bool, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
-use crate::websocket_events::{self, Event};
+use crate::websocket_events::{self, CodecError, Event};
 use crate::{totals, Handled, Services};
 
 /// Connection meta: the connection's site.
@@ -32,6 +33,15 @@ pub const META_PRESENCE_ID: &str = "Presence-Id";
 pub const META_PRESENCE_EXP: &str = "Presence-Exp";
 /// Connection meta: `1` when the connection asked for total visits.
 pub const META_TOTALS: &str = "Totals";
+/// Connection meta: `1` once the connection's first `join` was handled.
+pub const META_JOINED: &str = "Joined";
+/// Connection meta: the client's key (see `limits`), and the socket ticket it holds.
+pub const META_CLIENT: &str = "Client";
+pub const META_TICKET: &str = "Ticket";
+/// Headers this service puts on a WebSocket it hands to Fanout (after dropping any a client
+/// sent), which Fanout passes on with the OPEN: the client's key and its socket ticket.
+pub const CLIENT_HEADER: &str = "LiveUser-Client";
+pub const TICKET_HEADER: &str = "LiveUser-Ticket";
 
 /// The longest `clientId` accepted (the original client sends a short random string).
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -63,6 +73,22 @@ pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
         totals: bool_param(query, "enableTotalCount", false)?,
         visit: bool_param(query, "visit", true)?,
     })
+}
+
+/// How long a socket's ticket lives without a heartbeat: twice its presence, so only a
+/// socket that vanished lets it lapse.
+pub fn socket_ticket_ttl_ms(services: &Services) -> u64 {
+    u64::from(services.config.presence_ttl_secs) * 2000
+}
+
+/// Refuses a site the registry (config `sites`) does not list; without a registry every
+/// valid site id is served, as the original does.
+pub fn check_site(settings: &dyn ConfigSource, site: &SiteId) -> Result<(), HttpError> {
+    if config::site_is_known(settings, site) {
+        Ok(())
+    } else {
+        Err(HttpError::UnknownSite)
+    }
 }
 
 /// Refuses a page origin that the site's allow-list (config `origins.<siteId>`) does not name.
@@ -109,6 +135,13 @@ struct Connection {
     lease_changed: bool,
     wants_broadcast: bool,
     heartbeat_seen: bool,
+    /// Its first `join` was handled (earlier, or in this request).
+    joined: bool,
+    /// Its client's key and socket ticket, when it came through this service's handoff.
+    client: Option<ClientKey>,
+    ticket: Option<u32>,
+    /// That happened in this request (meta to set).
+    joined_now: bool,
     closed: bool,
 }
 
@@ -126,7 +159,16 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .ok_or_else(|| HttpError::BadRequest("missing or invalid Connection-Id".into()))?
         .to_string();
-    let events = websocket_events::parse(req.body())?;
+    let events = match websocket_events::parse(req.body()) {
+        Ok(events) => events,
+        // A batch over the size limit closes its connection (1009) in a 200 reply: a non-200
+        // would make Fanout drop the socket without a DISCONNECT, leaving its presence counted
+        // for a whole TTL.
+        Err(CodecError::TooLarge { len, .. }) => {
+            return Ok(too_large(services, req, connection_id, len))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut conn = open_connection(req, &events, connection_id)?;
     let mut reply = Reply::default();
     // A request with no events is Fanout's keep-alive call (see `Config::keep_alive_secs`):
@@ -156,6 +198,46 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         broadcast,
         log_fields,
     })
+}
+
+/// The reply to a batch over the size limit: the connection is closed with 1009 and its
+/// presence removed, as for any message too big.
+fn too_large(services: &Services, req: &Request<Vec<u8>>, id: String, len: usize) -> Handled {
+    let mut reply = Reply::default();
+    let why = format!("a batch of {len} bytes or more");
+    match open_connection(req, &[], id.clone()) {
+        Ok(mut conn) => {
+            close(
+                services,
+                &mut conn,
+                &mut reply,
+                CloseCode::MessageTooBig,
+                &why,
+            );
+            let log_fields = log_fields(&conn, &[]);
+            Handled {
+                response: encode_reply(&conn, reply, services.config.keep_alive_secs()),
+                broadcast: conn
+                    .wants_broadcast
+                    .then(|| broadcast::schedule(services, &conn.site))
+                    .flatten(),
+                log_fields,
+            }
+        }
+        // Not a connection opened through this service: nothing to remove, close it anyway.
+        Err(_) => {
+            let code = CloseCode::MessageTooBig;
+            reply.events.push(Event::close(code.code(), code.reason()));
+            let response = Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, websocket_events::CONTENT_TYPE);
+            Handled {
+                response: finish(response, websocket_events::encode(&reply.events)),
+                broadcast: None,
+                log_fields: format!("conn={id} events=TOO-LARGE"),
+            }
+        }
+    }
 }
 
 fn check_signature(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
@@ -202,6 +284,7 @@ fn open_connection(
         ),
         (None, _) => None,
     };
+    let params_given = params.is_some();
     Ok(Connection {
         id,
         site,
@@ -211,6 +294,27 @@ fn open_connection(
         lease,
         lease_changed: false,
         wants_broadcast: false,
+        joined: meta(req, META_JOINED) == Some("1"),
+        // From the handoff's headers at OPEN, from meta afterwards.
+        client: meta(req, META_CLIENT)
+            .or_else(|| {
+                if params_given {
+                    header(req, CLIENT_HEADER)
+                } else {
+                    None
+                }
+            })
+            .and_then(ClientKey::parse),
+        ticket: meta(req, META_TICKET)
+            .or_else(|| {
+                if params_given {
+                    header(req, TICKET_HEADER)
+                } else {
+                    None
+                }
+            })
+            .and_then(|t| t.parse().ok()),
+        joined_now: false,
         heartbeat_seen: false,
         closed: false,
     })
@@ -237,10 +341,12 @@ fn on_event(
         Event::Pong(_) => {}
         Event::Close { code, .. } => {
             leave(services, conn);
-            // Answer a close with a close, echoing the peer's code as RFC 6455 asks.
-            reply
-                .events
-                .push(Event::close(code.unwrap_or(CloseCode::Normal.code()), ""));
+            // Answer a close with a close, echoing the peer's code as RFC 6455 asks, when it
+            // is one that may be sent on the wire.
+            let echo = code
+                .filter(|c| CloseCode::may_be_sent(*c))
+                .unwrap_or(CloseCode::Normal.code());
+            reply.events.push(Event::close(echo, ""));
             conn.closed = true;
         }
         Event::Disconnect => {
@@ -256,6 +362,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     if conn.lease.is_some() {
         return Err(HttpError::BadRequest("connection is already open".into()));
     }
+    check_site(services.settings, &conn.site)?;
     check_origin(services.settings, &conn.site, conn.origin.as_deref())?;
     let id = presence::new_id_from(services.ids.random_u64s());
     let lease = presence::join(
@@ -265,12 +372,35 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
         id,
         services.clock.now_ms(),
     )
-    .map_err(|e| HttpError::Unavailable(format!("presence store: {e}")))?;
+    .map_err(|e| {
+        services.log.emit(&Line::PresenceJoinFailed {
+            conn: &conn.id,
+            site: &conn.site,
+            error: &e.to_string(),
+        });
+        HttpError::Unavailable("presence could not be recorded; try again".into())
+    })?;
     conn.lease = Some(lease);
     conn.lease_changed = true;
     conn.wants_broadcast = true;
     if conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
-        count_visit(services, conn);
+        let allowed = conn.client.as_ref().is_none_or(|client| {
+            limits::take_visit(
+                services.cache,
+                &services.config.limits,
+                &conn.site,
+                client,
+                services.clock.now_ms(),
+            )
+        });
+        if allowed {
+            count_visit(services, conn);
+        } else {
+            services.log.emit(&Line::VisitLimited {
+                conn: &conn.id,
+                site: &conn.site,
+            });
+        }
     }
     reply.accepts = true;
     reply.events.push(Event::Open);
@@ -314,7 +444,12 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
             // A join arrives once the connection is surely subscribed (the subscription was
             // in the OPEN reply), so the broadcast it claims cannot miss this page, whereas the
             // one claimed at OPEN might be published before Fanout applied the subscription.
-            conn.wants_broadcast = true;
+            // Only the first: a page that repeats it gets no more broadcasts for it.
+            if !conn.joined {
+                conn.wants_broadcast = true;
+                conn.joined = true;
+                conn.joined_now = true;
+            }
             // The site was fixed at OPEN; a join naming another one changes nothing.
             if let Some(asked) = site_id.filter(|s| s != conn.site.as_str()) {
                 services.log.emit(&Line::JoinSiteIgnored {
@@ -344,6 +479,10 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
 
 /// Extends the connection's presence on a heartbeat (at most one KV write).
 fn refresh(services: &Services, conn: &mut Connection) {
+    if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket) {
+        let ttl = socket_ticket_ttl_ms(services);
+        limits::keep_socket(services.cache, &conn.site, client, ticket, ttl);
+    }
     let Some(lease) = &conn.lease else { return };
     match presence::refresh(
         services.kv,
@@ -367,6 +506,10 @@ fn refresh(services: &Services, conn: &mut Connection) {
 
 /// Removes the connection's presence at once.
 fn leave(services: &Services, conn: &mut Connection) {
+    // The client's socket ticket is free again.
+    if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket.take()) {
+        limits::release_socket(services.cache, &conn.site, client, ticket);
+    }
     let Some(lease) = conn.lease.take() else {
         return;
     };
@@ -430,6 +573,15 @@ fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Respon
         if conn.totals {
             builder = builder.header(set_meta(META_TOTALS), "1");
         }
+        if let Some(client) = &conn.client {
+            builder = builder.header(set_meta(META_CLIENT), client.as_str());
+        }
+        if let Some(ticket) = conn.ticket {
+            builder = builder.header(set_meta(META_TICKET), ticket.to_string());
+        }
+    }
+    if conn.joined_now {
+        builder = builder.header(set_meta(META_JOINED), "1");
     }
     if conn.lease_changed {
         if let Some(lease) = &conn.lease {
@@ -725,5 +877,214 @@ mod tests {
         );
         assert!(connect_params(Some(&format!("clientId={}", "x".repeat(129)))).is_err());
         assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
+    }
+
+    #[test]
+    fn a_batch_over_the_size_limit_closes_its_connection_with_1009_in_a_200() {
+        let t = services();
+        let meta = open(&t, "shop");
+        assert_eq!(t.kv.len(), 1);
+        let huge = vec![b'x'; websocket_events::MAX_BODY_BYTES + 1];
+        let handled = handle(&call("", &with_meta(&meta), &huge), &t.services()).expect("200");
+        assert_eq!(handled.response.status(), 200);
+        assert!(matches!(
+            events(&handled)[..],
+            [Event::Close {
+                code: Some(1009),
+                ..
+            }]
+        ));
+        assert_eq!(t.kv.len(), 0, "its presence is gone at once");
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("liveuser ws-close conn=conn-1 site=shop code=1009")));
+        // Even a connection this service never opened is closed, not refused.
+        let handled = handle(&call("", &[], &huge), &t.services()).expect("200");
+        assert!(matches!(
+            events(&handled)[..],
+            [Event::Close {
+                code: Some(1009),
+                ..
+            }]
+        ));
+        // A forged one is still refused first.
+        let mut forged = call("", &with_meta(&meta), &huge);
+        forged.headers_mut().remove("Grip-Sig");
+        assert_eq!(
+            handle(&forged, &t.services())
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(403)
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_after_the_connection_left_writes_nothing() {
+        let t = services();
+        let meta = open(&t, "shop");
+        let closed = handle(
+            &call("", &with_meta(&meta), b"CLOSE 2\r\n\x03\xe8\r\n"),
+            &t.services(),
+        )
+        .expect("close");
+        let left = vec![
+            ("Site", "shop".to_string()),
+            ("Presence-Id", set_meta(&closed, "Presence-Id").expect("id")),
+            (
+                "Presence-Exp",
+                set_meta(&closed, "Presence-Exp").unwrap_or_default(),
+            ),
+        ];
+        assert_eq!(t.kv.len(), 0);
+        t.set_time(NOW_MS + 60_000);
+        let beat = websocket_events::encode(&[Event::Text(r#"{"type":"heartbeat"}"#.into())]);
+        handle(&call("", &with_meta(&left), &beat), &t.services()).expect("beat");
+        assert_eq!(
+            t.kv.len(),
+            0,
+            "a late heartbeat must not bring the connection back"
+        );
+    }
+
+    #[test]
+    fn a_close_is_echoed_only_with_a_code_that_may_be_sent() {
+        for (sent, echoed) in [
+            (Some(4001), 4001),
+            (Some(1005), 1000),
+            (Some(1006), 1000),
+            (Some(999), 1000),
+            (Some(1015), 1000),
+            (None, 1000),
+        ] {
+            let t = services();
+            let meta = open(&t, "shop");
+            let body = websocket_events::encode(&[Event::Close {
+                code: sent,
+                reason: String::new(),
+            }]);
+            let handled =
+                handle(&call("", &with_meta(&meta), &body), &t.services()).expect("close");
+            assert_eq!(events(&handled), vec![Event::close(echoed, "")], "{sent:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_a_400_not_a_panic() {
+        let t = services();
+        let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
+        req.headers_mut().insert(
+            "Connection-Id",
+            http::HeaderValue::from_bytes(b"\xff\xfe").expect("opaque bytes"),
+        );
+        assert_eq!(
+            handle(&req, &t.services())
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(400)
+        );
+        let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
+        req.headers_mut().insert(
+            "Grip-Sig",
+            http::HeaderValue::from_bytes(b"\xff").expect("opaque bytes"),
+        );
+        assert_eq!(
+            handle(&req, &t.services())
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(t.kv.len(), 0);
+    }
+
+    /// A store that is down.
+    struct Down;
+
+    impl crate::kv::KvStore for Down {
+        fn lookup(&self, _: &str) -> Result<Option<crate::kv::Entry>, crate::kv::KvError> {
+            Err(crate::kv::KvError::Other(
+                "store liveuser: internal error 42".into(),
+            ))
+        }
+        fn insert(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: Option<u32>,
+            _: crate::kv::WriteMode,
+        ) -> Result<(), crate::kv::KvError> {
+            Err(crate::kv::KvError::Other(
+                "store liveuser: internal error 42".into(),
+            ))
+        }
+        fn delete(&self, _: &str) -> Result<(), crate::kv::KvError> {
+            Err(crate::kv::KvError::Other(
+                "store liveuser: internal error 42".into(),
+            ))
+        }
+        fn list(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<crate::kv::ListPage, crate::kv::KvError> {
+            Err(crate::kv::KvError::Other(
+                "store liveuser: internal error 42".into(),
+            ))
+        }
+    }
+
+    #[test]
+    fn an_error_body_names_no_store_and_no_internal_error_but_the_log_does() {
+        let t = services();
+        let mut s = t.services();
+        s.kv = &Down;
+        let err = handle(&call("?siteId=shop", &[], b"OPEN\r\n"), &s).expect_err("store down");
+        assert_eq!(err.status(), 503);
+        let body = String::from_utf8_lossy(crate::response::error(&err).body()).into_owned();
+        assert!(
+            !body.contains("liveuser") && !body.contains("internal error"),
+            "{body}"
+        );
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("presence-join-failed") && l.contains("internal error 42")));
+    }
+
+    #[test]
+    fn only_the_first_join_of_a_connection_claims_a_broadcast() {
+        let t = services();
+        let meta = open(&t, "shop");
+        let join = websocket_events::encode(&[Event::Text(r#"{"type":"join"}"#.into())]);
+        t.set_time(NOW_MS + 1_000);
+        let first = handle(&call("", &with_meta(&meta), &join), &t.services()).expect("join");
+        assert!(first.broadcast.is_some(), "the first join claims its slot");
+        let mut joined = meta.clone();
+        joined.push((
+            "Joined",
+            set_meta(&first, "Joined").expect("meta says joined"),
+        ));
+        // Later joins, even in slots nobody has claimed yet, claim nothing.
+        for n in 2..5 {
+            t.set_time(NOW_MS + n * 1_000);
+            let again = handle(&call("", &with_meta(&joined), &join), &t.services()).expect("join");
+            assert!(again.broadcast.is_none(), "join {n}");
+        }
+    }
+
+    #[test]
+    fn with_a_registry_of_sites_an_unknown_site_is_refused_before_anything_is_stored() {
+        let mut t = services();
+        t.settings.insert("sites".into(), "shop, blog".into());
+        let err =
+            handle(&call("?siteId=other", &[], b"OPEN\r\n"), &t.services()).expect_err("unknown");
+        assert_eq!((err.status(), err.code()), (404, "unknown_site"));
+        assert_eq!(t.kv.len(), 0);
+        assert!(handle(&call("?siteId=blog", &[], b"OPEN\r\n"), &t.services()).is_ok());
+        let upgrade = crate::serve::upgrade(&t.services(), "/ws", Some("siteId=other"), None, None);
+        assert!(matches!(upgrade, crate::serve::Upgrade::Refuse(r) if r.status() == 404));
     }
 }

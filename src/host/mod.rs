@@ -16,6 +16,7 @@ use crate::error::HttpError;
 use crate::fastly_toml;
 use crate::grip_sig::{self, GripVerifier};
 use crate::ids::OsRandom;
+use crate::limits::ClientAddress;
 use crate::log::{Line, Log};
 use crate::publish;
 use crate::secrets::Secrets;
@@ -121,22 +122,24 @@ pub fn handoff(req: Request, log: &dyn Log, path: &str) {
     }
 }
 
-/// Converts the client request into the library's request type, reading at most `max_body`
-/// bytes of body; a larger body is an error the caller answers with 413.
-pub fn into_http_request(req: Request, max_body: usize) -> Result<http::Request<Vec<u8>>, usize> {
-    let declared = req
-        .get_header_str("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > max_body) {
-        return Err(max_body);
-    }
+/// Converts the client request into the library's request type. At most `limit + 1` bytes of
+/// body are read, chunked or not: a body cut there is over the limit, and the handlers answer
+/// it as such (the WebSocket endpoint closes the connection with 1009, the API says 413).
+pub fn into_http_request(req: Request, limit: usize) -> http::Request<Vec<u8>> {
+    use std::io::Read;
+    let address = req
+        .get_client_ip_addr()
+        .map(|ip| ClientAddress(ip.to_string()));
     let http_req: http::Request<fastly::Body> = req.into();
     let (parts, body) = http_req.into_parts();
-    let bytes = body.into_bytes();
-    if bytes.len() > max_body {
-        return Err(max_body);
+    let mut bytes = Vec::new();
+    // A body that cannot be read is treated as what was read of it.
+    let _ = body.take(limit as u64 + 1).read_to_end(&mut bytes);
+    let mut request = http::Request::from_parts(parts, bytes);
+    if let Some(address) = address {
+        request.extensions_mut().insert(address);
     }
-    Ok(http::Request::from_parts(parts, bytes))
+    request
 }
 
 /// Sends the library's response to the client.

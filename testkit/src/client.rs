@@ -1,7 +1,7 @@
 //! A real WebSocket client for the tests (tungstenite over a plain TCP socket).
 
 use std::io::ErrorKind;
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -32,10 +32,19 @@ impl Client {
 
     /// Connects as a page on `origin` would (browsers send an `Origin` header).
     pub fn try_connect_from(url: &str, origin: Option<&str>) -> Result<Client, String> {
+        Client::try_connect_as(url, origin, None)
+    }
+
+    /// Connects from the loopback address `address` (a distinct client; see `net`).
+    pub fn try_connect_as(
+        url: &str,
+        origin: Option<&str>,
+        address: Option<Ipv4Addr>,
+    ) -> Result<Client, String> {
         use tungstenite::client::IntoClientRequest;
         let rest = url.strip_prefix("ws://").ok_or("not a ws:// url")?;
         let host = rest.split('/').next().ok_or("no host")?;
-        let stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
+        let stream = crate::net::connect(host, address)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .map_err(|e| e.to_string())?;

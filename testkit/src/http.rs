@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 client (one request per connection), enough for tests.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::time::Duration;
 
 /// A response read by [`http_request`].
@@ -51,8 +51,19 @@ pub fn try_http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<HttpResponse, String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    try_http_request_as(None, port, method, path, headers, body)
+}
+
+/// [`try_http_request`] from the loopback address `address` (a distinct client; see `net`).
+pub fn try_http_request_as(
+    address: Option<Ipv4Addr>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
+    let mut stream = crate::net::connect(&format!("127.0.0.1:{port}"), address)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| format!("timeout: {e}"))?;

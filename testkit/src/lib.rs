@@ -10,5 +10,6 @@ pub mod http;
 pub mod jwt;
 pub mod log;
 pub mod manifest;
+pub mod net;
 pub mod process;
 pub mod stack;

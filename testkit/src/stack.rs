@@ -33,7 +33,7 @@ pub fn wasm_path() -> PathBuf {
 }
 
 /// Settings for one stack.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StackOptions {
     /// Values for the `liveuser_config` config store, over fastly.toml's.
     pub config: Vec<(String, String)>,
@@ -43,6 +43,27 @@ pub struct StackOptions {
     pub secrets: Vec<(String, String)>,
     /// Where the `fastly_api` backend points (a stand-in for Fastly's API).
     pub fastly_api_url: Option<String>,
+}
+
+impl Default for StackOptions {
+    /// Per-client limits raised out of the way: tests and benchmarks open thousands of
+    /// sockets, visits and reads from one address. A test of the limits sets its own.
+    fn default() -> Self {
+        let config = [
+            ("max_sockets_per_client", "10000"),
+            ("max_visits_per_client_hour", "1000000"),
+            ("max_api_reads_per_client_minute", "1000000"),
+        ];
+        StackOptions {
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            no_admin_token: false,
+            secrets: Vec::new(),
+            fastly_api_url: None,
+        }
+    }
 }
 
 impl StackOptions {

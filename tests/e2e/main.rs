@@ -4,6 +4,7 @@
 
 mod deploy;
 mod foundation;
+mod limits;
 mod presence;
 mod production;
 mod serve;

@@ -1,0 +1,256 @@
+//! What one client (one network address) may do: hold a few sockets open on one site, count a
+//! few visits an hour on one site, and read the API so often a minute. Without these, one host
+//! could open thousands of counted sockets, add a visit with every open, or read the API in a
+//! loop.
+//!
+//! The address is never stored or logged: it is turned at once into a [`ClientKey`], an HMAC of
+//! it under a key that lives only in the POP's cache and changes every day, so a key says
+//! nothing outside that POP and that day.
+//!
+//! Limits are counted in the POP's cache, which works the same on Fastly and locally (Fastly's
+//! Edge Rate Limiting would not: Viceroy's is a no-op). A limit is a set of numbered tickets:
+//! a client takes the first free one with an insert-only claim (exactly one request can take a
+//! ticket), so concurrent requests from one address cannot overshoot. A socket's ticket is
+//! released when it closes and kept alive by its heartbeats; visit and read tickets lapse with
+//! their hour or minute. Limits are per POP: a client spread over many POPs gets each POP's
+//! share, which one address rarely is.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::cache::{self, SharedCache};
+use crate::ids::IdSource;
+use crate::site::SiteId;
+
+/// The hashed address of one client, as limits key it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A key read back from connection meta: 32 lowercase hex digits, or nothing.
+    pub fn parse(text: &str) -> Option<ClientKey> {
+        (text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| ClientKey(text.to_string()))
+    }
+}
+
+/// The network address of the client that sent a request, as the host put it in the request's
+/// extensions (absent in requests that did not come from a client, such as Fanout's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+/// How much one client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sockets one client may hold open on one site.
+    pub sockets_per_site: u32,
+    /// Visits one client may add to one site's total in an hour.
+    pub visits_per_site_hour: u32,
+    /// API reads one client may make in a minute.
+    pub api_reads_per_minute: u32,
+}
+
+const DAY_MS: u64 = 86_400_000;
+const HOUR_MS: u64 = 3_600_000;
+const MINUTE_MS: u64 = 60_000;
+
+/// The client key of `address` today (the address itself goes no further).
+pub fn client_key(
+    cache: &dyn SharedCache,
+    ids: &dyn IdSource,
+    now_ms: u64,
+    address: &str,
+) -> ClientKey {
+    let day = now_ms / DAY_MS;
+    // Today's secret: made by the first request of the day in this POP, kept by its cache a
+    // little over a day (requests a moment either side of midnight use their own day's).
+    let mut make = || {
+        let [a, b] = ids.random_u64s();
+        Some(format!("{a:016x}{b:016x}").into_bytes())
+    };
+    let secret = cache
+        .get_or_compute(&format!("limits/secret/{day}"), DAY_MS + HOUR_MS, &mut make)
+        .unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this arm is never taken.
+        Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
+    });
+    mac.update(address.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Takes a socket ticket for `client` on `site`: `Some(ticket)` while it holds fewer than
+/// the limit, `None` at the limit. The ticket lives `ttl_ms` unless refreshed.
+pub fn take_socket(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    site: &SiteId,
+    client: &ClientKey,
+    ttl_ms: u64,
+) -> Option<u32> {
+    (0..limits.sockets_per_site).find(|n| cache.claim(&socket_key(site, client, *n), ttl_ms))
+}
+
+/// Keeps a socket's ticket alive (on its heartbeats).
+pub fn keep_socket(
+    cache: &dyn SharedCache,
+    site: &SiteId,
+    client: &ClientKey,
+    ticket: u32,
+    ttl_ms: u64,
+) {
+    cache.set(&socket_key(site, client, ticket), b"1", ttl_ms);
+}
+
+/// Gives a socket's ticket back (it closed).
+pub fn release_socket(cache: &dyn SharedCache, site: &SiteId, client: &ClientKey, ticket: u32) {
+    // Expiring at once is releasing: the next claim takes it.
+    cache.set(&socket_key(site, client, ticket), b"", 1);
+}
+
+fn socket_key(site: &SiteId, client: &ClientKey, ticket: u32) -> String {
+    format!("limits/socket/{site}/{}/{ticket}", client.as_str())
+}
+
+/// Whether `client` may add one more visit to `site` this hour (and counts it).
+pub fn take_visit(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    site: &SiteId,
+    client: &ClientKey,
+    now_ms: u64,
+) -> bool {
+    let hour = now_ms / HOUR_MS;
+    let window = format!("limits/visit/{site}/{}/{hour}", client.as_str());
+    take_in_window(cache, &window, limits.visits_per_site_hour, HOUR_MS)
+}
+
+/// Whether `client` may make one more API read this minute (and counts it).
+pub fn take_api_read(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    client: &ClientKey,
+    now_ms: u64,
+) -> bool {
+    let minute = now_ms / MINUTE_MS;
+    let window = format!("limits/api/{}/{minute}", client.as_str());
+    take_in_window(cache, &window, limits.api_reads_per_minute, MINUTE_MS)
+}
+
+/// When the current minute's API window ends, in whole seconds (for `Retry-After`).
+pub fn api_retry_after_secs(now_ms: u64) -> u32 {
+    ((MINUTE_MS - now_ms % MINUTE_MS).div_ceil(1000)) as u32
+}
+
+/// Takes the next of `limit` tickets of a window. A hint of the next free ticket keeps this
+/// to a lookup and a claim or two; claims keep concurrent takers apart.
+fn take_in_window(cache: &dyn SharedCache, window: &str, limit: u32, ttl_ms: u64) -> bool {
+    let hint_key = format!("{window}/next");
+    let start = cache::get_u64(cache, &hint_key)
+        .unwrap_or(0)
+        .min(u64::from(limit)) as u32;
+    for n in start..limit {
+        if cache.claim(&format!("{window}/{n}"), ttl_ms) {
+            cache.set(&hint_key, (n + 1).to_string().as_bytes(), ttl_ms);
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{CountingIds, MemoryCache};
+
+    fn limits() -> Limits {
+        Limits {
+            sockets_per_site: 3,
+            visits_per_site_hour: 4,
+            api_reads_per_minute: 5,
+        }
+    }
+
+    fn site(s: &str) -> SiteId {
+        SiteId::parse(s).expect("site")
+    }
+
+    #[test]
+    fn keys_are_stable_within_a_day_and_tell_nothing_across_days() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let a = client_key(&cache, &ids, 1_000, "192.0.2.1");
+        assert_eq!(a, client_key(&cache, &ids, 2_000, "192.0.2.1"));
+        assert_ne!(a, client_key(&cache, &ids, 2_000, "192.0.2.2"));
+        cache.clock_ms.set(DAY_MS + 1);
+        let tomorrow = client_key(&cache, &ids, DAY_MS + 1, "192.0.2.1");
+        assert_ne!(a, tomorrow, "a new day, a new secret");
+        assert!(!a.as_str().contains("192"));
+        assert_eq!(ClientKey::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(ClientKey::parse("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_sockets_and_gets_one_back_when_one_closes() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let (me, other) = (
+            client_key(&cache, &ids, 0, "192.0.2.1"),
+            client_key(&cache, &ids, 0, "192.0.2.2"),
+        );
+        let tickets: Vec<Option<u32>> = (0..5)
+            .map(|_| take_socket(&cache, &limits(), &site("a"), &me, 60_000))
+            .collect();
+        assert_eq!(tickets, vec![Some(0), Some(1), Some(2), None, None]);
+        // Other clients and other sites are unaffected.
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &other, 60_000),
+            Some(0)
+        );
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("b"), &me, 60_000),
+            Some(0)
+        );
+        release_socket(&cache, &site("a"), &me, 1);
+        cache.clock_ms.set(2);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            Some(1)
+        );
+        // A ticket a vanished socket held lapses; a live one is kept by its heartbeats.
+        cache.clock_ms.set(50_000);
+        keep_socket(&cache, &site("a"), &me, 0, 60_000);
+        cache.clock_ms.set(70_000);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn visits_and_api_reads_are_counted_per_window() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        let visits: Vec<bool> = (0..6)
+            .map(|_| take_visit(&cache, &limits(), &site("a"), &me, 0))
+            .collect();
+        assert_eq!(visits, vec![true, true, true, true, false, false]);
+        cache.clock_ms.set(HOUR_MS);
+        assert!(
+            take_visit(&cache, &limits(), &site("a"), &me, HOUR_MS),
+            "a new hour"
+        );
+        let reads = (0..7)
+            .filter(|_| take_api_read(&cache, &limits(), &me, HOUR_MS))
+            .count();
+        assert_eq!(reads, 5);
+        assert_eq!(api_retry_after_secs(HOUR_MS + 59_500), 1);
+        assert_eq!(api_retry_after_secs(HOUR_MS), 60);
+    }
+}
