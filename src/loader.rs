@@ -112,7 +112,7 @@ fn server_url(given: Option<&str>, origin: &str) -> String {
 }
 
 /// JSON that is safe inside a script: no `<`, `>`, `&` or line separators appear literally.
-fn script_json(config: &ClientConfig) -> String {
+pub fn script_json(config: &ClientConfig) -> String {
     serde_json::to_string(config)
         .unwrap_or_else(|_| "{}".to_string())
         .replace('<', "\\u003c")

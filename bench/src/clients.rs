@@ -1,6 +1,7 @@
 //! Async WebSocket clients that behave like the LiveUser client (join after open, optional
 //! heartbeats) and record every count they are told, with the time they were told it.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,11 +69,23 @@ const ATTEMPTS: u32 = 3;
 
 /// Connects one client to `url` (up to three attempts) and starts recording.
 pub async fn connect(url: &str, site: &str, heartbeat: Option<Duration>) -> Result<Client, String> {
+    connect_as(url, site, heartbeat, None, ATTEMPTS).await
+}
+
+/// [`connect`] from the loopback address `from` (a distinct client: all of 127.0.0.0/8 reaches
+/// this machine), with at most `attempts` handshakes.
+pub async fn connect_as(
+    url: &str,
+    site: &str,
+    heartbeat: Option<Duration>,
+    from: Option<Ipv4Addr>,
+    attempts: u32,
+) -> Result<Client, String> {
     let mut attempt = 1;
     let ws = loop {
-        match tokio_tungstenite::connect_async(url).await {
-            Ok((ws, _)) => break ws,
-            Err(e) if attempt >= ATTEMPTS => return Err(e.to_string()),
+        match handshake(url, from).await {
+            Ok(ws) => break ws,
+            Err(e) if attempt >= attempts => return Err(e.to_string()),
             Err(_) => {
                 RETRIES.fetch_add(1, Ordering::Relaxed);
                 attempt += 1;
@@ -126,6 +139,34 @@ pub async fn connect(url: &str, site: &str, heartbeat: Option<Duration>) -> Resu
         stop: Some(stop_tx),
         task: Some(task),
     })
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One WebSocket handshake, from `from` when given.
+async fn handshake(url: &str, from: Option<Ipv4Addr>) -> Result<Socket, String> {
+    let Some(from) = from else {
+        return tokio_tungstenite::connect_async(url)
+            .await
+            .map(|(ws, _)| ws)
+            .map_err(|e| e.to_string());
+    };
+    let host = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or("not a ws:// url")?;
+    let target: std::net::SocketAddr = host.parse().map_err(|_| "not an address".to_string())?;
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind((from, 0).into())
+        .map_err(|e| format!("bind {from}: {e}"))?;
+    let stream = socket.connect(target).await.map_err(|e| e.to_string())?;
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
 }
 
 async fn tick(beat: &mut Option<tokio::time::Interval>) {

@@ -12,4 +12,5 @@ pub mod log;
 pub mod manifest;
 pub mod net;
 pub mod process;
+pub mod proxy;
 pub mod stack;

@@ -43,6 +43,9 @@ pub struct StackOptions {
     pub secrets: Vec<(String, String)>,
     /// Where the `fastly_api` backend points (a stand-in for Fastly's API).
     pub fastly_api_url: Option<String>,
+    /// Where the local publish backend points, when not straight at Pushpin (a proxy a test
+    /// can take down).
+    pub publisher_url: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -62,6 +65,7 @@ impl Default for StackOptions {
             no_admin_token: false,
             secrets: Vec::new(),
             fastly_api_url: None,
+            publisher_url: None,
         }
     }
 }
@@ -74,6 +78,11 @@ impl StackOptions {
 
     pub fn with_fastly_api(mut self, url: &str) -> Self {
         self.fastly_api_url = Some(url.to_string());
+        self
+    }
+
+    pub fn with_publisher(mut self, url: &str) -> Self {
+        self.publisher_url = Some(url.to_string());
         self
     }
 
@@ -198,9 +207,10 @@ impl Stack {
             FANOUT_BACKEND,
             &format!("http://127.0.0.1:{}", self.app_port),
         );
+        let publisher = self.options.publisher_url.clone();
         m.set_backend_url(
             LOCAL_PUBLISH_BACKEND,
-            &format!("http://127.0.0.1:{}", self.publish_port),
+            &publisher.unwrap_or_else(|| format!("http://127.0.0.1:{}", self.publish_port)),
         );
         m.set_secret(GRIP_KEY_SECRET, &self.grip_key);
         if self.options.no_admin_token {
@@ -300,6 +310,41 @@ impl Stack {
     }
 
     /// Kills Pushpin outright (as a crashed Fanout node would vanish) and starts it again.
+    /// The resident memory (KiB) of each process of the stack: Viceroy, Pushpin's runner and
+    /// the services it started (read from their pid files).
+    pub fn memory_kib(&self) -> Vec<(String, u64)> {
+        let mut processes = Vec::new();
+        if let Some(viceroy) = &self.viceroy {
+            processes.push(("viceroy".to_string(), viceroy.id()));
+        }
+        if let Some(pushpin) = &self.pushpin {
+            processes.push(("pushpin".to_string(), pushpin.id()));
+        }
+        for entry in fs::read_dir(self.dir.join("run"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string);
+            let pid = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            if let (Some(name), Some(pid), Some("pid")) =
+                (name, pid, path.extension().and_then(|e| e.to_str()))
+            {
+                processes.push((name, pid));
+            }
+        }
+        processes
+            .into_iter()
+            .filter_map(|(name, pid)| resident_kib(pid).map(|kib| (name, kib)))
+            .collect()
+    }
+
     pub fn kill_and_restart_pushpin(&mut self) {
         if let Some(child) = self.pushpin.take() {
             stop(child, libc::SIGKILL);
@@ -348,6 +393,15 @@ impl Drop for Stack {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A process's resident set size, from /proc.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn check_wasm_is_fresh() {

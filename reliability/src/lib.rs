@@ -1,0 +1,9 @@
+//! Reliability figures for LiveUser: generated inputs for every parser that takes input from
+//! outside, forged signatures, and failure and abuse scenarios on the local stack. `main`
+//! runs them all and writes RELIABILITY.md; the smoke test runs a short version of each.
+
+pub mod forgery;
+pub mod inputs;
+pub mod mutate;
+pub mod report;
+pub mod scenarios;
