@@ -171,7 +171,7 @@ pub fn forgeries(n: u64, seed: u64) -> ForgeryFigure {
         })
         .count() as u64;
     let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     ForgeryFigure {
         forged: n,
         accepted: tried.iter().map(|t| t.1).sum(),

@@ -105,7 +105,7 @@ fn run<I: std::fmt::Debug>(
     panic::set_hook(hook);
     figure.seconds = started.elapsed().as_secs_f64();
     let mut kinds: Vec<(String, u64)> = kinds.into_iter().collect();
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
     figure.error_kinds = kinds;
     figure
 }
@@ -153,7 +153,7 @@ fn codec_input(m: &Mutator) -> Vec<u8> {
     }
 }
 
-fn judge_codec(body: &Vec<u8>) -> Outcome {
+fn judge_codec(body: &[u8]) -> Outcome {
     match websocket_events::parse(body) {
         // A parsed batch must say the same when encoded and parsed again.
         Ok(events) => match websocket_events::parse(&websocket_events::encode(&events)) {
@@ -170,7 +170,7 @@ pub fn codec(n: u64, seed: u64) -> InputFigure {
         n,
         seed,
         codec_input,
-        judge_codec,
+        |body| judge_codec(body),
     )
 }
 
@@ -206,7 +206,7 @@ fn message_input(m: &Mutator) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn judge_message(text: &String) -> Outcome {
+fn judge_message(text: &str) -> Outcome {
     match protocol::parse(text) {
         Ok(ClientMessage::Join { .. } | ClientMessage::Heartbeat) => Outcome::Value,
         Ok(ClientMessage::Unknown { kind }) if kind.len() <= text.len() => Outcome::Value,
@@ -227,7 +227,7 @@ pub fn client_messages(n: u64, seed: u64) -> InputFigure {
         n,
         seed,
         message_input,
-        judge_message,
+        |text| judge_message(text),
     )
 }
 
@@ -403,7 +403,7 @@ fn query_input(m: &Mutator) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn judge_query(config: &Config, query: &String) -> Outcome {
+fn judge_query(config: &Config, query: &str) -> Outcome {
     match loader::client_config(Some(query), "https://live.example", config) {
         Ok(c) => {
             // The configuration goes into a script: it must not be able to end the script
