@@ -23,7 +23,7 @@ use crate::request::{header, parse_bool, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
 use crate::websocket_events::{self, CodecError, Event};
-use crate::{totals, Handled, Services};
+use crate::{snapshot, totals, Handled, Services};
 
 /// Connection meta: the connection's site.
 pub const META_SITE: &str = "Site";
@@ -383,6 +383,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     conn.lease = Some(lease);
     conn.lease_changed = true;
     conn.wants_broadcast = true;
+    let mut visited = false;
     if conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
         let allowed = conn.client.as_ref().is_none_or(|client| {
             limits::take_visit(
@@ -394,7 +395,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
             )
         });
         if allowed {
-            count_visit(services, conn);
+            visited = count_visit(services, conn);
         } else {
             services.log.emit(&Line::VisitLimited {
                 conn: &conn.id,
@@ -410,23 +411,55 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
         conn.site.channel()
     };
     reply.events.push(grip::subscribe(&channel));
+    if let Some(update) = first_update(services, conn, visited) {
+        reply.events.push(Event::Text(update));
+    }
     Ok(())
 }
 
-/// Adds this page view to the site's total. A failure is logged, never fatal to the socket.
-fn count_visit(services: &Services, conn: &Connection) {
+/// The page's first count, in the reply that accepts it, so it shows a number at once
+/// instead of waiting for the next slot's broadcast: the last broadcast's count (read from
+/// the POP's one-second snapshot cache: no listing) plus this page, which that count could not
+/// have seen, and likewise the total plus this visit. On a settled site that is the exact
+/// count; on a changing one, the broadcast this page's join claims corrects it within a slot.
+fn first_update(services: &Services, conn: &Connection, visited: bool) -> Option<String> {
+    let total_of = |s: &snapshot::Snapshot| {
+        conn.totals
+            .then_some(s.total)
+            .flatten()
+            .map(|t| t + u64::from(visited))
+    };
+    match snapshot::cached(services, &conn.site) {
+        Ok(Some(last)) => Some(protocol::update(last.count + 1, total_of(&last))),
+        // No broadcast yet: a new site, where this page is the first.
+        Ok(None) => Some(protocol::update(1, None)),
+        // The broadcast will tell it.
+        Err(_) => None,
+    }
+}
+
+/// Adds this page view to the site's total (whether it was added). A failure is logged, never
+/// fatal to the socket.
+fn count_visit(services: &Services, conn: &Connection) -> bool {
     match totals::record_visit(services.kv, services.ids, services.clock, &conn.site) {
-        Ok(attempts) if attempts > 1 => services.log.emit(&Line::VisitRetried {
-            conn: &conn.id,
-            site: &conn.site,
-            attempts,
-        }),
-        Ok(_) => {}
-        Err(e) => services.log.emit(&Line::VisitFailed {
-            conn: &conn.id,
-            site: &conn.site,
-            error: &e.to_string(),
-        }),
+        Ok(attempts) => {
+            if attempts > 1 {
+                services.log.emit(&Line::VisitRetried {
+                    conn: &conn.id,
+                    site: &conn.site,
+                    attempts,
+                });
+            }
+            true
+        }
+        Err(e) => {
+            services.log.emit(&Line::VisitFailed {
+                conn: &conn.id,
+                site: &conn.site,
+                error: &e.to_string(),
+            });
+            false
+        }
     }
 }
 
@@ -687,7 +720,9 @@ mod tests {
             events(&handled),
             vec![
                 Event::Open,
-                Event::Text(r#"c:{"type":"subscribe","channel":"site:shop"}"#.into())
+                Event::Text(r#"c:{"type":"subscribe","channel":"site:shop"}"#.into()),
+                // A new site: this page is its first reader.
+                Event::Text(r#"{"type":"update","count":1}"#.into()),
             ]
         );
         assert_eq!(t.kv.len(), 1);
@@ -877,6 +912,45 @@ mod tests {
         );
         assert!(connect_params(Some(&format!("clientId={}", "x".repeat(129)))).is_err());
         assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
+    }
+
+    #[test]
+    fn the_open_reply_carries_the_count_with_this_page_and_the_total_with_this_visit() {
+        let t = services();
+        // A settled site: its last broadcast, a minute ago, said 5 readers and 10 visits.
+        let last = snapshot::Snapshot {
+            slot_end_ms: NOW_MS - 60_000,
+            count: 5,
+            total: Some(10),
+        };
+        let shop = SiteId::parse("shop").expect("site");
+        snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+        let kv = crate::kv::CountingKv::new(&t.kv);
+        let counted = Services {
+            kv: &kv,
+            ..t.services()
+        };
+        let first = |query: &str| {
+            let handled = handle(&call(query, &[], b"OPEN\r\n"), &counted).expect("open");
+            events(&handled).last().cloned()
+        };
+        let update = |json: &str| Some(Event::Text(json.into()));
+        assert_eq!(
+            first("?siteId=shop&enableTotalCount=true"),
+            update(r#"{"type":"update","count":6,"totalCount":11}"#)
+        );
+        // A page that is not a new visit adds none; a count-only page is told no total.
+        assert_eq!(
+            first("?siteId=shop&enableTotalCount=true&visit=0"),
+            update(r#"{"type":"update","count":6,"totalCount":10}"#)
+        );
+        assert_eq!(
+            first("?siteId=shop"),
+            update(r#"{"type":"update","count":6}"#)
+        );
+        // No listing: the snapshot's two keys read once, then from the POP's cache.
+        let counts = kv.counts();
+        assert_eq!((counts.list, counts.lookup), (0, 2));
     }
 
     #[test]
