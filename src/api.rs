@@ -15,7 +15,7 @@ use crate::admin::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;
-use crate::limits::{self, ClientAddress};
+use crate::limits::{self, ClientAddress, Verdict};
 use crate::log::Line;
 use crate::request;
 use crate::response::{self, finish};
@@ -237,13 +237,21 @@ fn may_read(req: &Request<Vec<u8>>, services: &Services) -> bool {
     };
     let now_ms = services.clock.now_ms();
     let client = limits::client_key(services.cache, services.ids, now_ms, address);
-    let allowed = limits::take_api_read(services.cache, &services.config.limits, &client, now_ms);
-    if !allowed {
-        services.log.emit(&Line::ApiLimited {
-            path: req.uri().path(),
-        });
+    match limits::take_api_read(services.cache, &services.config.limits, &client, now_ms) {
+        Verdict::Within => true,
+        Verdict::Unchecked => {
+            services
+                .log
+                .emit(&Line::LimitUnchecked { limit: "api-reads" });
+            true
+        }
+        Verdict::Over => {
+            services.log.emit(&Line::ApiLimited {
+                path: req.uri().path(),
+            });
+            false
+        }
     }
-    allowed
 }
 
 fn preflight(endpoint: Endpoint) -> Response<Vec<u8>> {

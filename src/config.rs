@@ -153,11 +153,12 @@ impl Config {
         );
         let kv_settle_ms = read("kv_settle_ms", defaults.kv_settle_ms, 0, 5_000);
         let limits = crate::limits::Limits {
+            // A refused upgrade tries every ticket: the most is kept modest.
             sockets_per_site: read(
                 "max_sockets_per_client",
                 defaults.limits.sockets_per_site,
                 1,
-                10_000,
+                1_000,
             ),
             visits_per_site_hour: read(
                 "max_visits_per_client_hour",

@@ -150,10 +150,12 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
-    /// Whether `code` may appear in a close frame on the wire (RFC 6455 7.4: 1000–4999,
-    /// except the reserved 1004 and the never-sent 1005, 1006 and 1015).
+    /// Whether `code` may appear in a close frame on the wire (RFC 6455 7.4 and IANA's
+    /// registry): the defined codes 1000–1003 and 1007–1014, and 3000–4999 for libraries and
+    /// applications. 1004 is reserved, 1005, 1006 and 1015 are never sent, and 1016–2999 are
+    /// reserved for the protocol.
     pub fn may_be_sent(code: u16) -> bool {
-        (1000..=4999).contains(&code) && !matches!(code, 1004 | 1005 | 1006 | 1015)
+        matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 
     pub fn code(self) -> u16 {

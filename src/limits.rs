@@ -13,12 +13,17 @@
 //! ticket), so concurrent requests from one address cannot overshoot. A socket's ticket is
 //! released when it closes and kept alive by its heartbeats; visit and read tickets lapse with
 //! their hour or minute. Limits are per POP: a client spread over many POPs gets each POP's
-//! share, which one address rarely is.
+//! share, which one address rarely is. An IPv6 client is keyed by its /64 (one subscriber's
+//! network; its addresses within it are free to change). When the cache cannot answer, a
+//! limit is not applied (and that is logged): a cache fault must not lock readers out.
+//!
+//! A new day's secret gives every client a new key, and with it a fresh share: around
+//! midnight UTC a client may briefly hold up to twice its sockets.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::cache::{self, SharedCache};
+use crate::cache::{self, CacheFailed, SharedCache};
 use crate::ids::IdSource;
 use crate::site::SiteId;
 
@@ -61,6 +66,41 @@ const DAY_MS: u64 = 86_400_000;
 const HOUR_MS: u64 = 3_600_000;
 const MINUTE_MS: u64 = 60_000;
 
+/// What a limit said of one more request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the client's share (and counted).
+    Within,
+    /// Over it.
+    Over,
+    /// The cache could not say: allowed, unchecked.
+    Unchecked,
+}
+
+/// Whether a socket may open, and the ticket it holds if so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketAdmission {
+    Ticket(u32),
+    Full,
+    /// The cache could not say: allowed, without a ticket.
+    Unchecked,
+}
+
+/// The part of an address that names one client: the address itself for IPv4, its /64 for
+/// IPv6.
+fn network_of(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => address.to_string(),
+    }
+}
+
 /// The client key of `address` today (the address itself goes no further).
 pub fn client_key(
     cache: &dyn SharedCache,
@@ -82,21 +122,28 @@ pub fn client_key(
         // HMAC takes keys of any length; this arm is never taken.
         Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
     });
-    mac.update(address.as_bytes());
+    mac.update(network_of(address).as_bytes());
     let digest = mac.finalize().into_bytes();
     ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Takes a socket ticket for `client` on `site`: `Some(ticket)` while it holds fewer than
-/// the limit, `None` at the limit. The ticket lives `ttl_ms` unless refreshed.
+/// Takes a socket ticket for `client` on `site` while it holds fewer than the limit. The
+/// ticket lives `ttl_ms` unless refreshed.
 pub fn take_socket(
     cache: &dyn SharedCache,
     limits: &Limits,
     site: &SiteId,
     client: &ClientKey,
     ttl_ms: u64,
-) -> Option<u32> {
-    (0..limits.sockets_per_site).find(|n| cache.claim(&socket_key(site, client, *n), ttl_ms))
+) -> SocketAdmission {
+    for n in 0..limits.sockets_per_site {
+        match cache.try_claim(&socket_key(site, client, n), ttl_ms) {
+            Ok(true) => return SocketAdmission::Ticket(n),
+            Ok(false) => {}
+            Err(CacheFailed) => return SocketAdmission::Unchecked,
+        }
+    }
+    SocketAdmission::Full
 }
 
 /// Keeps a socket's ticket alive (on its heartbeats).
@@ -127,7 +174,7 @@ pub fn take_visit(
     site: &SiteId,
     client: &ClientKey,
     now_ms: u64,
-) -> bool {
+) -> Verdict {
     let hour = now_ms / HOUR_MS;
     let window = format!("limits/visit/{site}/{}/{hour}", client.as_str());
     take_in_window(cache, &window, limits.visits_per_site_hour, HOUR_MS)
@@ -139,7 +186,7 @@ pub fn take_api_read(
     limits: &Limits,
     client: &ClientKey,
     now_ms: u64,
-) -> bool {
+) -> Verdict {
     let minute = now_ms / MINUTE_MS;
     let window = format!("limits/api/{}/{minute}", client.as_str());
     take_in_window(cache, &window, limits.api_reads_per_minute, MINUTE_MS)
@@ -152,18 +199,22 @@ pub fn api_retry_after_secs(now_ms: u64) -> u32 {
 
 /// Takes the next of `limit` tickets of a window. A hint of the next free ticket keeps this
 /// to a lookup and a claim or two; claims keep concurrent takers apart.
-fn take_in_window(cache: &dyn SharedCache, window: &str, limit: u32, ttl_ms: u64) -> bool {
+fn take_in_window(cache: &dyn SharedCache, window: &str, limit: u32, ttl_ms: u64) -> Verdict {
     let hint_key = format!("{window}/next");
     let start = cache::get_u64(cache, &hint_key)
         .unwrap_or(0)
         .min(u64::from(limit)) as u32;
     for n in start..limit {
-        if cache.claim(&format!("{window}/{n}"), ttl_ms) {
-            cache.set(&hint_key, (n + 1).to_string().as_bytes(), ttl_ms);
-            return true;
+        match cache.try_claim(&format!("{window}/{n}"), ttl_ms) {
+            Ok(true) => {
+                cache.set(&hint_key, (n + 1).to_string().as_bytes(), ttl_ms);
+                return Verdict::Within;
+            }
+            Ok(false) => {}
+            Err(CacheFailed) => return Verdict::Unchecked,
         }
     }
-    false
+    Verdict::Over
 }
 
 #[cfg(test)]
@@ -204,24 +255,25 @@ mod tests {
             client_key(&cache, &ids, 0, "192.0.2.1"),
             client_key(&cache, &ids, 0, "192.0.2.2"),
         );
-        let tickets: Vec<Option<u32>> = (0..5)
+        let tickets: Vec<SocketAdmission> = (0..5)
             .map(|_| take_socket(&cache, &limits(), &site("a"), &me, 60_000))
             .collect();
-        assert_eq!(tickets, vec![Some(0), Some(1), Some(2), None, None]);
+        use SocketAdmission::{Full, Ticket};
+        assert_eq!(tickets, vec![Ticket(0), Ticket(1), Ticket(2), Full, Full]);
         // Other clients and other sites are unaffected.
         assert_eq!(
             take_socket(&cache, &limits(), &site("a"), &other, 60_000),
-            Some(0)
+            Ticket(0)
         );
         assert_eq!(
             take_socket(&cache, &limits(), &site("b"), &me, 60_000),
-            Some(0)
+            Ticket(0)
         );
         release_socket(&cache, &site("a"), &me, 1);
         cache.clock_ms.set(2);
         assert_eq!(
             take_socket(&cache, &limits(), &site("a"), &me, 60_000),
-            Some(1)
+            Ticket(1)
         );
         // A ticket a vanished socket held lapses; a live one is kept by its heartbeats.
         cache.clock_ms.set(50_000);
@@ -229,7 +281,7 @@ mod tests {
         cache.clock_ms.set(70_000);
         assert_eq!(
             take_socket(&cache, &limits(), &site("a"), &me, 60_000),
-            Some(1)
+            Ticket(1)
         );
     }
 
@@ -237,20 +289,48 @@ mod tests {
     fn visits_and_api_reads_are_counted_per_window() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
         let me = client_key(&cache, &ids, 0, "192.0.2.1");
-        let visits: Vec<bool> = (0..6)
+        let visits: Vec<Verdict> = (0..6)
             .map(|_| take_visit(&cache, &limits(), &site("a"), &me, 0))
             .collect();
-        assert_eq!(visits, vec![true, true, true, true, false, false]);
+        use Verdict::{Over, Within};
+        assert_eq!(visits, vec![Within, Within, Within, Within, Over, Over]);
         cache.clock_ms.set(HOUR_MS);
-        assert!(
+        assert_eq!(
             take_visit(&cache, &limits(), &site("a"), &me, HOUR_MS),
+            Within,
             "a new hour"
         );
         let reads = (0..7)
-            .filter(|_| take_api_read(&cache, &limits(), &me, HOUR_MS))
+            .filter(|_| take_api_read(&cache, &limits(), &me, HOUR_MS) == Within)
             .count();
         assert_eq!(reads, 5);
         assert_eq!(api_retry_after_secs(HOUR_MS + 59_500), 1);
         assert_eq!(api_retry_after_secs(HOUR_MS), 60);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_one_client_across_its_64() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let key = |a: &str| client_key(&cache, &ids, 0, a);
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
+    #[test]
+    fn a_cache_that_fails_applies_no_limit() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        cache.failing.set(true);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            SocketAdmission::Unchecked
+        );
+        assert_eq!(
+            take_visit(&cache, &limits(), &site("a"), &me, 0),
+            Verdict::Unchecked
+        );
+        assert_eq!(take_api_read(&cache, &limits(), &me, 0), Verdict::Unchecked);
     }
 }

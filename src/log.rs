@@ -93,6 +93,10 @@ pub enum Line<'a> {
     SocketLimited {
         site: &'a SiteId,
     },
+    /// A per-client limit could not be checked (the cache failed): the request was allowed.
+    LimitUnchecked {
+        limit: &'static str,
+    },
     /// An API read was refused: its client made its share this minute.
     ApiLimited {
         path: &'a str,
@@ -150,6 +154,7 @@ impl Line<'_> {
             Line::VisitLimited { .. } => "visit-limited",
             Line::SocketLimited { .. } => "socket-limited",
             Line::ApiLimited { .. } => "api-limited",
+            Line::LimitUnchecked { .. } => "limit-unchecked",
             Line::PresenceJoinFailed { .. } => "presence-join-failed",
             Line::PresenceRefreshFailed { .. } => "presence-refresh-failed",
             Line::PresenceLeaveFailed { .. } => "presence-leave-failed",
@@ -250,6 +255,7 @@ impl Line<'_> {
             Line::VisitLimited { conn, site } => write!(f, "conn={conn} site={site}"),
             Line::SocketLimited { site } => write!(f, "site={site}"),
             Line::ApiLimited { path } => write!(f, "path={path}"),
+            Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),
             Line::CacheSetFailed { key, error } => write!(f, "key={key} error={error:?}"),
             Line::Panic { message } => write!(f, "message={message:?}"),

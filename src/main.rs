@@ -19,14 +19,19 @@ fn main() {
         let (query, origin) = (req.get_query_str(), header("origin"));
         let address = req.get_client_ip_addr().map(|ip| ip.to_string());
         match serve::upgrade(&services, &path, query, origin, address.as_deref()) {
-            serve::Upgrade::HandOff(headers) => {
-                for name in [websocket::CLIENT_HEADER, websocket::TICKET_HEADER] {
-                    req.remove_header(name);
-                }
+            serve::Upgrade::HandOff { headers, ticket } => {
+                // Only this service speaks for the client to its own handlers.
+                host::remove_headers(&mut req, |name| {
+                    name.starts_with("meta-")
+                        || name.eq_ignore_ascii_case(websocket::CLIENT_HEADER)
+                        || name.eq_ignore_ascii_case(websocket::TICKET_HEADER)
+                });
                 for (name, value) in headers {
                     req.set_header(name, value);
                 }
-                host::handoff(req, &log, &path)
+                if !host::handoff(req, &log, &path) {
+                    serve::handoff_failed(&services, ticket);
+                }
             }
             serve::Upgrade::Refuse(refusal) => host::send(refusal),
         }

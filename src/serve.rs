@@ -7,11 +7,12 @@ use http::{Request, Response};
 use crate::broadcast;
 use crate::error::HttpError;
 use crate::kv::{CountingKv, KvCounts};
-use crate::limits;
+use crate::limits::{self, ClientKey, SocketAdmission};
 use crate::log::{Line, Log, RequestCost};
 use crate::publish::CountingPublisher;
 use crate::response;
 use crate::router;
+use crate::site::SiteId;
 use crate::websocket;
 use crate::Services;
 
@@ -19,9 +20,13 @@ use crate::Services;
 #[derive(Debug)]
 pub enum Upgrade {
     /// Hand it to Fanout with these headers set (after dropping any the client sent of the
-    /// same names): the client's key and the socket ticket it took, which Fanout passes on
-    /// with the OPEN.
-    HandOff(Vec<(&'static str, String)>),
+    /// same names, and any `Meta-*`): the client's key and the socket ticket it took, which
+    /// Fanout passes on with the OPEN. Should the handoff fail, [`handoff_failed`] gives the
+    /// ticket back.
+    HandOff {
+        headers: Vec<(&'static str, String)>,
+        ticket: Option<Ticket>,
+    },
     /// Refuse it with this response (already logged).
     Refuse(Response<Vec<u8>>),
 }
@@ -47,19 +52,32 @@ pub fn upgrade(
         Ok(site) => site,
         Err(error) => return Upgrade::Refuse(refuse(services.log, path, &error)),
     };
+    let unlimited = Upgrade::HandOff {
+        headers: Vec::new(),
+        ticket: None,
+    };
     let Some(address) = address else {
-        return Upgrade::HandOff(Vec::new());
+        return unlimited;
     };
     let now_ms = services.clock.now_ms();
     let client = limits::client_key(services.cache, services.ids, now_ms, address);
     let ttl_ms = websocket::socket_ticket_ttl_ms(services);
     let limits = &services.config.limits;
     match limits::take_socket(services.cache, limits, &site, &client, ttl_ms) {
-        Some(ticket) => Upgrade::HandOff(vec![
-            (websocket::CLIENT_HEADER, client.as_str().to_string()),
-            (websocket::TICKET_HEADER, ticket.to_string()),
-        ]),
-        None => {
+        SocketAdmission::Ticket(n) => Upgrade::HandOff {
+            headers: vec![
+                (websocket::CLIENT_HEADER, client.as_str().to_string()),
+                (websocket::TICKET_HEADER, n.to_string()),
+            ],
+            ticket: Some(Ticket { site, client, n }),
+        },
+        SocketAdmission::Unchecked => {
+            services
+                .log
+                .emit(&Line::LimitUnchecked { limit: "sockets" });
+            unlimited
+        }
+        SocketAdmission::Full => {
             services.log.emit(&Line::SocketLimited { site: &site });
             let error = HttpError::TooMany {
                 what: "open connections to this site",
@@ -68,6 +86,21 @@ pub fn upgrade(
             };
             Upgrade::Refuse(refuse(services.log, path, &error))
         }
+    }
+}
+
+/// A socket ticket taken at the handoff.
+#[derive(Debug)]
+pub struct Ticket {
+    site: SiteId,
+    client: ClientKey,
+    n: u32,
+}
+
+/// Gives back the ticket of an upgrade whose handoff failed (no connection will).
+pub fn handoff_failed(services: &Services, ticket: Option<Ticket>) {
+    if let Some(t) = ticket {
+        limits::release_socket(services.cache, &t.site, &t.client, t.n);
     }
 }
 
@@ -147,7 +180,7 @@ mod tests {
     fn refused_status(upgrade: Upgrade) -> Option<u16> {
         match upgrade {
             Upgrade::Refuse(r) => Some(r.status().as_u16()),
-            Upgrade::HandOff(_) => None,
+            Upgrade::HandOff { .. } => None,
         }
     }
 
@@ -173,13 +206,13 @@ mod tests {
         t.set_time(1_800_000_000_000);
         let s = t.services();
         let take = |address: &str| upgrade(&s, "/ws", Some("siteId=shop"), None, Some(address));
-        let Upgrade::HandOff(headers) = take("192.0.2.1") else {
+        let Upgrade::HandOff { headers, .. } = take("192.0.2.1") else {
             panic!("the first socket is handed off");
         };
         assert_eq!(headers[0].0, websocket::CLIENT_HEADER);
         assert_eq!(headers[0].1.len(), 32, "a key, not the address");
         assert_eq!(headers[1], (websocket::TICKET_HEADER, "0".to_string()));
-        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff(_)));
+        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff { .. }));
         let Upgrade::Refuse(refused) = take("192.0.2.1") else {
             panic!("the third socket is refused");
         };
@@ -194,10 +227,10 @@ mod tests {
             .iter()
             .any(|l| l == "liveuser socket-limited site=shop"));
         // Another client, or another site, is unaffected.
-        assert!(matches!(take("192.0.2.2"), Upgrade::HandOff(_)));
+        assert!(matches!(take("192.0.2.2"), Upgrade::HandOff { .. }));
         assert!(matches!(
             upgrade(&s, "/ws", Some("siteId=blog"), None, Some("192.0.2.1")),
-            Upgrade::HandOff(_)
+            Upgrade::HandOff { .. }
         ));
         // The first socket opens and closes: its ticket is free again.
         let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
@@ -239,10 +272,57 @@ mod tests {
             (websocket::META_CLIENT, client.as_str()),
             (websocket::META_TICKET, "0"),
         ];
-        crate::router::handle(&call(b"DISCONNECT\r\n", &closing), &s);
+        let closed = crate::router::handle(&call(b"DISCONNECT\r\n", &closing), &s).response;
+        // The ticket is cleared from the connection's meta: nothing later gives it back twice.
+        assert_eq!(
+            closed
+                .headers()
+                .get("Set-Meta-Ticket")
+                .map(|v| v.as_bytes()),
+            Some(&b""[..])
+        );
         t.set_time(1_800_000_000_010);
-        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff(_)));
+        assert!(matches!(take("192.0.2.1"), Upgrade::HandOff { .. }));
         assert!(refused_status(take("192.0.2.1")).is_some());
+    }
+
+    #[test]
+    fn a_ticket_comes_back_when_its_open_is_refused_or_its_handoff_fails() {
+        let mut t = TestServices::new();
+        t.config.limits.sockets_per_site = 1;
+        t.set_time(1_800_000_000_000);
+        let s = t.services();
+        let take = || upgrade(&s, "/ws", Some("siteId=shop"), None, Some("192.0.2.1"));
+        let Upgrade::HandOff { headers, ticket } = take() else {
+            panic!("the first socket is handed off");
+        };
+        handoff_failed(&s, ticket);
+        t.set_time(1_800_000_000_001);
+        assert!(
+            matches!(take(), Upgrade::HandOff { .. }),
+            "a failed handoff frees it"
+        );
+        // The store is down: OPEN is refused with 503, and the ticket freed.
+        let down = crate::testing::Down;
+        let without_store = Services { kv: &down, ..s };
+        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
+        let open = Request::builder()
+            .method("POST")
+            .uri("/ws?siteId=shop")
+            .header("Content-Type", "application/websocket-events")
+            .header("Connection-Id", "c1")
+            .header("Grip-Sig", &token)
+            .header(websocket::CLIENT_HEADER, &headers[0].1)
+            .header(websocket::TICKET_HEADER, "0")
+            .body(b"OPEN\r\n".to_vec())
+            .expect("request");
+        let refused = crate::router::handle(&open, &without_store).response;
+        assert_eq!(refused.status(), 503);
+        t.set_time(1_800_000_000_002);
+        assert!(
+            matches!(take(), Upgrade::HandOff { .. }),
+            "a refused OPEN frees it"
+        );
     }
 
     #[test]

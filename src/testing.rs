@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::cache::SharedCache;
+use crate::cache::{CacheFailed, SharedCache};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::grip_sig::GripVerifier;
@@ -137,17 +137,22 @@ impl Publisher for RecordingPublisher {
 pub struct MemoryCache {
     entries: RefCell<BTreeMap<String, (Vec<u8>, u64)>>,
     pub clock_ms: Cell<u64>,
+    /// Claims fail (a host cache error) while set.
+    pub failing: Cell<bool>,
 }
 
 impl SharedCache for MemoryCache {
-    fn claim(&self, key: &str, ttl_ms: u64) -> bool {
+    fn try_claim(&self, key: &str, ttl_ms: u64) -> Result<bool, CacheFailed> {
+        if self.failing.get() {
+            return Err(CacheFailed);
+        }
         let now = self.clock_ms.get();
         let mut entries = self.entries.borrow_mut();
         if entries.get(key).is_some_and(|(_, until)| *until > now) {
-            return false;
+            return Ok(false);
         }
         entries.insert(key.to_string(), (Vec::new(), now + ttl_ms));
-        true
+        Ok(true)
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -277,5 +282,42 @@ impl TestServices {
             settings: &self.settings,
             log: &self.log,
         }
+    }
+}
+
+/// A store that is down.
+pub struct Down;
+
+impl crate::kv::KvStore for Down {
+    fn lookup(&self, _: &str) -> Result<Option<crate::kv::Entry>, crate::kv::KvError> {
+        Err(crate::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn insert(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: Option<u32>,
+        _: crate::kv::WriteMode,
+    ) -> Result<(), crate::kv::KvError> {
+        Err(crate::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn delete(&self, _: &str) -> Result<(), crate::kv::KvError> {
+        Err(crate::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn list(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<crate::kv::ListPage, crate::kv::KvError> {
+        Err(crate::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
     }
 }

@@ -15,7 +15,7 @@ use crate::broadcast;
 use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::grip;
-use crate::limits::{self, ClientKey};
+use crate::limits::{self, ClientKey, Verdict};
 use crate::log::Line;
 use crate::presence::{self, Lease};
 use crate::protocol::{self, ClientMessage, ProtocolError};
@@ -142,6 +142,9 @@ struct Connection {
     ticket: Option<u32>,
     /// That happened in this request (meta to set).
     joined_now: bool,
+    /// Its ticket was given back in this request (meta to clear, so no later request of
+    /// this connection gives it back again or keeps it).
+    ticket_released: bool,
     closed: bool,
 }
 
@@ -178,7 +181,11 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         conn.heartbeat_seen = true;
     }
     for event in &events {
-        on_event(services, &mut conn, event, &mut reply)?;
+        if let Err(e) = on_event(services, &mut conn, event, &mut reply) {
+            // A refused request ends the connection (Fanout drops it): its ticket is free.
+            release_ticket(services, &mut conn);
+            return Err(e);
+        }
         if conn.closed {
             break;
         }
@@ -295,25 +302,21 @@ fn open_connection(
         lease_changed: false,
         wants_broadcast: false,
         joined: meta(req, META_JOINED) == Some("1"),
-        // From the handoff's headers at OPEN, from meta afterwards.
-        client: meta(req, META_CLIENT)
-            .or_else(|| {
-                if params_given {
-                    header(req, CLIENT_HEADER)
-                } else {
-                    None
-                }
-            })
-            .and_then(ClientKey::parse),
-        ticket: meta(req, META_TICKET)
-            .or_else(|| {
-                if params_given {
-                    header(req, TICKET_HEADER)
-                } else {
-                    None
-                }
-            })
-            .and_then(|t| t.parse().ok()),
+        // From the handoff's headers at OPEN (only this service sets them), from the meta
+        // this service set afterwards.
+        client: if params_given {
+            header(req, CLIENT_HEADER)
+        } else {
+            meta(req, META_CLIENT)
+        }
+        .and_then(ClientKey::parse),
+        ticket: if params_given {
+            header(req, TICKET_HEADER)
+        } else {
+            meta(req, META_TICKET)
+        }
+        .and_then(|t| t.parse().ok()),
+        ticket_released: false,
         joined_now: false,
         heartbeat_seen: false,
         closed: false,
@@ -385,7 +388,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     conn.wants_broadcast = true;
     let mut visited = false;
     if conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
-        let allowed = conn.client.as_ref().is_none_or(|client| {
+        let verdict = conn.client.as_ref().map(|client| {
             limits::take_visit(
                 services.cache,
                 &services.config.limits,
@@ -394,13 +397,16 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
                 services.clock.now_ms(),
             )
         });
-        if allowed {
-            visited = count_visit(services, conn);
-        } else {
-            services.log.emit(&Line::VisitLimited {
+        match verdict {
+            None | Some(Verdict::Within) => visited = count_visit(services, conn),
+            Some(Verdict::Unchecked) => {
+                services.log.emit(&Line::LimitUnchecked { limit: "visits" });
+                visited = count_visit(services, conn);
+            }
+            Some(Verdict::Over) => services.log.emit(&Line::VisitLimited {
                 conn: &conn.id,
                 site: &conn.site,
-            });
+            }),
         }
     }
     reply.accepts = true;
@@ -512,11 +518,15 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
 
 /// Extends the connection's presence on a heartbeat (at most one KV write).
 fn refresh(services: &Services, conn: &mut Connection) {
+    let Some(lease) = &conn.lease else { return };
+    // A connection that left keeps nothing alive, its ticket included.
+    if lease.expiries_ms.is_empty() {
+        return;
+    }
     if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket) {
         let ttl = socket_ticket_ttl_ms(services);
         limits::keep_socket(services.cache, &conn.site, client, ticket, ttl);
     }
-    let Some(lease) = &conn.lease else { return };
     match presence::refresh(
         services.kv,
         services.config,
@@ -537,12 +547,17 @@ fn refresh(services: &Services, conn: &mut Connection) {
     }
 }
 
-/// Removes the connection's presence at once.
-fn leave(services: &Services, conn: &mut Connection) {
-    // The client's socket ticket is free again.
+/// Gives the client's socket ticket back, once.
+fn release_ticket(services: &Services, conn: &mut Connection) {
     if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket.take()) {
         limits::release_socket(services.cache, &conn.site, client, ticket);
+        conn.ticket_released = true;
     }
+}
+
+/// Removes the connection's presence at once.
+fn leave(services: &Services, conn: &mut Connection) {
+    release_ticket(services, conn);
     let Some(lease) = conn.lease.take() else {
         return;
     };
@@ -612,6 +627,9 @@ fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Respon
         if let Some(ticket) = conn.ticket {
             builder = builder.header(set_meta(META_TICKET), ticket.to_string());
         }
+    }
+    if conn.ticket_released {
+        builder = builder.header(set_meta(META_TICKET), "");
     }
     if conn.joined_now {
         builder = builder.header(set_meta(META_JOINED), "1");
@@ -1030,6 +1048,11 @@ mod tests {
             (Some(1006), 1000),
             (Some(999), 1000),
             (Some(1015), 1000),
+            (Some(1016), 1000),
+            (Some(2000), 1000),
+            (Some(1011), 1011),
+            (Some(3000), 3000),
+            (Some(5000), 1000),
             (None, 1000),
         ] {
             let t = services();
@@ -1072,62 +1095,6 @@ mod tests {
         assert_eq!(t.kv.len(), 0);
     }
 
-    /// A store that is down.
-    struct Down;
-
-    impl crate::kv::KvStore for Down {
-        fn lookup(&self, _: &str) -> Result<Option<crate::kv::Entry>, crate::kv::KvError> {
-            Err(crate::kv::KvError::Other(
-                "store liveuser: internal error 42".into(),
-            ))
-        }
-        fn insert(
-            &self,
-            _: &str,
-            _: &[u8],
-            _: Option<u32>,
-            _: crate::kv::WriteMode,
-        ) -> Result<(), crate::kv::KvError> {
-            Err(crate::kv::KvError::Other(
-                "store liveuser: internal error 42".into(),
-            ))
-        }
-        fn delete(&self, _: &str) -> Result<(), crate::kv::KvError> {
-            Err(crate::kv::KvError::Other(
-                "store liveuser: internal error 42".into(),
-            ))
-        }
-        fn list(
-            &self,
-            _: &str,
-            _: Option<&str>,
-            _: u32,
-        ) -> Result<crate::kv::ListPage, crate::kv::KvError> {
-            Err(crate::kv::KvError::Other(
-                "store liveuser: internal error 42".into(),
-            ))
-        }
-    }
-
-    #[test]
-    fn an_error_body_names_no_store_and_no_internal_error_but_the_log_does() {
-        let t = services();
-        let mut s = t.services();
-        s.kv = &Down;
-        let err = handle(&call("?siteId=shop", &[], b"OPEN\r\n"), &s).expect_err("store down");
-        assert_eq!(err.status(), 503);
-        let body = String::from_utf8_lossy(crate::response::error(&err).body()).into_owned();
-        assert!(
-            !body.contains("liveuser") && !body.contains("internal error"),
-            "{body}"
-        );
-        assert!(t
-            .log
-            .lines()
-            .iter()
-            .any(|l| l.contains("presence-join-failed") && l.contains("internal error 42")));
-    }
-
     #[test]
     fn only_the_first_join_of_a_connection_claims_a_broadcast() {
         let t = services();
@@ -1160,5 +1127,24 @@ mod tests {
         assert!(handle(&call("?siteId=blog", &[], b"OPEN\r\n"), &t.services()).is_ok());
         let upgrade = crate::serve::upgrade(&t.services(), "/ws", Some("siteId=other"), None, None);
         assert!(matches!(upgrade, crate::serve::Upgrade::Refuse(r) if r.status() == 404));
+    }
+
+    #[test]
+    fn an_error_body_names_no_store_and_no_internal_error_but_the_log_does() {
+        let t = services();
+        let mut s = t.services();
+        s.kv = &crate::testing::Down;
+        let err = handle(&call("?siteId=shop", &[], b"OPEN\r\n"), &s).expect_err("store down");
+        assert_eq!(err.status(), 503);
+        let body = String::from_utf8_lossy(crate::response::error(&err).body()).into_owned();
+        assert!(
+            !body.contains("liveuser") && !body.contains("internal error"),
+            "{body}"
+        );
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("presence-join-failed") && l.contains("internal error 42")));
     }
 }

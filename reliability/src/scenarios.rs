@@ -245,11 +245,14 @@ impl Held {
         self.samples > 0 && self.exact_samples == self.samples && self.memory_flat()
     }
 
-    /// No process grew by more than a tenth (and 4 MiB) from the first sample to the last.
+    /// Every process was there at the end, and none grew by more than a tenth (and 4 MiB)
+    /// from the first sample to the last.
     pub fn memory_flat(&self) -> bool {
-        self.memory
-            .iter()
-            .all(|(_, first, last)| *last <= first + first / 10 + 4096)
+        !self.memory.is_empty()
+            && self
+                .memory
+                .iter()
+                .all(|(_, first, last)| *last > 0 && *last <= first + first / 10 + 4096)
     }
 }
 

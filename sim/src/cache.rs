@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use liveuser_edge::cache::SharedCache;
+use liveuser_edge::cache::{CacheFailed, SharedCache};
 
 use crate::clock::{RequestClock, MS};
 
@@ -46,12 +46,12 @@ impl PopCache<'_> {
 }
 
 impl SharedCache for PopCache<'_> {
-    fn claim(&self, key: &str, ttl_ms: u64) -> bool {
+    fn try_claim(&self, key: &str, ttl_ms: u64) -> Result<bool, CacheFailed> {
         if self.live(key).is_some() {
-            return false;
+            return Ok(false);
         }
         self.set(key, b"1", ttl_ms);
-        true
+        Ok(true)
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {

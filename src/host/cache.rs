@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fastly::cache::core::{self, CacheKey, Transaction};
 
-use crate::cache::SharedCache;
+use crate::cache::{CacheFailed, SharedCache};
 use crate::log::{Line, Log};
 
 pub struct HostCache<'a> {
@@ -34,14 +34,17 @@ fn insert(tx: Transaction, value: &[u8], ttl_ms: u64) -> bool {
 }
 
 impl SharedCache for HostCache<'_> {
-    fn claim(&self, key: &str, ttl_ms: u64) -> bool {
-        let Ok(tx) = Transaction::lookup(cache_key(key)).execute() else {
-            return false;
-        };
-        if tx.must_insert() {
-            insert(tx, b"1", ttl_ms)
+    fn try_claim(&self, key: &str, ttl_ms: u64) -> Result<bool, CacheFailed> {
+        let tx = Transaction::lookup(cache_key(key))
+            .execute()
+            .map_err(|_| CacheFailed)?;
+        if !tx.must_insert() {
+            return Ok(false);
+        }
+        if insert(tx, b"1", ttl_ms) {
+            Ok(true)
         } else {
-            false
+            Err(CacheFailed)
         }
     }
 
@@ -60,8 +63,10 @@ impl SharedCache for HostCache<'_> {
                     .map_err(|_| core::CacheError::InvalidOperation)
             });
         if let Err(e) = written {
+            // The key's kind only: limit keys carry a client key, which no log line does.
+            let kind: String = key.split('/').take(2).collect::<Vec<_>>().join("/");
             self.log.emit(&Line::CacheSetFailed {
-                key,
+                key: &kind,
                 error: &format!("{e:?}"),
             });
         }

@@ -107,10 +107,14 @@ impl<'a> HostServices<'a> {
 }
 
 /// Hands the browser's WebSocket to Fanout, which calls this service back with its events
-/// (through the `self` backend); a failed handoff is logged and answered 500.
-pub fn handoff(req: Request, log: &dyn Log, path: &str) {
+/// (through the `self` backend); a failed handoff is logged and answered 500 (`false`: no
+/// connection will follow).
+pub fn handoff(req: Request, log: &dyn Log, path: &str) -> bool {
     match req.handoff_fanout(fastly_toml::FANOUT_BACKEND) {
-        Ok(()) => log.emit(&Line::Handoff { path }),
+        Ok(()) => {
+            log.emit(&Line::Handoff { path });
+            true
+        }
         Err(e) => {
             log.emit(&Line::HandoffFailed {
                 path,
@@ -118,7 +122,20 @@ pub fn handoff(req: Request, log: &dyn Log, path: &str) {
             });
             let err = HttpError::Internal("WebSocket handoff to Fanout failed".into());
             send(crate::response::error(&err));
+            false
         }
+    }
+}
+
+/// Removes every header whose (lowercase) name `unwanted` picks.
+pub fn remove_headers(req: &mut Request, unwanted: impl Fn(&str) -> bool) {
+    let names: Vec<String> = req
+        .get_header_names()
+        .map(|n| n.as_str().to_string())
+        .filter(|n| unwanted(n))
+        .collect();
+    for name in names {
+        req.remove_header(&name);
     }
 }
 

@@ -4,13 +4,15 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     target: Arc<AtomicU16>,
+    /// The client side of every connection forwarded so far, to cut when it goes down.
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Proxy {
@@ -21,7 +23,9 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy address").port();
         let up = Arc::new(AtomicBool::new(true));
         let target = Arc::new(AtomicU16::new(0));
-        let (accepting, forward_to) = (Arc::clone(&up), Arc::clone(&target));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, forward_to, forwarded) =
+            (Arc::clone(&up), Arc::clone(&target), Arc::clone(&open));
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !accepting.load(Ordering::SeqCst) {
@@ -30,11 +34,19 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
+                if let (Ok(mut list), Ok(copy)) = (forwarded.lock(), client.try_clone()) {
+                    list.push(copy);
+                }
                 let target_port = forward_to.load(Ordering::SeqCst);
                 thread::spawn(move || forward(client, target_port));
             }
         });
-        Proxy { port, up, target }
+        Proxy {
+            port,
+            up,
+            target,
+            open,
+        }
     }
 
     pub fn set_target(&self, port: u16) {
@@ -45,9 +57,17 @@ impl Proxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Takes the backend down (`false`) or brings it back (`true`).
+    /// Takes the backend down (`false`: new connections are refused and open ones cut) or
+    /// brings it back (`true`).
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+        if !up {
+            if let Ok(mut list) = self.open.lock() {
+                for stream in list.drain(..) {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+        }
     }
 }
 

@@ -53,7 +53,7 @@ impl Default for StackOptions {
     /// sockets, visits and reads from one address. A test of the limits sets its own.
     fn default() -> Self {
         let config = [
-            ("max_sockets_per_client", "10000"),
+            ("max_sockets_per_client", "1000"),
             ("max_visits_per_client_hour", "1000000"),
             ("max_api_reads_per_client_minute", "1000000"),
         ];
@@ -309,7 +309,6 @@ impl Stack {
             .collect()
     }
 
-    /// Kills Pushpin outright (as a crashed Fanout node would vanish) and starts it again.
     /// The resident memory (KiB) of each process of the stack: Viceroy, Pushpin's runner and
     /// the services it started (read from their pid files).
     pub fn memory_kib(&self) -> Vec<(String, u64)> {
@@ -345,6 +344,7 @@ impl Stack {
             .collect()
     }
 
+    /// Kills Pushpin outright (as a crashed Fanout node would vanish) and starts it again.
     pub fn kill_and_restart_pushpin(&mut self) {
         if let Some(child) = self.pushpin.take() {
             stop(child, libc::SIGKILL);
