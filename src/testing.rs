@@ -285,9 +285,11 @@ impl TestServices {
     }
 }
 
-/// A store that is down.
+/// A store that is down (for the tests that run natively).
+#[cfg(not(target_arch = "wasm32"))]
 pub struct Down;
 
+#[cfg(not(target_arch = "wasm32"))]
 impl crate::kv::KvStore for Down {
     fn lookup(&self, _: &str) -> Result<Option<crate::kv::Entry>, crate::kv::KvError> {
         Err(crate::kv::KvError::Other(

@@ -26,10 +26,29 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, below Linux's ephemeral range (32768 and up): the
+/// tests' thousands of client sockets take their local ports from that range, and one of
+/// them could take a port handed out here before the server binds it. Each port is handed
+/// out once per process.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Processes (test binaries) start at different places in the range.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (random_u64() % u64::from(SPAN)) as u32,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// Viceroy as `scripts/setup` installs it (cargo's bin folder), or from `PATH`.
