@@ -16,6 +16,7 @@ pub mod error;
 pub mod fastly_toml;
 pub mod grip;
 pub mod grip_sig;
+pub mod handover;
 pub mod ids;
 pub mod kv;
 pub mod limits;

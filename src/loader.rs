@@ -40,6 +40,8 @@ pub struct ClientConfig {
     pub reconnect_delay: u32,
     pub heartbeat_interval: u32,
     pub debug: bool,
+    /// `countTabs`: count every tab (the original's way) instead of every browser.
+    pub count_tabs: bool,
 }
 
 /// This service's own origin (`https://host`), from the request.
@@ -95,6 +97,7 @@ pub fn client_config(
             .unwrap_or(RECONNECT_DELAY_DEFAULT),
         heartbeat_interval: config.heartbeat_interval_secs * 1000,
         debug: flag("debug"),
+        count_tabs: flag("countTabs"),
     })
 }
 
@@ -122,11 +125,36 @@ pub fn script_json(config: &ClientConfig) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
+/// The client as served: without its comment lines, which are for readers of the source
+/// (they say why; the browser needs none of them).
+fn served_client() -> &'static str {
+    static SERVED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERVED.get_or_init(|| without_comments(CLIENT_JS))
+}
+
+/// `js` without its blank lines, its whole-line `//` comments and its opening `/* */` block.
+fn without_comments(js: &str) -> String {
+    let body = match js.trim_start().strip_prefix("/*") {
+        Some(rest) => rest.split_once("*/").map_or(js, |(_, after)| after),
+        None => js,
+    };
+    let mut out = String::with_capacity(body.len());
+    for line in body.lines() {
+        let code = line.trim_start();
+        if !code.is_empty() && !code.starts_with("//") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The body of `/liveuser.js`: the client, then `LiveUser.init` with this page's config
 /// (unless a copy loaded earlier already runs).
 pub fn loader_body(config: &ClientConfig) -> String {
     format!(
-        "{CLIENT_JS}{}",
+        "{}{}",
+        served_client(),
         LOADER_JS.replace(CONFIG_PLACEHOLDER, &script_json(config))
     )
 }
@@ -135,7 +163,8 @@ pub fn loader_body(config: &ClientConfig) -> String {
 /// `window.LiveUserConfig` over this service's defaults.
 pub fn init_body(defaults: &ClientConfig) -> String {
     format!(
-        "{CLIENT_JS}{}",
+        "{}{}",
+        served_client(),
         INIT_JS.replace(CONFIG_PLACEHOLDER, &script_json(defaults))
     )
 }
@@ -152,6 +181,22 @@ mod tests {
     }
 
     #[test]
+    fn the_served_client_leaves_out_comments_and_keeps_every_line_of_code() {
+        let js = "/* header\n * more */\n(function () {\n  // why\n\n  var u = \"http://x\"; // keep\n})();\n";
+        assert_eq!(
+            without_comments(js),
+            "(function () {\n  var u = \"http://x\"; // keep\n})();\n"
+        );
+        let served = served_client();
+        let code_lines = CLIENT_JS
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+            .filter(|l| !l.trim_start().starts_with('*') && !l.trim_start().starts_with("/*"))
+            .count();
+        assert_eq!(served.lines().count(), code_lines);
+    }
+
+    #[test]
     fn defaults_match_the_original() {
         let c = client_config(None, ORIGIN, &Config::default()).expect("config");
         assert_eq!(
@@ -165,6 +210,7 @@ mod tests {
                 reconnect_delay: 3000,
                 heartbeat_interval: 30_000,
                 debug: false,
+                count_tabs: false,
             }
         );
     }

@@ -74,7 +74,8 @@ pub fn new_id_from(random: [u64; 2]) -> String {
     format!("{:016x}{:016x}", random[0], random[1])
 }
 
-fn is_presence_id(id: &str) -> bool {
+/// Whether `id` is a presence id as this service makes them (32 lowercase hex digits).
+pub fn is_presence_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()

@@ -2,9 +2,11 @@
 //! original LiveUser client.
 //!
 //! client → server: `{"type":"join","siteId","clientId"}` once after open,
-//!                  `{"type":"heartbeat","siteId","clientId","timestamp"}` every interval.
+//!                  `{"type":"heartbeat","siteId","clientId","timestamp"}` every interval,
+//!                  `{"type":"visit"}` for another tab's page view (see `handover`).
 //! server → client: `{"type":"update","count":N[,"totalCount":M]}` when the count changes,
-//!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat.
+//!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat,
+//!                  `{"type":"handover","token":…}` in the OPEN reply, when asked for.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +21,8 @@ pub enum ClientMessage {
     Join { site_id: Option<String> },
     /// The page is still open.
     Heartbeat,
+    /// Another tab of this browser opened a page view (the holding tab relays it).
+    Visit,
     /// A message type this service does not know: ignored, for forward compatibility.
     Unknown { kind: String },
 }
@@ -75,6 +79,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
                 .and_then(|v| v.as_str().map(str::to_string)),
         },
         "heartbeat" => ClientMessage::Heartbeat,
+        "visit" => ClientMessage::Visit,
         _ => ClientMessage::Unknown {
             kind: kind.chars().take(32).collect(),
         },
@@ -121,6 +126,11 @@ pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
         total_count: total,
     }
     .to_json()
+}
+
+/// `{"type":"handover","token":…}`: what a tab that takes this connection over names.
+pub fn handover(token: &str) -> String {
+    serde_json::json!({"type": "handover", "token": token}).to_string()
 }
 
 #[cfg(test)]

@@ -345,9 +345,7 @@ mod tests {
         assert_eq!(sent, vec![200]);
         let lines = t.log.lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        // Two lookups: the site's snapshot, for the page's first count (read once a second per
-        // POP); one insert: its presence.
-        assert!(lines[0].starts_with("liveuser request method=POST path=/ws status=200 kv_lookup=2 kv_insert=1 kv_delete=0 kv_list=0 publish=0"), "{}", lines[0]);
+        assert!(lines[0].starts_with("liveuser request method=POST path=/ws status=200 kv_lookup=0 kv_insert=1 kv_delete=0 kv_list=0 publish=0"), "{}", lines[0]);
         assert!(
             lines[0].ends_with("conn=c1 site=shop events=OPEN"),
             "{}",

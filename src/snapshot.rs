@@ -124,6 +124,24 @@ pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
     cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
 }
 
+/// How long this POP remembers that a reader left (longer than any broadcast takes).
+const LEFT_MS: u64 = 10_000;
+
+/// Notes that a reader of `site` left at `now_ms`: until a broadcast counts after that, the
+/// snapshot still counts that reader.
+pub fn note_leave(cache: &dyn SharedCache, site: &SiteId, now_ms: u64) {
+    cache.set(&left_key(site), now_ms.to_string().as_bytes(), LEFT_MS);
+}
+
+/// Whether `snapshot` may still count a reader who has left (as far as this POP knows).
+pub fn counts_a_leaver(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) -> bool {
+    crate::cache::get_u64(cache, &left_key(site)).is_some_and(|left| left >= snapshot.slot_end_ms)
+}
+
+fn left_key(site: &SiteId) -> String {
+    format!("left/{site}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

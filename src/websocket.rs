@@ -23,7 +23,7 @@ use crate::request::{header, parse_bool, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
 use crate::websocket_events::{self, CodecError, Event};
-use crate::{snapshot, totals, Handled, Services};
+use crate::{handover, snapshot, totals, Handled, Services};
 
 /// Connection meta: the connection's site.
 pub const META_SITE: &str = "Site";
@@ -33,6 +33,14 @@ pub const META_PRESENCE_ID: &str = "Presence-Id";
 pub const META_PRESENCE_EXP: &str = "Presence-Exp";
 /// Connection meta: `1` when the connection asked for total visits.
 pub const META_TOTALS: &str = "Totals";
+/// Connection meta: how many visits the connection relayed for other tabs.
+pub const META_RELAYED_VISITS: &str = "Relayed-Visits";
+/// Connection meta: `1` when the connection's OPEN counted a visit.
+pub const META_VISITED: &str = "Visited";
+/// Connection meta: `1` when the connection is shared by a browser's tabs (see `handover`),
+/// and `1` when it took over the presence of a closing tab's connection.
+pub const META_SHARED: &str = "Shared";
+pub const META_TOOK_OVER: &str = "Took-Over";
 /// Connection meta: `1` once the connection's first `join` was handled.
 pub const META_JOINED: &str = "Joined";
 /// Connection meta: the client's key (see `limits`), and the socket ticket it holds.
@@ -55,6 +63,10 @@ pub struct ConnectParams {
     /// `visit`: whether this connection starts a page view (default true, as the original
     /// client counts every connection); the client sends `visit=0` when it reconnects.
     pub visit: bool,
+    /// `shareTabs`: the connection is shared by a browser's tabs and wants a handover token.
+    pub share: bool,
+    /// `handover`: the presence this connection takes over from a closing tab.
+    pub handover: Option<String>,
 }
 
 /// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
@@ -68,10 +80,21 @@ pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
             "clientId has {client_id_len} bytes; at most {MAX_CLIENT_ID_LEN} are allowed"
         )));
     }
+    let handover = query_value(query, handover::HANDOVER_PARAM);
+    if handover
+        .as_deref()
+        .is_some_and(|h| !presence::is_presence_id(h))
+    {
+        return Err(HttpError::BadRequest(
+            "handover must be a token this service gave (32 hex digits)".into(),
+        ));
+    }
     Ok(ConnectParams {
         site,
         totals: bool_param(query, "enableTotalCount", false)?,
         visit: bool_param(query, "visit", true)?,
+        share: bool_param(query, handover::SHARE_PARAM, false)?,
+        handover,
     })
 }
 
@@ -137,6 +160,13 @@ struct Connection {
     heartbeat_seen: bool,
     /// Its first `join` was handled (earlier, or in this request).
     joined: bool,
+    /// Its OPEN counted a visit; it is shared by a browser's tabs.
+    visited: bool,
+    shared: bool,
+    took_over: bool,
+    /// Visits it relayed for other tabs, and whether that changed in this request.
+    relayed_visits: u32,
+    relayed_changed: bool,
     /// Its client's key and socket ticket, when it came through this service's handoff.
     client: Option<ClientKey>,
     ticket: Option<u32>,
@@ -302,6 +332,13 @@ fn open_connection(
         lease_changed: false,
         wants_broadcast: false,
         joined: meta(req, META_JOINED) == Some("1"),
+        visited: meta(req, META_VISITED) == Some("1"),
+        shared: meta(req, META_SHARED) == Some("1"),
+        took_over: meta(req, META_TOOK_OVER) == Some("1"),
+        relayed_visits: meta(req, META_RELAYED_VISITS)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        relayed_changed: false,
         // From the handoff's headers at OPEN (only this service sets them), from the meta
         // this service set afterwards.
         client: if params_given {
@@ -343,7 +380,11 @@ fn on_event(
         Event::Ping(payload) => reply.events.push(Event::Pong(payload.clone())),
         Event::Pong(_) => {}
         Event::Close { code, .. } => {
-            leave(services, conn);
+            if *code == Some(handover::CLOSE_CODE) {
+                hand_over(services, conn);
+            } else {
+                leave(services, conn);
+            }
             // Answer a close with a close, echoing the peer's code as RFC 6455 asks, when it
             // is one that may be sent on the wire.
             let echo = code
@@ -367,7 +408,10 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     }
     check_site(services.settings, &conn.site)?;
     check_origin(services.settings, &conn.site, conn.origin.as_deref())?;
-    let id = presence::new_id_from(services.ids.random_u64s());
+    // A tab taking a closing tab's place keeps its presence: one reader, never a dip.
+    let taken_over = conn.params.as_ref().and_then(|p| p.handover.clone());
+    conn.took_over = taken_over.is_some();
+    let id = taken_over.unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
     let lease = presence::join(
         services.kv,
         services.config,
@@ -417,26 +461,92 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
         conn.site.channel()
     };
     reply.events.push(grip::subscribe(&channel));
-    if let Some(update) = first_update(services, conn, visited) {
-        reply.events.push(Event::Text(update));
-    }
+    conn.visited = visited;
+    conn.shared = conn.params.as_ref().is_some_and(|p| p.share);
     Ok(())
 }
 
-/// The page's first count, in the reply that accepts it, so it shows a number at once
-/// instead of waiting for the next slot's broadcast: the last broadcast's count (read from
-/// the POP's one-second snapshot cache: no listing) plus this page, which that count could not
-/// have seen, and likewise the total plus this visit. On a settled site that is the exact
-/// count; on a changing one, the broadcast this page's join claims corrects it within a slot.
-fn first_update(services: &Services, conn: &Connection, visited: bool) -> Option<String> {
-    let total_of = |s: &snapshot::Snapshot| {
-        conn.totals
-            .then_some(s.total)
-            .flatten()
-            .map(|t| t + u64::from(visited))
-    };
+/// What the reply to a connection's first `join` carries: its first count, and the token a
+/// tab that takes it over names. (Not the OPEN reply: Pushpin holds text in the OPEN reply
+/// back until the service next sends the connection something, so a count there would
+/// arrive late and stale.)
+fn greet(services: &Services, conn: &Connection, reply: &mut Reply) {
+    if let Some(update) = first_update(services, conn) {
+        reply.events.push(Event::Text(update));
+    }
+    if let (true, Some(lease)) = (conn.shared, &conn.lease) {
+        reply
+            .events
+            .push(Event::Text(protocol::handover(&lease.id)));
+    }
+}
+
+/// Counts a page view another tab relayed, within the connection's and the client's shares.
+fn relayed_visit(services: &Services, conn: &mut Connection) {
+    let open = conn
+        .lease
+        .as_ref()
+        .is_some_and(|l| !l.expiries_ms.is_empty());
+    if !open || !conn.totals || conn.relayed_visits >= handover::MAX_RELAYED_VISITS {
+        return;
+    }
+    conn.relayed_visits += 1;
+    conn.relayed_changed = true;
+    let verdict = conn.client.as_ref().map(|client| {
+        limits::take_visit(
+            services.cache,
+            &services.config.limits,
+            &conn.site,
+            client,
+            services.clock.now_ms(),
+        )
+    });
+    if verdict == Some(Verdict::Over) {
+        services.log.emit(&Line::VisitLimited {
+            conn: &conn.id,
+            site: &conn.site,
+        });
+    } else if count_visit(services, conn) {
+        conn.wants_broadcast = true;
+    }
+}
+
+/// A holding tab closes and hands its presence to the tab that takes over: the presence stays
+/// (it expires with its TTL if no tab does), the ticket is given back, nothing is broadcast.
+fn hand_over(services: &Services, conn: &mut Connection) {
+    release_ticket(services, conn);
+    if let Some(lease) = conn.lease.take() {
+        conn.lease = Some(Lease {
+            id: lease.id,
+            expiries_ms: Vec::new(),
+        });
+        conn.lease_changed = true;
+    }
+}
+
+/// The page's first count, so it shows a number at once instead of waiting for the next
+/// slot's broadcast: the last broadcast's count (read from the POP's one-second snapshot
+/// cache: no listing) plus this page if that broadcast counted before the page's presence
+/// was written, and likewise the total plus this visit. On a settled site that is the exact
+/// count; on a changing one, the broadcast this join claims corrects it within a slot.
+fn first_update(services: &Services, conn: &Connection) -> Option<String> {
+    let lease = conn.lease.as_ref()?;
+    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
+    let written_ms = lease.expiries_ms.iter().min()?.saturating_sub(ttl_ms);
     match snapshot::cached(services, &conn.site) {
-        Ok(Some(last)) => Some(protocol::update(last.count + 1, total_of(&last))),
+        // Someone left since: the snapshot is too high, and the broadcast is under a second
+        // away (a page reloaded would otherwise see itself counted twice, then once).
+        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, &conn.site, &last) => None,
+        Ok(Some(last)) => {
+            // A presence taken over from a closing tab was counted already.
+            let unseen = u64::from(written_ms > last.slot_end_ms && !conn.took_over);
+            let total = conn
+                .totals
+                .then_some(last.total)
+                .flatten()
+                .map(|t| t + unseen * u64::from(conn.visited));
+            Some(protocol::update(last.count + unseen, total))
+        }
         // No broadcast yet: a new site, where this page is the first.
         Ok(None) => Some(protocol::update(1, None)),
         // The broadcast will tell it.
@@ -488,6 +598,7 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
                 conn.wants_broadcast = true;
                 conn.joined = true;
                 conn.joined_now = true;
+                greet(services, conn, reply);
             }
             // The site was fixed at OPEN; a join naming another one changes nothing.
             if let Some(asked) = site_id.filter(|s| s != conn.site.as_str()) {
@@ -498,6 +609,7 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
                 });
             }
         }
+        Ok(ClientMessage::Visit) => relayed_visit(services, conn),
         Ok(ClientMessage::Unknown { .. }) => {}
         Err(ProtocolError::TooBig { len }) => close(
             services,
@@ -572,6 +684,7 @@ fn leave(services: &Services, conn: &mut Connection) {
             error: &e.to_string(),
         });
     }
+    snapshot::note_leave(services.cache, &conn.site, services.clock.now_ms());
     conn.lease = Some(Lease {
         id: lease.id,
         expiries_ms: Vec::new(),
@@ -621,12 +734,24 @@ fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Respon
         if conn.totals {
             builder = builder.header(set_meta(META_TOTALS), "1");
         }
+        if conn.visited {
+            builder = builder.header(set_meta(META_VISITED), "1");
+        }
+        if conn.shared {
+            builder = builder.header(set_meta(META_SHARED), "1");
+        }
+        if conn.took_over {
+            builder = builder.header(set_meta(META_TOOK_OVER), "1");
+        }
         if let Some(client) = &conn.client {
             builder = builder.header(set_meta(META_CLIENT), client.as_str());
         }
         if let Some(ticket) = conn.ticket {
             builder = builder.header(set_meta(META_TICKET), ticket.to_string());
         }
+    }
+    if conn.relayed_changed {
+        builder = builder.header(set_meta(META_RELAYED_VISITS), conn.relayed_visits);
     }
     if conn.ticket_released {
         builder = builder.header(set_meta(META_TICKET), "");
@@ -739,8 +864,6 @@ mod tests {
             vec![
                 Event::Open,
                 Event::Text(r#"c:{"type":"subscribe","channel":"site:shop"}"#.into()),
-                // A new site: this page is its first reader.
-                Event::Text(r#"{"type":"update","count":1}"#.into()),
             ]
         );
         assert_eq!(t.kv.len(), 1);
@@ -791,7 +914,11 @@ mod tests {
             &t.services(),
         )
         .expect("join");
-        assert!(events(&handled).is_empty());
+        // Its reply is shop's count (a new site: this page).
+        assert_eq!(
+            events(&handled),
+            vec![Event::Text(r#"{"type":"update","count":1}"#.into())]
+        );
         assert!(t.kv.keys().iter().all(|k| k.starts_with("site/shop/p/")));
         if let Some(plan) = handled.broadcast {
             assert_eq!(plan.site.as_str(), "shop");
@@ -932,8 +1059,16 @@ mod tests {
         assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
     }
 
+    /// Opens a connection with `query`, then sends its join: the join's reply.
+    fn open_and_join(t: &TestServices, services: &Services, query: &str) -> Handled {
+        let opened = handle(&call(query, &[], b"OPEN\r\n"), services).expect("open");
+        let join = websocket_events::encode(&[Event::Text(r#"{"type":"join"}"#.into())]);
+        let _ = t;
+        handle(&call("", &with_meta(&meta_of(&opened)), &join), services).expect("join")
+    }
+
     #[test]
-    fn the_open_reply_carries_the_count_with_this_page_and_the_total_with_this_visit() {
+    fn the_join_reply_carries_the_count_with_this_page_and_the_total_with_this_visit() {
         let t = services();
         // A settled site: its last broadcast, a minute ago, said 5 readers and 10 visits.
         let last = snapshot::Snapshot {
@@ -948,10 +1083,7 @@ mod tests {
             kv: &kv,
             ..t.services()
         };
-        let first = |query: &str| {
-            let handled = handle(&call(query, &[], b"OPEN\r\n"), &counted).expect("open");
-            events(&handled).last().cloned()
-        };
+        let first = |query: &str| events(&open_and_join(&t, &counted, query)).last().cloned();
         let update = |json: &str| Some(Event::Text(json.into()));
         assert_eq!(
             first("?siteId=shop&enableTotalCount=true"),
@@ -969,6 +1101,139 @@ mod tests {
         // No listing: the snapshot's two keys read once, then from the POP's cache.
         let counts = kv.counts();
         assert_eq!((counts.list, counts.lookup), (0, 2));
+        // Once a reader has left, the snapshot counts one too many until the next broadcast:
+        // a new page waits for that broadcast rather than be told a number that will drop.
+        let meta = open(&t, "shop");
+        let bye = websocket_events::encode(&[Event::close(1000, "")]);
+        handle(&call("", &with_meta(&meta), &bye), &counted).expect("close");
+        assert_eq!(first("?siteId=shop"), None);
+    }
+
+    fn live(t: &TestServices, site: &str, at_ms: u64) -> u64 {
+        let site = SiteId::parse(site).expect("site");
+        presence::count(&t.kv, &t.config, &site, at_ms).expect("count")
+    }
+
+    fn meta_of(handled: &Handled) -> Vec<(&'static str, String)> {
+        [
+            META_SITE,
+            META_PRESENCE_ID,
+            META_PRESENCE_EXP,
+            META_TOTALS,
+            META_VISITED,
+            META_SHARED,
+            META_TOOK_OVER,
+            META_JOINED,
+            META_RELAYED_VISITS,
+        ]
+        .into_iter()
+        .filter_map(|n| set_meta(handled, n).map(|v| (n, v)))
+        .collect()
+    }
+
+    #[test]
+    fn a_closing_tab_hands_its_presence_to_the_tab_that_takes_over() {
+        let t = services();
+        let opened = handle(
+            &call("?siteId=shop&shareTabs=1", &[], b"OPEN\r\n"),
+            &t.services(),
+        )
+        .expect("open");
+        let join = websocket_events::encode(&[Event::Text(r#"{"type":"join"}"#.into())]);
+        let joined = handle(
+            &call("", &with_meta(&meta_of(&opened)), &join),
+            &t.services(),
+        )
+        .expect("join");
+        let token = events(&joined)
+            .iter()
+            .find_map(|e| match e {
+                Event::Text(text) => serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .filter(|m| m["type"] == "handover")
+                    .and_then(|m| m["token"].as_str().map(str::to_string)),
+                _ => None,
+            })
+            .expect("a handover token");
+        // It closes, handing over: its presence stays and nothing is broadcast.
+        let bye = websocket_events::encode(&[Event::close(handover::CLOSE_CODE, "")]);
+        let closed = handle(
+            &call("", &with_meta(&meta_of(&opened)), &bye),
+            &t.services(),
+        )
+        .expect("close");
+        assert!(closed.broadcast.is_none());
+        assert_eq!(live(&t, "shop", NOW_MS + 1_000), 1);
+        // The next tab takes it over: still one reader, before and after the old key expires.
+        t.set_time(NOW_MS + 2_000);
+        let query = format!("?siteId=shop&shareTabs=1&visit=0&handover={token}");
+        let next = handle(&call(&query, &[], b"OPEN\r\n"), &t.services()).expect("open");
+        assert_eq!(
+            set_meta(&next, "Presence-Id").as_deref(),
+            Some(token.as_str())
+        );
+        assert_eq!(live(&t, "shop", NOW_MS + 3_000), 1);
+        assert_eq!(live(&t, "shop", NOW_MS + 46_500), 1);
+        // A presence nobody takes over expires with its TTL.
+        let alone = handle(
+            &call("?siteId=alone&shareTabs=1", &[], b"OPEN\r\n"),
+            &t.services(),
+        )
+        .expect("open");
+        handle(&call("", &with_meta(&meta_of(&alone)), &bye), &t.services()).expect("close");
+        assert_eq!(live(&t, "alone", NOW_MS + 3_000), 1);
+        assert_eq!(live(&t, "alone", NOW_MS + 60_000), 0);
+        // A token this service could not have made is refused.
+        let err = handle(
+            &call("?siteId=shop&handover=nope", &[], b"OPEN\r\n"),
+            &t.services(),
+        )
+        .expect_err("bad token");
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn the_holding_tab_relays_other_tabs_visits_up_to_its_share() {
+        let t = services();
+        let opened = handle(
+            &call(
+                "?siteId=shop&enableTotalCount=true&shareTabs=1",
+                &[],
+                b"OPEN\r\n",
+            ),
+            &t.services(),
+        )
+        .expect("open");
+        let mut meta = meta_of(&opened);
+        let visit = websocket_events::encode(&[Event::Text(r#"{"type":"visit"}"#.into())]);
+        let site = SiteId::parse("shop").expect("site");
+        let total = || {
+            totals::settle(&t.kv, &site, t.clock.now.get() + 10_000, false)
+                .expect("total")
+                .total
+        };
+        assert_eq!(total(), 1);
+        for _ in 0..handover::MAX_RELAYED_VISITS + 5 {
+            let relayed =
+                handle(&call("", &with_meta(&meta), &visit), &t.services()).expect("visit");
+            if let Some(n) = set_meta(&relayed, META_RELAYED_VISITS) {
+                meta.retain(|(k, _)| *k != META_RELAYED_VISITS);
+                meta.push((META_RELAYED_VISITS, n));
+            }
+        }
+        assert_eq!(total(), 1 + u64::from(handover::MAX_RELAYED_VISITS));
+        // A count-only connection relays nothing.
+        let plain = handle(&call("?siteId=plain", &[], b"OPEN\r\n"), &t.services()).expect("open");
+        handle(
+            &call("", &with_meta(&meta_of(&plain)), &visit),
+            &t.services(),
+        )
+        .expect("visit");
+        let plain_site = SiteId::parse("plain").expect("site");
+        let plain_total = totals::settle(&t.kv, &plain_site, NOW_MS + 10_000, false)
+            .expect("total")
+            .total;
+        assert_eq!(plain_total, 0);
     }
 
     #[test]

@@ -17,8 +17,12 @@
     enableTotalCount: false,
     reconnectDelay: 3000,
     heartbeatInterval: 30000,
-    debug: false
+    debug: false,
+    // Count every tab, as the original does, instead of every browser.
+    countTabs: false
   };
+  // The close code with which the tab holding a shared connection hands its presence over.
+  var HANDOVER_CLOSE = 4001;
   var MAX_RECONNECT_DELAY = 60000;
   // A connection that stayed up this long resets the backoff.
   var HEALTHY_AFTER = 10000;
@@ -32,6 +36,9 @@
   var heartbeatTimer = null;
   var reconnectTimer = null;
   var last = { count: null, totalCount: null };
+  // Tabs of this browser on this site share one connection (unless countTabs): the tab that
+  // holds a Web Lock opens the socket and tells the others over a BroadcastChannel.
+  var tabs = null;
 
   function log() {
     if (config && config.debug && window.console) {
@@ -109,9 +116,13 @@
     if (typeof message.totalCount === "number") {
       last.totalCount = message.totalCount;
     }
+    if (message.type === "handover" && tabs) {
+      tabs.token = message.token;
+    }
     if (message.type === "update" || typeof message.totalCount === "number") {
       render();
       announce();
+      tellTabs(null);
     }
   }
 
@@ -133,6 +144,13 @@
       // Only the first connection of a page view is a visit; reconnects are not.
       "visit=" + (visitCounted ? "0" : "1")
     ];
+    if (tabs) {
+      params.push("shareTabs=1");
+      // Take over the presence of the tab that held the connection before (no dip).
+      if (tabs.token) {
+        params.push("handover=" + encodeURIComponent(tabs.token));
+      }
+    }
     return config.serverUrl.replace(/\/+$/, "") + "/ws?" + params.join("&");
   }
 
@@ -163,6 +181,7 @@
     openedAt = Date.now();
     send({ type: "join", siteId: config.siteId, clientId: clientId });
     heartbeatTimer = setInterval(heartbeat, config.heartbeatInterval);
+    relayVisits();
   }
 
   function onClose(event) {
@@ -189,15 +208,146 @@
     reconnectTimer = setTimeout(connect, delay);
   }
 
-  function disconnect() {
+  function disconnect(code) {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
     clearInterval(heartbeatTimer);
     heartbeatTimer = null;
     if (socket) {
       socket.onclose = null;
-      socket.close(1000, "page closed");
+      socket.close(code || 1000, "page closed");
       socket = null;
+    }
+  }
+
+  // ---- Tabs sharing one connection ----
+
+  function sharesTabs() {
+    return !config.countTabs && !!(navigator.locks && window.BroadcastChannel);
+  }
+
+  // Either this tab holds the connection (it gets the lock), or it listens to the one that does.
+  function joinTabs() {
+    var name = ["liveuser", config.serverUrl, config.siteId, config.enableTotalCount].join("|");
+    tabs = {
+      id: randomId(),
+      channel: new BroadcastChannel(name),
+      abort: window.AbortController ? new AbortController() : null,
+      leading: false,
+      release: null,
+      followers: {},
+      token: null,
+      visits: 0
+    };
+    tabs.channel.onmessage = onTabMessage;
+    showStatus("Connecting...");
+    sayHello();
+    var options = tabs.abort ? { signal: tabs.abort.signal } : {};
+    navigator.locks.request(name, options, holdConnection).catch(function () {});
+  }
+
+  // Tells the holding tab this one is here (it answers with the count, and relays the visit).
+  function sayHello() {
+    tabs.channel.postMessage({ kind: "hello", id: tabs.id, visit: !visitCounted });
+  }
+
+  // The lock is held as long as the promise is pending: until this tab leaves.
+  function holdConnection() {
+    return new Promise(function (resolve) {
+      if (!tabs) {
+        resolve();
+        return;
+      }
+      log("this tab holds the connection");
+      tabs.release = resolve;
+      tabs.leading = true;
+      // The others say hello again, so this tab knows whom it holds the connection for.
+      tabs.channel.postMessage({ kind: "leader" });
+      connect();
+    });
+  }
+
+  function onTabMessage(event) {
+    var message = event.data || {};
+    if (message.kind === "hello" && tabs.leading) {
+      tabs.followers[message.id] = true;
+      if (message.visit && config.enableTotalCount) {
+        tabs.visits += 1;
+        relayVisits();
+      }
+      tellTabs(message.id);
+    } else if (message.kind === "bye" && tabs.leading) {
+      delete tabs.followers[message.id];
+    } else if (message.kind === "leader" && !tabs.leading) {
+      sayHello();
+    } else if (message.kind === "state" && !tabs.leading) {
+      hearState(message);
+    }
+  }
+
+  // What the holding tab heard, shown here as if this tab had heard it.
+  function hearState(message) {
+    tabs.token = message.token;
+    if (message.to === tabs.id) {
+      visitCounted = true;
+    }
+    if (typeof message.count === "number") {
+      last.count = message.count;
+      if (typeof message.totalCount === "number") {
+        last.totalCount = message.totalCount;
+      }
+      render();
+      announce();
+    }
+  }
+
+  // The holding tab passes on the count (to every tab, or answers one that said hello).
+  function tellTabs(to) {
+    if (tabs && tabs.leading) {
+      tabs.channel.postMessage({
+        kind: "state",
+        to: to,
+        count: last.count,
+        totalCount: last.totalCount,
+        token: tabs.token
+      });
+    }
+  }
+
+  // Other tabs' page views, counted through this tab's socket once it is open.
+  function relayVisits() {
+    while (tabs && tabs.visits > 0 && socket && socket.readyState === 1) {
+      send({ type: "visit" });
+      tabs.visits -= 1;
+    }
+  }
+
+  // The holding tab hands its presence to the tab that takes over (if any will), and lets
+  // go of the lock; any other tab just says goodbye.
+  function leaveTabs() {
+    if (!tabs) {
+      disconnect();
+      return;
+    }
+    if (tabs.leading) {
+      disconnect(Object.keys(tabs.followers).length ? HANDOVER_CLOSE : 1000);
+      tabs.release();
+    } else {
+      tabs.channel.postMessage({ kind: "bye", id: tabs.id });
+    }
+    if (tabs.abort) {
+      tabs.abort.abort();
+    }
+    tabs.channel.close();
+    tabs = null;
+  }
+
+  // One connection per browser when tabs can share, else one per tab.
+  function start() {
+    if (sharesTabs()) {
+      joinTabs();
+    } else {
+      connect();
     }
   }
 
@@ -205,19 +355,19 @@
   // the back/forward cache; pageshow brings it back.
   function onPageHide() {
     log("page hidden");
-    disconnect();
+    leaveTabs();
   }
 
   function onPageShow(event) {
     if (event.persisted) {
       attempt = 0;
-      connect();
+      start();
     }
   }
 
   // Back online: no point waiting out the backoff.
   function onOnline() {
-    if (!socket) {
+    if (!socket && (!tabs || tabs.leading)) {
       attempt = 0;
       connect();
     }
@@ -245,11 +395,11 @@
     window.addEventListener("pagehide", onPageHide);
     window.addEventListener("pageshow", onPageShow);
     window.addEventListener("online", onOnline);
-    connect();
+    start();
   }
 
   function destroy() {
-    disconnect();
+    leaveTabs();
     window.removeEventListener("pagehide", onPageHide);
     window.removeEventListener("pageshow", onPageShow);
     window.removeEventListener("online", onOnline);

@@ -208,7 +208,9 @@ fn message_input(m: &Mutator) -> String {
 
 fn judge_message(text: &str) -> Outcome {
     match protocol::parse(text) {
-        Ok(ClientMessage::Join { .. } | ClientMessage::Heartbeat) => Outcome::Value,
+        Ok(ClientMessage::Join { .. } | ClientMessage::Heartbeat | ClientMessage::Visit) => {
+            Outcome::Value
+        }
         Ok(ClientMessage::Unknown { kind }) if kind.len() <= text.len() => Outcome::Value,
         Ok(other) => Outcome::Violation(format!("{other:?}")),
         // Each refusal closes the socket with its code: 1009 too big, 1007 otherwise.
@@ -368,6 +370,7 @@ const LOADER_PARAMS: &[&str] = &[
     "enableTotalCount",
     "reconnectDelay",
     "debug",
+    "countTabs",
 ];
 
 fn random_query(m: &Mutator) -> Vec<u8> {

@@ -36,8 +36,15 @@ fn pages_on_one_site_count_each_other_and_other_sites_do_not() {
     let stack = Stack::start();
     let pages = PageServer::start();
     let browser = Browser::start();
-    let a_url = pages.page("/a", &embed(&stack, "siteId=tabs", "", COUNTER));
-    let other_url = pages.page("/other", &embed(&stack, "siteId=elsewhere", "", COUNTER));
+    // Tabs counted as the original counts them (by default one browser counts once: below).
+    let a_url = pages.page(
+        "/a",
+        &embed(&stack, "siteId=tabs&countTabs=true", "", COUNTER),
+    );
+    let other_url = pages.page(
+        "/other",
+        &embed(&stack, "siteId=elsewhere&countTabs=true", "", COUNTER),
+    );
 
     browser.goto(&a_url);
     let first = browser.current_tab();
@@ -71,6 +78,107 @@ fn pages_on_one_site_count_each_other_and_other_sites_do_not() {
         browser.eval("return document.getElementById('liveuser').getAttribute('data-live-count');"),
         json!("1")
     );
+}
+
+/// Records every count a page is told, in `window.seen`.
+const RECORD_COUNTS: &str = r#"<script>
+window.seen = [];
+document.addEventListener("liveuser:update", function (e) { window.seen.push(e.detail.count); });
+</script>"#;
+
+const TOTAL_ELEMENT: &str = r#"<div id="liveuser_totalvisits"></div>"#;
+
+/// Every tab of `browser` in `handles` shows `count`.
+fn all_show(browser: &Browser, handles: &[String], count: &str) {
+    for handle in handles {
+        browser.switch_to(handle);
+        browser.wait_for(COUNT, &json!(count), LIMIT);
+    }
+}
+
+#[test]
+fn tabs_of_one_browser_count_once_and_the_holder_hands_over_without_a_dip() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let (one, other) = (Browser::start(), Browser::start());
+    let body = format!("{COUNTER}{TOTAL_ELEMENT}");
+    let url = pages.page(
+        "/people",
+        &embed(
+            &stack,
+            "siteId=people&enableTotalCount=true",
+            RECORD_COUNTS,
+            &body,
+        ),
+    );
+
+    // Three tabs of one browser: one person.
+    one.goto(&url);
+    one.wait_for(COUNT, &json!("1"), LIMIT);
+    let mut handles = vec![one.current_tab()];
+    for _ in 0..2 {
+        one.new_tab();
+        one.goto(&url);
+        handles.push(one.current_tab());
+    }
+    all_show(&one, &handles, "1");
+    // A second browser: two people; every tab of the first says so.
+    other.goto(&url);
+    other.wait_for(COUNT, &json!("2"), LIMIT);
+    all_show(&one, &handles, "2");
+    // Four page views, one visit each, though only two sockets carried them.
+    other.wait_for(
+        "return document.getElementById('liveuser_totalvisits').getAttribute('data-total-count');",
+        &json!("4"),
+        LIMIT,
+    );
+    assert_eq!(
+        stack.app_log_lines("events=OPEN").len(),
+        2,
+        "one socket per browser"
+    );
+
+    // The tab holding the first browser's socket closes: another takes over, and nobody sees
+    // the count dip.
+    other.eval("window.seen = []; return true;");
+    one.switch_to(&handles[0]);
+    one.close_tab();
+    let handles = handles.split_off(1);
+    std::thread::sleep(Duration::from_secs(3));
+    all_show(&one, &handles, "2");
+    assert_eq!(other.eval(COUNT), json!("2"));
+    let seen = other.eval("return window.seen;");
+    assert!(
+        seen.as_array().is_some_and(|s| s.iter().all(|c| c == 2)),
+        "the other browser saw {seen}"
+    );
+    // The tab that took over holds a live socket: the other browser leaving reaches it.
+    other.eval("window.LiveUser.destroy(); return true;");
+    all_show(&one, &handles, "1");
+    assert_eq!(
+        stack.app_log_lines("events=OPEN").len(),
+        3,
+        "the new holder opened one socket"
+    );
+}
+
+#[test]
+fn count_tabs_counts_every_tab() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let url = pages.page(
+        "/tabs",
+        &embed(&stack, "siteId=per-tab&countTabs=true", "", COUNTER),
+    );
+    browser.goto(&url);
+    let mut handles = vec![browser.current_tab()];
+    for _ in 0..2 {
+        browser.new_tab();
+        browser.goto(&url);
+        handles.push(browser.current_tab());
+    }
+    all_show(&browser, &handles, "3");
 }
 
 #[test]
