@@ -121,6 +121,18 @@ fn main() {
         eprintln!("bench: churn at {rate}/s");
         churn.push(runtime.block_on(scenarios::churn(&stack, &ws, rate, 100, 8)));
     }
+    let mut first_counts = Vec::new();
+    for burst in [false, true] {
+        eprintln!(
+            "bench: first counts ({})",
+            if burst { "burst" } else { "settled" }
+        );
+        let newcomers = if burst { 200 } else { 20 };
+        match runtime.block_on(scenarios::first_count(&ws, 100, newcomers, burst)) {
+            Ok(f) => first_counts.push(f),
+            Err(e) => eprintln!("bench:   first counts failed: {e}"),
+        }
+    }
     let (loader_bytes, loader_gzip_bytes) = loader_sizes(&stack);
     let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let run = Run {
@@ -131,6 +143,7 @@ fn main() {
             .to_string(),
         waves,
         churn,
+        first_counts,
         costs,
         wasm_bytes: size(wasm_path()),
         package_bytes: size(project_root().join("pkg/liveuser-edge.tar.gz")),

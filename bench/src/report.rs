@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::scenarios::{Churn, Costs, OpCost, Wave};
+use crate::scenarios::{Churn, Costs, FirstCount, OpCost, Wave};
 use crate::stats::Spread;
 
 /// Everything one run measured.
@@ -11,6 +11,7 @@ pub struct Run {
     pub date: String,
     pub waves: Vec<Wave>,
     pub churn: Vec<Churn>,
+    pub first_counts: Vec<FirstCount>,
     pub costs: Costs,
     pub wasm_bytes: u64,
     pub package_bytes: u64,
@@ -22,6 +23,9 @@ pub struct Run {
 pub const SETTLE_BOUND_MS: f64 = 1500.0;
 pub const BROADCASTS_PER_SECOND_BOUND: usize = 2;
 pub const LOADER_GZIP_BOUND_BYTES: usize = 4096;
+/// A new page's first count (p50), and its exact count (p99), from the socket's opening.
+pub const FIRST_COUNT_BOUND_MS: f64 = 50.0;
+pub const EXACT_COUNT_BOUND_MS: f64 = 1000.0;
 
 fn ms(s: &Spread) -> String {
     format!("{:.0} / {:.0} / {:.0}", s.p50, s.p99, s.max)
@@ -161,6 +165,27 @@ pub fn markdown(run: &Run) -> String {
             if ch.exact_after { "yes" } else { "**no**" },
             ms(&ch.settle_after),
             verdict(ch.max_in_a_second <= BROADCASTS_PER_SECOND_BOUND)
+        );
+    }
+
+    let _ = writeln!(md, "\n## A new page's first count\n");
+    let _ = writeln!(md, "From the moment a page's socket opens: its first count (in the reply to its join: the last broadcast's count plus the page, from the POP's snapshot cache) and the exact count. `settled`: pages arrive one at a time, 1.5 s apart, on a site whose readers have settled; `burst`: all at once. The bounds: first count p50 ≤ {FIRST_COUNT_BOUND_MS:.0} ms, exact count p99 ≤ {EXACT_COUNT_BOUND_MS:.0} ms.\n");
+    let _ = writeln!(md, "| arrivals | readers already there | new pages | first count p50 / p99 / max ms | exact count p50 / p99 / max ms | never exact | bound |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for f in &run.first_counts {
+        let holds = f.never_exact == 0
+            && f.first.p50 <= FIRST_COUNT_BOUND_MS
+            && f.exact.p99 <= EXACT_COUNT_BOUND_MS;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            f.kind,
+            f.base,
+            f.newcomers,
+            ms(&f.first),
+            ms(&f.exact),
+            f.never_exact,
+            verdict(holds)
         );
     }
 

@@ -371,3 +371,72 @@ fn fix_length(event: &[u8]) -> Vec<u8> {
     let content = text.split("\r\n").nth(1).unwrap_or("");
     format!("TEXT {:X}\r\n{content}\r\n", content.len()).into_bytes()
 }
+
+/// How soon new pages are told a count: the first count (in the reply to their join) and the
+/// exact one, from the moment each socket opened.
+#[derive(Debug, Clone, Default)]
+pub struct FirstCount {
+    /// `settled`: pages arriving one at a time on a quiet site; `burst`: many at once.
+    pub kind: &'static str,
+    pub base: usize,
+    pub newcomers: usize,
+    pub first: Spread,
+    pub exact: Spread,
+    /// Newcomers that were never told the exact count.
+    pub never_exact: usize,
+}
+
+/// `newcomers` pages join a site where `base` readers have settled: one at a time (each on a
+/// settled site) when `burst` is false, else all at once.
+pub async fn first_count(
+    ws_url: &str,
+    base: usize,
+    newcomers: usize,
+    burst: bool,
+) -> Result<FirstCount, String> {
+    let kind = if burst { "burst" } else { "settled" };
+    let site = format!("first-{kind}-{base}-{newcomers}");
+    let url = format!("{ws_url}/ws?siteId={site}");
+    let beat = Some(Duration::from_secs(30));
+    let mut everyone = clients::connect_many(&url, &site, base, CONNECT_PARALLELISM, beat).await?;
+    clients::wait_for_count(&everyone, base as u64, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut arrivals: Vec<(usize, u64)> = Vec::new();
+    if burst {
+        let from = everyone.len();
+        everyone.extend(
+            clients::connect_many(&url, &site, newcomers, CONNECT_PARALLELISM, beat).await?,
+        );
+        arrivals.extend((from..everyone.len()).map(|i| (i, (base + newcomers) as u64)));
+    } else {
+        for n in 0..newcomers {
+            everyone.push(clients::connect(&url, &site, beat).await?);
+            arrivals.push((everyone.len() - 1, (base + n + 1) as u64));
+            // Let the site settle before the next one.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    }
+    let total = (base + newcomers) as u64;
+    let _ = clients::wait_for_count(&everyone, total, Duration::from_secs(30)).await;
+    let (mut first, mut exact, mut never_exact) = (Vec::new(), Vec::new(), 0);
+    for (i, expected) in arrivals {
+        let client = &everyone[i];
+        let log = client.log();
+        if let Some((at, _)) = log.updates.first() {
+            first.push(at.saturating_duration_since(client.connected_at));
+        }
+        match log.first_told(expected, client.connected_at) {
+            Some(at) => exact.push(at.saturating_duration_since(client.connected_at)),
+            None => never_exact += 1,
+        }
+    }
+    clients::close_many(everyone, CONNECT_PARALLELISM).await;
+    Ok(FirstCount {
+        kind,
+        base,
+        newcomers,
+        first: Spread::of(&first),
+        exact: Spread::of(&exact),
+        never_exact,
+    })
+}

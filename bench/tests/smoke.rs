@@ -38,11 +38,17 @@ fn the_generator_drives_a_small_wave_and_churn_and_reports_them() {
     assert!(costs.beat_ops.max_writes <= 1);
     assert!(costs.beat_ops.kv_writes > 0.0, "the due heartbeats wrote");
 
+    let first = runtime
+        .block_on(scenarios::first_count(&ws, 10, 3, false))
+        .expect("first counts");
+    assert_eq!((first.first.count, first.never_exact), (3, 0));
+
     let run = report::Run {
         machine: "test".into(),
         date: "today".into(),
         waves: vec![wave],
         churn: vec![churn],
+        first_counts: vec![first],
         costs,
         wasm_bytes: 1,
         package_bytes: 1,
@@ -51,5 +57,6 @@ fn the_generator_drives_a_small_wave_and_churn_and_reports_them() {
     };
     let md = report::markdown(&run);
     assert!(md.contains("| 30 |"));
+    assert!(md.contains("| settled | 10 | 3 |"));
     assert!(report::svg(&run.waves).starts_with("<svg"));
 }
