@@ -190,7 +190,7 @@ pub fn grip_verifier(config: &Config, service_id: &str, secrets: &dyn Secrets) -
 
 /// Base64 as JWTs should carry it (URL-safe, unpadded), or as some signers write it
 /// (standard alphabet, padded): lenient in decoding, strict in verifying.
-fn decode_base64(part: &str) -> Option<Vec<u8>> {
+pub fn decode_base64(part: &str) -> Option<Vec<u8>> {
     let unpadded = part.trim_end_matches('=');
     if unpadded.contains('=') {
         return None;

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use liveuser_edge::config::Config;
 use liveuser_edge::error::HttpError;
 use liveuser_edge::grip_sig::GripVerifier;
@@ -315,17 +313,7 @@ fn token_input(m: &Mutator, v: &Verifiers, genuine_es256: &[String]) -> TokenInp
 
 /// The signature segment's bytes, decoded as leniently as the verifier does.
 fn signature_bytes(token: &str) -> Option<Vec<u8>> {
-    let sig = token.rsplit('.').next()?;
-    let normal: String = sig
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    URL_SAFE_NO_PAD.decode(normal).ok()
+    liveuser_edge::grip_sig::decode_base64(token.rsplit('.').next()?)
 }
 
 fn judge_token(v: &Verifiers, input: &TokenInput) -> Outcome {

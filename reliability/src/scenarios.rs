@@ -53,6 +53,52 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
 }
 
+/// A fresh stack heartbeating every `heartbeat_secs` (with `options` besides), and `sockets`
+/// readers of `site` on it, connected through Pushpin as production browsers reach Fanout.
+struct Readers {
+    stack: Stack,
+    rt: tokio::runtime::Runtime,
+    url: String,
+    beat: Option<Duration>,
+    clients: Vec<Client>,
+}
+
+fn readers(options: StackOptions, site: &str, sockets: u64, heartbeat_secs: u64) -> Readers {
+    readers_via(options, site, sockets, heartbeat_secs, |_| {})
+}
+
+/// [`readers`], with `ready` run once the stack is up and before any reader connects.
+fn readers_via(
+    options: StackOptions,
+    site: &str,
+    sockets: u64,
+    heartbeat_secs: u64,
+    ready: impl FnOnce(&Stack),
+) -> Readers {
+    let options = options.with_config("heartbeat_interval_secs", &heartbeat_secs.to_string());
+    let stack = Stack::start_with(options);
+    ready(&stack);
+    let rt = runtime();
+    let url = format!("{}/ws?siteId={site}", stack.fanout_ws_origin());
+    let beat = Some(Duration::from_secs(heartbeat_secs));
+    let clients = rt
+        .block_on(clients::connect_many(
+            &url,
+            site,
+            sockets as usize,
+            PARALLEL,
+            beat,
+        ))
+        .unwrap_or_default();
+    Readers {
+        stack,
+        rt,
+        url,
+        beat,
+        clients,
+    }
+}
+
 /// How many of `clients` are at `count` and still open.
 fn told(clients: &[Client], count: u64) -> usize {
     clients
@@ -180,22 +226,14 @@ impl PushpinKilled {
 }
 
 pub fn pushpin_killed(sockets: u64, heartbeat_secs: u64) -> PushpinKilled {
-    let options =
-        StackOptions::default().with_config("heartbeat_interval_secs", &heartbeat_secs.to_string());
-    let mut stack = Stack::start_with(options);
-    let rt = runtime();
     let site = "killed";
-    let url = format!("{}/ws?siteId={site}", stack.fanout_ws_origin());
-    let beat = Some(Duration::from_secs(heartbeat_secs));
-    let held = rt
-        .block_on(clients::connect_many(
-            &url,
-            site,
-            sockets as usize,
-            PARALLEL,
-            beat,
-        ))
-        .unwrap_or_default();
+    let Readers {
+        mut stack,
+        rt,
+        url,
+        beat,
+        clients: held,
+    } = readers(StackOptions::default(), site, sockets, heartbeat_secs);
     within(Duration::from_secs(60), || {
         online(&stack, site) == Some(sockets)
     });
@@ -210,7 +248,6 @@ pub fn pushpin_killed(sockets: u64, heartbeat_secs: u64) -> PushpinKilled {
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(held);
-    let url = format!("{}/ws?siteId={site}", stack.fanout_ws_origin());
     let fresh = rt.block_on(clients::connect(&url, site, beat)).ok();
     let new_socket_told = fresh.as_ref().and_then(|c| {
         within(Duration::from_secs(10), || c.log().last_count().is_some());
@@ -257,22 +294,10 @@ impl Held {
 }
 
 pub fn held(sockets: u64, duration: Duration, heartbeat_secs: u64) -> Held {
-    let options =
-        StackOptions::default().with_config("heartbeat_interval_secs", &heartbeat_secs.to_string());
-    let stack = Stack::start_with(options);
-    let rt = runtime();
     let site = "held";
-    let url = format!("{}/ws?siteId={site}", stack.fanout_ws_origin());
-    let beat = Some(Duration::from_secs(heartbeat_secs));
-    let clients = rt
-        .block_on(clients::connect_many(
-            &url,
-            site,
-            sockets as usize,
-            PARALLEL,
-            beat,
-        ))
-        .unwrap_or_default();
+    let Readers {
+        stack, rt, clients, ..
+    } = readers(StackOptions::default(), site, sockets, heartbeat_secs);
     within(Duration::from_secs(60), || {
         told(&clients, sockets) == sockets as usize
     });
@@ -337,24 +362,19 @@ impl PublishDown {
 
 pub fn publish_down(sockets: u64, outage: Duration, heartbeat_secs: u64) -> PublishDown {
     let proxy = Proxy::start();
-    let options = StackOptions::default()
-        .with_publisher(&proxy.url())
-        .with_config("heartbeat_interval_secs", &heartbeat_secs.to_string());
-    let stack = Stack::start_with(options);
-    proxy.set_target(stack.publish_port);
-    let rt = runtime();
     let site = "outage";
-    let url = format!("{}/ws?siteId={site}", stack.fanout_ws_origin());
-    let beat = Some(Duration::from_secs(heartbeat_secs));
-    let mut stayers = rt
-        .block_on(clients::connect_many(
-            &url,
-            site,
-            sockets as usize,
-            PARALLEL,
-            beat,
-        ))
-        .unwrap_or_default();
+    let options = StackOptions::default().with_publisher(&proxy.url());
+    // The proxy learns where to forward once the stack's ports are known; nothing publishes
+    // before the readers connect.
+    let Readers {
+        stack,
+        rt,
+        url,
+        beat,
+        clients: mut stayers,
+    } = readers_via(options, site, sockets, heartbeat_secs, |stack| {
+        proxy.set_target(stack.publish_port)
+    });
     within(Duration::from_secs(60), || {
         told(&stayers, sockets) == sockets as usize
     });
