@@ -217,9 +217,8 @@ fn write_total(services: &Services, site: &SiteId, value: u64) -> Result<(), Htt
     // This POP answers the new total at once; the broadcast this plans stores it for all.
     let known = snapshot::cached(services, site).ok().flatten();
     let updated = Snapshot {
-        slot_end_ms: known.map_or(0, |s| s.slot_end_ms),
-        count: known.map_or(0, |s| s.count),
         total: Some(value),
+        ..known.unwrap_or_default()
     };
     snapshot::remember(services.cache, site, &updated);
     Ok(())

@@ -24,6 +24,7 @@
 
 use crate::config::Config;
 use crate::kv::{list_all, KvCounts, KvError, WriteMode};
+use crate::page;
 use crate::presence;
 use crate::protocol;
 use crate::publish::{PublishError, PublishItem};
@@ -215,9 +216,11 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         slot_end_ms: plan.slot_end_ms,
         count: census.live,
         total,
+        pages: busiest_pages(&census.pages),
     };
-    let publish = if needs_publish(services, plan, &current, census.newest_join_ms, now) {
-        let result = publish(services, site, &current);
+    let (needed, last) = needs_publish(services, plan, &current, census.newest_join_ms, now);
+    let publish = if needed {
+        let result = publish(services, site, &current, last.as_ref());
         if result.is_ok() {
             // Best effort: a snapshot that could not be stored only means the next sweep
             // publishes again.
@@ -244,31 +247,51 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
 
 /// A change always publishes; a sweep publishes when the count or total differs from the
 /// stored snapshot, when a connection joined after it (a join and a leave in one slot leave
-/// the count as it was, but the new page needs it), or when the last publish is old.
+/// the count as it was, but the new page needs it), or when the last publish is old. Also
+/// returns the last snapshot as known (a change reads only this POP's cache of it).
 fn needs_publish(
     services: &Services,
     plan: &Plan,
     current: &Snapshot,
     newest_join_ms: Option<u64>,
     now: u64,
-) -> bool {
+) -> (bool, Option<Snapshot>) {
     if plan.reason == Reason::Change {
-        return true;
+        return (true, snapshot::remembered(services.cache, &plan.site));
     }
     match snapshot::read(services.kv, services.config, &plan.site) {
-        Ok(Some(last)) => {
+        Ok(Some(last)) => (
             last.count != current.count
                 || (current.total.is_some() && last.total != current.total)
+                || last.pages != current.pages
                 || newest_join_ms.is_some_and(|j| j + CLOCK_MARGIN_MS > last.slot_end_ms)
-                || now >= last.slot_end_ms + REFRESH_MS
-        }
-        Ok(None) | Err(_) => true,
+                || now >= last.slot_end_ms + REFRESH_MS,
+            Some(last),
+        ),
+        Ok(None) | Err(_) => (true, None),
     }
 }
 
-/// Both channels in one publish request. Item ids are unique per site and slot, and only one
-/// POP broadcasts a slot, so Fanout never drops a fresher count as a repeat.
-fn publish(services: &Services, site: &SiteId, s: &Snapshot) -> Result<(), PublishError> {
+/// The pages with counts: the busiest `page::MAX_PAGES` (ties by page id, so every broadcast
+/// picks the same), by page id.
+fn busiest_pages(pages: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut busiest: Vec<(String, u64)> = pages.iter().map(|(p, n)| (p.clone(), *n)).collect();
+    busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    busiest.truncate(page::MAX_PAGES);
+    busiest.sort();
+    busiest
+}
+
+/// Every channel in one publish request: the site's, its totals', one per page with a count,
+/// and one per page that had a count in `last` and has none now (its readers, if any, learn
+/// it is 0 or fell out of the busiest pages). Item ids are unique per site and slot, and only
+/// one POP broadcasts a slot, so Fanout never drops a fresher count as a repeat.
+fn publish(
+    services: &Services,
+    site: &SiteId,
+    s: &Snapshot,
+    last: Option<&Snapshot>,
+) -> Result<(), PublishError> {
     let id = format!("{site}-{}", s.slot_end_ms);
     let mut items = vec![PublishItem {
         channel: site.channel(),
@@ -280,6 +303,17 @@ fn publish(services: &Services, site: &SiteId, s: &Snapshot) -> Result<(), Publi
             channel: site.totals_channel(),
             id: Some(format!("totals-{id}")),
             content: protocol::update(s.count, Some(total)),
+        });
+    }
+    let dropped = last
+        .into_iter()
+        .flat_map(|l| l.pages.iter())
+        .filter(|(p, _)| !s.has_page(p));
+    for (page_id, _) in s.pages.iter().chain(dropped) {
+        items.push(PublishItem {
+            channel: page::channel(site, page_id),
+            id: Some(format!("page-{page_id}-{id}")),
+            content: protocol::page_update(s.count, None, s.page_count(page_id)),
         });
     }
     services.publisher.publish(&items)
@@ -316,6 +350,99 @@ mod tests {
             Ok(Outcome::Counted(c)) => c,
             other => panic!("expected a count, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
+        let t = TestServices::new();
+        let s = site("a");
+        t.set_time(0);
+        let (docs, blog) = (
+            page::id(&s, "/docs").expect("id"),
+            page::id(&s, "/blog").expect("id"),
+        );
+        let on = |n: u64, p: &str| {
+            presence::join_on(&t.kv, &t.config, &s, new_id_from([0, n]), Some(p.to_string()), 0)
+                .expect("join")
+        };
+        on(1, &docs);
+        on(2, &docs);
+        let blogger = on(3, &blog);
+        join(&t, &s, 4);
+        let plan = schedule(&t.services(), &s).expect("won");
+        assert_eq!(counted(run(&t.services(), &plan)).count, 4);
+        let page_items = |t: &TestServices| -> Vec<(String, String)> {
+            t.publisher
+                .published
+                .borrow()
+                .iter()
+                .filter(|i| i.channel.starts_with("page:"))
+                .map(|i| (i.channel.clone(), i.content.clone()))
+                .collect()
+        };
+        let mut expected = vec![
+            (
+                format!("page:a:{docs}"),
+                r#"{"type":"update","count":4,"pageCount":2}"#.to_string(),
+            ),
+            (
+                format!("page:a:{blog}"),
+                r#"{"type":"update","count":4,"pageCount":1}"#.to_string(),
+            ),
+        ];
+        expected.sort();
+        let mut got = page_items(&t);
+        got.sort();
+        assert_eq!(got, expected);
+
+        // The blog's reader leaves: the next broadcast tells the blog's channel 0 (from this
+        // POP's memory of the last snapshot; a sweep knows it from the stored one).
+        t.publisher.published.borrow_mut().clear();
+        t.set_time(700);
+        presence::leave(&t.kv, &t.clock, &s, &blogger).expect("leave");
+        let plan = schedule(&t.services(), &s).expect("won");
+        counted(run(&t.services(), &plan));
+        let mut got = page_items(&t);
+        got.sort();
+        let mut expected = vec![
+            (
+                format!("page:a:{docs}"),
+                r#"{"type":"update","count":3,"pageCount":2}"#.to_string(),
+            ),
+            (
+                format!("page:a:{blog}"),
+                r#"{"type":"update","count":3,"pageCount":0}"#.to_string(),
+            ),
+        ];
+        expected.sort();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn beyond_the_busiest_pages_a_page_has_no_count() {
+        let mut pages = std::collections::BTreeMap::new();
+        for n in 0..(page::MAX_PAGES as u64 + 10) {
+            pages.insert(format!("{n:016x}"), 1 + n % 3);
+        }
+        let busiest = busiest_pages(&pages);
+        assert_eq!(busiest.len(), page::MAX_PAGES);
+        let least_kept = busiest.iter().map(|(_, n)| *n).min();
+        let most_dropped = pages
+            .iter()
+            .filter(|(p, _)| !busiest.iter().any(|(b, _)| b == *p))
+            .map(|(_, n)| *n)
+            .max();
+        assert!(least_kept >= most_dropped, "the busiest are kept");
+        assert!(busiest.windows(2).all(|w| w[0].0 < w[1].0), "by page id");
+        let s = Snapshot {
+            pages: busiest,
+            ..Snapshot::default()
+        };
+        let kept = &s.pages[0].0;
+        assert_eq!(s.page_count(kept), Some(s.pages[0].1));
+        let dropped = (0..).map(|n: u64| format!("{n:016x}")).find(|p| !s.has_page(p));
+        assert_eq!(s.page_count(&dropped.expect("one")), None);
+        assert_eq!(Snapshot::default().page_count(kept), Some(0));
     }
 
     #[test]
@@ -443,6 +570,7 @@ mod tests {
         let lease = presence::Lease {
             id: new_id_from([0, 1]),
             expiries_ms: vec![45_000],
+            page: None,
         };
         t.set_time(30_000);
         presence::refresh(&t.kv, &t.config, &s, &lease, 30_000).expect("refresh");

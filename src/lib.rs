@@ -21,6 +21,7 @@ pub mod ids;
 pub mod kv;
 pub mod limits;
 pub mod loader;
+pub mod page;
 pub mod log;
 pub mod presence;
 pub mod protocol;

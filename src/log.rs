@@ -78,6 +78,12 @@ pub enum Line<'a> {
         site: &'a SiteId,
         asked: &'a str,
     },
+    /// A reader's page move came under a second after its last presence write: not taken
+    /// (a key takes about one write a second; the client spaces its moves).
+    PageMoveTooSoon {
+        conn: &'a str,
+        site: &'a SiteId,
+    },
     /// A visit took more than one attempt to record.
     VisitRetried {
         conn: &'a str,
@@ -149,6 +155,7 @@ impl Line<'_> {
             Line::ConfigWarning(_) => "config-warning",
             Line::WsClose { .. } => "ws-close",
             Line::JoinSiteIgnored { .. } => "join-site-ignored",
+            Line::PageMoveTooSoon { .. } => "page-move-too-soon",
             Line::VisitRetried { .. } => "visit-retried",
             Line::VisitFailed { .. } => "visit-failed",
             Line::VisitLimited { .. } => "visit-limited",
@@ -252,7 +259,9 @@ impl Line<'_> {
             | Line::PresenceLeaveFailed { conn, site, error } => {
                 write!(f, "conn={conn} site={site} error={error:?}")
             }
-            Line::VisitLimited { conn, site } => write!(f, "conn={conn} site={site}"),
+            Line::VisitLimited { conn, site } | Line::PageMoveTooSoon { conn, site } => {
+                write!(f, "conn={conn} site={site}")
+            }
             Line::SocketLimited { site } => write!(f, "site={site}"),
             Line::ApiLimited { path } => write!(f, "path={path}"),
             Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),

@@ -1,7 +1,9 @@
 //! Who is online: one KV key per live connection and heartbeat, with the expiry in its name.
 //!
-//! Key: `site/<site>/p/<presence id>/<expiry ms>`, written with a KV TTL to match (under the
-//! site's listing prefix, which visits share: one listing reads both).
+//! Key: `site/<site>/p/<presence id>/<expiry ms>`, or `…/<expiry ms>/<page id>` for a reader
+//! counted on one page of the site too (see `page`), written with a KV TTL to match (under the
+//! site's listing prefix, which visits share: one listing reads both). The page is in the same
+//! key, so a page reader's heartbeat is still one write.
 //!
 //! Why the expiry is in the name: production KV may keep (and list) an expired key for up to a
 //! day, so the count must not depend on expired keys vanishing. Counting lists the site's keys
@@ -31,6 +33,8 @@ const MAX_LEASE: usize = 4;
 pub struct Lease {
     pub id: String,
     pub expiries_ms: Vec<u64>,
+    /// The page id the connection is counted on, if any (every key of the lease names it).
+    pub page: Option<String>,
 }
 
 impl Lease {
@@ -60,7 +64,19 @@ impl Lease {
         Some(Lease {
             id: id.to_string(),
             expiries_ms,
+            page: None,
         })
+    }
+
+    /// The lease counted on `page` (a page id, as `page::id` makes them).
+    pub fn on_page(mut self, page: Option<String>) -> Lease {
+        self.page = page.filter(|p| crate::page::is_page_id(p));
+        self
+    }
+
+    /// The key of this lease's heartbeat that expires at `expiry_ms`.
+    pub fn key(&self, site: &SiteId, expiry_ms: u64) -> String {
+        key_on(site, &self.id, expiry_ms, self.page.as_deref())
     }
 
     /// When the connection's presence runs out, if it has any.
@@ -89,7 +105,15 @@ pub fn site_prefix(site: &SiteId) -> String {
 
 /// The key of one heartbeat of one connection.
 pub fn key(site: &SiteId, id: &str, expiry_ms: u64) -> String {
-    format!("{}{id}/{expiry_ms}", site_prefix(site))
+    key_on(site, id, expiry_ms, None)
+}
+
+/// The key of one heartbeat of one connection counted on `page` too.
+pub fn key_on(site: &SiteId, id: &str, expiry_ms: u64, page: Option<&str>) -> String {
+    match page {
+        Some(page) => format!("{}{id}/{expiry_ms}/{page}", site_prefix(site)),
+        None => format!("{}{id}/{expiry_ms}", site_prefix(site)),
+    }
 }
 
 /// Registers a new connection: one KV write.
@@ -100,12 +124,46 @@ pub fn join(
     id: String,
     now_ms: u64,
 ) -> Result<Lease, KvError> {
-    let expiry = now_ms + u64::from(config.presence_ttl_secs) * 1000;
-    write(kv, config, site, &id, expiry)?;
-    Ok(Lease {
+    join_on(kv, config, site, id, None, now_ms)
+}
+
+/// [`join`], counted on `page` (a page id) too: still one KV write.
+pub fn join_on(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    id: String,
+    page: Option<String>,
+    now_ms: u64,
+) -> Result<Lease, KvError> {
+    let lease = Lease {
         id,
+        expiries_ms: Vec::new(),
+        page,
+    };
+    let expiry = now_ms + u64::from(config.presence_ttl_secs) * 1000;
+    write(kv, config, &lease.key(site, expiry))?;
+    Ok(Lease {
         expiries_ms: vec![expiry],
+        ..lease
     })
+}
+
+/// Moves a connection to another page (or off pages): writes its new key, then deletes its
+/// old ones (a page move is a reader's navigation, not a heartbeat: two operations are fine).
+pub fn move_to(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    lease: &Lease,
+    page: Option<String>,
+    now_ms: u64,
+) -> Result<Lease, KvError> {
+    let moved = join_on(kv, config, site, lease.id.clone(), page, now_ms)?;
+    let old: Vec<String> = lease.expiries_ms.iter().map(|e| lease.key(site, *e)).collect();
+    // An old key whose delete fails expires within the TTL; a sweep deletes it then.
+    let _ = kv.delete_many(&old);
+    Ok(moved)
 }
 
 /// Extends a connection's presence on a heartbeat: one KV write and the delete of the key
@@ -136,18 +194,16 @@ pub fn refresh(
         .expiries_ms
         .iter()
         .filter(|e| Some(**e) != newest)
-        .map(|e| key(site, &lease.id, *e))
+        .map(|e| lease.key(site, *e))
         .collect();
     let failed = kv.delete_many(&older);
     let expiry = now_ms + ttl_ms;
-    write(kv, config, site, &lease.id, expiry)?;
+    write(kv, config, &lease.key(site, expiry))?;
     let mut expiries_ms: Vec<u64> = lease
         .expiries_ms
         .iter()
         .copied()
-        .filter(|e| {
-            Some(*e) == newest || failed.iter().any(|(k, _)| *k == key(site, &lease.id, *e))
-        })
+        .filter(|e| Some(*e) == newest || failed.iter().any(|(k, _)| *k == lease.key(site, *e)))
         .collect();
     expiries_ms.sort_unstable();
     expiries_ms.push(expiry);
@@ -157,6 +213,7 @@ pub fn refresh(
         Lease {
             id: lease.id.clone(),
             expiries_ms,
+            page: lease.page.clone(),
         },
         true,
     ))
@@ -174,11 +231,7 @@ pub fn leave(
     site: &SiteId,
     lease: &Lease,
 ) -> Result<(), KvError> {
-    let keys: Vec<String> = lease
-        .expiries_ms
-        .iter()
-        .map(|e| key(site, &lease.id, *e))
-        .collect();
+    let keys: Vec<String> = lease.expiries_ms.iter().map(|e| lease.key(site, *e)).collect();
     let mut failed = kv.delete_many(&keys);
     if failed.iter().any(|(_, e)| *e == KvError::TooManyRequests) {
         clock.sleep_until(clock.now_ms() + KEY_WRITE_INTERVAL_MS);
@@ -206,6 +259,9 @@ pub struct Census {
     /// newer than the last publish publishes even if the count did not change (a join and a
     /// leave in one slot), so the new page gets its count.
     pub newest_join_ms: Option<u64>,
+    /// Live connections per page id, for those counted on a page (each on the page of its
+    /// newest key).
+    pub pages: std::collections::BTreeMap<String, u64>,
 }
 
 /// Lists the site's presence keys (every page, full pages) and counts the connections alive.
@@ -230,18 +286,18 @@ pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Ce
     let prefix = site_prefix(site);
     // Ids are 128-bit numbers in hex: sorting numbers, not strings, keeps a count of tens of
     // thousands of keys cheap.
-    let mut keys_by_id: Vec<(u128, u64, &String)> = Vec::with_capacity(keys.len());
+    let mut keys_by_id: Vec<(u128, u64, &String, Option<&str>)> = Vec::with_capacity(keys.len());
     let mut listed: u64 = 0;
     for k in keys {
         let Some(rest) = k.strip_prefix(&prefix) else {
             continue;
         };
         listed += 1;
-        let Some((id, expiry)) = parse_key(rest) else {
+        let Some((id, expiry, page)) = parse_key(rest) else {
             continue;
         };
         if let Ok(id) = u128::from_str_radix(id, 16) {
-            keys_by_id.push((id, expiry, k));
+            keys_by_id.push((id, expiry, k, page));
         }
     }
     keys_by_id.sort_unstable();
@@ -250,9 +306,13 @@ pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Ce
         ..Census::default()
     };
     for group in keys_by_id.chunk_by(|a, b| a.0 == b.0) {
-        let newest = group.iter().map(|(_, e, _)| *e).max().unwrap_or(0);
+        // Sorted by expiry within the id: the last key is the newest.
+        let (newest, page) = group.last().map_or((0, None), |(_, e, _, p)| (*e, *p));
         if newest > now_ms {
             census.live += 1;
+            if let Some(page) = page {
+                *census.pages.entry(page.to_string()).or_default() += 1;
+            }
             // A connection's first key stands alone until its first refresh adds a second.
             if group.len() == 1 {
                 let written = newest.saturating_sub(ttl_ms);
@@ -261,7 +321,7 @@ pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Ce
         } else {
             census
                 .orphaned
-                .extend(group.iter().map(|(_, _, k)| (*k).clone()));
+                .extend(group.iter().map(|(_, _, k, _)| (*k).clone()));
         }
     }
     census
@@ -277,26 +337,25 @@ pub fn count(
     census(kv, config, site, now_ms).map(|c| c.live)
 }
 
-/// Splits `<id>/<expiry>`; foreign or malformed keys are skipped.
-fn parse_key(rest: &str) -> Option<(&str, u64)> {
-    let (id, expiry) = rest.split_once('/')?;
+/// Splits `<id>/<expiry>[/<page id>]`; foreign or malformed keys are skipped.
+fn parse_key(rest: &str) -> Option<(&str, u64, Option<&str>)> {
+    let (id, rest) = rest.split_once('/')?;
     if !is_presence_id(id) {
         return None;
     }
-    Some((id, expiry.parse().ok()?))
+    let (expiry, page) = match rest.split_once('/') {
+        Some((expiry, page)) if crate::page::is_page_id(page) => (expiry, Some(page)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    Some((id, expiry.parse().ok()?, page))
 }
 
-fn write(
-    kv: &dyn KvStore,
-    config: &Config,
-    site: &SiteId,
-    id: &str,
-    expiry_ms: u64,
-) -> Result<(), KvError> {
+fn write(kv: &dyn KvStore, config: &Config, key: &str) -> Result<(), KvError> {
     // The key outlives its expiry by a second at most (KV TTLs are whole seconds); counting
     // uses the expiry in the name, so that second never counts.
     kv.insert(
-        &key(site, id, expiry_ms),
+        key,
         b"",
         Some(config.presence_ttl_secs + 1),
         WriteMode::Overwrite,
@@ -517,6 +576,7 @@ mod tests {
         let lease = Lease {
             id: id(7),
             expiries_ms: vec![1, 2],
+            page: None,
         };
         assert_eq!(
             Lease::from_meta(&lease.id, &lease.expiries_meta()),
@@ -526,7 +586,8 @@ mod tests {
             Lease::from_meta(&lease.id, ""),
             Some(Lease {
                 id: lease.id.clone(),
-                expiries_ms: vec![]
+                expiries_ms: vec![],
+                page: None,
             })
         );
         assert_eq!(Lease::from_meta("../x", "1"), None);

@@ -3,8 +3,10 @@
 //!
 //! client → server: `{"type":"join","siteId","clientId"}` once after open,
 //!                  `{"type":"heartbeat","siteId","clientId","timestamp"}` every interval,
-//!                  `{"type":"visit"}` for another tab's page view (see `handover`).
+//!                  `{"type":"visit"}` for another tab's page view (see `handover`),
+//!                  `{"type":"page","page":…}` when a single-page app moves to another page.
 //! server → client: `{"type":"update","count":N[,"totalCount":M]}` when the count changes,
+//!                  `{"type":"update","count":N,"pageCount":P}` to readers of a page (`page`),
 //!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat,
 //!                  `{"type":"handover","token":…}` in the OPEN reply, when asked for.
 
@@ -23,6 +25,9 @@ pub enum ClientMessage {
     Heartbeat,
     /// Another tab of this browser opened a page view (the holding tab relays it).
     Visit,
+    /// The reader moved to another page (a page name, checked by `page::id`), or off pages
+    /// (`null`).
+    Page { page: Option<String> },
     /// A message type this service does not know: ignored, for forward compatibility.
     Unknown { kind: String },
 }
@@ -33,6 +38,8 @@ pub enum ProtocolError {
     TooBig { len: usize },
     MalformedJson(String),
     NotAnObject,
+    /// A field has the wrong type.
+    BadField { field: &'static str, expected: &'static str },
 }
 
 impl std::fmt::Display for ProtocolError {
@@ -43,6 +50,9 @@ impl std::fmt::Display for ProtocolError {
             }
             ProtocolError::MalformedJson(e) => write!(f, "malformed JSON: {e}"),
             ProtocolError::NotAnObject => write!(f, "message is not a JSON object"),
+            ProtocolError::BadField { field, expected } => {
+                write!(f, "{field} must be {expected}")
+            }
         }
     }
 }
@@ -53,6 +63,7 @@ struct Envelope {
     kind: Option<Value>,
     #[serde(rename = "siteId")]
     site_id: Option<Value>,
+    page: Option<Value>,
 }
 
 /// Parses one text message from the browser.
@@ -80,6 +91,18 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         },
         "heartbeat" => ClientMessage::Heartbeat,
         "visit" => ClientMessage::Visit,
+        "page" => ClientMessage::Page {
+            page: match envelope.page {
+                None | Some(Value::Null) => None,
+                Some(Value::String(page)) => Some(page),
+                Some(_) => {
+                    return Err(ProtocolError::BadField {
+                        field: "page",
+                        expected: "a string or null",
+                    })
+                }
+            },
+        },
         _ => ClientMessage::Unknown {
             kind: kind.chars().take(32).collect(),
         },
@@ -97,6 +120,9 @@ struct ServerMessage {
     timestamp: Option<u64>,
     #[serde(rename = "totalCount", skip_serializing_if = "Option::is_none")]
     total_count: Option<u64>,
+    /// `None`: not a page's message; `Some(None)`: the page has no count (`null`).
+    #[serde(rename = "pageCount", skip_serializing_if = "Option::is_none")]
+    page_count: Option<Option<u64>>,
 }
 
 impl ServerMessage {
@@ -113,6 +139,20 @@ pub fn update(count: u64, total: Option<u64>) -> String {
         count: Some(count),
         timestamp: None,
         total_count: total,
+        page_count: None,
+    }
+    .to_json()
+}
+
+/// `{"type":"update","count":N[,"totalCount":M],"pageCount":P}`: an update for a reader of a
+/// page; `pageCount` is null for a page without a count (beyond the site's busiest pages).
+pub fn page_update(count: u64, total: Option<u64>, page_count: Option<u64>) -> String {
+    ServerMessage {
+        kind: "update",
+        count: Some(count),
+        timestamp: None,
+        total_count: total,
+        page_count: Some(page_count),
     }
     .to_json()
 }
@@ -124,6 +164,7 @@ pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
         count: None,
         timestamp: Some(timestamp_secs),
         total_count: total,
+        page_count: None,
     }
     .to_json()
 }
@@ -149,6 +190,30 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"heartbeat","siteId":"a","clientId":"c1","timestamp":1700000000000}"#),
             Ok(ClientMessage::Heartbeat)
+        );
+    }
+
+    #[test]
+    fn a_page_message_names_a_page_or_none_and_nothing_else() {
+        assert_eq!(
+            parse(r#"{"type":"page","page":"/docs"}"#),
+            Ok(ClientMessage::Page {
+                page: Some("/docs".into())
+            })
+        );
+        for off in [r#"{"type":"page","page":null}"#, r#"{"type":"page"}"#] {
+            assert_eq!(parse(off), Ok(ClientMessage::Page { page: None }), "{off}");
+        }
+        assert!(matches!(
+            parse(r#"{"type":"page","page":["/docs"]}"#),
+            Err(ProtocolError::BadField { field: "page", .. })
+        ));
+        let v: Value = serde_json::from_str(&page_update(3, None, Some(2))).expect("json");
+        assert_eq!(v, json!({"type": "update", "count": 3, "pageCount": 2}));
+        let v: Value = serde_json::from_str(&page_update(3, Some(9), None)).expect("json");
+        assert_eq!(
+            v,
+            json!({"type": "update", "count": 3, "totalCount": 9, "pageCount": null})
         );
     }
 

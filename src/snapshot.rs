@@ -18,20 +18,28 @@ use crate::Services;
 pub const CACHE_MS: u64 = 1000;
 
 /// What a broadcast published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// The end of the slot the broadcast belonged to (orders snapshots).
     pub slot_end_ms: u64,
     pub count: u64,
     /// The total visits, when the broadcast could read them.
     pub total: Option<u64>,
+    /// The counts of the site's busiest pages (page id, count), at most `page::MAX_PAGES`.
+    pub pages: Vec<(String, u64)>,
 }
 
 impl Snapshot {
-    /// `<slot end> <count> <total or ->`.
+    /// `<slot end> <count> <total or -> [<page id>:<count>,…]`.
     fn encode(&self) -> String {
         let total = self.total.map_or("-".to_string(), |t| t.to_string());
-        format!("{} {} {total}", self.slot_end_ms, self.count)
+        let mut text = format!("{} {} {total}", self.slot_end_ms, self.count);
+        if !self.pages.is_empty() {
+            let pages: Vec<String> = self.pages.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+            text.push(' ');
+            text.push_str(&pages.join(","));
+        }
+        text
     }
 
     fn decode(bytes: &[u8]) -> Option<Snapshot> {
@@ -43,11 +51,38 @@ impl Snapshot {
             "-" => None,
             t => Some(t.parse().ok()?),
         };
+        let pages = match parts.next() {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|entry| {
+                    let (page, n) = entry.split_once(':')?;
+                    crate::page::is_page_id(page).then_some(())?;
+                    Some((page.to_string(), n.parse().ok()?))
+                })
+                .collect::<Option<Vec<(String, u64)>>>()?,
+        };
         parts.next().is_none().then_some(Snapshot {
             slot_end_ms,
             count,
             total,
+            pages,
         })
+    }
+
+    /// Whether the snapshot has a count for page `page_id`.
+    pub fn has_page(&self, page_id: &str) -> bool {
+        self.pages.iter().any(|(p, _)| p == page_id)
+    }
+
+    /// The count of page `page_id`: `Some(0)` for a page nobody reads, `None` for a page
+    /// beyond the site's pages with counts (when they are all taken).
+    pub fn page_count(&self, page_id: &str) -> Option<u64> {
+        match self.pages.iter().find(|(p, _)| p == page_id) {
+            Some((_, n)) => Some(*n),
+            None if self.pages.len() >= crate::page::MAX_PAGES => None,
+            None => Some(0),
+        }
     }
 }
 
@@ -89,7 +124,7 @@ pub fn read(kv: &dyn KvStore, config: &Config, site: &SiteId) -> Result<Option<S
             continue;
         };
         if let Some(s) = Snapshot::decode(&entry.value) {
-            if newest.is_none_or(|n| s.slot_end_ms > n.slot_end_ms) {
+            if newest.as_ref().is_none_or(|n| s.slot_end_ms > n.slot_end_ms) {
                 newest = Some(s);
             }
         }
@@ -122,6 +157,11 @@ pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, Kv
 /// reset changed the total).
 pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
     cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
+}
+
+/// The snapshot this POP last remembered or read, if its cache still holds it: no KV read.
+pub fn remembered(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
+    cache.get(&cache_key(site)).and_then(|b| Snapshot::decode(&b))
 }
 
 /// How long this POP remembers that a reader left (longer than any broadcast takes).
@@ -157,6 +197,7 @@ mod tests {
             slot_end_ms: slot,
             count,
             total,
+            pages: Vec::new(),
         }
     }
 
@@ -165,7 +206,24 @@ mod tests {
         for s in [snap(1, 2, Some(3)), snap(1_800_000_000_500, 0, None)] {
             assert_eq!(Snapshot::decode(s.encode().as_bytes()), Some(s));
         }
-        for bad in ["", "1 2", "1 2 x", "1 2 3 4", "a 2 3"] {
+        let with_pages = Snapshot {
+            pages: vec![("0123456789abcdef".into(), 4), ("fedcba9876543210".into(), 1)],
+            ..snap(1, 5, None)
+        };
+        assert_eq!(
+            Snapshot::decode(with_pages.encode().as_bytes()),
+            Some(with_pages)
+        );
+        for bad in [
+            "",
+            "1 2",
+            "1 2 x",
+            "1 2 3 4",
+            "a 2 3",
+            "1 2 3 /docs:1",
+            "1 2 3 0123456789abcdef:x",
+            "1 2 3 0123456789abcdef:1 x",
+        ] {
             assert_eq!(Snapshot::decode(bad.as_bytes()), None, "{bad:?}");
         }
     }

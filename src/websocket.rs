@@ -15,6 +15,7 @@ use crate::broadcast;
 use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::grip;
+use crate::kv::KEY_WRITE_INTERVAL_MS;
 use crate::limits::{self, ClientKey, Verdict};
 use crate::log::Line;
 use crate::presence::{self, Lease};
@@ -23,7 +24,7 @@ use crate::request::{header, parse_bool, query_value};
 use crate::response::finish;
 use crate::site::SiteId;
 use crate::websocket_events::{self, CodecError, Event};
-use crate::{handover, snapshot, totals, Handled, Services};
+use crate::{handover, page, snapshot, totals, Handled, Services};
 
 /// Connection meta: the connection's site.
 pub const META_SITE: &str = "Site";
@@ -35,6 +36,10 @@ pub const META_PRESENCE_EXP: &str = "Presence-Exp";
 pub const META_TOTALS: &str = "Totals";
 /// Connection meta: how many visits the connection relayed for other tabs.
 pub const META_RELAYED_VISITS: &str = "Relayed-Visits";
+/// Connection meta: the id of the page the connection is counted on.
+pub const META_PAGE: &str = "Page";
+/// The query parameter naming the page a reader is on (see `page`).
+pub const PAGE_PARAM: &str = "page";
 /// Connection meta: `1` when the connection's OPEN counted a visit.
 pub const META_VISITED: &str = "Visited";
 /// Connection meta: `1` when the connection is shared by a browser's tabs (see `handover`),
@@ -67,6 +72,8 @@ pub struct ConnectParams {
     pub share: bool,
     /// `handover`: the presence this connection takes over from a closing tab.
     pub handover: Option<String>,
+    /// `page`: the id of the page the reader is on, when it asked to be counted on it.
+    pub page: Option<String>,
 }
 
 /// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
@@ -89,7 +96,11 @@ pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
             "handover must be a token this service gave (32 hex digits)".into(),
         ));
     }
+    let page = query_value(query, PAGE_PARAM)
+        .map(|p| page::id(&site, &p))
+        .transpose()?;
     Ok(ConnectParams {
+        page,
         site,
         totals: bool_param(query, "enableTotalCount", false)?,
         visit: bool_param(query, "visit", true)?,
@@ -317,7 +328,8 @@ fn open_connection(
     let lease = match (meta(req, META_PRESENCE_ID), meta(req, META_PRESENCE_EXP)) {
         (Some(pid), exp) => Some(
             Lease::from_meta(pid, exp.unwrap_or(""))
-                .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?,
+                .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?
+                .on_page(meta(req, META_PAGE).map(str::to_string)),
         ),
         (None, _) => None,
     };
@@ -412,11 +424,13 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     let taken_over = conn.params.as_ref().and_then(|p| p.handover.clone());
     conn.took_over = taken_over.is_some();
     let id = taken_over.unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
-    let lease = presence::join(
+    let page = conn.params.as_ref().and_then(|p| p.page.clone());
+    let lease = presence::join_on(
         services.kv,
         services.config,
         &conn.site,
         id,
+        page,
         services.clock.now_ms(),
     )
     .map_err(|e| {
@@ -461,6 +475,11 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
         conn.site.channel()
     };
     reply.events.push(grip::subscribe(&channel));
+    if let Some(page_id) = conn.lease.as_ref().and_then(|l| l.page.as_deref()) {
+        reply
+            .events
+            .push(grip::subscribe(&page::channel(&conn.site, page_id)));
+    }
     conn.visited = visited;
     conn.shared = conn.params.as_ref().is_some_and(|p| p.share);
     Ok(())
@@ -471,7 +490,7 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
 /// back until the service next sends the connection something, so a count there would
 /// arrive late and stale.)
 fn greet(services: &Services, conn: &Connection, reply: &mut Reply) {
-    if let Some(update) = first_update(services, conn) {
+    if let Some(update) = first_update(services, conn, false) {
         reply.events.push(Event::Text(update));
     }
     if let (true, Some(lease)) = (conn.shared, &conn.lease) {
@@ -517,8 +536,8 @@ fn hand_over(services: &Services, conn: &mut Connection) {
     release_ticket(services, conn);
     if let Some(lease) = conn.lease.take() {
         conn.lease = Some(Lease {
-            id: lease.id,
             expiries_ms: Vec::new(),
+            ..lease
         });
         conn.lease_changed = true;
     }
@@ -527,31 +546,103 @@ fn hand_over(services: &Services, conn: &mut Connection) {
 /// The page's first count, so it shows a number at once instead of waiting for the next
 /// slot's broadcast: the last broadcast's count (read from the POP's one-second snapshot
 /// cache: no listing) plus this page if that broadcast counted before the page's presence
-/// was written, and likewise the total plus this visit. On a settled site that is the exact
-/// count; on a changing one, the broadcast this join claims corrects it within a slot.
-fn first_update(services: &Services, conn: &Connection) -> Option<String> {
+/// was written, and likewise the total plus this visit, and the count of its page. On a
+/// settled site that is the exact count; on a changing one, the broadcast this join claims
+/// corrects it within a slot. After a move to another page (`moved`) the reader was counted
+/// on the site already, only not on its new page.
+fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<String> {
     let lease = conn.lease.as_ref()?;
     let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
     let written_ms = lease.expiries_ms.iter().min()?.saturating_sub(ttl_ms);
-    match snapshot::cached(services, &conn.site) {
+    let (count, total, page_count) = match snapshot::cached(services, &conn.site) {
         // Someone left since: the snapshot is too high, and the broadcast is under a second
         // away (a page reloaded would otherwise see itself counted twice, then once).
-        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, &conn.site, &last) => None,
+        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, &conn.site, &last) => {
+            return None
+        }
         Ok(Some(last)) => {
             // A presence taken over from a closing tab was counted already.
             let unseen = u64::from(written_ms > last.slot_end_ms && !conn.took_over);
-            let total = conn
-                .totals
+            let unseen_on_site = if moved { 0 } else { unseen };
+            let total = (conn.totals && !moved)
                 .then_some(last.total)
                 .flatten()
                 .map(|t| t + unseen * u64::from(conn.visited));
-            Some(protocol::update(last.count + unseen, total))
+            let page_count = lease
+                .page
+                .as_deref()
+                .map(|p| last.page_count(p).map(|n| n + unseen));
+            (last.count + unseen_on_site, total, page_count)
         }
         // No broadcast yet: a new site, where this page is the first.
-        Ok(None) => Some(protocol::update(1, None)),
+        Ok(None) => (1, None, lease.page.as_ref().map(|_| Some(1))),
         // The broadcast will tell it.
-        Err(_) => None,
+        Err(_) => return None,
+    };
+    Some(match page_count {
+        Some(page_count) => protocol::page_update(count, total, page_count),
+        None => protocol::update(count, total),
+    })
+}
+
+/// Moves the reader to another page (or off pages, `None`): its presence key names the new
+/// page (one write; the old keys are deleted), its subscriptions follow, and the reply tells
+/// it the new page's count. A move under a second after the last presence write is not
+/// taken (a key takes about one write a second; the client spaces its moves).
+fn move_page(
+    services: &Services,
+    conn: &mut Connection,
+    page: Option<String>,
+    reply: &mut Reply,
+) -> Result<(), HttpError> {
+    let page = page.map(|p| page::id(&conn.site, &p)).transpose()?;
+    let Some(lease) = conn.lease.as_ref().filter(|l| !l.expiries_ms.is_empty()) else {
+        return Ok(());
+    };
+    if lease.page == page {
+        return Ok(());
     }
+    let now = services.clock.now_ms();
+    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
+    let last_write = lease.newest_expiry().unwrap_or(0).saturating_sub(ttl_ms);
+    if now < last_write + KEY_WRITE_INTERVAL_MS {
+        services.log.emit(&Line::PageMoveTooSoon {
+            conn: &conn.id,
+            site: &conn.site,
+        });
+        return Ok(());
+    }
+    let old_page = lease.page.clone();
+    match presence::move_to(services.kv, services.config, &conn.site, lease, page, now) {
+        Ok(moved) => {
+            conn.lease = Some(moved);
+            conn.lease_changed = true;
+            conn.wants_broadcast = true;
+        }
+        Err(e) => {
+            services.log.emit(&Line::PresenceRefreshFailed {
+                conn: &conn.id,
+                site: &conn.site,
+                error: &e.to_string(),
+            });
+            return Ok(());
+        }
+    }
+    if let Some(old) = old_page {
+        reply
+            .events
+            .push(grip::unsubscribe(&page::channel(&conn.site, &old)));
+    }
+    let new_page = conn.lease.as_ref().and_then(|l| l.page.clone());
+    if let Some(new) = &new_page {
+        reply
+            .events
+            .push(grip::subscribe(&page::channel(&conn.site, new)));
+        if let Some(update) = first_update(services, conn, true) {
+            reply.events.push(Event::Text(update));
+        }
+    }
+    Ok(())
 }
 
 /// Adds this page view to the site's total (whether it was added). A failure is logged, never
@@ -610,6 +701,17 @@ fn on_text(services: &Services, conn: &mut Connection, text: &str, reply: &mut R
             }
         }
         Ok(ClientMessage::Visit) => relayed_visit(services, conn),
+        Ok(ClientMessage::Page { page }) => {
+            if let Err(e) = move_page(services, conn, page, reply) {
+                close(
+                    services,
+                    conn,
+                    reply,
+                    CloseCode::InvalidPayload,
+                    &e.to_string(),
+                );
+            }
+        }
         Ok(ClientMessage::Unknown { .. }) => {}
         Err(ProtocolError::TooBig { len }) => close(
             services,
@@ -686,8 +788,8 @@ fn leave(services: &Services, conn: &mut Connection) {
     }
     snapshot::note_leave(services.cache, &conn.site, services.clock.now_ms());
     conn.lease = Some(Lease {
-        id: lease.id,
         expiries_ms: Vec::new(),
+        ..lease
     });
     conn.lease_changed = true;
     conn.wants_broadcast = true;
@@ -763,7 +865,8 @@ fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Respon
         if let Some(lease) = &conn.lease {
             builder = builder
                 .header(set_meta(META_PRESENCE_ID), lease.id.as_str())
-                .header(set_meta(META_PRESENCE_EXP), lease.expiries_meta());
+                .header(set_meta(META_PRESENCE_EXP), lease.expiries_meta())
+                .header(set_meta(META_PAGE), lease.page.as_deref().unwrap_or(""));
         }
     }
     finish(builder, websocket_events::encode(&reply.events))
@@ -1075,6 +1178,7 @@ mod tests {
             slot_end_ms: NOW_MS - 60_000,
             count: 5,
             total: Some(10),
+            pages: Vec::new(),
         };
         let shop = SiteId::parse("shop").expect("site");
         snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
@@ -1109,6 +1213,105 @@ mod tests {
         assert_eq!(first("?siteId=shop"), None);
     }
 
+    #[test]
+    fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
+        let t = services();
+        let shop = SiteId::parse("shop").expect("site");
+        let (docs, blog) = (
+            page::id(&shop, "/docs").expect("id"),
+            page::id(&shop, "/blog").expect("id"),
+        );
+        let last = snapshot::Snapshot {
+            slot_end_ms: NOW_MS - 60_000,
+            count: 5,
+            total: None,
+            pages: vec![(docs.clone(), 2)],
+        };
+        snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+        let kv = crate::kv::CountingKv::new(&t.kv);
+        let counted = Services {
+            kv: &kv,
+            ..t.services()
+        };
+        let opened = handle(&call("?siteId=shop&page=/docs", &[], b"OPEN\r\n"), &counted)
+            .expect("open");
+        assert_eq!(
+            events(&opened)[1..],
+            [
+                grip::subscribe("site:shop"),
+                grip::subscribe(&format!("page:shop:{docs}")),
+            ]
+        );
+        assert_eq!(set_meta(&opened, META_PAGE), Some(docs.clone()));
+        assert_eq!(kv.counts().insert, 1, "the page rides the presence key");
+        // The page itself is stored nowhere: only its id.
+        assert!(t.kv.keys().iter().all(|k| !k.contains("docs")));
+        let mut meta = meta_of(&opened);
+        let say = |meta: &[(&'static str, String)], text: &str| {
+            let body = websocket_events::encode(&[Event::Text(text.into())]);
+            handle(&call("", &with_meta(meta), &body), &t.services()).expect("reply")
+        };
+        let joined = say(&meta, r#"{"type":"join"}"#);
+        assert_eq!(
+            events(&joined).last(),
+            Some(&Event::Text(
+                r#"{"type":"update","count":6,"pageCount":3}"#.into()
+            ))
+        );
+        // A move under a second after the join's write is not taken.
+        t.set_time(NOW_MS + 500);
+        let early = say(&meta, r#"{"type":"page","page":"/blog"}"#);
+        assert!(events(&early).is_empty());
+        assert!(t.log.lines().iter().any(|l| l.contains("page-move-too-soon")));
+        // Later it is: one write, the old key deleted, the subscriptions follow, and the
+        // reply has the new page's count (the site count is the snapshot's: the reader was
+        // counted on the site already).
+        t.set_time(NOW_MS + 2_000);
+        let moved = say(&meta, r#"{"type":"page","page":"/blog"}"#);
+        assert_eq!(
+            events(&moved),
+            vec![
+                grip::unsubscribe(&format!("page:shop:{docs}")),
+                grip::subscribe(&format!("page:shop:{blog}")),
+                Event::Text(r#"{"type":"update","count":5,"pageCount":1}"#.into()),
+            ]
+        );
+        assert!(moved.broadcast.is_some(), "a move claims a broadcast");
+        let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 2_000).expect("census");
+        assert_eq!((census.live, census.pages.get(&blog)), (1, Some(&1)));
+        assert_eq!(census.pages.get(&docs), None);
+        meta.retain(|(n, _)| ![META_PRESENCE_EXP, META_PAGE].contains(n));
+        meta.extend(meta_of(&moved));
+        // Off pages: unsubscribed, still counted on the site.
+        t.set_time(NOW_MS + 4_000);
+        let off = say(&meta, r#"{"type":"page","page":null}"#);
+        assert_eq!(
+            events(&off),
+            vec![grip::unsubscribe(&format!("page:shop:{blog}"))]
+        );
+        assert_eq!(set_meta(&off, META_PAGE).as_deref(), Some(""));
+        let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 4_000).expect("census");
+        assert_eq!((census.live, census.pages.len()), (1, 0));
+        // A page name that is not one closes with 1007; so does a page that is not a string.
+        for bad in [r#"{"type":"page","page":"a b"}"#, r#"{"type":"page","page":5}"#] {
+            let refused = say(&meta, bad);
+            assert!(
+                matches!(events(&refused).last(), Some(Event::Close { code: Some(1007), .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_parameter_that_is_not_a_page_refuses_the_upgrade() {
+        let t = services();
+        for query in ["?siteId=shop&page=", "?siteId=shop&page=a%20b", "?siteId=shop&page=%C3%A9"] {
+            let err = handle(&call(query, &[], b"OPEN\r\n"), &t.services()).expect_err(query);
+            assert_eq!(err.status(), 400, "{query}");
+        }
+        assert_eq!(t.kv.len(), 0);
+    }
+
     fn live(t: &TestServices, site: &str, at_ms: u64) -> u64 {
         let site = SiteId::parse(site).expect("site");
         presence::count(&t.kv, &t.config, &site, at_ms).expect("count")
@@ -1125,6 +1328,7 @@ mod tests {
             META_TOOK_OVER,
             META_JOINED,
             META_RELAYED_VISITS,
+            META_PAGE,
         ]
         .into_iter()
         .filter_map(|n| set_meta(handled, n).map(|v| (n, v)))
