@@ -1,7 +1,8 @@
 //! The stats API, compatible with the original's:
 //!
 //! - `GET /api/total/{siteId}` → `{"siteId","totalCount","timestamp"}`
-//! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`
+//! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`; with `?page=…` also
+//!   `"pageOnline"`: that page's readers, or null beyond the site's busiest pages (see `page`)
 //! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
 //! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
 //!
@@ -21,7 +22,7 @@ use crate::request;
 use crate::response::{self, finish};
 use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
-use crate::{broadcast, presence, totals, Handled, Services};
+use crate::{broadcast, page, presence, totals, Handled, Services};
 
 /// The largest `PUT /api/total` body accepted.
 const MAX_BODY: usize = 1024;
@@ -99,8 +100,15 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
             )
         }
         (Endpoint::Online, _) => {
+            let page = request::query_value(req.uri().query(), crate::websocket::PAGE_PARAM)
+                .map(|p| page::id(&site, &p))
+                .transpose()?;
             let online = read(services, &site, |s| Some(s.count), |_| None)?;
-            Ok(public(json!({"siteId": site.as_str(), "online": online, "timestamp": now})).into())
+            let mut body = json!({"siteId": site.as_str(), "online": online, "timestamp": now});
+            if let Some(page_id) = page {
+                body["pageOnline"] = json!(read_page(services, &site, &page_id)?);
+            }
+            Ok(public(body).into())
         }
         (Endpoint::Total, _) => {
             authorize(req, services)?;
@@ -138,14 +146,7 @@ fn read(
     from_snapshot: impl Fn(&Snapshot) -> Option<u64>,
     from_totals: impl Fn(&totals::Settled) -> Option<u64>,
 ) -> Result<u64, HttpError> {
-    let unavailable = |what: String| {
-        services.log.emit(&Line::Detail {
-            event: "api-read-failed",
-            site,
-            detail: &what,
-        });
-        HttpError::Unavailable("the store could not be read; try again".into())
-    };
+    let unavailable = |what: String| unavailable(services, site, &what);
     let found = snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))?;
     if let Some(value) = found.as_ref().and_then(&from_snapshot) {
         return Ok(value);
@@ -157,6 +158,31 @@ fn read(
         return Ok(value);
     }
     presence::count(services.kv, services.config, site, now).map_err(|e| unavailable(e.to_string()))
+}
+
+/// The readers of one page (by page id): from the snapshot like [`read`]; None for a page
+/// beyond the site's busiest pages.
+fn read_page(services: &Services, site: &SiteId, page_id: &str) -> Result<Option<u64>, HttpError> {
+    let unavailable = |what: String| unavailable(services, site, &what);
+    match snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))? {
+        Some(last) => Ok(last.page_count(page_id)),
+        None => {
+            let now = services.clock.now_ms();
+            let census = presence::census(services.kv, services.config, site, now)
+                .map_err(|e| unavailable(e.to_string()))?;
+            Ok(Some(census.pages.get(page_id).copied().unwrap_or(0)))
+        }
+    }
+}
+
+/// A read the store could not answer: logged, and 503 to the caller.
+fn unavailable(services: &Services, site: &SiteId, what: &str) -> HttpError {
+    services.log.emit(&Line::Detail {
+        event: "api-read-failed",
+        site,
+        detail: what,
+    });
+    HttpError::Unavailable("the store could not be read; try again".into())
 }
 
 /// Adds CORS headers to an API error, so pages can read why their GET failed.
@@ -318,6 +344,48 @@ mod tests {
         let resp = call(&t, "GET", "/api/online/shop", None, "").expect("online");
         assert_eq!(body(&resp)["online"], 0);
         assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    }
+
+    #[test]
+    fn online_answers_for_a_page_too() {
+        let t = TestServices::new();
+        t.set_time(1_795_862_040_123);
+        let shop = SiteId::parse("shop").expect("site");
+        let docs = page::id(&shop, "/docs").expect("id");
+        let now = t.clock.now.get();
+        for n in 1..=2 {
+            let id = presence::new_id_from([0, n]);
+            presence::join_on(&t.kv, &t.config, &shop, id, Some(docs.clone()), now).expect("join");
+        }
+        presence::join(&t.kv, &t.config, &shop, presence::new_id_from([0, 3]), now).expect("join");
+        // No snapshot yet: counted from the store.
+        let resp = call(&t, "GET", "/api/online/shop?page=/docs", None, "").expect("online");
+        assert_eq!(
+            (
+                body(&resp)["online"].clone(),
+                body(&resp)["pageOnline"].clone()
+            ),
+            (json!(3), json!(2))
+        );
+        let resp = call(&t, "GET", "/api/online/shop?page=/blog", None, "").expect("online");
+        assert_eq!(body(&resp)["pageOnline"], 0);
+        // From the snapshot once there is one; null beyond the busiest pages.
+        let full = Snapshot {
+            slot_end_ms: now,
+            count: 70,
+            total: None,
+            pages: (0..page::MAX_PAGES as u64)
+                .map(|n| (format!("{n:016x}"), 1))
+                .collect(),
+        };
+        snapshot::write(&t.kv, &t.config, &shop, &full).expect("snapshot");
+        t.set_time(now + 2_000);
+        let resp = call(&t, "GET", "/api/online/shop?page=/docs", None, "").expect("online");
+        assert_eq!(body(&resp)["online"], 70);
+        assert_eq!(body(&resp)["pageOnline"], serde_json::Value::Null);
+        assert!(body(&resp).get("pageOnline").is_some());
+        let err = call(&t, "GET", "/api/online/shop?page=a%20b", None, "").expect_err("bad page");
+        assert_eq!(err.status(), 400);
     }
 
     #[test]

@@ -362,8 +362,15 @@ mod tests {
             page::id(&s, "/blog").expect("id"),
         );
         let on = |n: u64, p: &str| {
-            presence::join_on(&t.kv, &t.config, &s, new_id_from([0, n]), Some(p.to_string()), 0)
-                .expect("join")
+            presence::join_on(
+                &t.kv,
+                &t.config,
+                &s,
+                new_id_from([0, n]),
+                Some(p.to_string()),
+                0,
+            )
+            .expect("join")
         };
         on(1, &docs);
         on(2, &docs);
@@ -440,7 +447,9 @@ mod tests {
         };
         let kept = &s.pages[0].0;
         assert_eq!(s.page_count(kept), Some(s.pages[0].1));
-        let dropped = (0..).map(|n: u64| format!("{n:016x}")).find(|p| !s.has_page(p));
+        let dropped = (0..)
+            .map(|n: u64| format!("{n:016x}"))
+            .find(|p| !s.has_page(p));
         assert_eq!(s.page_count(&dropped.expect("one")), None);
         assert_eq!(Snapshot::default().page_count(kept), Some(0));
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::HttpError;
+use crate::page;
 use crate::request::{self, parse_bool, query_value};
 use crate::site::SiteId;
 
@@ -42,6 +43,10 @@ pub struct ClientConfig {
     pub debug: bool,
     /// `countTabs`: count every tab (the original's way) instead of every browser.
     pub count_tabs: bool,
+    /// `page`: `auto` (the page's path) or a page name, to count this page's readers too.
+    pub page: Option<String>,
+    /// Where the page's count goes.
+    pub page_element_id: String,
 }
 
 /// This service's own origin (`https://host`), from the request.
@@ -98,6 +103,8 @@ pub fn client_config(
         heartbeat_interval: config.heartbeat_interval_secs * 1000,
         debug: flag("debug"),
         count_tabs: flag("countTabs"),
+        page: query_value(query, "page").filter(|p| p == "auto" || page::id(&site, p).is_ok()),
+        page_element_id: element_id("pageElementId", "liveuser_page"),
     })
 }
 
@@ -211,7 +218,25 @@ mod tests {
                 heartbeat_interval: 30_000,
                 debug: false,
                 count_tabs: false,
+                page: None,
+                page_element_id: "liveuser_page".into(),
             }
+        );
+    }
+
+    #[test]
+    fn a_page_is_auto_or_a_page_name_and_anything_else_counts_the_site_only() {
+        assert_eq!(cfg("siteId=shop&page=auto").page.as_deref(), Some("auto"));
+        assert_eq!(
+            cfg("siteId=shop&page=/pricing").page.as_deref(),
+            Some("/pricing")
+        );
+        for bad in ["page=", "page=a%20b", "page=%C3%A9"] {
+            assert_eq!(cfg(&format!("siteId=shop&{bad}")).page, None, "{bad}");
+        }
+        assert_eq!(
+            cfg("siteId=shop&pageElementId=here").page_element_id,
+            "here"
         );
     }
 

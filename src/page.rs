@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn page_ids_are_per_site_and_pages_are_checked() {
-        let (a, b) = (SiteId::parse("a").expect("site"), SiteId::parse("b").expect("site"));
+        let (a, b) = (
+            SiteId::parse("a").expect("site"),
+            SiteId::parse("b").expect("site"),
+        );
         let id_a = id(&a, "/docs/intro").expect("id");
         assert!(is_page_id(&id_a));
         assert_eq!(id_a, id(&a, "/docs/intro").expect("id"));

@@ -160,7 +160,11 @@ pub fn move_to(
     now_ms: u64,
 ) -> Result<Lease, KvError> {
     let moved = join_on(kv, config, site, lease.id.clone(), page, now_ms)?;
-    let old: Vec<String> = lease.expiries_ms.iter().map(|e| lease.key(site, *e)).collect();
+    let old: Vec<String> = lease
+        .expiries_ms
+        .iter()
+        .map(|e| lease.key(site, *e))
+        .collect();
     // An old key whose delete fails expires within the TTL; a sweep deletes it then.
     let _ = kv.delete_many(&old);
     Ok(moved)
@@ -231,7 +235,11 @@ pub fn leave(
     site: &SiteId,
     lease: &Lease,
 ) -> Result<(), KvError> {
-    let keys: Vec<String> = lease.expiries_ms.iter().map(|e| lease.key(site, *e)).collect();
+    let keys: Vec<String> = lease
+        .expiries_ms
+        .iter()
+        .map(|e| lease.key(site, *e))
+        .collect();
     let mut failed = kv.delete_many(&keys);
     if failed.iter().any(|(_, e)| *e == KvError::TooManyRequests) {
         clock.sleep_until(clock.now_ms() + KEY_WRITE_INTERVAL_MS);

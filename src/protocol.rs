@@ -35,11 +35,16 @@ pub enum ClientMessage {
 /// Why a client message was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
-    TooBig { len: usize },
+    TooBig {
+        len: usize,
+    },
     MalformedJson(String),
     NotAnObject,
     /// A field has the wrong type.
-    BadField { field: &'static str, expected: &'static str },
+    BadField {
+        field: &'static str,
+        expected: &'static str,
+    },
 }
 
 impl std::fmt::Display for ProtocolError {

@@ -124,7 +124,10 @@ pub fn read(kv: &dyn KvStore, config: &Config, site: &SiteId) -> Result<Option<S
             continue;
         };
         if let Some(s) = Snapshot::decode(&entry.value) {
-            if newest.as_ref().is_none_or(|n| s.slot_end_ms > n.slot_end_ms) {
+            if newest
+                .as_ref()
+                .is_none_or(|n| s.slot_end_ms > n.slot_end_ms)
+            {
                 newest = Some(s);
             }
         }
@@ -161,7 +164,9 @@ pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
 
 /// The snapshot this POP last remembered or read, if its cache still holds it: no KV read.
 pub fn remembered(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
-    cache.get(&cache_key(site)).and_then(|b| Snapshot::decode(&b))
+    cache
+        .get(&cache_key(site))
+        .and_then(|b| Snapshot::decode(&b))
 }
 
 /// How long this POP remembers that a reader left (longer than any broadcast takes).
@@ -207,7 +212,10 @@ mod tests {
             assert_eq!(Snapshot::decode(s.encode().as_bytes()), Some(s));
         }
         let with_pages = Snapshot {
-            pages: vec![("0123456789abcdef".into(), 4), ("fedcba9876543210".into(), 1)],
+            pages: vec![
+                ("0123456789abcdef".into(), 4),
+                ("fedcba9876543210".into(), 1),
+            ],
             ..snap(1, 5, None)
         };
         assert_eq!(

@@ -1233,8 +1233,8 @@ mod tests {
             kv: &kv,
             ..t.services()
         };
-        let opened = handle(&call("?siteId=shop&page=/docs", &[], b"OPEN\r\n"), &counted)
-            .expect("open");
+        let opened =
+            handle(&call("?siteId=shop&page=/docs", &[], b"OPEN\r\n"), &counted).expect("open");
         assert_eq!(
             events(&opened)[1..],
             [
@@ -1262,7 +1262,11 @@ mod tests {
         t.set_time(NOW_MS + 500);
         let early = say(&meta, r#"{"type":"page","page":"/blog"}"#);
         assert!(events(&early).is_empty());
-        assert!(t.log.lines().iter().any(|l| l.contains("page-move-too-soon")));
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("page-move-too-soon")));
         // Later it is: one write, the old key deleted, the subscriptions follow, and the
         // reply has the new page's count (the site count is the snapshot's: the reader was
         // counted on the site already).
@@ -1293,10 +1297,19 @@ mod tests {
         let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 4_000).expect("census");
         assert_eq!((census.live, census.pages.len()), (1, 0));
         // A page name that is not one closes with 1007; so does a page that is not a string.
-        for bad in [r#"{"type":"page","page":"a b"}"#, r#"{"type":"page","page":5}"#] {
+        for bad in [
+            r#"{"type":"page","page":"a b"}"#,
+            r#"{"type":"page","page":5}"#,
+        ] {
             let refused = say(&meta, bad);
             assert!(
-                matches!(events(&refused).last(), Some(Event::Close { code: Some(1007), .. })),
+                matches!(
+                    events(&refused).last(),
+                    Some(Event::Close {
+                        code: Some(1007),
+                        ..
+                    })
+                ),
                 "{bad}"
             );
         }
@@ -1305,7 +1318,11 @@ mod tests {
     #[test]
     fn a_page_parameter_that_is_not_a_page_refuses_the_upgrade() {
         let t = services();
-        for query in ["?siteId=shop&page=", "?siteId=shop&page=a%20b", "?siteId=shop&page=%C3%A9"] {
+        for query in [
+            "?siteId=shop&page=",
+            "?siteId=shop&page=a%20b",
+            "?siteId=shop&page=%C3%A9",
+        ] {
             let err = handle(&call(query, &[], b"OPEN\r\n"), &t.services()).expect_err(query);
             assert_eq!(err.status(), 400, "{query}");
         }

@@ -19,13 +19,20 @@
     heartbeatInterval: 30000,
     debug: false,
     // Count every tab, as the original does, instead of every browser.
-    countTabs: false
+    countTabs: false,
+    // "auto" (this page's path) or a page name: also show how many read this page.
+    page: null,
+    pageElementId: "liveuser_page"
   };
   // The close code with which the tab holding a shared connection hands its presence over.
   var HANDOVER_CLOSE = 4001;
   var MAX_RECONNECT_DELAY = 60000;
   // A connection that stayed up this long resets the backoff.
   var HEALTHY_AFTER = 10000;
+  // The server takes a page move at most a second after the connection's last presence write
+  // (open, heartbeat, move); this leaves room for the network.
+  var MOVE_SPACING = 1500;
+  var MAX_PAGE_LENGTH = 256;
 
   var config = null;
   var socket = null;
@@ -35,7 +42,12 @@
   var openedAt = 0;
   var heartbeatTimer = null;
   var reconnectTimer = null;
-  var last = { count: null, totalCount: null };
+  var last = { count: null, totalCount: null, pageCount: undefined };
+  // The page this connection is counted on, when was its last presence write, and a move
+  // waiting for its turn.
+  var sentPage = null;
+  var lastWriteAt = 0;
+  var moveTimer = null;
   // Tabs of this browser on this site share one connection (unless countTabs): the tab that
   // holds a Web Lock opens the socket and tells the others over a BroadcastChannel.
   var tabs = null;
@@ -95,10 +107,31 @@
       totalEl.textContent = formatNumber(last.totalCount);
       totalEl.setAttribute("data-total-count", String(last.totalCount));
     }
+    renderPage();
+  }
+
+  // A page beyond the site's busiest pages has no count (null): say so rather than guess.
+  function renderPage() {
+    var pageEl = element(config.pageElementId);
+    if (!pageEl || !config.page || last.pageCount === undefined) {
+      return;
+    }
+    if (last.pageCount === null) {
+      pageEl.textContent = "\u2013";
+      pageEl.setAttribute("data-page-count", "");
+      pageEl.title = "Not counted: this site has too many pages with readers";
+    } else {
+      pageEl.textContent = formatNumber(last.pageCount);
+      pageEl.setAttribute("data-page-count", String(last.pageCount));
+      pageEl.removeAttribute("title");
+    }
   }
 
   function announce() {
     var detail = { count: last.count, totalCount: last.totalCount };
+    if (config.page) {
+      detail.pageCount = last.pageCount === undefined ? null : last.pageCount;
+    }
     document.dispatchEvent(new CustomEvent("liveuser:update", { detail: detail }));
   }
 
@@ -115,6 +148,10 @@
     }
     if (typeof message.totalCount === "number") {
       last.totalCount = message.totalCount;
+    }
+    // Only updates on the page's own channel carry pageCount; the site's carry none.
+    if (message.type === "update" && "pageCount" in message) {
+      last.pageCount = typeof message.pageCount === "number" ? message.pageCount : null;
     }
     if (message.type === "handover" && tabs) {
       tabs.token = message.token;
@@ -133,6 +170,7 @@
   }
 
   function heartbeat() {
+    lastWriteAt = Date.now();
     send({ type: "heartbeat", siteId: config.siteId, clientId: clientId, timestamp: Date.now() });
   }
 
@@ -144,6 +182,10 @@
       // Only the first connection of a page view is a visit; reconnects are not.
       "visit=" + (visitCounted ? "0" : "1")
     ];
+    sentPage = currentPage();
+    if (sentPage) {
+      params.push("page=" + encodeURIComponent(sentPage));
+    }
     if (tabs) {
       params.push("shareTabs=1");
       // Take over the presence of the tab that held the connection before (no dip).
@@ -179,6 +221,7 @@
   function onOpen() {
     log("connected");
     openedAt = Date.now();
+    lastWriteAt = openedAt;
     send({ type: "join", siteId: config.siteId, clientId: clientId });
     heartbeatTimer = setInterval(heartbeat, config.heartbeatInterval);
     relayVisits();
@@ -211,6 +254,8 @@
   function disconnect(code) {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
+    clearTimeout(moveTimer);
+    moveTimer = null;
     clearInterval(heartbeatTimer);
     heartbeatTimer = null;
     if (socket) {
@@ -220,10 +265,63 @@
     }
   }
 
+  // ---- The page's own count ----
+
+  // The page this tab is on, as the server should count it (null: the site only). Paths are
+  // ASCII already (the browser percent-encodes the rest); very long ones are cut.
+  function currentPage() {
+    if (!config.page) {
+      return null;
+    }
+    var page = config.page === "auto" ? window.location.pathname : String(config.page);
+    return page.slice(0, MAX_PAGE_LENGTH) || "/";
+  }
+
+  // A single-page app changed the URL: move this connection's count to the new page, once
+  // the server will take it (the latest page wins if several moves wait).
+  function onNavigate() {
+    if (!config || config.page !== "auto" || currentPage() === sentPage) {
+      return;
+    }
+    clearTimeout(moveTimer);
+    var wait = Math.max(0, lastWriteAt + MOVE_SPACING - Date.now());
+    moveTimer = setTimeout(sendMove, wait);
+  }
+
+  function sendMove() {
+    moveTimer = null;
+    if (!socket || socket.readyState !== 1) {
+      // The next connection names the page itself.
+      return;
+    }
+    sentPage = currentPage();
+    lastWriteAt = Date.now();
+    log("moving to page", sentPage);
+    send({ type: "page", page: sentPage });
+  }
+
+  // pushState and replaceState fire no event: wrap them (once per window) so the move is seen.
+  function watchNavigation() {
+    ["pushState", "replaceState"].forEach(function (name) {
+      var original = window.history[name];
+      if (typeof original !== "function" || original.liveUserWrapped) {
+        return;
+      }
+      var wrapped = function () {
+        var result = original.apply(this, arguments);
+        onNavigate();
+        return result;
+      };
+      wrapped.liveUserWrapped = true;
+      window.history[name] = wrapped;
+    });
+  }
+
   // ---- Tabs sharing one connection ----
 
+  // Tabs share a connection only when they count the same thing: not when each counts its page.
   function sharesTabs() {
-    return !config.countTabs && !!(navigator.locks && window.BroadcastChannel);
+    return !config.countTabs && !config.page && !!(navigator.locks && window.BroadcastChannel);
   }
 
   // Either this tab holds the connection (it gets the lock), or it listens to the one that does.
@@ -389,9 +487,13 @@
     clientId = randomId();
     visitCounted = false;
     attempt = 0;
-    last = { count: null, totalCount: null };
+    last = { count: null, totalCount: null, pageCount: undefined };
+    sentPage = null;
     prepare(element(config.displayElementId));
     prepare(element(config.totalCountElementId));
+    prepare(element(config.pageElementId));
+    watchNavigation();
+    window.addEventListener("popstate", onNavigate);
     window.addEventListener("pagehide", onPageHide);
     window.addEventListener("pageshow", onPageShow);
     window.addEventListener("online", onOnline);
@@ -403,6 +505,7 @@
     window.removeEventListener("pagehide", onPageHide);
     window.removeEventListener("pageshow", onPageShow);
     window.removeEventListener("online", onOnline);
+    window.removeEventListener("popstate", onNavigate);
     config = null;
   }
 

@@ -162,6 +162,73 @@ fn tabs_of_one_browser_count_once_and_the_holder_hands_over_without_a_dip() {
     );
 }
 
+const PAGE_COUNT: &str =
+    "var e = document.getElementById('liveuser_page'); return e ? e.textContent : null;";
+const PAGE_ELEMENT: &str = r#"<div id="liveuser_page"></div>"#;
+
+/// Every tab of `browser` in `handles` shows `count` for the site and `page` for its page.
+fn all_show_with_page(browser: &Browser, handles: &[(&String, &str)], count: &str) {
+    for (handle, page) in handles {
+        browser.switch_to(handle);
+        browser.wait_for(COUNT, &json!(count), LIMIT);
+        browser.wait_for(PAGE_COUNT, &json!(page), LIMIT);
+    }
+}
+
+#[test]
+fn readers_see_their_pages_count_and_a_single_page_apps_navigation_moves_it() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let html = embed(
+        &stack,
+        "siteId=pages&page=auto",
+        "",
+        &format!("{COUNTER}{PAGE_ELEMENT}"),
+    );
+    let docs = pages.page("/docs", &html);
+    let blog = pages.page("/blog", &html);
+    // Two readers of /docs, one of /blog (each counting its page: tabs do not share then).
+    browser.goto(&docs);
+    let first = browser.current_tab();
+    browser.new_tab();
+    browser.goto(&docs);
+    let second = browser.current_tab();
+    browser.new_tab();
+    browser.goto(&blog);
+    let third = browser.current_tab();
+    all_show_with_page(
+        &browser,
+        &[(&first, "2"), (&second, "2"), (&third, "1")],
+        "3",
+    );
+    // The /blog reader's app navigates to /docs: it moves there.
+    browser.switch_to(&third);
+    browser.eval("history.pushState({}, '', '/docs'); return true;");
+    all_show_with_page(
+        &browser,
+        &[(&first, "3"), (&second, "3"), (&third, "3")],
+        "3",
+    );
+    // And back (popstate).
+    browser.switch_to(&third);
+    browser.eval("history.back(); return true;");
+    all_show_with_page(
+        &browser,
+        &[(&first, "2"), (&second, "2"), (&third, "1")],
+        "3",
+    );
+    // The API answers for a page too (from the snapshot the broadcasts store).
+    let online = stack.get_json("/api/online/pages?page=/docs");
+    assert_eq!(
+        (online["online"].clone(), online["pageOnline"].clone()),
+        (json!(3), json!(2))
+    );
+    // The page itself is stored nowhere and logged nowhere: only its id.
+    assert!(stack.app_log_lines("/docs").is_empty());
+    assert!(stack.app_log_lines("/blog").is_empty());
+}
+
 #[test]
 fn count_tabs_counts_every_tab() {
     let stack = Stack::start();
