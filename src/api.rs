@@ -2,7 +2,8 @@
 //!
 //! - `GET /api/total/{siteId}` → `{"siteId","totalCount","timestamp"}`
 //! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`; with `?page=…` also
-//!   `"pageOnline"`: that page's readers, or null beyond the site's busiest pages (see `page`)
+//!   `"pageOnline"`: that page's readers, or null beyond the site's busiest pages (see `page`);
+//!   a site with a privacy floor adds `"minCount"` and `"belowMin"` (see `floor`)
 //! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
 //! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
 //!
@@ -16,6 +17,7 @@ use crate::admin::{check_bearer, BearerError};
 use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;
+use crate::floor::Floor;
 use crate::limits::{self, ClientAddress, Verdict};
 use crate::log::Line;
 use crate::request;
@@ -103,10 +105,20 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
             let page = request::query_value(req.uri().query(), crate::websocket::PAGE_PARAM)
                 .map(|p| page::id(&site, &p))
                 .transpose()?;
-            let online = read(services, &site, |s| Some(s.count), |_| None)?;
-            let mut body = json!({"siteId": site.as_str(), "online": online, "timestamp": now});
+            let floor = Floor::of(services.settings, &site);
+            let online = floor.show(read(services, &site, |s| Some(s.count), |_| None)?);
+            let mut body =
+                json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
+            if let Some(min) = floor.min() {
+                body["minCount"] = json!(min);
+                body["belowMin"] = json!(online.below_min);
+            }
             if let Some(page_id) = page {
-                body["pageOnline"] = json!(read_page(services, &site, &page_id)?);
+                let page = read_page(services, &site, &page_id)?.map(|n| floor.show(n));
+                body["pageOnline"] = json!(page.map(|p| p.value));
+                if floor.min().is_some() {
+                    body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
+                }
             }
             Ok(public(body).into())
         }
@@ -386,6 +398,33 @@ mod tests {
         assert!(body(&resp).get("pageOnline").is_some());
         let err = call(&t, "GET", "/api/online/shop?page=a%20b", None, "").expect_err("bad page");
         assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn below_the_privacy_floor_online_says_fewer_than_the_floor() {
+        let mut t = TestServices::new();
+        t.settings.insert("min_count.shop".into(), "5".into());
+        let shop = SiteId::parse("shop").expect("site");
+        let now = t.clock.now.get();
+        for n in 1..=3 {
+            presence::join(&t.kv, &t.config, &shop, presence::new_id_from([0, n]), now)
+                .expect("join");
+        }
+        let resp = call(&t, "GET", "/api/online/shop?page=/x", None, "").expect("online");
+        let b = body(&resp);
+        assert_eq!(
+            (
+                &b["online"],
+                &b["belowMin"],
+                &b["minCount"],
+                &b["pageOnline"],
+                &b["pageBelowMin"]
+            ),
+            (&json!(5), &json!(true), &json!(5), &json!(5), &json!(true))
+        );
+        // Another site has no floor, and no floor fields.
+        let resp = call(&t, "GET", "/api/online/other", None, "").expect("online");
+        assert!(body(&resp).get("belowMin").is_none());
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! a lookup, and folds finished seconds of visits into the site's total (once a second).
 
 use crate::config::Config;
+use crate::floor::Floor;
 use crate::kv::{list_all, KvCounts, KvError, WriteMode};
 use crate::page;
 use crate::presence;
@@ -293,16 +294,18 @@ fn publish(
     last: Option<&Snapshot>,
 ) -> Result<(), PublishError> {
     let id = format!("{site}-{}", s.slot_end_ms);
+    let floor = Floor::of(services.settings, site);
+    let count = floor.show(s.count);
     let mut items = vec![PublishItem {
         channel: site.channel(),
         id: Some(format!("count-{id}")),
-        content: protocol::update(s.count, None),
+        content: protocol::update(count, None),
     }];
     if let Some(total) = s.total {
         items.push(PublishItem {
             channel: site.totals_channel(),
             id: Some(format!("totals-{id}")),
-            content: protocol::update(s.count, Some(total)),
+            content: protocol::update(count, Some(total)),
         });
     }
     let dropped = last
@@ -313,7 +316,11 @@ fn publish(
         items.push(PublishItem {
             channel: page::channel(site, page_id),
             id: Some(format!("page-{page_id}-{id}")),
-            content: protocol::page_update(s.count, None, s.page_count(page_id)),
+            content: protocol::page_update(
+                count,
+                None,
+                s.page_count(page_id).map(|n| floor.show(n)),
+            ),
         });
     }
     services.publisher.publish(&items)
@@ -423,6 +430,32 @@ mod tests {
         ];
         expected.sort();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn below_the_privacy_floor_no_broadcast_carries_the_exact_count() {
+        let mut t = TestServices::new();
+        t.settings.insert("min_count.a".into(), "3".into());
+        let s = site("a");
+        t.set_time(0);
+        join(&t, &s, 1);
+        let plan = schedule(&t.services(), &s).expect("won");
+        assert_eq!(
+            counted(run(&t.services(), &plan)).count,
+            1,
+            "counted exactly"
+        );
+        let contents: Vec<String> = t
+            .publisher
+            .published
+            .borrow()
+            .iter()
+            .map(|i| i.content.clone())
+            .collect();
+        assert_eq!(
+            contents[0],
+            r#"{"type":"update","count":3,"belowMin":true}"#
+        );
     }
 
     #[test]

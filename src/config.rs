@@ -46,6 +46,9 @@ pub struct Config {
     /// Whether log lines also go to the `liveuser_log` endpoint (`log_endpoint`: `on`, the
     /// default; `off` locally, where stdout is the log).
     pub log_endpoint: bool,
+    /// Whether crawlers and automated browsers are counted (`count_automated`: `off`, the
+    /// default; `on` locally, where tests drive headless browsers). See `automated`.
+    pub count_automated: bool,
 }
 
 /// The issuer the Fastly CLI's local Pushpin signs with.
@@ -81,6 +84,7 @@ impl Default for Config {
             grip_hs256_issuer: DEFAULT_HS256_ISSUER.to_string(),
             publish: PublishMode::Fastly,
             log_endpoint: true,
+            count_automated: false,
             limits: crate::limits::Limits {
                 sockets_per_site: 20,
                 visits_per_site_hour: 30,
@@ -197,7 +201,14 @@ impl Config {
             "log_endpoint",
             &[("on", true), ("off", false)],
         );
+        let count_automated = read_choice(
+            source,
+            &mut warnings,
+            "count_automated",
+            &[("off", false), ("on", true)],
+        );
         let mut config = Config {
+            count_automated,
             heartbeat_interval_secs,
             presence_ttl_secs,
             sweep_interval_secs,
@@ -271,6 +282,19 @@ pub fn site_is_known(source: &dyn ConfigSource, site: &crate::site::SiteId) -> b
         return true;
     };
     list.split(',').any(|s| s.trim() == site.as_str())
+}
+
+/// The most a privacy floor may be.
+const MAX_MIN_COUNT: u64 = 1_000_000;
+
+/// The per-site privacy floor, from the `min_count.<siteId>` setting (see `floor`): a whole
+/// number from 2 to 1,000,000. Anything else, or no setting, means no floor.
+pub fn min_count(source: &dyn ConfigSource, site: &crate::site::SiteId) -> Option<u64> {
+    let raw = source.get(&format!("min_count.{site}"))?;
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (2..=MAX_MIN_COUNT).contains(n))
 }
 
 /// The per-site allow-list of page origins, from the `origins.<siteId>` setting: a

@@ -8,12 +8,14 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod automated;
 pub mod broadcast;
 pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fastly_toml;
+pub mod floor;
 pub mod grip;
 pub mod grip_sig;
 pub mod handover;

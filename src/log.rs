@@ -95,6 +95,11 @@ pub enum Line<'a> {
         conn: &'a str,
         site: &'a SiteId,
     },
+    /// A crawler or automated browser connected: it is handed off uncounted (its user agent is
+    /// not logged).
+    Uncounted {
+        site: &'a SiteId,
+    },
     /// A WebSocket was refused: its client holds its share of sockets on the site.
     SocketLimited {
         site: &'a SiteId,
@@ -160,6 +165,7 @@ impl Line<'_> {
             Line::VisitFailed { .. } => "visit-failed",
             Line::VisitLimited { .. } => "visit-limited",
             Line::SocketLimited { .. } => "socket-limited",
+            Line::Uncounted { .. } => "uncounted",
             Line::ApiLimited { .. } => "api-limited",
             Line::LimitUnchecked { .. } => "limit-unchecked",
             Line::PresenceJoinFailed { .. } => "presence-join-failed",
@@ -262,7 +268,7 @@ impl Line<'_> {
             Line::VisitLimited { conn, site } | Line::PageMoveTooSoon { conn, site } => {
                 write!(f, "conn={conn} site={site}")
             }
-            Line::SocketLimited { site } => write!(f, "site={site}"),
+            Line::SocketLimited { site } | Line::Uncounted { site } => write!(f, "site={site}"),
             Line::ApiLimited { path } => write!(f, "path={path}"),
             Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),

@@ -16,15 +16,22 @@ fn main() {
     // Header values that are not UTF-8 read as absent (`get_header_str` would panic).
     let header = |name: &str| req.get_header(name).and_then(|v| v.to_str().ok());
     if router::wants_fanout_handoff(req.get_method(), &path, header("upgrade")) {
-        let (query, origin) = (req.get_query_str(), header("origin"));
         let address = req.get_client_ip_addr().map(|ip| ip.to_string());
-        match serve::upgrade(&services, &path, query, origin, address.as_deref()) {
+        let upgrade = serve::UpgradeRequest {
+            path: &path,
+            query: req.get_query_str(),
+            origin: header("origin"),
+            address: address.as_deref(),
+            user_agent: header("user-agent"),
+        };
+        match serve::upgrade(&services, &upgrade) {
             serve::Upgrade::HandOff { headers, ticket } => {
                 // Only this service speaks for the client to its own handlers.
                 host::remove_headers(&mut req, |name| {
                     name.starts_with("meta-")
                         || name.eq_ignore_ascii_case(websocket::CLIENT_HEADER)
                         || name.eq_ignore_ascii_case(websocket::TICKET_HEADER)
+                        || name.eq_ignore_ascii_case(websocket::UNCOUNTED_HEADER)
                 });
                 for (name, value) in headers {
                     req.set_header(name, value);

@@ -7,11 +7,15 @@
 //!                  `{"type":"page","page":…}` when a single-page app moves to another page.
 //! server → client: `{"type":"update","count":N[,"totalCount":M]}` when the count changes,
 //!                  `{"type":"update","count":N,"pageCount":P}` to readers of a page (`page`),
+//!                  `"belowMin":true` (and `"pageBelowMin"`) when a count is below the
+//!                  site's privacy floor, which it then carries instead (see `floor`),
 //!                  `{"type":"heartbeat","timestamp":<unix s>[,"totalCount":M]}` per heartbeat,
 //!                  `{"type":"handover","token":…}` in the OPEN reply, when asked for.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::floor::Shown;
 
 /// The largest client message accepted; anything larger closes the connection (1009).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -128,6 +132,15 @@ struct ServerMessage {
     /// `None`: not a page's message; `Some(None)`: the page has no count (`null`).
     #[serde(rename = "pageCount", skip_serializing_if = "Option::is_none")]
     page_count: Option<Option<u64>>,
+    /// The count is below the site's privacy floor (`count` is the floor); see `floor`.
+    #[serde(rename = "belowMin", skip_serializing_if = "is_false")]
+    below_min: bool,
+    #[serde(rename = "pageBelowMin", skip_serializing_if = "is_false")]
+    page_below_min: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ServerMessage {
@@ -137,27 +150,32 @@ impl ServerMessage {
     }
 }
 
-/// `{"type":"update","count":N}`, with `totalCount` when given.
-pub fn update(count: u64, total: Option<u64>) -> String {
+/// `{"type":"update","count":N}`, with `totalCount` when given, and `"belowMin":true` when
+/// the count is below the site's privacy floor.
+pub fn update(count: Shown, total: Option<u64>) -> String {
     ServerMessage {
         kind: "update",
-        count: Some(count),
+        count: Some(count.value),
         timestamp: None,
         total_count: total,
         page_count: None,
+        below_min: count.below_min,
+        page_below_min: false,
     }
     .to_json()
 }
 
 /// `{"type":"update","count":N[,"totalCount":M],"pageCount":P}`: an update for a reader of a
 /// page; `pageCount` is null for a page without a count (beyond the site's busiest pages).
-pub fn page_update(count: u64, total: Option<u64>, page_count: Option<u64>) -> String {
+pub fn page_update(count: Shown, total: Option<u64>, page_count: Option<Shown>) -> String {
     ServerMessage {
         kind: "update",
-        count: Some(count),
+        count: Some(count.value),
         timestamp: None,
         total_count: total,
-        page_count: Some(page_count),
+        page_count: Some(page_count.map(|p| p.value)),
+        below_min: count.below_min,
+        page_below_min: page_count.is_some_and(|p| p.below_min),
     }
     .to_json()
 }
@@ -170,6 +188,8 @@ pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
         timestamp: Some(timestamp_secs),
         total_count: total,
         page_count: None,
+        below_min: false,
+        page_below_min: false,
     }
     .to_json()
 }
@@ -213,9 +233,12 @@ mod tests {
             parse(r#"{"type":"page","page":["/docs"]}"#),
             Err(ProtocolError::BadField { field: "page", .. })
         ));
-        let v: Value = serde_json::from_str(&page_update(3, None, Some(2))).expect("json");
+        let v: Value =
+            serde_json::from_str(&page_update(Shown::exact(3), None, Some(Shown::exact(2))))
+                .expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3, "pageCount": 2}));
-        let v: Value = serde_json::from_str(&page_update(3, Some(9), None)).expect("json");
+        let v: Value =
+            serde_json::from_str(&page_update(Shown::exact(3), Some(9), None)).expect("json");
         assert_eq!(
             v,
             json!({"type": "update", "count": 3, "totalCount": 9, "pageCount": null})
@@ -265,7 +288,7 @@ mod tests {
     #[test]
     fn server_messages_put_type_first_like_the_original() {
         assert_eq!(
-            update(3, Some(10)),
+            update(Shown::exact(3), Some(10)),
             r#"{"type":"update","count":3,"totalCount":10}"#
         );
         assert_eq!(heartbeat(5, None), r#"{"type":"heartbeat","timestamp":5}"#);
@@ -273,10 +296,19 @@ mod tests {
 
     #[test]
     fn server_messages_match_the_original_shapes() {
-        let v: Value = serde_json::from_str(&update(3, None)).expect("json");
+        let v: Value = serde_json::from_str(&update(Shown::exact(3), None)).expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3}));
-        let v: Value = serde_json::from_str(&update(3, Some(10))).expect("json");
+        let v: Value = serde_json::from_str(&update(Shown::exact(3), Some(10))).expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3, "totalCount": 10}));
+        let floor = crate::floor::Floor::at(5);
+        let v: Value = serde_json::from_str(&update(floor.show(2), None)).expect("json");
+        assert_eq!(v, json!({"type": "update", "count": 5, "belowMin": true}));
+        let v: Value = serde_json::from_str(&page_update(floor.show(9), None, Some(floor.show(1))))
+            .expect("json");
+        assert_eq!(
+            v,
+            json!({"type": "update", "count": 9, "pageCount": 5, "pageBelowMin": true})
+        );
         let v: Value = serde_json::from_str(&heartbeat(1_700_000_000, None)).expect("json");
         assert_eq!(
             v,

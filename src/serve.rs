@@ -4,6 +4,7 @@
 
 use http::{Request, Response};
 
+use crate::automated;
 use crate::broadcast;
 use crate::error::HttpError;
 use crate::kv::{CountingKv, KvCounts};
@@ -31,18 +32,26 @@ pub enum Upgrade {
     Refuse(Response<Vec<u8>>),
 }
 
+/// What the handoff reads of a browser's upgrade.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpgradeRequest<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    /// The client's network address (for its per-client limits; never stored).
+    pub address: Option<&'a str>,
+    /// Its `User-Agent` (to leave crawlers uncounted; never stored).
+    pub user_agent: Option<&'a str>,
+}
+
 /// Decides a browser's WebSocket upgrade. A bad `siteId`, a site the registry does not list,
 /// or a foreign origin is refused here, before Fanout, the store or any channel is involved
 /// (OPEN checks them again: that is the authoritative check). A client (`address`) that
 /// already holds its share of sockets on the site is refused with 429; otherwise it takes a
-/// socket ticket, which its connection gives back when it closes.
-pub fn upgrade(
-    services: &Services,
-    path: &str,
-    query: Option<&str>,
-    origin: Option<&str>,
-    address: Option<&str>,
-) -> Upgrade {
+/// socket ticket, which its connection gives back when it closes. A crawler or automated
+/// browser (see `automated`) is handed off marked uncounted: it sees the count, it is not in it.
+pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
+    let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
     let checked = websocket::connect_params(query).and_then(|params| {
         websocket::check_site(services.settings, &params.site)?;
         websocket::check_origin(services.settings, &params.site, origin)?;
@@ -52,30 +61,38 @@ pub fn upgrade(
         Ok(site) => site,
         Err(error) => return Upgrade::Refuse(refuse(services.log, path, &error)),
     };
-    let unlimited = Upgrade::HandOff {
-        headers: Vec::new(),
-        ticket: None,
-    };
+    let mut headers = Vec::new();
+    if !services.config.count_automated && automated::is_automated(req.user_agent) {
+        services.log.emit(&Line::Uncounted { site: &site });
+        headers.push((websocket::UNCOUNTED_HEADER, "1".to_string()));
+    }
     let Some(address) = address else {
-        return unlimited;
+        return Upgrade::HandOff {
+            headers,
+            ticket: None,
+        };
     };
     let now_ms = services.clock.now_ms();
     let client = limits::client_key(services.cache, services.ids, now_ms, address);
     let ttl_ms = websocket::socket_ticket_ttl_ms(services);
     let limits = &services.config.limits;
     match limits::take_socket(services.cache, limits, &site, &client, ttl_ms) {
-        SocketAdmission::Ticket(n) => Upgrade::HandOff {
-            headers: vec![
-                (websocket::CLIENT_HEADER, client.as_str().to_string()),
-                (websocket::TICKET_HEADER, n.to_string()),
-            ],
-            ticket: Some(Ticket { site, client, n }),
-        },
+        SocketAdmission::Ticket(n) => {
+            headers.push((websocket::CLIENT_HEADER, client.as_str().to_string()));
+            headers.push((websocket::TICKET_HEADER, n.to_string()));
+            Upgrade::HandOff {
+                headers,
+                ticket: Some(Ticket { site, client, n }),
+            }
+        }
         SocketAdmission::Unchecked => {
             services
                 .log
                 .emit(&Line::LimitUnchecked { limit: "sockets" });
-            unlimited
+            Upgrade::HandOff {
+                headers,
+                ticket: None,
+            }
         }
         SocketAdmission::Full => {
             services.log.emit(&Line::SocketLimited { site: &site });
@@ -177,6 +194,48 @@ mod tests {
     use crate::testing::{TestServices, TEST_GRIP_KEY};
     use liveuser_testkit::jwt::hs256_token;
 
+    /// An upgrade of `/ws` from a browser at `address`.
+    fn ws<'a>(query: Option<&'a str>, address: Option<&'a str>) -> UpgradeRequest<'a> {
+        UpgradeRequest {
+            path: "/ws",
+            query,
+            address,
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"),
+            ..UpgradeRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_crawler_is_handed_off_uncounted_unless_the_service_counts_them() {
+        let mut t = TestServices::new();
+        let bot = UpgradeRequest {
+            user_agent: Some("Mozilla/5.0 (compatible; Googlebot/2.1)"),
+            ..ws(Some("siteId=shop"), None)
+        };
+        let marked = |u: Upgrade| match u {
+            Upgrade::HandOff { headers, .. } => headers
+                .iter()
+                .any(|(n, v)| *n == websocket::UNCOUNTED_HEADER && v == "1"),
+            Upgrade::Refuse(_) => panic!("refused"),
+        };
+        assert!(marked(upgrade(&t.services(), &bot)));
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l == "liveuser uncounted site=shop"));
+        assert!(
+            !t.log.lines().iter().any(|l| l.contains("Googlebot")),
+            "never logged"
+        );
+        assert!(!marked(upgrade(
+            &t.services(),
+            &ws(Some("siteId=shop"), None)
+        )));
+        t.config.count_automated = true;
+        assert!(!marked(upgrade(&t.services(), &bot)));
+    }
+
     fn refused_status(upgrade: Upgrade) -> Option<u16> {
         match upgrade {
             Upgrade::Refuse(r) => Some(r.status().as_u16()),
@@ -188,13 +247,13 @@ mod tests {
     fn a_bad_upgrade_is_refused_and_logged_before_the_handoff() {
         let t = TestServices::new();
         let s = t.services();
-        let refused = upgrade(&s, "/ws", Some("siteId=a%20b"), None, None);
+        let refused = upgrade(&s, &ws(Some("siteId=a%20b"), None));
         assert_eq!(refused_status(refused), Some(400));
         let lines = t.log.lines();
         assert!(lines[0].starts_with("liveuser error method=GET path=/ws status=400"));
         assert!(lines[1].starts_with("liveuser request method=GET path=/ws status=400 kv_lookup=0"));
         assert_eq!(
-            refused_status(upgrade(&s, "/ws", Some("siteId=a"), None, None)),
+            refused_status(upgrade(&s, &ws(Some("siteId=a"), None))),
             None
         );
     }
@@ -205,7 +264,7 @@ mod tests {
         t.config.limits.sockets_per_site = 2;
         t.set_time(1_800_000_000_000);
         let s = t.services();
-        let take = |address: &str| upgrade(&s, "/ws", Some("siteId=shop"), None, Some(address));
+        let take = |address: &str| upgrade(&s, &ws(Some("siteId=shop"), Some(address)));
         let Upgrade::HandOff { headers, .. } = take("192.0.2.1") else {
             panic!("the first socket is handed off");
         };
@@ -229,7 +288,7 @@ mod tests {
         // Another client, or another site, is unaffected.
         assert!(matches!(take("192.0.2.2"), Upgrade::HandOff { .. }));
         assert!(matches!(
-            upgrade(&s, "/ws", Some("siteId=blog"), None, Some("192.0.2.1")),
+            upgrade(&s, &ws(Some("siteId=blog"), Some("192.0.2.1"))),
             Upgrade::HandOff { .. }
         ));
         // The first socket opens and closes: its ticket is free again.
@@ -292,7 +351,7 @@ mod tests {
         t.config.limits.sockets_per_site = 1;
         t.set_time(1_800_000_000_000);
         let s = t.services();
-        let take = || upgrade(&s, "/ws", Some("siteId=shop"), None, Some("192.0.2.1"));
+        let take = || upgrade(&s, &ws(Some("siteId=shop"), Some("192.0.2.1")));
         let Upgrade::HandOff { headers, ticket } = take() else {
             panic!("the first socket is handed off");
         };

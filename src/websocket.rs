@@ -14,6 +14,7 @@ use http::{header, Request, Response};
 use crate::broadcast;
 use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
+use crate::floor::Floor;
 use crate::grip;
 use crate::kv::KEY_WRITE_INTERVAL_MS;
 use crate::limits::{self, ClientKey, Verdict};
@@ -55,6 +56,9 @@ pub const META_TICKET: &str = "Ticket";
 /// sent), which Fanout passes on with the OPEN: the client's key and its socket ticket.
 pub const CLIENT_HEADER: &str = "LiveUser-Client";
 pub const TICKET_HEADER: &str = "LiveUser-Ticket";
+/// Set by this service's handoff on the upgrade of a crawler or automated browser: its OPEN
+/// joins the channels but writes no presence and counts no visit (see `automated`).
+pub const UNCOUNTED_HEADER: &str = "LiveUser-Uncounted";
 
 /// The longest `clientId` accepted (the original client sends a short random string).
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -186,6 +190,8 @@ struct Connection {
     /// Its ticket was given back in this request (meta to clear, so no later request of
     /// this connection gives it back again or keeps it).
     ticket_released: bool,
+    /// A crawler or automated browser, marked so at the handoff (OPEN only).
+    uncounted: bool,
     closed: bool,
 }
 
@@ -366,6 +372,7 @@ fn open_connection(
         }
         .and_then(|t| t.parse().ok()),
         ticket_released: false,
+        uncounted: params_given && header(req, UNCOUNTED_HEADER) == Some("1"),
         joined_now: false,
         heartbeat_seen: false,
         closed: false,
@@ -425,14 +432,23 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     conn.took_over = taken_over.is_some();
     let id = taken_over.unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
     let page = conn.params.as_ref().and_then(|p| p.page.clone());
-    let lease = presence::join_on(
-        services.kv,
-        services.config,
-        &conn.site,
-        id,
-        page,
-        services.clock.now_ms(),
-    )
+    let lease = if conn.uncounted {
+        // In no count: a lease without keys, like one that left.
+        Ok(Lease {
+            id,
+            expiries_ms: Vec::new(),
+            page,
+        })
+    } else {
+        presence::join_on(
+            services.kv,
+            services.config,
+            &conn.site,
+            id,
+            page,
+            services.clock.now_ms(),
+        )
+    }
     .map_err(|e| {
         services.log.emit(&Line::PresenceJoinFailed {
             conn: &conn.id,
@@ -443,9 +459,9 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     })?;
     conn.lease = Some(lease);
     conn.lease_changed = true;
-    conn.wants_broadcast = true;
+    conn.wants_broadcast = !conn.uncounted;
     let mut visited = false;
-    if conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
+    if !conn.uncounted && conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
         let verdict = conn.client.as_ref().map(|client| {
             limits::take_visit(
                 services.cache,
@@ -553,7 +569,12 @@ fn hand_over(services: &Services, conn: &mut Connection) {
 fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<String> {
     let lease = conn.lease.as_ref()?;
     let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
-    let written_ms = lease.expiries_ms.iter().min()?.saturating_sub(ttl_ms);
+    // None for a connection in no count (an automated one): nothing of it is unseen.
+    let written_ms = lease
+        .expiries_ms
+        .iter()
+        .min()
+        .map(|e| e.saturating_sub(ttl_ms));
     let (count, total, page_count) = match snapshot::cached(services, &conn.site) {
         // Someone left since: the snapshot is too high, and the broadcast is under a second
         // away (a page reloaded would otherwise see itself counted twice, then once).
@@ -562,7 +583,8 @@ fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<S
         }
         Ok(Some(last)) => {
             // A presence taken over from a closing tab was counted already.
-            let unseen = u64::from(written_ms > last.slot_end_ms && !conn.took_over);
+            let unseen =
+                u64::from(written_ms.is_some_and(|w| w > last.slot_end_ms) && !conn.took_over);
             let unseen_on_site = if moved { 0 } else { unseen };
             let total = (conn.totals && !moved)
                 .then_some(last.total)
@@ -575,13 +597,19 @@ fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<S
             (last.count + unseen_on_site, total, page_count)
         }
         // No broadcast yet: a new site, where this page is the first.
-        Ok(None) => (1, None, lease.page.as_ref().map(|_| Some(1))),
+        Ok(None) => {
+            let n = u64::from(written_ms.is_some());
+            (n, None, lease.page.as_ref().map(|_| Some(n)))
+        }
         // The broadcast will tell it.
         Err(_) => return None,
     };
+    let floor = Floor::of(services.settings, &conn.site);
     Some(match page_count {
-        Some(page_count) => protocol::page_update(count, total, page_count),
-        None => protocol::update(count, total),
+        Some(page_count) => {
+            protocol::page_update(floor.show(count), total, page_count.map(|n| floor.show(n)))
+        }
+        None => protocol::update(floor.show(count), total),
     })
 }
 
@@ -1611,8 +1639,41 @@ mod tests {
         assert_eq!((err.status(), err.code()), (404, "unknown_site"));
         assert_eq!(t.kv.len(), 0);
         assert!(handle(&call("?siteId=blog", &[], b"OPEN\r\n"), &t.services()).is_ok());
-        let upgrade = crate::serve::upgrade(&t.services(), "/ws", Some("siteId=other"), None, None);
+        let other = crate::serve::UpgradeRequest {
+            path: "/ws",
+            query: Some("siteId=other"),
+            ..Default::default()
+        };
+        let upgrade = crate::serve::upgrade(&t.services(), &other);
         assert!(matches!(upgrade, crate::serve::Upgrade::Refuse(r) if r.status() == 404));
+    }
+
+    #[test]
+    fn an_uncounted_connection_sees_the_count_and_is_not_in_it() {
+        let t = services();
+        let mut req = call("?siteId=shop&enableTotalCount=1", &[], b"OPEN\r\n");
+        req.headers_mut()
+            .insert(UNCOUNTED_HEADER, "1".parse().expect("header"));
+        let opened = handle(&req, &t.services()).expect("open");
+        assert_eq!(events(&opened)[1..], [grip::subscribe("site-totals:shop")]);
+        assert_eq!(t.kv.len(), 0, "no presence, no visit");
+        assert!(opened.broadcast.is_none());
+        let meta = meta_of(&opened);
+        let say = |text: &str| {
+            let body = websocket_events::encode(&[Event::Text(text.into())]);
+            handle(&call("", &with_meta(&meta), &body), &t.services()).expect("reply")
+        };
+        // Its first count leaves it out; heartbeats and its close write nothing.
+        let joined = say(r#"{"type":"join"}"#);
+        assert_eq!(
+            events(&joined).last(),
+            Some(&Event::Text(r#"{"type":"update","count":0}"#.into()))
+        );
+        say(r#"{"type":"heartbeat"}"#);
+        let bye = websocket_events::encode(&[Event::close(1000, "")]);
+        handle(&call("", &with_meta(&meta), &bye), &t.services()).expect("close");
+        assert_eq!(t.kv.len(), 0);
+        assert_eq!(live(&t, "shop", NOW_MS), 0);
     }
 
     #[test]

@@ -100,8 +100,7 @@
     var countEl = element(config.displayElementId);
     var totalEl = element(config.totalCountElementId);
     if (countEl && last.count !== null) {
-      countEl.textContent = formatNumber(last.count);
-      countEl.setAttribute("data-live-count", String(last.count));
+      showCount(countEl, last.count, last.belowMin, "data-live-count");
     }
     if (totalEl && config.enableTotalCount && last.totalCount !== null) {
       totalEl.textContent = formatNumber(last.totalCount);
@@ -121,14 +120,23 @@
       pageEl.setAttribute("data-page-count", "");
       pageEl.title = "Not counted: this site has too many pages with readers";
     } else {
-      pageEl.textContent = formatNumber(last.pageCount);
-      pageEl.setAttribute("data-page-count", String(last.pageCount));
+      showCount(pageEl, last.pageCount, last.pageBelowMin, "data-page-count");
       pageEl.removeAttribute("title");
     }
   }
 
+  // A count below the site's privacy floor arrives as the floor with a flag: the exact number
+  // is not known here, so say "fewer than" rather than show the floor as if it were the count.
+  function showCount(el, count, belowMin, attribute) {
+    el.textContent = belowMin ? "fewer than " + formatNumber(count) : formatNumber(count);
+    el.setAttribute(attribute, belowMin ? "<" + count : String(count));
+  }
+
   function announce() {
     var detail = { count: last.count, totalCount: last.totalCount };
+    if (last.belowMin) {
+      detail.belowMin = true;
+    }
     if (config.page) {
       detail.pageCount = last.pageCount === undefined ? null : last.pageCount;
     }
@@ -145,6 +153,7 @@
     }
     if (message.type === "update" && typeof message.count === "number") {
       last.count = message.count;
+      last.belowMin = message.belowMin === true;
     }
     if (typeof message.totalCount === "number") {
       last.totalCount = message.totalCount;
@@ -152,6 +161,7 @@
     // Only updates on the page's own channel carry pageCount; the site's carry none.
     if (message.type === "update" && "pageCount" in message) {
       last.pageCount = typeof message.pageCount === "number" ? message.pageCount : null;
+      last.pageBelowMin = message.pageBelowMin === true;
     }
     if (message.type === "handover" && tabs) {
       tabs.token = message.token;
@@ -391,6 +401,7 @@
     }
     if (typeof message.count === "number") {
       last.count = message.count;
+      last.belowMin = message.belowMin === true;
       if (typeof message.totalCount === "number") {
         last.totalCount = message.totalCount;
       }
@@ -406,6 +417,7 @@
         kind: "state",
         to: to,
         count: last.count,
+        belowMin: last.belowMin,
         totalCount: last.totalCount,
         token: tabs.token
       });

@@ -1,0 +1,86 @@
+//! The privacy floor: a site may set `min_count.<siteId>` so that no count below it is ever
+//! shown exactly. A smaller count is shown as the floor with a flag (`belowMin`), and the
+//! widget says "fewer than N": a page with two readers does not tell each that exactly one
+//! other person is there. The stored figures stay exact (nobody outside reads them); every
+//! message, API answer, badge and history point passes through [`Floor::show`].
+
+use crate::config::{self, ConfigSource};
+use crate::site::SiteId;
+
+/// A site's floor: `None` shows every count as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Floor(Option<u64>);
+
+/// A count as it may be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    /// The count, or the floor when the count is below it.
+    pub value: u64,
+    /// The count is below the floor (`value` is the floor).
+    pub below_min: bool,
+}
+
+impl Shown {
+    /// A count shown as it is.
+    pub fn exact(value: u64) -> Shown {
+        Shown {
+            value,
+            below_min: false,
+        }
+    }
+}
+
+impl Floor {
+    /// The floor the site's configuration sets, if any.
+    pub fn of(settings: &dyn ConfigSource, site: &SiteId) -> Floor {
+        Floor(config::min_count(settings, site))
+    }
+
+    /// A floor of `min` (tests and the simulator).
+    pub fn at(min: u64) -> Floor {
+        Floor(Some(min))
+    }
+
+    /// The floor's value, if the site has one.
+    pub fn min(&self) -> Option<u64> {
+        self.0
+    }
+
+    /// `count` as it may be shown.
+    pub fn show(&self, count: u64) -> Shown {
+        match self.0 {
+            Some(min) if count < min => Shown {
+                value: min,
+                below_min: true,
+            },
+            _ => Shown::exact(count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_below_the_floor_show_the_floor_and_say_so() {
+        let floor = Floor::at(5);
+        assert_eq!(
+            floor.show(0),
+            Shown {
+                value: 5,
+                below_min: true
+            }
+        );
+        assert_eq!(
+            floor.show(4),
+            Shown {
+                value: 5,
+                below_min: true
+            }
+        );
+        assert_eq!(floor.show(5), Shown::exact(5));
+        assert_eq!(floor.show(900), Shown::exact(900));
+        assert_eq!(Floor::default().show(1), Shown::exact(1));
+    }
+}
