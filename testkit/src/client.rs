@@ -41,6 +41,16 @@ impl Client {
         origin: Option<&str>,
         address: Option<Ipv4Addr>,
     ) -> Result<Client, String> {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        Client::try_connect_with(url, &headers, address)
+    }
+
+    /// Connects with these request headers (an `Origin`, a `User-Agent`), from `address`.
+    pub fn try_connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+        address: Option<Ipv4Addr>,
+    ) -> Result<Client, String> {
         use tungstenite::client::IntoClientRequest;
         let rest = url.strip_prefix("ws://").ok_or("not a ws:// url")?;
         let host = rest.split('/').next().ok_or("no host")?;
@@ -49,9 +59,11 @@ impl Client {
             .set_read_timeout(Some(Duration::from_secs(20)))
             .map_err(|e| e.to_string())?;
         let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-        if let Some(origin) = origin {
-            let value = origin.parse().map_err(|_| "bad origin".to_string())?;
-            request.headers_mut().insert("Origin", value);
+        for (name, value) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("bad header name {name}"))?;
+            let value = value.parse().map_err(|_| format!("bad {name} value"))?;
+            request.headers_mut().insert(name, value);
         }
         let (ws, _response) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
         Ok(Client { ws })

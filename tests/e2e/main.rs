@@ -8,5 +8,6 @@ mod limits;
 mod presence;
 mod production;
 mod serve;
+mod surfaces;
 mod totals;
 mod widget;

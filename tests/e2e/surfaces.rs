@@ -1,0 +1,107 @@
+//! The surfaces beyond the WebSocket widget, through the real stack: the privacy floor,
+//! automated clients left uncounted, the badge and shields endpoints, history, and the SSE
+//! fallback.
+
+use std::time::{Duration, Instant};
+
+use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::stack::{Stack, StackOptions};
+use serde_json::Value;
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const CRAWLER: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// A socket on `site` with this user agent, joined.
+fn reader(stack: &Stack, site: &str, agent: &str) -> Client {
+    let url = stack.ws_url(&format!("siteId={site}"));
+    let mut client = Client::try_connect_with(&url, &[("User-Agent", agent)], None)
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    client.send_text(r#"{"type":"join"}"#);
+    client
+}
+
+/// Reads `client`'s messages until an update satisfies `want`; the update.
+fn update_where(client: &mut Client, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.recv(left) {
+            Received::Text(text) => {
+                let v: Value = serde_json::from_str(&text).expect("json");
+                if v["type"] == "update" && want(&v) {
+                    return v;
+                }
+            }
+            other => panic!("no such update: {other:?}"),
+        }
+    }
+}
+
+/// Polls `f` until it is true or 15 s have passed; whether it became true.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+fn production_like() -> StackOptions {
+    StackOptions::default()
+        .with_config("count_automated", "off")
+        .with_config("min_count.quiet", "3")
+}
+
+#[test]
+fn a_crawler_sees_the_count_but_is_not_in_it() {
+    let stack = Stack::start_with(production_like());
+    let mut person = reader(&stack, "crawled", BROWSER);
+    update_where(&mut person, |u| u["count"] == 1);
+    let mut crawler = reader(&stack, "crawled", CRAWLER);
+    // It is told the count, which does not include it.
+    update_where(&mut crawler, |u| u["count"] == 1);
+    let mut second = reader(&stack, "crawled", BROWSER);
+    update_where(&mut crawler, |u| u["count"] == 2);
+    update_where(&mut second, |u| u["count"] == 2);
+    assert_eq!(stack.get_json("/api/online/crawled")["online"], 2);
+    assert_eq!(
+        stack.app_log_lines("liveuser uncounted site=crawled").len(),
+        1
+    );
+    assert!(stack.app_log_lines("Googlebot").is_empty(), "never logged");
+    // Its close changes nothing.
+    crawler.close(1000);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stack.get_json("/api/online/crawled")["online"], 2);
+}
+
+#[test]
+fn below_the_privacy_floor_nobody_is_told_the_exact_count() {
+    let stack = Stack::start_with(production_like());
+    let mut first = reader(&stack, "quiet", BROWSER);
+    let told = update_where(&mut first, |_| true);
+    assert_eq!(
+        (told["count"].clone(), told["belowMin"].clone()),
+        (3.into(), true.into())
+    );
+    let online = stack.get_json("/api/online/quiet");
+    assert_eq!(
+        (
+            online["online"].clone(),
+            online["belowMin"].clone(),
+            online["minCount"].clone()
+        ),
+        (3.into(), true.into(), 3.into())
+    );
+    let _second = reader(&stack, "quiet", BROWSER);
+    let _third = reader(&stack, "quiet", BROWSER);
+    // At the floor the count is exact again.
+    let told = update_where(&mut first, |u| u.get("belowMin").is_none());
+    assert_eq!(told["count"], 3);
+    assert!(eventually(|| stack.get_json("/api/online/quiet")
+        ["belowMin"]
+        == false));
+}
