@@ -4,6 +4,8 @@
 //! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`; with `?page=…` also
 //!   `"pageOnline"`: that page's readers, or null beyond the site's busiest pages (see `page`);
 //!   a site with a privacy floor adds `"minCount"` and `"belowMin"` (see `floor`)
+//! - `GET /badge/{siteId}.svg` → an SVG badge ("online | 42"); `GET /api/shields/{siteId}` →
+//!   the same in shields.io's endpoint-badge JSON (see `badge`)
 //! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
 //! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
 //!
@@ -24,7 +26,7 @@ use crate::request;
 use crate::response::{self, finish};
 use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
-use crate::{broadcast, page, presence, totals, Handled, Services};
+use crate::{badge, broadcast, page, presence, totals, Handled, Services};
 
 /// The largest `PUT /api/total` body accepted.
 const MAX_BODY: usize = 1024;
@@ -35,6 +37,8 @@ enum Endpoint {
     Total,
     Online,
     Reset,
+    Badge,
+    Shields,
 }
 
 impl Endpoint {
@@ -43,15 +47,22 @@ impl Endpoint {
             ("/api/total/", Endpoint::Total),
             ("/api/online/", Endpoint::Online),
             ("/api/reset/", Endpoint::Reset),
+            ("/api/shields/", Endpoint::Shields),
+            ("/badge/", Endpoint::Badge),
         ]
         .into_iter()
         .find_map(|(prefix, endpoint)| path.strip_prefix(prefix).map(|site| (endpoint, site)))
+        .and_then(|(endpoint, site)| match endpoint {
+            // `/badge/{siteId}.svg`
+            Endpoint::Badge => site.strip_suffix(".svg").map(|site| (endpoint, site)),
+            _ => Some((endpoint, site)),
+        })
     }
 
     fn allow(self) -> &'static str {
         match self {
             Endpoint::Total => "GET, PUT, OPTIONS",
-            Endpoint::Online => "GET, OPTIONS",
+            Endpoint::Online | Endpoint::Badge | Endpoint::Shields => "GET, OPTIONS",
             Endpoint::Reset => "POST",
         }
     }
@@ -61,7 +72,7 @@ impl Endpoint {
         matches!(
             (self, method),
             (
-                Endpoint::Total | Endpoint::Online,
+                Endpoint::Total | Endpoint::Online | Endpoint::Badge | Endpoint::Shields,
                 &Method::GET | &Method::OPTIONS
             ) | (Endpoint::Total, &Method::PUT)
                 | (Endpoint::Reset, &Method::POST)
@@ -121,6 +132,26 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 }
             }
             Ok(public(body).into())
+        }
+        (Endpoint::Badge | Endpoint::Shields, _) => {
+            let style = badge::Style::from_query(req.uri().query())?;
+            let floor = Floor::of(services.settings, &site);
+            let online = floor.show(read(services, &site, |s| Some(s.count), |_| None)?);
+            let message = badge::message(online);
+            if endpoint == Endpoint::Shields {
+                return Ok(public(badge::shields(&style, &message)).into());
+            }
+            let builder = Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, badge::CONTENT_TYPE)
+                .header(header::CACHE_CONTROL, badge::CACHE_CONTROL)
+                .header("X-Content-Type-Options", "nosniff")
+                // Opened on its own, the image may run nothing and load nothing.
+                .header(
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                );
+            Ok(with_cors(finish(builder, badge::svg(&style, &message).into_bytes())).into())
         }
         (Endpoint::Total, _) => {
             authorize(req, services)?;
@@ -425,6 +456,42 @@ mod tests {
         // Another site has no floor, and no floor fields.
         let resp = call(&t, "GET", "/api/online/other", None, "").expect("online");
         assert!(body(&resp).get("belowMin").is_none());
+    }
+
+    #[test]
+    fn the_badge_and_shields_show_the_live_count() {
+        let t = TestServices::new();
+        let shop = SiteId::parse("shop").expect("site");
+        let now = t.clock.now.get();
+        for n in 1..=2 {
+            presence::join(&t.kv, &t.config, &shop, presence::new_id_from([0, n]), now)
+                .expect("join");
+        }
+        let resp = call(&t, "GET", "/badge/shop.svg?label=readers", None, "").expect("badge");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "image/svg+xml; charset=utf-8"
+        );
+        assert_eq!(resp.headers()["cache-control"], "public, max-age=10");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        let svg = String::from_utf8(resp.body().clone()).expect("utf-8");
+        assert!(svg.contains(">readers</text>") && svg.contains(">2</text>"));
+        let resp = call(&t, "GET", "/api/shields/shop", None, "").expect("shields");
+        assert_eq!(
+            body(&resp),
+            json!({"schemaVersion": 1, "label": "online", "message": "2", "color": "brightgreen"})
+        );
+        for (path, status, code) in [
+            ("/badge/shop.svg?color=nope", 400, "invalid_color"),
+            ("/api/shields/shop?label=", 400, "invalid_label"),
+            ("/badge/shop.png", 404, "not_found"),
+            ("/badge/a%20b.svg", 400, "invalid_site_id"),
+        ] {
+            let err = call(&t, "GET", path, None, "").expect_err(path);
+            assert_eq!((err.status(), err.code()), (status, code), "{path}");
+        }
+        let err = call(&t, "POST", "/badge/shop.svg", None, "").expect_err("post");
+        assert_eq!(err.status(), 405);
     }
 
     #[test]

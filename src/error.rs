@@ -22,6 +22,8 @@ pub enum HttpError {
     BadSiteId(SiteIdError),
     /// A query parameter or body is malformed.
     BadRequest(String),
+    /// A named parameter is out of its rules: its own stable code (`invalid_label`, …).
+    InvalidParameter { code: &'static str, message: String },
     /// A WebSocket-over-HTTP body that does not parse.
     BadEvents(CodecError),
     /// An admin request without a valid bearer token.
@@ -52,7 +54,10 @@ impl HttpError {
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed { .. } => 405,
             HttpError::UpgradeRequired => 426,
-            HttpError::BadSiteId(_) | HttpError::BadRequest(_) | HttpError::BadEvents(_) => 400,
+            HttpError::BadSiteId(_)
+            | HttpError::BadRequest(_)
+            | HttpError::InvalidParameter { .. }
+            | HttpError::BadEvents(_) => 400,
             HttpError::Unauthorized(_) => 401,
             HttpError::Forbidden(_) => 403,
             HttpError::PayloadTooLarge { .. } => 413,
@@ -72,6 +77,7 @@ impl HttpError {
             HttpError::UpgradeRequired => "upgrade_required",
             HttpError::BadSiteId(_) => "invalid_site_id",
             HttpError::BadRequest(_) => "bad_request",
+            HttpError::InvalidParameter { code, .. } => code,
             HttpError::BadEvents(_) => "bad_websocket_events",
             HttpError::Unauthorized(_) => "unauthorized",
             HttpError::Forbidden(_) => "forbidden",
@@ -100,7 +106,9 @@ impl fmt::Display for HttpError {
                 "this endpoint speaks WebSocket only; connect with a WebSocket client"
             ),
             HttpError::BadSiteId(e) => write!(f, "{e}"),
-            HttpError::BadRequest(msg) => write!(f, "{msg}"),
+            HttpError::BadRequest(msg) | HttpError::InvalidParameter { message: msg, .. } => {
+                write!(f, "{msg}")
+            }
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
             HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) => write!(f, "{msg}"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),

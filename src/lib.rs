@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod automated;
+pub mod badge;
 pub mod broadcast;
 pub mod cache;
 pub mod clock;

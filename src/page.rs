@@ -23,9 +23,12 @@ pub fn id(site: &SiteId, page: &str) -> Result<String, HttpError> {
         && page.len() <= MAX_PAGE_LEN
         && page.bytes().all(|b| b.is_ascii_graphic());
     if !valid {
-        return Err(HttpError::BadRequest(format!(
-            "page must be 1–{MAX_PAGE_LEN} visible ASCII characters (percent-encode the rest)"
-        )));
+        return Err(HttpError::InvalidParameter {
+            code: "invalid_page",
+            message: format!(
+                "page must be 1–{MAX_PAGE_LEN} visible ASCII characters (percent-encode the rest)"
+            ),
+        });
     }
     let digest = Sha256::new()
         .chain_update(site.as_str().as_bytes())
