@@ -6,6 +6,8 @@
 //!   a site with a privacy floor adds `"minCount"` and `"belowMin"` (see `floor`)
 //! - `GET /badge/{siteId}.svg` → an SVG badge ("online | 42"); `GET /api/shields/{siteId}` →
 //!   the same in shields.io's endpoint-badge JSON (see `badge`)
+//! - `GET /api/history/{siteId}?range=1h|24h|7d` → the peaks of each minute (each 10 minutes
+//!   for 7d) and today's peak (see `history`)
 //! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
 //! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
 //!
@@ -26,7 +28,7 @@ use crate::request;
 use crate::response::{self, finish};
 use crate::site::SiteId;
 use crate::snapshot::{self, Snapshot};
-use crate::{badge, broadcast, page, presence, totals, Handled, Services};
+use crate::{badge, broadcast, history, page, presence, totals, Handled, Services};
 
 /// The largest `PUT /api/total` body accepted.
 const MAX_BODY: usize = 1024;
@@ -39,6 +41,7 @@ enum Endpoint {
     Reset,
     Badge,
     Shields,
+    History,
 }
 
 impl Endpoint {
@@ -48,6 +51,7 @@ impl Endpoint {
             ("/api/online/", Endpoint::Online),
             ("/api/reset/", Endpoint::Reset),
             ("/api/shields/", Endpoint::Shields),
+            ("/api/history/", Endpoint::History),
             ("/badge/", Endpoint::Badge),
         ]
         .into_iter()
@@ -62,7 +66,9 @@ impl Endpoint {
     fn allow(self) -> &'static str {
         match self {
             Endpoint::Total => "GET, PUT, OPTIONS",
-            Endpoint::Online | Endpoint::Badge | Endpoint::Shields => "GET, OPTIONS",
+            Endpoint::Online | Endpoint::Badge | Endpoint::Shields | Endpoint::History => {
+                "GET, OPTIONS"
+            }
             Endpoint::Reset => "POST",
         }
     }
@@ -72,7 +78,11 @@ impl Endpoint {
         matches!(
             (self, method),
             (
-                Endpoint::Total | Endpoint::Online | Endpoint::Badge | Endpoint::Shields,
+                Endpoint::Total
+                    | Endpoint::Online
+                    | Endpoint::Badge
+                    | Endpoint::Shields
+                    | Endpoint::History,
                 &Method::GET | &Method::OPTIONS
             ) | (Endpoint::Total, &Method::PUT)
                 | (Endpoint::Reset, &Method::POST)
@@ -120,9 +130,12 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
             let online = floor.show(read(services, &site, |s| Some(s.count), |_| None)?);
             let mut body =
                 json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
+            let today = read_today_peak(services, &site)?.map(|n| floor.show(n));
+            body["todayPeak"] = json!(today.map(|p| p.value));
             if let Some(min) = floor.min() {
                 body["minCount"] = json!(min);
                 body["belowMin"] = json!(online.below_min);
+                body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
             }
             if let Some(page_id) = page {
                 let page = read_page(services, &site, &page_id)?.map(|n| floor.show(n));
@@ -132,6 +145,14 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 }
             }
             Ok(public(body).into())
+        }
+        (Endpoint::History, _) => {
+            let range = request::query_value(req.uri().query(), "range").unwrap_or_default();
+            let range = history::Range::parse(&range).ok_or(HttpError::InvalidParameter {
+                code: "invalid_range",
+                message: "range must be 1h, 24h or 7d".into(),
+            })?;
+            Ok(public(read_history(services, &site, range)?).into())
         }
         (Endpoint::Badge | Endpoint::Shields, _) => {
             let style = badge::Style::from_query(req.uri().query())?;
@@ -215,6 +236,71 @@ fn read_page(services: &Services, site: &SiteId, page_id: &str) -> Result<Option
                 .map_err(|e| unavailable(e.to_string()))?;
             Ok(Some(census.pages.get(page_id).copied().unwrap_or(0)))
         }
+    }
+}
+
+/// Today's peak, from the snapshot (None before any broadcast).
+fn read_today_peak(services: &Services, site: &SiteId) -> Result<Option<u64>, HttpError> {
+    let found = snapshot::cached(services, site)
+        .map_err(|e| unavailable(services, site, &e.to_string()))?;
+    Ok(found.map(|s| history::today_peak(&s, services.clock.now_ms())))
+}
+
+/// How long a POP keeps a history answer: its points are minutes.
+const HISTORY_CACHE_MS: u64 = 60_000;
+
+/// A range of the site's history as JSON, computed at most once a minute per POP and range.
+fn read_history(
+    services: &Services,
+    site: &SiteId,
+    range: history::Range,
+) -> Result<serde_json::Value, HttpError> {
+    let now = services.clock.now_ms();
+    let cache_key = format!(
+        "history/{site}/{}/{}",
+        range.name(),
+        history::minute_of(now)
+    );
+    let mut failure = None;
+    let mut compute = || {
+        let current = snapshot::cached(services, site).ok().flatten();
+        let floor = Floor::of(services.settings, site);
+        match history::read(services.kv, site, range, now, current.as_ref(), floor) {
+            Ok(h) => {
+                let mut body = json!({
+                    "siteId": site.as_str(),
+                    "range": range.name(),
+                    "start": iso8601(h.start_minute * 60_000),
+                    "stepSeconds": h.step_minutes * 60,
+                    "points": h.points,
+                    "peak": h.points.iter().flatten().max(),
+                    "todayPeak": current.as_ref().map(|s| history::today_peak(s, now)).map(|n| floor.show(n).value),
+                    "timestamp": iso8601(now),
+                });
+                if let Some(min) = floor.min() {
+                    body["minCount"] = json!(min);
+                    body["belowMin"] = json!(h.below_min);
+                }
+                Some(body.to_string().into_bytes())
+            }
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }
+    };
+    let bytes = services
+        .cache
+        .get_or_compute(&cache_key, HISTORY_CACHE_MS, &mut compute);
+    match (bytes, failure) {
+        (Some(b), _) => {
+            serde_json::from_slice(&b).map_err(|e| unavailable(services, site, &e.to_string()))
+        }
+        (None, e) => Err(unavailable(
+            services,
+            site,
+            &e.map_or("cache".to_string(), |e| e.to_string()),
+        )),
     }
 }
 
@@ -420,6 +506,7 @@ mod tests {
             pages: (0..page::MAX_PAGES as u64)
                 .map(|n| (format!("{n:016x}"), 1))
                 .collect(),
+            peak: None,
         };
         snapshot::write(&t.kv, &t.config, &shop, &full).expect("snapshot");
         t.set_time(now + 2_000);
@@ -492,6 +579,54 @@ mod tests {
         }
         let err = call(&t, "POST", "/badge/shop.svg", None, "").expect_err("post");
         assert_eq!(err.status(), 405);
+    }
+
+    #[test]
+    fn history_answers_each_range_and_refuses_others() {
+        let t = TestServices::new();
+        t.set_time(1_795_862_040_123);
+        let shop = SiteId::parse("shop").expect("site");
+        let now = t.clock.now.get();
+        let last = Snapshot {
+            slot_end_ms: now,
+            count: 4,
+            peak: Some(history::Peak {
+                minute: history::minute_of(now),
+                minute_peak: 6,
+                day_peak: 9,
+            }),
+            ..Snapshot::default()
+        };
+        snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+        let resp = call(&t, "GET", "/api/history/shop?range=1h", None, "").expect("history");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        let b = body(&resp);
+        assert_eq!(
+            (b["range"].clone(), b["stepSeconds"].clone()),
+            (json!("1h"), json!(60))
+        );
+        let points = b["points"].as_array().expect("points");
+        assert_eq!(points.len(), 60);
+        assert_eq!(points.last(), Some(&json!(6)));
+        assert_eq!(
+            (b["peak"].clone(), b["todayPeak"].clone()),
+            (json!(6), json!(9))
+        );
+        let b = body(&call(&t, "GET", "/api/history/shop?range=7d", None, "").expect("7d"));
+        assert_eq!(b["stepSeconds"], 600);
+        assert_eq!(
+            body(&call(&t, "GET", "/api/online/shop", None, "").expect("online"))["todayPeak"],
+            9
+        );
+        for query in ["", "?range=", "?range=2h", "?range=1H"] {
+            let err =
+                call(&t, "GET", &format!("/api/history/shop{query}"), None, "").expect_err(query);
+            assert_eq!(
+                (err.status(), err.code()),
+                (400, "invalid_range"),
+                "{query}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,9 @@
 
 use crate::config::Config;
 use crate::floor::Floor;
+use crate::history;
 use crate::kv::{list_all, KvCounts, KvError, WriteMode};
+use crate::log::Line;
 use crate::page;
 use crate::presence;
 use crate::protocol;
@@ -213,13 +215,26 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let settled =
         totals::settle_listed(services.kv, site, now, plan.folds(services.config), &keys).ok();
     let total = settled.as_ref().map(|s| s.total);
+    let last = last_snapshot(services, plan);
+    let minute = history::minute_of(plan.slot_end_ms);
     let current = Snapshot {
         slot_end_ms: plan.slot_end_ms,
         count: census.live,
         total,
         pages: busiest_pages(&census.pages),
+        peak: Some(history::next_peak(last.as_ref(), minute, census.live)),
     };
-    let (needed, last) = needs_publish(services, plan, &current, census.newest_join_ms, now);
+    // A minute has ended since the last snapshot: its peak goes into the site's history.
+    if let Some(last) = &last {
+        if let Err(e) = history::record(services.kv, site, last, minute) {
+            services.log.emit(&Line::Detail {
+                event: "history-write-failed",
+                site,
+                detail: &e.to_string(),
+            });
+        }
+    }
+    let needed = needs_publish(plan, &current, last.as_ref(), census.newest_join_ms, now);
     let publish = if needed {
         let result = publish(services, site, &current, last.as_ref());
         if result.is_ok() {
@@ -230,6 +245,11 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         }
         Some(result)
     } else {
+        // Nothing to tell anyone, but a new minute's peaks are kept.
+        if last.as_ref().and_then(|l| l.peak) != current.peak {
+            let _ = snapshot::write(services.kv, services.config, site, &current);
+            snapshot::remember(services.cache, site, &current);
+        }
         None
     };
     // Deletes last: the pages have their count already.
@@ -248,29 +268,38 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
 
 /// A change always publishes; a sweep publishes when the count or total differs from the
 /// stored snapshot, when a connection joined after it (a join and a leave in one slot leave
-/// the count as it was, but the new page needs it), or when the last publish is old. Also
-/// returns the last snapshot as known (a change reads only this POP's cache of it).
+/// the count as it was, but the new page needs it), or when the last publish is old.
 fn needs_publish(
-    services: &Services,
     plan: &Plan,
     current: &Snapshot,
+    last: Option<&Snapshot>,
     newest_join_ms: Option<u64>,
     now: u64,
-) -> (bool, Option<Snapshot>) {
+) -> bool {
     if plan.reason == Reason::Change {
-        return (true, snapshot::remembered(services.cache, &plan.site));
+        return true;
     }
-    match snapshot::read(services.kv, services.config, &plan.site) {
-        Ok(Some(last)) => (
+    match last {
+        Some(last) => {
             last.count != current.count
                 || (current.total.is_some() && last.total != current.total)
                 || last.pages != current.pages
                 || newest_join_ms.is_some_and(|j| j + CLOCK_MARGIN_MS > last.slot_end_ms)
-                || now >= last.slot_end_ms + REFRESH_MS,
-            Some(last),
-        ),
-        Ok(None) | Err(_) => (true, None),
+                || now >= last.slot_end_ms + REFRESH_MS
+        }
+        None => true,
     }
+}
+
+/// The last snapshot: a sweep reads the stored one (it decides whether anything changed); a
+/// change takes this POP's one-second copy, which the joins that claimed it have mostly read
+/// already (it carries the running peaks, and the pages that may have lost their count).
+fn last_snapshot(services: &Services, plan: &Plan) -> Option<Snapshot> {
+    let found = match plan.reason {
+        Reason::Change => snapshot::cached(services, &plan.site),
+        Reason::Sweep { .. } => snapshot::read(services.kv, services.config, &plan.site),
+    };
+    found.ok().flatten()
 }
 
 /// The pages with counts: the busiest `page::MAX_PAGES` (ties by page id, so every broadcast

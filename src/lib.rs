@@ -20,6 +20,7 @@ pub mod floor;
 pub mod grip;
 pub mod grip_sig;
 pub mod handover;
+pub mod history;
 pub mod ids;
 pub mod kv;
 pub mod limits;

@@ -27,17 +27,25 @@ pub struct Snapshot {
     pub total: Option<u64>,
     /// The counts of the site's busiest pages (page id, count), at most `page::MAX_PAGES`.
     pub pages: Vec<(String, u64)>,
+    /// The peaks so far of the slot's minute and of its day (see `history`).
+    pub peak: Option<crate::history::Peak>,
 }
 
 impl Snapshot {
-    /// `<slot end> <count> <total or -> [<page id>:<count>,…]`.
+    /// `<slot end> <count> <total or -> [p=<page id>:<count>,…] [m=<minute>:<peak>:<day peak>]`.
     fn encode(&self) -> String {
         let total = self.total.map_or("-".to_string(), |t| t.to_string());
         let mut text = format!("{} {} {total}", self.slot_end_ms, self.count);
         if !self.pages.is_empty() {
             let pages: Vec<String> = self.pages.iter().map(|(p, n)| format!("{p}:{n}")).collect();
-            text.push(' ');
+            text.push_str(" p=");
             text.push_str(&pages.join(","));
+        }
+        if let Some(peak) = &self.peak {
+            text.push_str(&format!(
+                " m={}:{}:{}",
+                peak.minute, peak.minute_peak, peak.day_peak
+            ));
         }
         text
     }
@@ -51,23 +59,42 @@ impl Snapshot {
             "-" => None,
             t => Some(t.parse().ok()?),
         };
-        let pages = match parts.next() {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(|entry| {
-                    let (page, n) = entry.split_once(':')?;
-                    crate::page::is_page_id(page).then_some(())?;
-                    Some((page.to_string(), n.parse().ok()?))
-                })
-                .collect::<Option<Vec<(String, u64)>>>()?,
-        };
-        parts.next().is_none().then_some(Snapshot {
+        let mut snapshot = Snapshot {
             slot_end_ms,
             count,
             total,
-            pages,
-        })
+            pages: Vec::new(),
+            peak: None,
+        };
+        for part in parts {
+            match part.split_once('=')? {
+                ("p", list) if snapshot.pages.is_empty() => {
+                    snapshot.pages = list
+                        .split(',')
+                        .map(|entry| {
+                            let (page, n) = entry.split_once(':')?;
+                            crate::page::is_page_id(page).then_some(())?;
+                            Some((page.to_string(), n.parse().ok()?))
+                        })
+                        .collect::<Option<Vec<(String, u64)>>>()?;
+                }
+                ("m", peak) if snapshot.peak.is_none() => {
+                    let mut n = peak.split(':').map(|v| v.parse::<u64>().ok());
+                    let (Some(Some(minute)), Some(Some(minute_peak)), Some(Some(day_peak)), None) =
+                        (n.next(), n.next(), n.next(), n.next())
+                    else {
+                        return None;
+                    };
+                    snapshot.peak = Some(crate::history::Peak {
+                        minute,
+                        minute_peak,
+                        day_peak,
+                    });
+                }
+                _ => return None,
+            }
+        }
+        Some(snapshot)
     }
 
     /// Whether the snapshot has a count for page `page_id`.
@@ -162,13 +189,6 @@ pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
     cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
 }
 
-/// The snapshot this POP last remembered or read, if its cache still holds it: no KV read.
-pub fn remembered(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
-    cache
-        .get(&cache_key(site))
-        .and_then(|b| Snapshot::decode(&b))
-}
-
 /// How long this POP remembers that a reader left (longer than any broadcast takes).
 const LEFT_MS: u64 = 10_000;
 
@@ -203,6 +223,7 @@ mod tests {
             count,
             total,
             pages: Vec::new(),
+            peak: None,
         }
     }
 
@@ -216,6 +237,11 @@ mod tests {
                 ("0123456789abcdef".into(), 4),
                 ("fedcba9876543210".into(), 1),
             ],
+            peak: Some(crate::history::Peak {
+                minute: 29_930_000,
+                minute_peak: 7,
+                day_peak: 9,
+            }),
             ..snap(1, 5, None)
         };
         assert_eq!(
@@ -229,8 +255,12 @@ mod tests {
             "1 2 3 4",
             "a 2 3",
             "1 2 3 /docs:1",
-            "1 2 3 0123456789abcdef:x",
-            "1 2 3 0123456789abcdef:1 x",
+            "1 2 3 p=/docs:1",
+            "1 2 3 p=0123456789abcdef:x",
+            "1 2 3 p=0123456789abcdef:1 x",
+            "1 2 3 m=1:2",
+            "1 2 3 m=1:2:3:4",
+            "1 2 3 m=1:2:3 m=1:2:3",
         ] {
             assert_eq!(Snapshot::decode(bad.as_bytes()), None, "{bad:?}");
         }

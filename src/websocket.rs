@@ -1207,6 +1207,7 @@ mod tests {
             count: 5,
             total: Some(10),
             pages: Vec::new(),
+            peak: None,
         };
         let shop = SiteId::parse("shop").expect("site");
         snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
@@ -1254,6 +1255,7 @@ mod tests {
             count: 5,
             total: None,
             pages: vec![(docs.clone(), 2)],
+            peak: None,
         };
         snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
         let kv = crate::kv::CountingKv::new(&t.kv);

@@ -1,0 +1,420 @@
+//! History and peak: the peak of every minute of a site for 7 days, and today's peak.
+//!
+//! Broadcasts already see every change of a site's count, one POP at a time, and store what
+//! they saw in the snapshot. So the snapshot carries the running peaks ([`Peak`]: this
+//! minute's and this day's, UTC), at no extra write. When a broadcast finds that the last
+//! snapshot belongs to an earlier minute, that minute is over: it writes the minute's peak
+//! into the day's key, and fills the minutes since then (nothing changed in them, or a
+//! broadcast would have run) with the count the last broadcast published.
+//!
+//! Key: `history/<site>/<day>` (days since 1970, UTC): 1440 comma-separated fields, one per
+//! minute, empty where nothing is known, KV TTL 8 days. The write is conditional on the
+//! generation read, and skipped when the minute is already there: one write per site per
+//! minute across all POPs (two at midnight, when an idle gap spans two days).
+
+use crate::floor::Floor;
+use crate::kv::{KvError, KvStore, WriteMode};
+use crate::site::SiteId;
+use crate::snapshot::Snapshot;
+
+/// Minutes in a day.
+pub const DAY_MINUTES: u64 = 1440;
+/// How many days are kept.
+pub const KEEP_DAYS: u64 = 7;
+/// A day key outlives the week it serves.
+const TTL_SECS: u32 = (KEEP_DAYS as u32 + 1) * 86_400;
+
+/// The running peaks a snapshot carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peak {
+    /// Minutes since 1970 (UTC) of the snapshot's slot.
+    pub minute: u64,
+    /// The highest count seen in that minute so far.
+    pub minute_peak: u64,
+    /// The highest count seen in that minute's day so far.
+    pub day_peak: u64,
+}
+
+/// The minute of a time in ms.
+pub fn minute_of(ms: u64) -> u64 {
+    ms / 60_000
+}
+
+/// The peaks once `count` is counted in `minute`, after the `last` snapshot. A count held
+/// since the last broadcast was there at the start of this minute too.
+pub fn next_peak(last: Option<&Snapshot>, minute: u64, count: u64) -> Peak {
+    let Some(last) = last else {
+        return Peak {
+            minute,
+            minute_peak: count,
+            day_peak: count,
+        };
+    };
+    let held = last.count.max(count);
+    match last.peak {
+        Some(p) if p.minute == minute => Peak {
+            minute,
+            minute_peak: p.minute_peak.max(count),
+            day_peak: p.day_peak.max(count),
+        },
+        Some(p) if p.minute / DAY_MINUTES == minute / DAY_MINUTES && p.minute < minute => Peak {
+            minute,
+            minute_peak: held,
+            day_peak: p.day_peak.max(held),
+        },
+        _ => Peak {
+            minute,
+            minute_peak: held,
+            day_peak: held,
+        },
+    }
+}
+
+/// Today's peak as `snapshot` knows it at `now_ms`: its day's peak if it is from today, else
+/// the count it published (held since).
+pub fn today_peak(snapshot: &Snapshot, now_ms: u64) -> u64 {
+    let today = minute_of(now_ms) / DAY_MINUTES;
+    match snapshot.peak {
+        Some(p) if p.minute / DAY_MINUTES == today => p.day_peak.max(snapshot.count),
+        _ => snapshot.count,
+    }
+}
+
+fn key(site: &SiteId, day: u64) -> String {
+    format!("history/{site}/{day}")
+}
+
+/// A day's fields.
+fn parse_day(bytes: &[u8]) -> Vec<Option<u64>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut fields: Vec<Option<u64>> = text.split(',').map(|f| f.parse().ok()).collect();
+    fields.resize(DAY_MINUTES as usize, None);
+    fields
+}
+
+fn encode_day(fields: &[Option<u64>]) -> String {
+    let texts: Vec<String> = fields
+        .iter()
+        .map(|f| f.map(|n| n.to_string()).unwrap_or_default())
+        .collect();
+    texts.join(",")
+}
+
+/// Writes what the `last` snapshot says of its minute, and of the minutes since, before
+/// `now_minute`, if no broadcast has yet: the number of day keys written (0 to 2).
+pub fn record(
+    kv: &dyn KvStore,
+    site: &SiteId,
+    last: &Snapshot,
+    now_minute: u64,
+) -> Result<u32, KvError> {
+    let Some(peak) = last.peak else { return Ok(0) };
+    if peak.minute >= now_minute {
+        return Ok(0);
+    }
+    // (minute, value) runs to write: the finished minute's peak, then the held count.
+    let first_day = peak.minute / DAY_MINUTES;
+    let now_day = now_minute / DAY_MINUTES;
+    let mut written = 0;
+    for day in [first_day, now_day] {
+        if day + KEEP_DAYS < now_day || (day == now_day && day == first_day && written > 0) {
+            continue;
+        }
+        let day_start = day * DAY_MINUTES;
+        let from = peak.minute.max(day_start);
+        let to = now_minute.min(day_start + DAY_MINUTES); // exclusive
+        if from >= to {
+            continue;
+        }
+        if write_day(kv, site, day, from, to, peak, last.count)? {
+            written += 1;
+        }
+        if first_day == now_day {
+            break;
+        }
+    }
+    Ok(written)
+}
+
+/// Fills the unknown of minutes `from..to` of `day`: `peak.minute` with its peak, the others
+/// with `held`. Nothing when all are known already (another broadcast wrote them), or when
+/// another write comes between the read and this one.
+fn write_day(
+    kv: &dyn KvStore,
+    site: &SiteId,
+    day: u64,
+    from: u64,
+    to: u64,
+    peak: Peak,
+    held: u64,
+) -> Result<bool, KvError> {
+    let k = key(site, day);
+    let found = kv.lookup(&k)?;
+    let mut fields = found
+        .as_ref()
+        .map_or_else(|| vec![None; DAY_MINUTES as usize], |e| parse_day(&e.value));
+    let day_start = day * DAY_MINUTES;
+    let index = |minute: u64| (minute - day_start) as usize;
+    let unknown: Vec<u64> = (from..to).filter(|m| fields[index(*m)].is_none()).collect();
+    if unknown.is_empty() {
+        return Ok(false);
+    }
+    for minute in unknown {
+        let value = if minute == peak.minute {
+            peak.minute_peak
+        } else {
+            held
+        };
+        fields[index(minute)] = Some(value);
+    }
+    let mode = found.map_or(WriteMode::AddOnly, |e| {
+        WriteMode::IfGeneration(e.generation)
+    });
+    match kv.insert(&k, encode_day(&fields).as_bytes(), Some(TTL_SECS), mode) {
+        Ok(()) => Ok(true),
+        Err(KvError::PreconditionFailed | KvError::TooManyRequests) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A history range the API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Range {
+    /// `1h`, `24h` or `7d`.
+    pub fn parse(text: &str) -> Option<Range> {
+        match text {
+            "1h" => Some(Range::Hour),
+            "24h" => Some(Range::Day),
+            "7d" => Some(Range::Week),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::Day => "24h",
+            Range::Week => "7d",
+        }
+    }
+
+    /// How many minutes the range spans, and how many one point covers (its peak).
+    fn minutes_and_step(self) -> (u64, u64) {
+        match self {
+            Range::Hour => (60, 1),
+            Range::Day => (DAY_MINUTES, 1),
+            Range::Week => (KEEP_DAYS * DAY_MINUTES, 10),
+        }
+    }
+}
+
+/// A history answer: peaks per step, oldest first, ending with the current minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// The first point's minute.
+    pub start_minute: u64,
+    pub step_minutes: u64,
+    /// Each step's peak as it may be shown: `None` where nothing is known.
+    pub points: Vec<Option<u64>>,
+    /// The indices of points below the site's privacy floor (shown as the floor).
+    pub below_min: Vec<usize>,
+}
+
+/// Reads a range of history ending at `now_ms`: one lookup per day it spans, plus the
+/// current minute from `current` (the snapshot).
+pub fn read(
+    kv: &dyn KvStore,
+    site: &SiteId,
+    range: Range,
+    now_ms: u64,
+    current: Option<&Snapshot>,
+    floor: Floor,
+) -> Result<History, KvError> {
+    let now_minute = minute_of(now_ms);
+    let (span, step) = range.minutes_and_step();
+    // Whole steps, the last one ending with the current minute.
+    let end = now_minute + 1;
+    let start = (end - span.min(end)) / step * step;
+    let mut minutes: Vec<Option<u64>> = Vec::with_capacity((end - start) as usize);
+    for day in start / DAY_MINUTES..=now_minute / DAY_MINUTES {
+        let fields = kv
+            .lookup(&key(site, day))?
+            .map_or_else(|| vec![None; DAY_MINUTES as usize], |e| parse_day(&e.value));
+        let day_start = day * DAY_MINUTES;
+        for minute in start.max(day_start)..end.min(day_start + DAY_MINUTES) {
+            minutes.push(fields[(minute - day_start) as usize]);
+        }
+    }
+    // The minutes since the last broadcast's: its peak, then the count it left.
+    if let Some(snapshot) = current {
+        let peak = next_peak(Some(snapshot), now_minute, snapshot.count);
+        let from = snapshot.peak.map_or(now_minute, |p| p.minute);
+        for minute in from.max(start)..end {
+            let i = (minute - start) as usize;
+            if minutes[i].is_none() {
+                let value = if snapshot.peak.is_some_and(|p| p.minute == minute) {
+                    snapshot.peak.map(|p| p.minute_peak)
+                } else if minute == now_minute {
+                    Some(peak.minute_peak)
+                } else {
+                    Some(snapshot.count)
+                };
+                minutes[i] = value;
+            }
+        }
+    }
+    let mut history = History {
+        start_minute: start,
+        step_minutes: step,
+        points: Vec::new(),
+        below_min: Vec::new(),
+    };
+    for (i, chunk) in minutes.chunks(step as usize).enumerate() {
+        let peak = chunk.iter().flatten().max().copied();
+        let shown = peak.map(|n| floor.show(n));
+        if shown.is_some_and(|s| s.below_min) {
+            history.below_min.push(i);
+        }
+        history.points.push(shown.map(|s| s.value));
+    }
+    Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::CountingKv;
+    use crate::testing::MemoryKv;
+
+    fn site() -> SiteId {
+        SiteId::parse("s").expect("site")
+    }
+
+    fn snapshot(minute: u64, count: u64, peak: Option<(u64, u64)>) -> Snapshot {
+        Snapshot {
+            slot_end_ms: minute * 60_000,
+            count,
+            peak: peak.map(|(minute_peak, day_peak)| Peak {
+                minute,
+                minute_peak,
+                day_peak,
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn peaks_run_through_the_minute_and_the_day_and_start_again() {
+        let day = 20_000 * DAY_MINUTES;
+        let first = next_peak(None, day + 10, 4);
+        assert_eq!((first.minute_peak, first.day_peak), (4, 4));
+        let s = snapshot(day + 10, 4, Some((4, 4)));
+        // Same minute: the higher count is kept.
+        assert_eq!(next_peak(Some(&s), day + 10, 9).minute_peak, 9);
+        assert_eq!(next_peak(Some(&s), day + 10, 2).minute_peak, 4);
+        // A later minute starts from the count held into it.
+        let later = next_peak(Some(&s), day + 12, 1);
+        assert_eq!((later.minute_peak, later.day_peak), (4, 4));
+        let s = snapshot(day + 12, 1, Some((7, 12)));
+        assert_eq!(next_peak(Some(&s), day + 13, 0).day_peak, 12);
+        // A new day starts the day's peak again.
+        let tomorrow = next_peak(Some(&s), day + DAY_MINUTES + 1, 3);
+        assert_eq!((tomorrow.minute_peak, tomorrow.day_peak), (3, 3));
+        assert_eq!(today_peak(&s, (day + 20) * 60_000), 12);
+        assert_eq!(today_peak(&s, (day + DAY_MINUTES) * 60_000), 1);
+    }
+
+    #[test]
+    fn a_finished_minute_is_written_once_with_the_quiet_minutes_after_it() {
+        let kv = MemoryKv::default();
+        let counting = CountingKv::new(&kv);
+        let day = 20_000 * DAY_MINUTES;
+        let last = snapshot(day + 10, 2, Some((5, 5)));
+        assert_eq!(
+            record(&counting, &site(), &last, day + 10),
+            Ok(0),
+            "not over yet"
+        );
+        assert_eq!(record(&counting, &site(), &last, day + 13), Ok(1));
+        assert_eq!(counting.counts().insert, 1);
+        // Another POP's broadcast with the same (stale) snapshot writes nothing.
+        assert_eq!(record(&counting, &site(), &last, day + 13), Ok(0));
+        assert_eq!(counting.counts().insert, 1);
+        let h = read(
+            &kv,
+            &site(),
+            Range::Hour,
+            (day + 13) * 60_000,
+            None,
+            Floor::default(),
+        )
+        .expect("read");
+        let tail: Vec<Option<u64>> = h.points[h.points.len() - 4..].to_vec();
+        assert_eq!(tail, vec![Some(5), Some(2), Some(2), None]);
+        assert_eq!(h.points.len(), 60);
+    }
+
+    #[test]
+    fn a_gap_over_midnight_writes_both_days_and_a_week_reads_ten_minute_peaks() {
+        let kv = MemoryKv::default();
+        let day = 20_000 * DAY_MINUTES;
+        let last = snapshot(day + DAY_MINUTES - 2, 3, Some((6, 8)));
+        assert_eq!(record(&kv, &site(), &last, day + DAY_MINUTES + 5), Ok(2));
+        let now_ms = (day + DAY_MINUTES + 5) * 60_000;
+        let current = snapshot(day + DAY_MINUTES + 5, 4, Some((4, 4)));
+        let h = read(
+            &kv,
+            &site(),
+            Range::Day,
+            now_ms,
+            Some(&current),
+            Floor::default(),
+        )
+        .expect("read");
+        let n = h.points.len();
+        assert_eq!(n as u64, DAY_MINUTES);
+        assert_eq!(
+            &h.points[n - 8..],
+            &[
+                Some(6),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(4)
+            ]
+        );
+        let week = read(
+            &kv,
+            &site(),
+            Range::Week,
+            now_ms,
+            Some(&current),
+            Floor::default(),
+        )
+        .expect("read");
+        assert_eq!(week.step_minutes, 10);
+        assert!(week.points.len() as u64 <= KEEP_DAYS * DAY_MINUTES / 10 + 1);
+        assert_eq!(week.points.iter().flatten().max(), Some(&6));
+        // Below a floor, points show the floor and are listed.
+        let floored = read(
+            &kv,
+            &site(),
+            Range::Hour,
+            now_ms,
+            Some(&current),
+            Floor::at(5),
+        )
+        .expect("read");
+        assert!(floored.points.iter().flatten().all(|p| *p >= 5));
+        assert!(!floored.below_min.is_empty());
+    }
+}
