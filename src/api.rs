@@ -249,21 +249,23 @@ fn read_today_peak(services: &Services, site: &SiteId) -> Result<Option<u64>, Ht
 /// How long a POP keeps a history answer: its points are minutes.
 const HISTORY_CACHE_MS: u64 = 60_000;
 
-/// A range of the site's history as JSON, computed at most once a minute per POP and range.
+/// A range of the site's history as JSON, computed once per POP, range, minute and broadcast
+/// (an answer changes only when a minute ends or a broadcast publishes).
 fn read_history(
     services: &Services,
     site: &SiteId,
     range: history::Range,
 ) -> Result<serde_json::Value, HttpError> {
     let now = services.clock.now_ms();
+    let current = snapshot::cached(services, site).ok().flatten();
     let cache_key = format!(
-        "history/{site}/{}/{}",
+        "history/{site}/{}/{}/{}",
         range.name(),
-        history::minute_of(now)
+        history::minute_of(now),
+        current.as_ref().map_or(0, |s| s.slot_end_ms)
     );
     let mut failure = None;
     let mut compute = || {
-        let current = snapshot::cached(services, site).ok().flatten();
         let floor = Floor::of(services.settings, site);
         match history::read(services.kv, site, range, now, current.as_ref(), floor) {
             Ok(h) => {

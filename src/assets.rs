@@ -19,6 +19,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../static/style.css"),
     },
     Asset {
+        path: "/static/history-chart.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../static/history-chart.js"),
+    },
+    Asset {
         path: "/favicon.ico",
         content_type: "image/svg+xml",
         body: include_bytes!("../static/favicon.svg"),

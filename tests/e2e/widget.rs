@@ -391,6 +391,28 @@ fn the_demo_page_renders_live_with_no_console_errors() {
         snippet.as_str().is_some_and(|s| s.contains(&expected)),
         "{snippet}"
     );
+    // The chart of the last 24 hours: a line per run of known minutes, and today's peak.
+    browser.wait_for(
+        "var c = document.getElementById('history-chart'); return c ? c.getAttribute('data-points') : null;",
+        &json!("1440"),
+        LIMIT,
+    );
+    browser.wait_for(
+        "return document.querySelectorAll('#history-chart polyline').length > 0;",
+        &json!(true),
+        LIMIT,
+    );
+    browser.wait_for(
+        "return document.getElementById('today-peak').textContent;",
+        &json!("1"),
+        LIMIT,
+    );
+    // The badge loaded, and is an image.
+    browser.wait_for(
+        "var b = document.getElementById('badge'); return b.complete && b.naturalWidth > 0;",
+        &json!(true),
+        LIMIT,
+    );
     let errors: Vec<Value> = browser
         .console()
         .into_iter()
