@@ -25,6 +25,12 @@ pub const META_PREFIX: &str = "Meta-";
 /// Reply header asking Fanout to call the origin (with no events) when a connection has been
 /// quiet this many seconds (at least 20).
 pub const KEEP_ALIVE_HEADER: &str = "Keep-Alive-Interval";
+/// Reply header holding a plain HTTP response open as a stream (`stream`): the SSE fallback.
+pub const HOLD_HEADER: &str = "Grip-Hold";
+/// Reply header naming the channels (comma-separated) a held stream receives.
+pub const CHANNEL_HEADER: &str = "Grip-Channel";
+/// Reply header: what Fanout writes to an idle held stream, and how often.
+pub const KEEP_ALIVE_STREAM_HEADER: &str = "Grip-Keep-Alive";
 
 /// A GRIP control message for the connection the reply belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

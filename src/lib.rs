@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod serve;
 pub mod site;
 pub mod snapshot;
+pub mod sse;
 pub mod totals;
 pub mod websocket;
 pub mod websocket_events;

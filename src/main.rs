@@ -5,7 +5,7 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {
     use liveuser_edge::host::{self, log::HostLog, HostServices};
-    use liveuser_edge::{router, serve, websocket, websocket_events};
+    use liveuser_edge::{grip, router, serve, websocket, websocket_events};
 
     let log = HostLog::stdout();
     host::log::report_panics();
@@ -15,7 +15,8 @@ fn main() {
     let path = req.get_path().to_string();
     // Header values that are not UTF-8 read as absent (`get_header_str` would panic).
     let header = |name: &str| req.get_header(name).and_then(|v| v.to_str().ok());
-    if router::wants_fanout_handoff(req.get_method(), &path, header("upgrade")) {
+    let signed = header(grip::SIGNATURE_HEADER).is_some();
+    if router::wants_fanout_handoff(req.get_method(), &path, header("upgrade"), signed) {
         let address = req.get_client_ip_addr().map(|ip| ip.to_string());
         let upgrade = serve::UpgradeRequest {
             path: &path,

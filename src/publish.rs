@@ -1,6 +1,8 @@
 //! Publishing messages to a site's channel through Fanout's publish API.
 //!
-//! The body format is GRIP's: `{"items":[{"channel":…,"id":…,"formats":{"ws-message":{"content":…}}}]}`.
+//! The body format is GRIP's: `{"items":[{"channel":…,"id":…,"formats":{"ws-message":{"content":…},
+//! "http-stream":{"content":"data: …\n\n"}}}]}`: each item reaches WebSocket readers as a text
+//! message and SSE readers (see `sse`) as a server-sent event, whichever a channel holds.
 //! Locally it is POSTed to Pushpin's publish port; on Fastly to the service's publish endpoint.
 //! The [`Publisher`] trait is the seam: the host implementation sends HTTP, tests count calls.
 
@@ -114,26 +116,34 @@ struct WireItem<'a> {
 #[derive(Serialize)]
 struct Formats<'a> {
     #[serde(rename = "ws-message")]
-    ws_message: WsMessage<'a>,
+    ws_message: Content<'a>,
+    #[serde(rename = "http-stream")]
+    http_stream: Content<'a>,
 }
 
 #[derive(Serialize)]
-struct WsMessage<'a> {
+struct Content<'a> {
     content: &'a str,
 }
 
 /// The JSON body of a publish request for `items`.
 pub fn request_body(items: &[PublishItem]) -> String {
+    let events: Vec<String> = items
+        .iter()
+        .map(|item| crate::sse::event(None, &item.content))
+        .collect();
     let body = Body {
         items: items
             .iter()
-            .map(|item| WireItem {
+            .zip(&events)
+            .map(|(item, event)| WireItem {
                 channel: &item.channel,
                 id: item.id.as_deref(),
                 formats: Formats {
-                    ws_message: WsMessage {
+                    ws_message: Content {
                         content: &item.content,
                     },
+                    http_stream: Content { content: event },
                 },
             })
             .collect(),
@@ -176,8 +186,12 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({"items": [
-                {"channel": "site.a", "id": "1", "formats": {"ws-message": {"content": "{\"type\":\"update\",\"count\":3}"}}},
-                {"channel": "site.b", "formats": {"ws-message": {"content": "x"}}}
+                {"channel": "site.a", "id": "1", "formats": {
+                    "ws-message": {"content": "{\"type\":\"update\",\"count\":3}"},
+                    "http-stream": {"content": "data: {\"type\":\"update\",\"count\":3}\n\n"}}},
+                {"channel": "site.b", "formats": {
+                    "ws-message": {"content": "x"},
+                    "http-stream": {"content": "data: x\n\n"}}}
             ]})
         );
     }

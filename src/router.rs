@@ -9,6 +9,7 @@ use crate::loader;
 use crate::log::Line;
 use crate::request::{self, has_token};
 use crate::response::{self, finish};
+use crate::sse;
 use crate::websocket;
 use crate::websocket_events;
 use crate::{Handled, Services};
@@ -16,14 +17,21 @@ use crate::{Handled, Services};
 /// The WebSocket endpoint's path.
 pub const WEBSOCKET_PATH: &str = "/ws";
 
-/// Whether this request is a browser's WebSocket upgrade that Fanout must take over.
+/// Whether this request is a browser's WebSocket upgrade, or its SSE stream, that Fanout must
+/// take over.
 ///
-/// Requests that come back from Fanout are POSTs of WebSocket events, never upgrades, so they
-/// are not handed off again.
-pub fn wants_fanout_handoff(method: &Method, path: &str, upgrade: Option<&str>) -> bool {
-    path == WEBSOCKET_PATH
-        && method == Method::GET
-        && upgrade.is_some_and(|u| has_token(u, "websocket"))
+/// Requests that come back from Fanout are POSTs of WebSocket events, never upgrades, or
+/// signed stream requests (`signed`: they carry a `Grip-Sig`), so they are not handed off
+/// again. (A browser's forged `Grip-Sig` gets it no further: the stream checks it, 403.)
+pub fn wants_fanout_handoff(
+    method: &Method,
+    path: &str,
+    upgrade: Option<&str>,
+    signed: bool,
+) -> bool {
+    let upgrade = path == WEBSOCKET_PATH && upgrade.is_some_and(|u| has_token(u, "websocket"));
+    let stream = path == sse::STREAM_PATH && !signed;
+    method == Method::GET && (upgrade || stream)
 }
 
 /// Answers every request that is not handed off.
@@ -45,6 +53,9 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     let path = req.uri().path();
     if path == WEBSOCKET_PATH {
         return websocket_endpoint(req, services);
+    }
+    if sse::owns(path) {
+        return sse::handle(req, services);
     }
     if api::owns(path) {
         // CORS on errors too, so a page can read why its GET failed.
@@ -190,11 +201,25 @@ mod tests {
     #[test]
     fn only_websocket_upgrades_on_ws_are_handed_off() {
         let ws = Some("WebSocket");
-        assert!(wants_fanout_handoff(&Method::GET, "/ws", ws));
-        assert!(!wants_fanout_handoff(&Method::GET, "/other", ws));
-        assert!(!wants_fanout_handoff(&Method::POST, "/ws", ws));
-        assert!(!wants_fanout_handoff(&Method::GET, "/ws", Some("h2c")));
-        assert!(!wants_fanout_handoff(&Method::GET, "/ws", None));
+        assert!(wants_fanout_handoff(&Method::GET, "/ws", ws, false));
+        assert!(!wants_fanout_handoff(&Method::GET, "/other", ws, false));
+        assert!(!wants_fanout_handoff(&Method::POST, "/ws", ws, false));
+        assert!(!wants_fanout_handoff(
+            &Method::GET,
+            "/ws",
+            Some("h2c"),
+            false
+        ));
+        assert!(!wants_fanout_handoff(&Method::GET, "/ws", None, false));
+        // A browser's stream is handed off; Fanout's signed request for it is answered.
+        assert!(wants_fanout_handoff(&Method::GET, "/sse", None, false));
+        assert!(!wants_fanout_handoff(&Method::GET, "/sse", None, true));
+        assert!(!wants_fanout_handoff(
+            &Method::POST,
+            "/sse/heartbeat",
+            None,
+            false
+        ));
     }
 
     #[test]

@@ -294,7 +294,8 @@ fn too_large(services: &Services, req: &Request<Vec<u8>>, id: String, len: usize
     }
 }
 
-fn check_signature(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
+/// Refuses a request that Fanout did not sign (403).
+pub fn check_signature(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
     services
         .grip
         .verify(
@@ -567,7 +568,29 @@ fn hand_over(services: &Services, conn: &mut Connection) {
 /// corrects it within a slot. After a move to another page (`moved`) the reader was counted
 /// on the site already, only not on its new page.
 fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<String> {
-    let lease = conn.lease.as_ref()?;
+    let reader = Reader {
+        site: &conn.site,
+        lease: conn.lease.as_ref()?,
+        totals: conn.totals,
+        visited: conn.visited,
+        took_over: conn.took_over,
+    };
+    first_count(services, &reader, moved)
+}
+
+/// A reader whose first count is asked for (a socket's, or an SSE stream's).
+pub struct Reader<'a> {
+    pub site: &'a SiteId,
+    pub lease: &'a Lease,
+    /// It shows totals; its opening counted a visit; it took a closing tab's presence over.
+    pub totals: bool,
+    pub visited: bool,
+    pub took_over: bool,
+}
+
+/// What [`first_update`] says, for any reader.
+pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<String> {
+    let (lease, site) = (reader.lease, reader.site);
     let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
     // None for a connection in no count (an automated one): nothing of it is unseen.
     let written_ms = lease
@@ -575,21 +598,19 @@ fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<S
         .iter()
         .min()
         .map(|e| e.saturating_sub(ttl_ms));
-    let (count, total, page_count) = match snapshot::cached(services, &conn.site) {
+    let (count, total, page_count) = match snapshot::cached(services, site) {
         // Someone left since: the snapshot is too high, and the broadcast is under a second
         // away (a page reloaded would otherwise see itself counted twice, then once).
-        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, &conn.site, &last) => {
-            return None
-        }
+        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, site, &last) => return None,
         Ok(Some(last)) => {
             // A presence taken over from a closing tab was counted already.
             let unseen =
-                u64::from(written_ms.is_some_and(|w| w > last.slot_end_ms) && !conn.took_over);
+                u64::from(written_ms.is_some_and(|w| w > last.slot_end_ms) && !reader.took_over);
             let unseen_on_site = if moved { 0 } else { unseen };
-            let total = (conn.totals && !moved)
+            let total = (reader.totals && !moved)
                 .then_some(last.total)
                 .flatten()
-                .map(|t| t + unseen * u64::from(conn.visited));
+                .map(|t| t + unseen * u64::from(reader.visited));
             let page_count = lease
                 .page
                 .as_deref()
@@ -604,7 +625,7 @@ fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<S
         // The broadcast will tell it.
         Err(_) => return None,
     };
-    let floor = Floor::of(services.settings, &conn.site);
+    let floor = Floor::of(services.settings, site);
     Some(match page_count {
         Some(page_count) => {
             protocol::page_update(floor.show(count), total, page_count.map(|n| floor.show(n)))

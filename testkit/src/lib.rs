@@ -13,4 +13,5 @@ pub mod manifest;
 pub mod net;
 pub mod process;
 pub mod proxy;
+pub mod sse;
 pub mod stack;

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::sse::EventStream;
 use liveuser_testkit::stack::{Stack, StackOptions};
 use serde_json::Value;
 
@@ -104,4 +105,91 @@ fn below_the_privacy_floor_nobody_is_told_the_exact_count() {
     assert!(eventually(|| stack.get_json("/api/online/quiet")
         ["belowMin"]
         == false));
+}
+
+/// The session an SSE stream's first event names.
+fn session_of(stream: &mut EventStream) -> String {
+    let first = stream
+        .next_event(Duration::from_secs(15))
+        .expect("a session event");
+    assert_eq!(first.name, "session");
+    let v: Value = serde_json::from_str(&first.data).expect("json");
+    v["session"].as_str().expect("session").to_string()
+}
+
+/// The next `data:` update on `stream` whose count is `count`.
+fn stream_count(stream: &mut EventStream, count: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let Some(event) = stream.next_event(deadline - Instant::now()) else {
+            break;
+        };
+        let v: Value = serde_json::from_str(&event.data).expect("json");
+        if v["type"] == "update" && v["count"] == count {
+            return v;
+        }
+    }
+    panic!("the stream never said {count}");
+}
+
+#[test]
+fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
+    let stack = Stack::start();
+    let mut socket = reader(&stack, "streams", BROWSER);
+    update_where(&mut socket, |u| u["count"] == 1);
+    let mut stream = EventStream::open(
+        stack.app_port,
+        "/sse?siteId=streams&enableTotalCount=true",
+        &[("Origin", "https://elsewhere.example")],
+    )
+    .expect("a stream");
+    assert!(stream
+        .head
+        .to_ascii_lowercase()
+        .contains("content-type: text/event-stream"));
+    assert!(stream
+        .head
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin: *"));
+    let session = session_of(&mut stream);
+    // Both readers see 2; the stream's visit counted, as a socket's does.
+    let told = stream_count(&mut stream, 2);
+    assert_eq!(told["totalCount"], 1);
+    update_where(&mut socket, |u| u["count"] == 2);
+    assert_eq!(stack.get_json("/api/total/streams")["totalCount"], 1);
+
+    // A heartbeat keeps the presence (one write at most) and hands back the next session.
+    let body = serde_json::json!({ "session": session }).to_string();
+    let resp = stack.http(
+        "POST",
+        "/sse/heartbeat",
+        &[("Content-Type", "text/plain")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    let next = resp.json()["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    // A session that is not one this service gave is 400.
+    let forged = stack.http("POST", "/sse/heartbeat", &[], br#"{"session":"x|y"}"#);
+    assert_eq!(
+        (forged.status, forged.json()["error"].clone()),
+        (400, Value::from("invalid_session"))
+    );
+
+    // The page goes: its beacon removes the presence at once.
+    let body = serde_json::json!({ "session": next }).to_string();
+    let resp = stack.http(
+        "POST",
+        "/sse/leave",
+        &[("Content-Type", "text/plain")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 204);
+    update_where(&mut socket, |u| u["count"] == 1);
+    assert!(eventually(|| stack.get_json("/api/online/streams")
+        ["online"]
+        == 1));
 }

@@ -1,0 +1,344 @@
+//! The SSE fallback: for networks that block WebSockets (or `transport=sse`), the client reads
+//! the same counts from an EventSource stream that Fanout holds (GRIP `Grip-Hold: stream`, on
+//! the same channels as the sockets), and keeps its presence with HTTP heartbeats.
+//!
+//! - `GET /sse?siteId=…` (the socket's parameters): the browser's request is handed to Fanout
+//!   as an upgrade is (same checks, same per-client limits); Fanout asks this service back,
+//!   signed, and [`open`] joins the reader (one KV write), counts its visit, and answers with
+//!   the hold, a `session` event and the first count. Publishes reach the stream as
+//!   `data: <the same JSON>` events.
+//! - `POST /sse/heartbeat` with `{"session":…}` (as text, so no CORS preflight): [`heartbeat`]
+//!   refreshes the presence as a socket's heartbeat does (at most one KV write), and answers
+//!   the next session.
+//! - `POST /sse/leave` with `{"session":…}` (the client's `sendBeacon` on `pagehide`):
+//!   [`leave`] removes the presence at once.
+//!
+//! The session is what a socket keeps in Fanout's connection meta: the site, the random
+//! presence id and its key expiries, the page id, the totals flag and the socket ticket. The
+//! presence id is a 128-bit random number only this reader knows; a session names nothing
+//! else. Heartbeats and leaves count against the client's API requests a minute.
+
+use http::{header, Method, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::HttpError;
+use crate::grip;
+use crate::limits::{self, ClientAddress, ClientKey, Verdict};
+use crate::log::Line;
+use crate::presence::{self, Lease};
+use crate::request::header as header_value;
+use crate::response::{self, finish};
+use crate::site::SiteId;
+use crate::websocket::{self, Reader};
+use crate::{broadcast, page, snapshot, totals, Handled, Services};
+
+/// Where a browser opens its stream.
+pub const STREAM_PATH: &str = "/sse";
+/// Where it sends its heartbeats.
+pub const HEARTBEAT_PATH: &str = "/sse/heartbeat";
+/// Where it says it leaves.
+pub const LEAVE_PATH: &str = "/sse/leave";
+/// The largest heartbeat or leave body accepted.
+pub const MAX_BODY: usize = 1024;
+/// Fanout sends this on an idle stream, so proxies keep it open.
+const KEEP_ALIVE: &str = ":\\n\\n; format=cstring; timeout=20";
+
+/// One server-sent event carrying `data` (JSON: one line), named `name` if given.
+pub fn event(name: Option<&str>, data: &str) -> String {
+    match name {
+        Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
+}
+
+/// Whether `path` belongs to the SSE fallback.
+pub fn owns(path: &str) -> bool {
+    matches!(path, STREAM_PATH | HEARTBEAT_PATH | LEAVE_PATH)
+}
+
+/// What a stream's reader carries from request to request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub site: SiteId,
+    pub lease: Lease,
+    pub totals: bool,
+    pub ticket: Option<u32>,
+}
+
+impl Session {
+    /// `<site>|<presence id>|<expiries>|<page id or ->|<0 or 1>|<ticket or ->`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.site,
+            self.lease.id,
+            self.lease.expiries_meta(),
+            self.lease.page.as_deref().unwrap_or("-"),
+            u8::from(self.totals),
+            self.ticket.map_or("-".to_string(), |t| t.to_string()),
+        )
+    }
+
+    pub fn parse(text: &str) -> Result<Session, HttpError> {
+        let bad = || HttpError::InvalidParameter {
+            code: "invalid_session",
+            message: "session must be one this service gave".into(),
+        };
+        let parts: Vec<&str> = text.split('|').collect();
+        let [site, id, expiries, page, totals, ticket] = parts[..] else {
+            return Err(bad());
+        };
+        let site = SiteId::parse(site).map_err(|_| bad())?;
+        let page = match page {
+            "-" => None,
+            p if page::is_page_id(p) => Some(p.to_string()),
+            _ => return Err(bad()),
+        };
+        let lease = Lease::from_meta(id, expiries)
+            .ok_or_else(bad)?
+            .on_page(page);
+        let totals = match totals {
+            "0" => false,
+            "1" => true,
+            _ => return Err(bad()),
+        };
+        let ticket = match ticket {
+            "-" => None,
+            t => Some(t.parse().map_err(|_| bad())?),
+        };
+        Ok(Session {
+            site,
+            lease,
+            totals,
+            ticket,
+        })
+    }
+}
+
+/// Answers the stream endpoints.
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
+    let path = req.uri().path();
+    match (path, req.method()) {
+        (_, &Method::OPTIONS) => Ok(preflight().into()),
+        (STREAM_PATH, &Method::GET) => open(req, services),
+        (STREAM_PATH, _) => Err(HttpError::MethodNotAllowed { allow: "GET" }),
+        (HEARTBEAT_PATH, &Method::POST) => heartbeat(req, services).map(Handled::from),
+        (LEAVE_PATH, &Method::POST) => leave(req, services),
+        _ => Err(HttpError::MethodNotAllowed {
+            allow: "POST, OPTIONS",
+        }),
+    }
+}
+
+/// Fanout asks for a stream: join the reader and hold the stream on its channels.
+fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
+    websocket::check_signature(req, services)?;
+    let params = websocket::connect_params(req.uri().query())?;
+    let site = params.site.clone();
+    websocket::check_site(services.settings, &site)?;
+    websocket::check_origin(services.settings, &site, header_value(req, "origin"))?;
+    // Set by this service's own handoff (a client's copies are dropped there).
+    let uncounted = header_value(req, websocket::UNCOUNTED_HEADER) == Some("1");
+    let client = header_value(req, websocket::CLIENT_HEADER).and_then(ClientKey::parse);
+    let ticket = header_value(req, websocket::TICKET_HEADER).and_then(|t| t.parse().ok());
+    let id = presence::new_id_from(services.ids.random_u64s());
+    let now = services.clock.now_ms();
+    let lease = if uncounted {
+        Lease {
+            id,
+            expiries_ms: Vec::new(),
+            page: params.page.clone(),
+        }
+    } else {
+        presence::join_on(
+            services.kv,
+            services.config,
+            &site,
+            id,
+            params.page.clone(),
+            now,
+        )
+        .map_err(|e| {
+            services.log.emit(&Line::PresenceJoinFailed {
+                conn: "sse",
+                site: &site,
+                error: &e.to_string(),
+            });
+            HttpError::Unavailable("presence could not be recorded; try again".into())
+        })?
+    };
+    let visited = !uncounted && params.totals && params.visit && visit(services, &site, &client);
+    let session = Session {
+        site: site.clone(),
+        lease,
+        totals: params.totals,
+        ticket,
+    };
+    let mut channels = vec![if params.totals {
+        site.totals_channel()
+    } else {
+        site.channel()
+    }];
+    if let Some(page_id) = &session.lease.page {
+        channels.push(page::channel(&site, page_id));
+    }
+    let mut body = event(
+        Some("session"),
+        &json!({"type": "session", "session": session.encode()}).to_string(),
+    );
+    let reader = Reader {
+        site: &site,
+        lease: &session.lease,
+        totals: params.totals,
+        visited,
+        took_over: false,
+    };
+    if let Some(first) = websocket::first_count(services, &reader, false) {
+        body.push_str(&event(None, &first));
+    }
+    let builder = Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(grip::HOLD_HEADER, "stream")
+        .header(grip::CHANNEL_HEADER, channels.join(", "))
+        .header(grip::KEEP_ALIVE_STREAM_HEADER, KEEP_ALIVE);
+    Ok(Handled {
+        response: finish(builder, body.into_bytes()),
+        broadcast: (!uncounted)
+            .then(|| broadcast::schedule(services, &site))
+            .flatten(),
+        log_fields: format!("site={site} events=SSE-OPEN"),
+    })
+}
+
+/// Counts the stream's page view within the client's share of visits.
+fn visit(services: &Services, site: &SiteId, client: &Option<ClientKey>) -> bool {
+    let now = services.clock.now_ms();
+    let verdict = client
+        .as_ref()
+        .map(|c| limits::take_visit(services.cache, &services.config.limits, site, c, now));
+    match verdict {
+        Some(Verdict::Over) => {
+            services.log.emit(&Line::VisitLimited { conn: "sse", site });
+            false
+        }
+        _ => match totals::record_visit(services.kv, services.ids, services.clock, site) {
+            Ok(_) => true,
+            Err(e) => {
+                services.log.emit(&Line::VisitFailed {
+                    conn: "sse",
+                    site,
+                    error: &e.to_string(),
+                });
+                false
+            }
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    session: String,
+}
+
+/// The session a heartbeat or leave carries, within the client's share of API requests.
+fn session_of(req: &Request<Vec<u8>>, services: &Services) -> Result<Session, HttpError> {
+    if let Some(ClientAddress(address)) = req.extensions().get::<ClientAddress>() {
+        let now = services.clock.now_ms();
+        let client = limits::client_key(services.cache, services.ids, now, address);
+        let limits = &services.config.limits;
+        if limits::take_api_read(services.cache, limits, &client, now) == Verdict::Over {
+            services.log.emit(&Line::ApiLimited {
+                path: req.uri().path(),
+            });
+            return Err(HttpError::TooMany {
+                what: "API requests",
+                retry_after_secs: limits::api_retry_after_secs(now),
+            });
+        }
+    }
+    if req.body().len() > MAX_BODY {
+        return Err(HttpError::PayloadTooLarge { max: MAX_BODY });
+    }
+    let body: SessionBody = serde_json::from_slice(req.body())
+        .map_err(|_| HttpError::BadRequest("the body must be JSON: {\"session\": …}".into()))?;
+    Session::parse(&body.session)
+}
+
+/// A stream's heartbeat: refreshes its presence (at most one KV write) and keeps its ticket.
+fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+    let mut session = session_of(req, services)?;
+    let site = session.site.clone();
+    websocket::check_site(services.settings, &site)?;
+    if !session.lease.expiries_ms.is_empty() {
+        if let (Some(ticket), Some(ClientAddress(address))) =
+            (session.ticket, req.extensions().get::<ClientAddress>())
+        {
+            let now = services.clock.now_ms();
+            let client = limits::client_key(services.cache, services.ids, now, address);
+            let ttl = websocket::socket_ticket_ttl_ms(services);
+            limits::keep_socket(services.cache, &site, &client, ticket, ttl);
+        }
+        let now = services.clock.now_ms();
+        match presence::refresh(services.kv, services.config, &site, &session.lease, now) {
+            Ok((lease, _)) => session.lease = lease,
+            Err(e) => services.log.emit(&Line::PresenceRefreshFailed {
+                conn: "sse",
+                site: &site,
+                error: &e.to_string(),
+            }),
+        }
+    }
+    let reply = json!({
+        "type": "heartbeat",
+        "timestamp": services.clock.now_secs(),
+        "session": session.encode(),
+    });
+    Ok(with_cors(response::json(200, &reply)))
+}
+
+/// A stream's reader leaves (the page's `sendBeacon`): its presence goes at once.
+fn leave(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
+    let session = session_of(req, services)?;
+    let site = session.site.clone();
+    if let (Some(ticket), Some(ClientAddress(address))) =
+        (session.ticket, req.extensions().get::<ClientAddress>())
+    {
+        let now = services.clock.now_ms();
+        let client = limits::client_key(services.cache, services.ids, now, address);
+        limits::release_socket(services.cache, &site, &client, ticket);
+    }
+    if session.lease.expiries_ms.is_empty() {
+        return Ok(with_cors(finish(Response::builder().status(204), Vec::new())).into());
+    }
+    if let Err(e) = presence::leave(services.kv, services.clock, &site, &session.lease) {
+        services.log.emit(&Line::PresenceLeaveFailed {
+            conn: "sse",
+            site: &site,
+            error: &e.to_string(),
+        });
+    }
+    snapshot::note_leave(services.cache, &site, services.clock.now_ms());
+    Ok(Handled {
+        response: with_cors(finish(Response::builder().status(204), Vec::new())),
+        broadcast: broadcast::schedule(services, &site),
+        log_fields: format!("site={site} events=SSE-LEAVE"),
+    })
+}
+
+fn with_cors(resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
+    crate::api::with_cors(resp)
+}
+
+fn preflight() -> Response<Vec<u8>> {
+    let builder = Response::builder()
+        .status(204)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS")
+        .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type")
+        .header(header::ACCESS_CONTROL_MAX_AGE, "86400");
+    finish(builder, Vec::new())
+}
