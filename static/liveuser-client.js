@@ -22,7 +22,10 @@
     countTabs: false,
     // "auto" (this page's path) or a page name: also show how many read this page.
     page: null,
-    pageElementId: "liveuser_page"
+    pageElementId: "liveuser_page",
+    // "auto" (a WebSocket, or an EventSource stream where sockets cannot open), "websocket"
+    // or "sse".
+    transport: "auto"
   };
   // The close code with which the tab holding a shared connection hands its presence over.
   var HANDOVER_CLOSE = 4001;
@@ -33,6 +36,8 @@
   // (open, heartbeat, move); this leaves room for the network.
   var MOVE_SPACING = 1500;
   var MAX_PAGE_LENGTH = 256;
+  // Sockets that closed before ever opening, this many times, mean a network that blocks them.
+  var SOCKET_FAILURES_BEFORE_SSE = 2;
 
   var config = null;
   var socket = null;
@@ -48,6 +53,10 @@
   var sentPage = null;
   var lastWriteAt = 0;
   var moveTimer = null;
+  // The SSE fallback: the stream, the session the service gave it, and failed socket opens.
+  var stream = null;
+  var session = null;
+  var socketFailures = 0;
   // Tabs of this browser on this site share one connection (unless countTabs): the tab that
   // holds a Web Lock opens the socket and tells the others over a BroadcastChannel.
   var tabs = null;
@@ -185,6 +194,11 @@
   }
 
   function socketUrl() {
+    return config.serverUrl.replace(/\/+$/, "") + "/ws?" + connectParams().join("&");
+  }
+
+  // The socket's parameters (a stream takes the same).
+  function connectParams() {
     var params = [
       "siteId=" + encodeURIComponent(config.siteId),
       "clientId=" + encodeURIComponent(clientId),
@@ -203,13 +217,17 @@
         params.push("handover=" + encodeURIComponent(tabs.token));
       }
     }
-    return config.serverUrl.replace(/\/+$/, "") + "/ws?" + params.join("&");
+    return params;
   }
 
   function connect() {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
-    if (socket || !config) {
+    if (socket || stream || !config) {
+      return;
+    }
+    if (usesStream()) {
+      openStream();
       return;
     }
     showStatus(attempt === 0 ? "Connecting..." : "Reconnecting...");
@@ -239,6 +257,9 @@
 
   function onClose(event) {
     log("closed", event.code);
+    if (!openedAt) {
+      socketFailures += 1;
+    }
     clearInterval(heartbeatTimer);
     heartbeatTimer = null;
     socket = null;
@@ -268,11 +289,103 @@
     moveTimer = null;
     clearInterval(heartbeatTimer);
     heartbeatTimer = null;
+    closeStream();
     if (socket) {
       socket.onclose = null;
       socket.close(code || 1000, "page closed");
       socket = null;
     }
+  }
+
+  // ---- The SSE fallback ----
+
+  // A stream instead of a socket: when asked, when this browser has no WebSocket, or when
+  // sockets keep failing to open (a proxy that blocks them).
+  function usesStream() {
+    if (config.transport === "websocket") {
+      return false;
+    }
+    return (
+      !!window.EventSource &&
+      (config.transport === "sse" ||
+        !window.WebSocket ||
+        socketFailures >= SOCKET_FAILURES_BEFORE_SSE)
+    );
+  }
+
+  // The service's http(s) origin, from its ws(s) one.
+  function httpBase() {
+    return config.serverUrl.replace(/\/+$/, "").replace(/^ws/, "http");
+  }
+
+  function openStream() {
+    showStatus(attempt === 0 ? "Connecting..." : "Reconnecting...");
+    log("opening a stream", config.siteId);
+    stream = new EventSource(httpBase() + "/sse?" + connectParams().join("&"));
+    visitCounted = true;
+    stream.addEventListener("session", onSession);
+    stream.onmessage = onMessage;
+    stream.onerror = onStreamError;
+  }
+
+  // The stream is held: heartbeat over HTTP, as a socket would over itself.
+  function onSession(event) {
+    try {
+      session = JSON.parse(event.data).session;
+    } catch (e) {
+      return;
+    }
+    if (!openedAt) {
+      openedAt = Date.now();
+      lastWriteAt = openedAt;
+      heartbeatTimer = setInterval(streamHeartbeat, config.heartbeatInterval);
+    }
+  }
+
+  function streamHeartbeat() {
+    if (!session || !window.fetch) {
+      return;
+    }
+    // A text body: a simple request, so no CORS preflight.
+    fetch(httpBase() + "/sse/heartbeat", {
+      method: "POST",
+      body: JSON.stringify({ session: session })
+    })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (reply) {
+        if (reply && reply.session) {
+          session = reply.session;
+        }
+      })
+      .catch(function () {});
+  }
+
+  // EventSource would reconnect by itself, with the same URL (a second visit): reconnect here.
+  function onStreamError() {
+    log("stream closed");
+    closeStream();
+    clearInterval(heartbeatTimer);
+    heartbeatTimer = null;
+    if (openedAt && Date.now() - openedAt >= HEALTHY_AFTER) {
+      attempt = 0;
+    }
+    openedAt = 0;
+    scheduleReconnect();
+  }
+
+  // Closes the stream, and tells the service the reader left (a beacon survives the page).
+  function closeStream() {
+    if (!stream) {
+      return;
+    }
+    stream.close();
+    stream = null;
+    if (session && navigator.sendBeacon) {
+      navigator.sendBeacon(httpBase() + "/sse/leave", JSON.stringify({ session: session }));
+    }
+    session = null;
   }
 
   // ---- The page's own count ----
@@ -300,6 +413,15 @@
 
   function sendMove() {
     moveTimer = null;
+    if (stream) {
+      // A stream has no way back to the service: it reopens on the new page.
+      closeStream();
+      clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      openedAt = 0;
+      connect();
+      return;
+    }
     if (!socket || socket.readyState !== 1) {
       // The next connection names the page itself.
       return;
@@ -331,7 +453,12 @@
 
   // Tabs share a connection only when they count the same thing: not when each counts its page.
   function sharesTabs() {
-    return !config.countTabs && !config.page && !!(navigator.locks && window.BroadcastChannel);
+    return (
+      !config.countTabs &&
+      !config.page &&
+      !usesStream() &&
+      !!(navigator.locks && window.BroadcastChannel)
+    );
   }
 
   // Either this tab holds the connection (it gets the lock), or it listens to the one that does.
@@ -477,7 +604,7 @@
 
   // Back online: no point waiting out the backoff.
   function onOnline() {
-    if (!socket && (!tabs || tabs.leading)) {
+    if (!socket && !stream && (!tabs || tabs.leading)) {
       attempt = 0;
       connect();
     }
@@ -498,6 +625,7 @@
     config = merge(DEFAULTS, given);
     clientId = randomId();
     visitCounted = false;
+    socketFailures = 0;
     attempt = 0;
     last = { count: null, totalCount: null, pageCount: undefined };
     sentPage = null;

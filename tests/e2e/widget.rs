@@ -229,6 +229,42 @@ fn readers_see_their_pages_count_and_a_single_page_apps_navigation_moves_it() {
     assert!(stack.app_log_lines("/blog").is_empty());
 }
 
+/// Takes WebSocket away from a page, as a network that blocks it would leave the client
+/// without one.
+const NO_WEBSOCKET: &str = "<script>window.WebSocket = undefined;</script>";
+
+#[test]
+fn a_page_without_websocket_counts_over_sse_and_leaves_when_its_tab_closes() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let (sockets, streams) = (Browser::start(), Browser::start());
+    let with_socket = pages.page("/socket", &embed(&stack, "siteId=mixed", "", COUNTER));
+    let with_stream = pages.page(
+        "/stream",
+        &embed(&stack, "siteId=mixed", NO_WEBSOCKET, COUNTER),
+    );
+    sockets.goto(&with_socket);
+    sockets.wait_for(COUNT, &json!("1"), LIMIT);
+    // The second browser keeps a blank tab, so closing the stream's tab leaves it running.
+    let blank = streams.current_tab();
+    streams.new_tab();
+    streams.goto(&with_stream);
+    let stream_tab = streams.current_tab();
+    streams.wait_for(COUNT, &json!("2"), LIMIT);
+    sockets.wait_for(COUNT, &json!("2"), LIMIT);
+    assert_eq!(
+        stack.app_log_lines("events=SSE-OPEN").len(),
+        1,
+        "the second page reads a stream"
+    );
+    // Closing the stream's tab: its beacon takes its presence away at once.
+    streams.switch_to(&stream_tab);
+    streams.close_tab();
+    streams.switch_to(&blank);
+    sockets.wait_for(COUNT, &json!("1"), LIMIT);
+    assert_eq!(stack.app_log_lines("events=SSE-LEAVE").len(), 1);
+}
+
 #[test]
 fn count_tabs_counts_every_tab() {
     let stack = Stack::start();
