@@ -342,3 +342,158 @@ fn preflight() -> Response<Vec<u8>> {
         .header(header::ACCESS_CONTROL_MAX_AGE, "86400");
     finish(builder, Vec::new())
 }
+
+// The tests mint Grip-Sig tokens with the testkit (native only).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::testing::{TestServices, TEST_GRIP_KEY};
+    use liveuser_testkit::jwt::hs256_token;
+
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    fn services() -> TestServices {
+        let t = TestServices::new();
+        t.set_time(NOW_MS);
+        t
+    }
+
+    fn request(method: &str, uri: &str, signed: bool, body: &str) -> Request<Vec<u8>> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if signed {
+            let token = hs256_token(TEST_GRIP_KEY, "pushpin", NOW_MS / 1000 + 3600);
+            builder = builder.header(grip::SIGNATURE_HEADER, token);
+        }
+        builder.body(body.as_bytes().to_vec()).expect("request")
+    }
+
+    fn session_in(body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let data = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("a data line");
+        let v: serde_json::Value = serde_json::from_str(data).expect("json");
+        v["session"].as_str().expect("session").to_string()
+    }
+
+    #[test]
+    fn a_stream_is_held_on_its_channels_with_its_session_and_first_count() {
+        let t = services();
+        let opened = handle(
+            &request("GET", "/sse?siteId=shop&page=/docs", true, ""),
+            &t.services(),
+        )
+        .expect("open");
+        let resp = &opened.response;
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        assert_eq!(resp.headers()["grip-hold"], "stream");
+        let shop = SiteId::parse("shop").expect("site");
+        let page_id = page::id(&shop, "/docs").expect("id");
+        assert_eq!(
+            resp.headers()["grip-channel"],
+            format!("site:shop, page:shop:{page_id}").as_str()
+        );
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        let body = String::from_utf8_lossy(resp.body()).into_owned();
+        assert!(body.starts_with("event: session\ndata: "), "{body}");
+        assert!(body.ends_with("data: {\"type\":\"update\",\"count\":1,\"pageCount\":1}\n\n"));
+        assert_eq!(t.kv.len(), 1, "one presence write");
+        assert!(opened.broadcast.is_some());
+        let session = Session::parse(&session_in(resp.body())).expect("session");
+        assert_eq!(session.lease.page.as_deref(), Some(page_id.as_str()));
+    }
+
+    #[test]
+    fn only_fanout_may_open_a_stream() {
+        let t = services();
+        let err = handle(
+            &request("GET", "/sse?siteId=shop", false, ""),
+            &t.services(),
+        )
+        .expect_err("unsigned");
+        assert_eq!(err.status(), 403);
+        assert_eq!(t.kv.len(), 0);
+        let err = handle(
+            &request("GET", "/sse?siteId=a%20b", true, ""),
+            &t.services(),
+        )
+        .expect_err("bad site");
+        assert_eq!(err.code(), "invalid_site_id");
+    }
+
+    #[test]
+    fn heartbeats_refresh_and_a_leave_removes_the_presence() {
+        let t = services();
+        let opened =
+            handle(&request("GET", "/sse?siteId=shop", true, ""), &t.services()).expect("open");
+        let session = session_in(opened.response.body());
+        // Half an interval later the heartbeat writes one key.
+        t.set_time(NOW_MS + 20_000);
+        let body = json!({ "session": session }).to_string();
+        let beat = handle(
+            &request("POST", HEARTBEAT_PATH, false, &body),
+            &t.services(),
+        )
+        .expect("heartbeat");
+        assert_eq!(beat.response.status(), 200);
+        let reply: serde_json::Value = serde_json::from_slice(beat.response.body()).expect("json");
+        let next = reply["session"].as_str().expect("session").to_string();
+        assert_ne!(next, session);
+        assert_eq!(t.kv.len(), 2);
+        let shop = SiteId::parse("shop").expect("site");
+        assert_eq!(
+            presence::count(&t.kv, &t.config, &shop, NOW_MS + 50_000).expect("count"),
+            1,
+            "alive past the first key's expiry"
+        );
+        let body = json!({ "session": next }).to_string();
+        let left =
+            handle(&request("POST", LEAVE_PATH, false, &body), &t.services()).expect("leave");
+        assert_eq!(left.response.status(), 204);
+        assert!(left.broadcast.is_some());
+        assert_eq!(t.kv.len(), 0);
+    }
+
+    #[test]
+    fn a_bad_session_or_body_is_a_clear_400() {
+        let t = services();
+        for (body, code) in [
+            ("", "bad_request"),
+            ("{}", "bad_request"),
+            (r#"{"session":"x"}"#, "invalid_session"),
+            (r#"{"session":"shop|zz|1|-|0|-"}"#, "invalid_session"),
+            (
+                r#"{"session":"shop|0123456789abcdef0123456789abcdef|1|/x|0|-"}"#,
+                "invalid_session",
+            ),
+        ] {
+            let err = handle(&request("POST", HEARTBEAT_PATH, false, body), &t.services())
+                .expect_err(body);
+            assert_eq!((err.status(), err.code()), (400, code), "{body}");
+        }
+        let big = "x".repeat(MAX_BODY + 1);
+        let err =
+            handle(&request("POST", LEAVE_PATH, false, &big), &t.services()).expect_err("big");
+        assert_eq!(err.status(), 413);
+        let err =
+            handle(&request("GET", HEARTBEAT_PATH, false, ""), &t.services()).expect_err("get");
+        assert_eq!(err.status(), 405);
+        assert_eq!(t.kv.len(), 0);
+    }
+
+    #[test]
+    fn sessions_round_trip() {
+        let session = Session {
+            site: SiteId::parse("a.b-c").expect("site"),
+            lease: Lease {
+                id: "0123456789abcdef0123456789abcdef".into(),
+                expiries_ms: vec![5, 7],
+                page: Some("0123456789abcdef".into()),
+            },
+            totals: true,
+            ticket: Some(3),
+        };
+        assert_eq!(Session::parse(&session.encode()), Ok(session));
+    }
+}
