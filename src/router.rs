@@ -54,19 +54,20 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     if path == WEBSOCKET_PATH {
         return websocket_endpoint(req, services);
     }
+    // CORS on errors too, so a page can read why its request failed.
+    let with_cors_on_error = |e: HttpError| -> Handled {
+        services.log.emit(&Line::Error {
+            method: req.method().as_str(),
+            path,
+            error: &e,
+        });
+        api::with_cors(response::error(&e)).into()
+    };
     if sse::owns(path) {
-        return sse::handle(req, services);
+        return Ok(sse::handle(req, services).unwrap_or_else(with_cors_on_error));
     }
     if api::owns(path) {
-        // CORS on errors too, so a page can read why its GET failed.
-        return Ok(api::handle(req, services).unwrap_or_else(|e| {
-            services.log.emit(&Line::Error {
-                method: req.method().as_str(),
-                path,
-                error: &e,
-            });
-            api::with_cors(response::error(&e)).into()
-        }));
+        return Ok(api::handle(req, services).unwrap_or_else(with_cors_on_error));
     }
     let served = match path {
         // A route that does nothing: health checks, and the benchmarks' baseline.
