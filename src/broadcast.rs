@@ -224,16 +224,6 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         pages: busiest_pages(&census.pages),
         peak: Some(history::next_peak(last.as_ref(), minute, census.live)),
     };
-    // A minute has ended since the last snapshot: its peak goes into the site's history.
-    if let Some(last) = &last {
-        if let Err(e) = history::record(services.kv, site, last, minute) {
-            services.log.emit(&Line::Detail {
-                event: "history-write-failed",
-                site,
-                detail: &e.to_string(),
-            });
-        }
-    }
     let needed = needs_publish(plan, &current, last.as_ref(), census.newest_join_ms, now);
     let publish = if needed {
         let result = publish(services, site, &current, last.as_ref());
@@ -252,7 +242,17 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         }
         None
     };
-    // Deletes last: the pages have their count already.
+    // After the publish, so the pages have their count first: a minute that has ended since
+    // the last snapshot goes into the site's history, and what the count found expired goes.
+    if let Some(last) = &last {
+        if let Err(e) = history::record(services.kv, site, last, minute) {
+            services.log.emit(&Line::Detail {
+                event: "history-write-failed",
+                site,
+                detail: &e.to_string(),
+            });
+        }
+    }
     let mut doomed = census.orphaned;
     doomed.truncate(MAX_SWEEP_DELETES);
     doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());

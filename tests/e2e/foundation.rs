@@ -150,11 +150,13 @@ fn custom_sections(wasm: &[u8]) -> Vec<String> {
 }
 
 #[test]
-fn the_shipped_wasm_keeps_function_names_within_a_megabyte() {
+fn the_shipped_wasm_keeps_function_names_within_a_budget() {
+    // 1 MiB until the SSE fallback, history, badges and per-page counts came in (1.05 MiB).
+    const BUDGET: usize = 1280 * 1024;
     let wasm = std::fs::read(liveuser_testkit::stack::wasm_path()).expect("the built wasm");
     assert!(
-        wasm.len() <= 1024 * 1024,
-        "{} bytes: over 1 MiB, strip the names again (Cargo.toml [profile.release] strip)",
+        wasm.len() <= BUDGET,
+        "{} bytes: over 1.25 MiB, strip the names again (Cargo.toml [profile.release] strip)",
         wasm.len()
     );
     assert!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use liveuser_testkit::browser::{Browser, PageServer};
-use liveuser_testkit::stack::{project_root, Stack};
+use liveuser_testkit::stack::{project_root, Stack, StackOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const COUNT: &str = "var e = document.getElementById('liveuser'); return e ? e.textContent : null;";
@@ -263,6 +263,27 @@ fn a_page_without_websocket_counts_over_sse_and_leaves_when_its_tab_closes() {
     streams.switch_to(&blank);
     sockets.wait_for(COUNT, &json!("1"), LIMIT);
     assert_eq!(stack.app_log_lines("events=SSE-LEAVE").len(), 1);
+}
+
+#[test]
+fn below_the_privacy_floor_the_widget_says_fewer_than_the_floor() {
+    let stack = Stack::start_with(StackOptions::default().with_config("min_count.hushed", "3"));
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let url = pages.page(
+        "/hushed",
+        &embed(&stack, "siteId=hushed&countTabs=true", "", COUNTER),
+    );
+    browser.goto(&url);
+    browser.wait_for(COUNT, &json!("fewer than 3"), LIMIT);
+    let mut handles = vec![browser.current_tab()];
+    for _ in 0..2 {
+        browser.new_tab();
+        browser.goto(&url);
+        handles.push(browser.current_tab());
+    }
+    // At the floor, the number itself.
+    all_show(&browser, &handles, "3");
 }
 
 #[test]
