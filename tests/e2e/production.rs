@@ -251,17 +251,29 @@ fn an_origin_allow_list_refuses_other_pages_with_403() {
 fn log_lines_go_to_the_log_endpoint_as_well_as_stdout_when_it_is_on() {
     let stack = Stack::start_with(StackOptions::default().with_config("log_endpoint", "on"));
     assert_eq!(stack.http("GET", "/healthz", &[], b"").status, 204);
-    // Viceroy shows what the service writes to an endpoint under the endpoint's name.
-    let endpoint_lines = stack.app_log_lines("liveuser_log");
-    assert!(
-        endpoint_lines
+    // Viceroy shows what the service writes to an endpoint under the endpoint's name (the
+    // request's line is written once its response has gone: wait for it).
+    let logged = |lines: &[String]| {
+        lines
             .iter()
-            .any(|l| l.contains("liveuser request method=GET path=/healthz status=204")),
-        "{endpoint_lines:?}"
-    );
+            .any(|l| l.contains("liveuser request method=GET path=/healthz status=204"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut endpoint_lines = stack.app_log_lines("liveuser_log");
+    while !logged(&endpoint_lines) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        endpoint_lines = stack.app_log_lines("liveuser_log");
+    }
+    assert!(logged(&endpoint_lines), "{endpoint_lines:?}");
     // Locally (the project's fastly.toml) it is off: stdout alone, no line twice.
     let local = Stack::start();
     assert_eq!(local.http("GET", "/healthz", &[], b"").status, 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while local.app_log_lines("path=/healthz status=204").is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(local.app_log_lines("liveuser_log").is_empty());
     assert_eq!(local.app_log_lines("path=/healthz status=204").len(), 1);
 }
