@@ -267,8 +267,20 @@ fn read_history(
     let mut failure = None;
     let mut compute = || {
         let floor = Floor::of(services.settings, site);
-        match history::read(services.kv, site, range, now, current.as_ref(), floor) {
+        let quiet = history::Quiet::of(services.config);
+        match history::read(
+            services.kv,
+            site,
+            range,
+            now,
+            current.as_ref(),
+            floor,
+            quiet,
+        ) {
             Ok(h) => {
+                let today = current
+                    .as_ref()
+                    .map(|s| floor.show(history::today_peak(s, now)));
                 let mut body = json!({
                     "siteId": site.as_str(),
                     "range": range.name(),
@@ -276,12 +288,13 @@ fn read_history(
                     "stepSeconds": h.step_minutes * 60,
                     "points": h.points,
                     "peak": h.points.iter().flatten().max(),
-                    "todayPeak": current.as_ref().map(|s| history::today_peak(s, now)).map(|n| floor.show(n).value),
+                    "todayPeak": today.map(|p| p.value),
                     "timestamp": iso8601(now),
                 });
                 if let Some(min) = floor.min() {
                     body["minCount"] = json!(min);
                     body["belowMin"] = json!(h.below_min);
+                    body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
                 }
                 Some(body.to_string().into_bytes())
             }

@@ -215,9 +215,9 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let settled =
         totals::settle_listed(services.kv, site, now, plan.folds(services.config), &keys).ok();
     let total = settled.as_ref().map(|s| s.total);
-    let last = last_snapshot(services, plan);
+    let mut last = last_snapshot(services, plan);
     let minute = history::minute_of(plan.slot_end_ms);
-    let current = Snapshot {
+    let mut current = Snapshot {
         slot_end_ms: plan.slot_end_ms,
         count: census.live,
         total,
@@ -227,6 +227,20 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let needed = needs_publish(plan, &current, last.as_ref(), census.newest_join_ms, now);
     let publish = if needed {
         let result = publish(services, site, &current, last.as_ref());
+        // A change counted from this POP's second-old copy: the stored snapshot may hold a
+        // later broadcast's peaks (from another POP). Read it now, the pages told already.
+        if plan.reason == Reason::Change {
+            if let Ok(Some(stored)) = snapshot::read(services.kv, services.config, site) {
+                let stored_peak = history::next_peak(Some(&stored), minute, census.live);
+                current.peak = current.peak.map(|p| history::merge(p, stored_peak));
+                if last
+                    .as_ref()
+                    .is_none_or(|l| stored.slot_end_ms > l.slot_end_ms)
+                {
+                    last = Some(stored);
+                }
+            }
+        }
         if result.is_ok() {
             // Best effort: a snapshot that could not be stored only means the next sweep
             // publishes again.
@@ -245,7 +259,8 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // After the publish, so the pages have their count first: a minute that has ended since
     // the last snapshot goes into the site's history, and what the count found expired goes.
     if let Some(last) = &last {
-        if let Err(e) = history::record(services.kv, site, last, minute) {
+        let quiet = history::Quiet::of(services.config);
+        if let Err(e) = history::record(services.kv, site, last, minute, quiet) {
             services.log.emit(&Line::Detail {
                 event: "history-write-failed",
                 site,
@@ -484,6 +499,49 @@ mod tests {
         assert_eq!(
             contents[0],
             r#"{"type":"update","count":3,"belowMin":true}"#
+        );
+    }
+
+    #[test]
+    fn a_peak_another_pop_published_is_not_lost_to_this_pops_older_copy() {
+        let t = TestServices::new();
+        let s = site("a");
+        let now = 1_800_000_000_000;
+        t.set_time(now);
+        let minute = history::minute_of(now);
+        let peak = |p: u64| {
+            Some(history::Peak {
+                minute,
+                minute_peak: p,
+                day_peak: p,
+            })
+        };
+        // This POP remembers a second-old snapshot of 10; another POP has since stored 20.
+        let older = Snapshot {
+            slot_end_ms: now - 1_000,
+            count: 10,
+            peak: peak(10),
+            ..Snapshot::default()
+        };
+        snapshot::remember(&t.cache, &s, &older);
+        let stored = Snapshot {
+            slot_end_ms: now - 500,
+            count: 20,
+            peak: peak(20),
+            ..Snapshot::default()
+        };
+        snapshot::write(&t.kv, &t.config, &s, &stored).expect("snapshot");
+        for n in 0..12 {
+            join(&t, &s, n);
+        }
+        let plan = schedule(&t.services(), &s).expect("won");
+        assert_eq!(counted(run(&t.services(), &plan)).count, 12);
+        let after = snapshot::read(&t.kv, &t.config, &s)
+            .expect("read")
+            .expect("some");
+        assert_eq!(
+            after.peak.map(|p| (p.minute_peak, p.day_peak)),
+            Some((20, 20))
         );
     }
 

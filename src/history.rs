@@ -5,12 +5,13 @@
 //! minute's and this day's, UTC), at no extra write. When a broadcast finds that the last
 //! snapshot belongs to an earlier minute, that minute is over: it writes the minute's peak
 //! into the day's key, and fills the minutes since then (nothing changed in them, or a
-//! broadcast would have run) with the count the last broadcast published.
+//! broadcast would have run) with the count the last broadcast published, or 0 once a silence
+//! is longer than the readers' presence could last without heartbeats.
 //!
 //! Key: `history/<site>/<day>` (days since 1970, UTC): 1440 comma-separated fields, one per
 //! minute, empty where nothing is known, KV TTL 8 days. The write is conditional on the
 //! generation read, and skipped when the minute is already there: one write per site per
-//! minute across all POPs (two at midnight, when an idle gap spans two days).
+//! minute across all POPs (more, once, after a silence that spans days: one per day).
 
 use crate::floor::Floor;
 use crate::kv::{KvError, KvStore, WriteMode};
@@ -70,6 +71,20 @@ pub fn next_peak(last: Option<&Snapshot>, minute: u64, count: u64) -> Peak {
     }
 }
 
+/// Two views of the peaks at one time (from two snapshots): the higher of each, or the view
+/// of the later minute.
+pub fn merge(a: Peak, b: Peak) -> Peak {
+    match a.minute.cmp(&b.minute) {
+        std::cmp::Ordering::Equal => Peak {
+            minute: a.minute,
+            minute_peak: a.minute_peak.max(b.minute_peak),
+            day_peak: a.day_peak.max(b.day_peak),
+        },
+        std::cmp::Ordering::Less => b,
+        std::cmp::Ordering::Greater => a,
+    }
+}
+
 /// Today's peak as `snapshot` knows it at `now_ms`: its day's peak if it is from today, else
 /// the count it published (held since).
 pub fn today_peak(snapshot: &Snapshot, now_ms: u64) -> u64 {
@@ -107,37 +122,75 @@ pub fn record(
     site: &SiteId,
     last: &Snapshot,
     now_minute: u64,
+    quiet: Quiet,
 ) -> Result<u32, KvError> {
     let Some(peak) = last.peak else { return Ok(0) };
     if peak.minute >= now_minute {
         return Ok(0);
     }
-    // (minute, value) runs to write: the finished minute's peak, then the held count.
-    let first_day = peak.minute / DAY_MINUTES;
-    let now_day = now_minute / DAY_MINUTES;
+    let held = Held {
+        peak,
+        count: last.count,
+        until_minute: held_until(last, quiet),
+    };
+    let first_day =
+        (peak.minute / DAY_MINUTES).max((now_minute / DAY_MINUTES).saturating_sub(KEEP_DAYS));
     let mut written = 0;
-    for day in [first_day, now_day] {
-        if day + KEEP_DAYS < now_day || (day == now_day && day == first_day && written > 0) {
-            continue;
-        }
+    for day in first_day..=now_minute / DAY_MINUTES {
         let day_start = day * DAY_MINUTES;
         let from = peak.minute.max(day_start);
         let to = now_minute.min(day_start + DAY_MINUTES); // exclusive
-        if from >= to {
-            continue;
-        }
-        if write_day(kv, site, day, from, to, peak, last.count)? {
+        if from < to && write_day(kv, site, day, from, to, &held)? {
             written += 1;
-        }
-        if first_day == now_day {
-            break;
         }
     }
     Ok(written)
 }
 
-/// Fills the unknown of minutes `from..to` of `day`: `peak.minute` with its peak, the others
-/// with `held`. Nothing when all are known already (another broadcast wrote them), or when
+/// The first minute after `last` whose count is 0 if no broadcast came since. While anyone
+/// reads the site, their heartbeats' sweeps store a snapshot each minute: a longer silence
+/// means the readers were gone once their presence ran out.
+fn held_until(last: &Snapshot, quiet: Quiet) -> u64 {
+    minute_of(last.slot_end_ms + quiet.presence_ttl_ms + quiet.sweep_ms) + 1
+}
+
+/// How long a site may be silent while its readers are still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    pub presence_ttl_ms: u64,
+    pub sweep_ms: u64,
+}
+
+impl Quiet {
+    pub fn of(config: &crate::config::Config) -> Quiet {
+        Quiet {
+            presence_ttl_ms: u64::from(config.presence_ttl_secs) * 1000,
+            sweep_ms: u64::from(config.sweep_interval_secs) * 1000,
+        }
+    }
+}
+
+/// What the minutes after a snapshot's were: its minute's peak, then its count while its
+/// readers may have been there, then 0.
+struct Held {
+    peak: Peak,
+    count: u64,
+    until_minute: u64,
+}
+
+impl Held {
+    fn at(&self, minute: u64) -> u64 {
+        if minute == self.peak.minute {
+            self.peak.minute_peak
+        } else if minute < self.until_minute {
+            self.count
+        } else {
+            0
+        }
+    }
+}
+
+/// Fills the unknown of minutes `from..to` of `day` with what `held` says of them. Nothing when all are known already (another broadcast wrote them), or when
 /// another write comes between the read and this one.
 fn write_day(
     kv: &dyn KvStore,
@@ -145,8 +198,7 @@ fn write_day(
     day: u64,
     from: u64,
     to: u64,
-    peak: Peak,
-    held: u64,
+    held: &Held,
 ) -> Result<bool, KvError> {
     let k = key(site, day);
     let found = kv.lookup(&k)?;
@@ -160,12 +212,7 @@ fn write_day(
         return Ok(false);
     }
     for minute in unknown {
-        let value = if minute == peak.minute {
-            peak.minute_peak
-        } else {
-            held
-        };
-        fields[index(minute)] = Some(value);
+        fields[index(minute)] = Some(held.at(minute));
     }
     let mode = found.map_or(WriteMode::AddOnly, |e| {
         WriteMode::IfGeneration(e.generation)
@@ -235,6 +282,7 @@ pub fn read(
     now_ms: u64,
     current: Option<&Snapshot>,
     floor: Floor,
+    quiet: Quiet,
 ) -> Result<History, KvError> {
     let now_minute = minute_of(now_ms);
     let (span, step) = range.minutes_and_step();
@@ -251,21 +299,17 @@ pub fn read(
             minutes.push(fields[(minute - day_start) as usize]);
         }
     }
-    // The minutes since the last broadcast's: its peak, then the count it left.
-    if let Some(snapshot) = current {
-        let peak = next_peak(Some(snapshot), now_minute, snapshot.count);
-        let from = snapshot.peak.map_or(now_minute, |p| p.minute);
-        for minute in from.max(start)..end {
+    // The minutes since the last broadcast's, as `record` will write them.
+    if let Some((snapshot, peak)) = current.and_then(|s| s.peak.map(|p| (s, p))) {
+        let held = Held {
+            peak,
+            count: snapshot.count,
+            until_minute: held_until(snapshot, quiet),
+        };
+        for minute in peak.minute.max(start)..end {
             let i = (minute - start) as usize;
             if minutes[i].is_none() {
-                let value = if snapshot.peak.is_some_and(|p| p.minute == minute) {
-                    snapshot.peak.map(|p| p.minute_peak)
-                } else if minute == now_minute {
-                    Some(peak.minute_peak)
-                } else {
-                    Some(snapshot.count)
-                };
-                minutes[i] = value;
+                minutes[i] = Some(held.at(minute));
             }
         }
     }
@@ -295,6 +339,16 @@ mod tests {
     fn site() -> SiteId {
         SiteId::parse("s").expect("site")
     }
+
+    const QUIET: Quiet = Quiet {
+        presence_ttl_ms: 45_000,
+        sweep_ms: 10_000,
+    };
+    /// Presence that outlasts a few silent minutes.
+    const HELD: Quiet = Quiet {
+        presence_ttl_ms: 120_000,
+        sweep_ms: 10_000,
+    };
 
     fn snapshot(minute: u64, count: u64, peak: Option<(u64, u64)>) -> Snapshot {
         Snapshot {
@@ -337,14 +391,14 @@ mod tests {
         let day = 20_000 * DAY_MINUTES;
         let last = snapshot(day + 10, 2, Some((5, 5)));
         assert_eq!(
-            record(&counting, &site(), &last, day + 10),
+            record(&counting, &site(), &last, day + 10, HELD),
             Ok(0),
             "not over yet"
         );
-        assert_eq!(record(&counting, &site(), &last, day + 13), Ok(1));
+        assert_eq!(record(&counting, &site(), &last, day + 13, HELD), Ok(1));
         assert_eq!(counting.counts().insert, 1);
         // Another POP's broadcast with the same (stale) snapshot writes nothing.
-        assert_eq!(record(&counting, &site(), &last, day + 13), Ok(0));
+        assert_eq!(record(&counting, &site(), &last, day + 13, HELD), Ok(0));
         assert_eq!(counting.counts().insert, 1);
         let h = read(
             &kv,
@@ -353,6 +407,7 @@ mod tests {
             (day + 13) * 60_000,
             None,
             Floor::default(),
+            QUIET,
         )
         .expect("read");
         let tail: Vec<Option<u64>> = h.points[h.points.len() - 4..].to_vec();
@@ -365,7 +420,10 @@ mod tests {
         let kv = MemoryKv::default();
         let day = 20_000 * DAY_MINUTES;
         let last = snapshot(day + DAY_MINUTES - 2, 3, Some((6, 8)));
-        assert_eq!(record(&kv, &site(), &last, day + DAY_MINUTES + 5), Ok(2));
+        assert_eq!(
+            record(&kv, &site(), &last, day + DAY_MINUTES + 5, QUIET),
+            Ok(2)
+        );
         let now_ms = (day + DAY_MINUTES + 5) * 60_000;
         let current = snapshot(day + DAY_MINUTES + 5, 4, Some((4, 4)));
         let h = read(
@@ -375,20 +433,23 @@ mod tests {
             now_ms,
             Some(&current),
             Floor::default(),
+            QUIET,
         )
         .expect("read");
         let n = h.points.len();
         assert_eq!(n as u64, DAY_MINUTES);
         assert_eq!(
             &h.points[n - 8..],
+            // Nobody heartbeat through the gap (no sweep stored a snapshot): the readers were
+            // gone once their presence ran out, so the quiet minutes are 0.
             &[
                 Some(6),
-                Some(3),
-                Some(3),
-                Some(3),
-                Some(3),
-                Some(3),
-                Some(3),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
                 Some(4)
             ]
         );
@@ -399,6 +460,7 @@ mod tests {
             now_ms,
             Some(&current),
             Floor::default(),
+            QUIET,
         )
         .expect("read");
         assert_eq!(week.step_minutes, 10);
@@ -412,6 +474,7 @@ mod tests {
             now_ms,
             Some(&current),
             Floor::at(5),
+            QUIET,
         )
         .expect("read");
         assert!(floored.points.iter().flatten().all(|p| *p >= 5));

@@ -78,9 +78,8 @@ pub enum Line<'a> {
         site: &'a SiteId,
         asked: &'a str,
     },
-    /// A reader's page move came under a second after its last presence write: not taken
-    /// (a key takes about one write a second; the client spaces its moves).
-    PageMoveTooSoon {
+    /// A connection asked for more page moves than `page::MAX_MOVES`: not taken.
+    PageMoveLimited {
         conn: &'a str,
         site: &'a SiteId,
     },
@@ -160,7 +159,7 @@ impl Line<'_> {
             Line::ConfigWarning(_) => "config-warning",
             Line::WsClose { .. } => "ws-close",
             Line::JoinSiteIgnored { .. } => "join-site-ignored",
-            Line::PageMoveTooSoon { .. } => "page-move-too-soon",
+            Line::PageMoveLimited { .. } => "page-move-limited",
             Line::VisitRetried { .. } => "visit-retried",
             Line::VisitFailed { .. } => "visit-failed",
             Line::VisitLimited { .. } => "visit-limited",
@@ -265,7 +264,7 @@ impl Line<'_> {
             | Line::PresenceLeaveFailed { conn, site, error } => {
                 write!(f, "conn={conn} site={site} error={error:?}")
             }
-            Line::VisitLimited { conn, site } | Line::PageMoveTooSoon { conn, site } => {
+            Line::VisitLimited { conn, site } | Line::PageMoveLimited { conn, site } => {
                 write!(f, "conn={conn} site={site}")
             }
             Line::SocketLimited { site } | Line::Uncounted { site } => write!(f, "site={site}"),

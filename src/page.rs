@@ -16,6 +16,9 @@ use crate::site::SiteId;
 pub const MAX_PAGE_LEN: usize = 256;
 /// The most pages of one site with counts.
 pub const MAX_PAGES: usize = 50;
+/// The most page moves (a single-page app's navigations) one connection makes; later ones
+/// are logged and not taken (the reader stays counted on its last page).
+pub const MAX_MOVES: u32 = 100;
 
 /// The id of `page` on `site`, after checking the page name.
 pub fn id(site: &SiteId, page: &str) -> Result<String, HttpError> {

@@ -14,15 +14,21 @@
 //!   [`leave`] removes the presence at once.
 //!
 //! The session is what a socket keeps in Fanout's connection meta: the site, the random
-//! presence id and its key expiries, the page id, the totals flag and the socket ticket. The
-//! presence id is a 128-bit random number only this reader knows; a session names nothing
-//! else. Heartbeats and leaves count against the client's API requests a minute.
+//! presence id and its key expiries, the page id, the totals flag and the socket ticket,
+//! signed (HMAC-SHA256) with a key derived from a secret the service has anyway (the publish
+//! token in production, the local Grip key locally): a session the service did not give is
+//! refused, so a heartbeat or leave can only extend or end the presence of a stream that was
+//! handed off, checked and counted. Heartbeats and leaves count against the client's API
+//! requests a minute.
 
+use hmac::{Hmac, Mac};
 use http::{header, Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::error::HttpError;
+use crate::fastly_toml;
 use crate::grip;
 use crate::limits::{self, ClientAddress, ClientKey, Verdict};
 use crate::log::Line;
@@ -66,7 +72,68 @@ pub struct Session {
     pub ticket: Option<u32>,
 }
 
+/// The key sessions are signed with, when the service has a secret to derive it from.
+pub fn session_key(services: &Services) -> Option<[u8; 32]> {
+    let secret = services
+        .secrets
+        .get(fastly_toml::PUBLISH_TOKEN_SECRET)
+        .or_else(|| services.secrets.get(fastly_toml::GRIP_KEY_SECRET))?;
+    let digest = Sha256::new()
+        .chain_update(b"liveuser sse session\0")
+        .chain_update(&secret)
+        .finalize();
+    Some(digest.into())
+}
+
+/// [`session_key`], or 503: without a secret no session can be trusted.
+fn required_session_key(services: &Services) -> Result<[u8; 32], HttpError> {
+    session_key(services).ok_or_else(|| {
+        HttpError::Unavailable("SSE streams need the service's publish token secret".into())
+    })
+}
+
+fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length.
+    Hmac::<Sha256>::new_from_slice(key).expect("a 32-byte key")
+}
+
+fn invalid_session() -> HttpError {
+    HttpError::InvalidParameter {
+        code: "invalid_session",
+        message: "session must be one this service gave".into(),
+    }
+}
+
 impl Session {
+    /// [`Session::encode`], then `|` and its signature (128 bits of HMAC, hex).
+    pub fn sign(&self, key: &[u8; 32]) -> String {
+        let payload = self.encode();
+        let tag = mac(key)
+            .chain_update(payload.as_bytes())
+            .finalize()
+            .into_bytes();
+        let hex: String = tag[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{payload}|{hex}")
+    }
+
+    /// A signed session, checked (in constant time) against `key`, then parsed.
+    pub fn verify(text: &str, key: &[u8; 32]) -> Result<Session, HttpError> {
+        let (payload, hex) = text.rsplit_once('|').ok_or_else(invalid_session)?;
+        let tag: Option<Vec<u8>> = (hex.len() == 32)
+            .then(|| {
+                (0..16)
+                    .map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok())
+                    .collect()
+            })
+            .flatten();
+        let tag = tag.ok_or_else(invalid_session)?;
+        mac(key)
+            .chain_update(payload.as_bytes())
+            .verify_truncated_left(&tag)
+            .map_err(|_| invalid_session())?;
+        Session::parse(payload)
+    }
+
     /// `<site>|<presence id>|<expiries>|<page id or ->|<0 or 1>|<ticket or ->`.
     pub fn encode(&self) -> String {
         format!(
@@ -81,10 +148,7 @@ impl Session {
     }
 
     pub fn parse(text: &str) -> Result<Session, HttpError> {
-        let bad = || HttpError::InvalidParameter {
-            code: "invalid_session",
-            message: "session must be one this service gave".into(),
-        };
+        let bad = invalid_session;
         let parts: Vec<&str> = text.split('|').collect();
         let [site, id, expiries, page, totals, ticket] = parts[..] else {
             return Err(bad());
@@ -123,7 +187,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         (_, &Method::OPTIONS) => Ok(preflight().into()),
         (STREAM_PATH, &Method::GET) => open(req, services),
         (STREAM_PATH, _) => Err(HttpError::MethodNotAllowed { allow: "GET" }),
-        (HEARTBEAT_PATH, &Method::POST) => heartbeat(req, services).map(Handled::from),
+        (HEARTBEAT_PATH, &Method::POST) => heartbeat(req, services),
         (LEAVE_PATH, &Method::POST) => leave(req, services),
         _ => Err(HttpError::MethodNotAllowed {
             allow: "POST, OPTIONS",
@@ -134,15 +198,39 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
 /// Fanout asks for a stream: join the reader and hold the stream on its channels.
 fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     websocket::check_signature(req, services)?;
+    // Set by this service's own handoff (a client's copies are dropped there).
+    let client = header_value(req, websocket::CLIENT_HEADER).and_then(ClientKey::parse);
+    let ticket: Option<u32> =
+        header_value(req, websocket::TICKET_HEADER).and_then(|t| t.parse().ok());
+    let opened = join(req, services, &client, ticket);
+    // A stream refused here gives back the socket ticket its handoff took.
+    if let (Err(_), Some(client), Some(ticket)) = (&opened, &client, ticket) {
+        if let Ok(params) = websocket::connect_params(req.uri().query()) {
+            limits::release_socket(services.cache, &params.site, client, ticket);
+        }
+    }
+    opened
+}
+
+/// The checks and the join of [`open`].
+fn join(
+    req: &Request<Vec<u8>>,
+    services: &Services,
+    client: &Option<ClientKey>,
+    ticket: Option<u32>,
+) -> Result<Handled, HttpError> {
+    let key = required_session_key(services)?;
     let params = websocket::connect_params(req.uri().query())?;
     let site = params.site.clone();
     websocket::check_site(services.settings, &site)?;
     websocket::check_origin(services.settings, &site, header_value(req, "origin"))?;
-    // Set by this service's own handoff (a client's copies are dropped there).
     let uncounted = header_value(req, websocket::UNCOUNTED_HEADER) == Some("1");
-    let client = header_value(req, websocket::CLIENT_HEADER).and_then(ClientKey::parse);
-    let ticket = header_value(req, websocket::TICKET_HEADER).and_then(|t| t.parse().ok());
-    let id = presence::new_id_from(services.ids.random_u64s());
+    // A tab taking over a closing tab's presence (tabs that fell back to a stream together).
+    let took_over = params.handover.is_some();
+    let id = params
+        .handover
+        .clone()
+        .unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
     let now = services.clock.now_ms();
     let lease = if uncounted {
         Lease {
@@ -168,7 +256,7 @@ fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErro
             HttpError::Unavailable("presence could not be recorded; try again".into())
         })?
     };
-    let visited = !uncounted && params.totals && params.visit && visit(services, &site, &client);
+    let visited = !uncounted && params.totals && params.visit && visit(services, &site, client);
     let session = Session {
         site: site.clone(),
         lease,
@@ -185,14 +273,14 @@ fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErro
     }
     let mut body = event(
         Some("session"),
-        &json!({"type": "session", "session": session.encode()}).to_string(),
+        &json!({"type": "session", "session": session.sign(&key)}).to_string(),
     );
     let reader = Reader {
         site: &site,
         lease: &session.lease,
         totals: params.totals,
         visited,
-        took_over: false,
+        took_over,
     };
     if let Some(first) = websocket::first_count(services, &reader, false) {
         body.push_str(&event(None, &first));
@@ -244,8 +332,10 @@ struct SessionBody {
     session: String,
 }
 
-/// The session a heartbeat or leave carries, within the client's share of API requests.
+/// The session a heartbeat or leave carries (signed by this service), within the client's
+/// share of API requests.
 fn session_of(req: &Request<Vec<u8>>, services: &Services) -> Result<Session, HttpError> {
+    let key = required_session_key(services)?;
     if let Some(ClientAddress(address)) = req.extensions().get::<ClientAddress>() {
         let now = services.clock.now_ms();
         let client = limits::client_key(services.cache, services.ids, now, address);
@@ -265,15 +355,17 @@ fn session_of(req: &Request<Vec<u8>>, services: &Services) -> Result<Session, Ht
     }
     let body: SessionBody = serde_json::from_slice(req.body())
         .map_err(|_| HttpError::BadRequest("the body must be JSON: {\"session\": …}".into()))?;
-    Session::parse(&body.session)
+    Session::verify(&body.session, &key)
 }
 
-/// A stream's heartbeat: refreshes its presence (at most one KV write) and keeps its ticket.
-fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec<u8>>, HttpError> {
+/// A stream's heartbeat: refreshes its presence (at most one KV write), keeps its ticket, and
+/// claims the site's sweep when one is due, as a socket's heartbeat does.
+fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     let mut session = session_of(req, services)?;
     let site = session.site.clone();
     websocket::check_site(services.settings, &site)?;
-    if !session.lease.expiries_ms.is_empty() {
+    let counted = !session.lease.expiries_ms.is_empty();
+    if counted {
         if let (Some(ticket), Some(ClientAddress(address))) =
             (session.ticket, req.extensions().get::<ClientAddress>())
         {
@@ -292,12 +384,19 @@ fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Response<Vec
             }),
         }
     }
+    let key = required_session_key(services)?;
     let reply = json!({
         "type": "heartbeat",
         "timestamp": services.clock.now_secs(),
-        "session": session.encode(),
+        "session": session.sign(&key),
     });
-    Ok(with_cors(response::json(200, &reply)))
+    Ok(Handled {
+        response: with_cors(response::json(200, &reply)),
+        broadcast: counted
+            .then(|| broadcast::sweep_due(services, &site))
+            .flatten(),
+        log_fields: format!("site={site} events=SSE-HEARTBEAT"),
+    })
 }
 
 /// A stream's reader leaves (the page's `sendBeacon`): its presence goes at once.
@@ -400,7 +499,8 @@ mod tests {
         assert!(body.ends_with("data: {\"type\":\"update\",\"count\":1,\"pageCount\":1}\n\n"));
         assert_eq!(t.kv.len(), 1, "one presence write");
         assert!(opened.broadcast.is_some());
-        let session = Session::parse(&session_in(resp.body())).expect("session");
+        let key = session_key(&t.services()).expect("a key");
+        let session = Session::verify(&session_in(resp.body()), &key).expect("session");
         assert_eq!(session.lease.page.as_deref(), Some(page_id.as_str()));
     }
 
@@ -483,6 +583,40 @@ mod tests {
     }
 
     #[test]
+    fn a_session_the_service_did_not_sign_is_refused() {
+        let t = services();
+        let opened =
+            handle(&request("GET", "/sse?siteId=shop", true, ""), &t.services()).expect("open");
+        let genuine = session_in(opened.response.body());
+        let (payload, tag) = genuine.rsplit_once('|').expect("signed");
+        let other_id = payload.replacen(&payload[5..37], &"0".repeat(32), 1);
+        let flipped: String = tag.chars().rev().collect();
+        for forged in [
+            payload.to_string(),
+            format!("{other_id}|{tag}"),
+            format!("{payload}|{flipped}"),
+            format!("{payload}|{}", "0".repeat(32)),
+        ] {
+            let body = json!({ "session": forged }).to_string();
+            for path in [HEARTBEAT_PATH, LEAVE_PATH] {
+                let err =
+                    handle(&request("POST", path, false, &body), &t.services()).expect_err(&forged);
+                assert_eq!(err.code(), "invalid_session", "{forged}");
+            }
+        }
+        assert_eq!(t.kv.len(), 1, "the genuine presence only");
+        // Without a secret to sign with, no stream opens.
+        let mut bare = services();
+        bare.secrets.clear();
+        let err = handle(
+            &request("GET", "/sse?siteId=shop", true, ""),
+            &bare.services(),
+        )
+        .expect_err("no key");
+        assert_eq!(err.status(), 503);
+    }
+
+    #[test]
     fn sessions_round_trip() {
         let session = Session {
             site: SiteId::parse("a.b-c").expect("site"),
@@ -494,6 +628,12 @@ mod tests {
             totals: true,
             ticket: Some(3),
         };
-        assert_eq!(Session::parse(&session.encode()), Ok(session));
+        assert_eq!(Session::parse(&session.encode()), Ok(session.clone()));
+        let key = [7u8; 32];
+        assert_eq!(
+            Session::verify(&session.sign(&key), &key),
+            Ok(session.clone())
+        );
+        assert!(Session::verify(&session.sign(&key), &[8u8; 32]).is_err());
     }
 }

@@ -244,7 +244,11 @@ impl TestServices {
             clock: ManualClock::default(),
             ids: CountingIds::default(),
             grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
-            secrets: HashMap::new(),
+            // The local Grip key: SSE sessions are signed with a key derived from it.
+            secrets: HashMap::from([(
+                crate::fastly_toml::GRIP_KEY_SECRET.to_string(),
+                TEST_GRIP_KEY.to_vec(),
+            )]),
             settings: HashMap::new(),
             log: RecordingLog::default(),
         }

@@ -16,7 +16,6 @@ use crate::config::{self, ConfigSource};
 use crate::error::{CloseCode, HttpError};
 use crate::floor::Floor;
 use crate::grip;
-use crate::kv::KEY_WRITE_INTERVAL_MS;
 use crate::limits::{self, ClientKey, Verdict};
 use crate::log::Line;
 use crate::presence::{self, Lease};
@@ -39,6 +38,8 @@ pub const META_TOTALS: &str = "Totals";
 pub const META_RELAYED_VISITS: &str = "Relayed-Visits";
 /// Connection meta: the id of the page the connection is counted on.
 pub const META_PAGE: &str = "Page";
+/// Connection meta: how many page moves the connection made.
+pub const META_PAGE_MOVES: &str = "Page-Moves";
 /// The query parameter naming the page a reader is on (see `page`).
 pub const PAGE_PARAM: &str = "page";
 /// Connection meta: `1` when the connection's OPEN counted a visit.
@@ -192,6 +193,9 @@ struct Connection {
     ticket_released: bool,
     /// A crawler or automated browser, marked so at the handoff (OPEN only).
     uncounted: bool,
+    /// Page moves it made, and whether that changed in this request.
+    page_moves: u32,
+    page_moves_changed: bool,
     closed: bool,
 }
 
@@ -374,6 +378,10 @@ fn open_connection(
         .and_then(|t| t.parse().ok()),
         ticket_released: false,
         uncounted: params_given && header(req, UNCOUNTED_HEADER) == Some("1"),
+        page_moves: meta(req, META_PAGE_MOVES)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        page_moves_changed: false,
         joined_now: false,
         heartbeat_seen: false,
         closed: false,
@@ -636,8 +644,7 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
 
 /// Moves the reader to another page (or off pages, `None`): its presence key names the new
 /// page (one write; the old keys are deleted), its subscriptions follow, and the reply tells
-/// it the new page's count. A move under a second after the last presence write is not
-/// taken (a key takes about one write a second; the client spaces its moves).
+/// it the new page's count. A connection moves at most `page::MAX_MOVES` times.
 fn move_page(
     services: &Services,
     conn: &mut Connection,
@@ -651,16 +658,18 @@ fn move_page(
     if lease.page == page {
         return Ok(());
     }
-    let now = services.clock.now_ms();
-    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
-    let last_write = lease.newest_expiry().unwrap_or(0).saturating_sub(ttl_ms);
-    if now < last_write + KEY_WRITE_INTERVAL_MS {
-        services.log.emit(&Line::PageMoveTooSoon {
+    // Each move is a write (of a new key: no key's write rate is at stake): a connection has
+    // a budget of them.
+    if conn.page_moves >= page::MAX_MOVES {
+        services.log.emit(&Line::PageMoveLimited {
             conn: &conn.id,
             site: &conn.site,
         });
         return Ok(());
     }
+    conn.page_moves += 1;
+    conn.page_moves_changed = true;
+    let now = services.clock.now_ms();
     let old_page = lease.page.clone();
     match presence::move_to(services.kv, services.config, &conn.site, lease, page, now) {
         Ok(moved) => {
@@ -903,6 +912,9 @@ fn encode_reply(conn: &Connection, reply: Reply, keep_alive_secs: u32) -> Respon
     }
     if conn.relayed_changed {
         builder = builder.header(set_meta(META_RELAYED_VISITS), conn.relayed_visits);
+    }
+    if conn.page_moves_changed {
+        builder = builder.header(set_meta(META_PAGE_MOVES), conn.page_moves);
     }
     if conn.ticket_released {
         builder = builder.header(set_meta(META_TICKET), "");
@@ -1309,18 +1321,9 @@ mod tests {
                 r#"{"type":"update","count":6,"pageCount":3}"#.into()
             ))
         );
-        // A move under a second after the join's write is not taken.
-        t.set_time(NOW_MS + 500);
-        let early = say(&meta, r#"{"type":"page","page":"/blog"}"#);
-        assert!(events(&early).is_empty());
-        assert!(t
-            .log
-            .lines()
-            .iter()
-            .any(|l| l.contains("page-move-too-soon")));
-        // Later it is: one write, the old key deleted, the subscriptions follow, and the
-        // reply has the new page's count (the site count is the snapshot's: the reader was
-        // counted on the site already).
+        // A move (even right after the join's write: the new key has its own name) writes
+        // one key, deletes the old one, the subscriptions follow, and the reply has the new
+        // page's count (the site count is the snapshot's: the reader was counted already).
         t.set_time(NOW_MS + 2_000);
         let moved = say(&meta, r#"{"type":"page","page":"/blog"}"#);
         assert_eq!(
@@ -1347,6 +1350,21 @@ mod tests {
         assert_eq!(set_meta(&off, META_PAGE).as_deref(), Some(""));
         let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 4_000).expect("census");
         assert_eq!((census.live, census.pages.len()), (1, 0));
+        // A connection has a budget of moves.
+        let mut spent = meta.clone();
+        spent.push((META_PAGE_MOVES, page::MAX_MOVES.to_string()));
+        let refused = say(&spent, r#"{"type":"page","page":"/docs"}"#);
+        assert!(events(&refused).is_empty());
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("page-move-limited")));
+        assert_eq!(
+            set_meta(&moved, META_PAGE_MOVES).as_deref(),
+            Some("1"),
+            "moves are counted in meta"
+        );
         // A page name that is not one closes with 1007; so does a page that is not a string.
         for bad in [
             r#"{"type":"page","page":"a b"}"#,

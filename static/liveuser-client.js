@@ -32,9 +32,8 @@
   var MAX_RECONNECT_DELAY = 60000;
   // A connection that stayed up this long resets the backoff.
   var HEALTHY_AFTER = 10000;
-  // The server takes a page move at most a second after the connection's last presence write
-  // (open, heartbeat, move); this leaves room for the network.
-  var MOVE_SPACING = 1500;
+  // A burst of URL changes (an app booting, replaceState on every keystroke) is one move.
+  var MOVE_DEBOUNCE = 300;
   var MAX_PAGE_LENGTH = 256;
   // Sockets that closed before ever opening, this many times, mean a network that blocks them.
   var SOCKET_FAILURES_BEFORE_SSE = 2;
@@ -48,10 +47,8 @@
   var heartbeatTimer = null;
   var reconnectTimer = null;
   var last = { count: null, totalCount: null, pageCount: undefined };
-  // The page this connection is counted on, when was its last presence write, and a move
-  // waiting for its turn.
+  // The page this connection is counted on, and a move waiting for its turn.
   var sentPage = null;
-  var lastWriteAt = 0;
   var moveTimer = null;
   // The SSE fallback: the stream, the session the service gave it, and failed socket opens.
   var stream = null;
@@ -148,6 +145,9 @@
     }
     if (config.page) {
       detail.pageCount = last.pageCount === undefined ? null : last.pageCount;
+      if (last.pageBelowMin) {
+        detail.pageBelowMin = true;
+      }
     }
     document.dispatchEvent(new CustomEvent("liveuser:update", { detail: detail }));
   }
@@ -189,7 +189,6 @@
   }
 
   function heartbeat() {
-    lastWriteAt = Date.now();
     send({ type: "heartbeat", siteId: config.siteId, clientId: clientId, timestamp: Date.now() });
   }
 
@@ -240,7 +239,6 @@
       scheduleReconnect();
       return;
     }
-    visitCounted = true;
     socket.onopen = onOpen;
     socket.onmessage = onMessage;
     socket.onclose = onClose;
@@ -249,8 +247,11 @@
   function onOpen() {
     log("connected");
     openedAt = Date.now();
-    lastWriteAt = openedAt;
+    // The service counted this page view when the socket opened: reconnects are not visits.
+    visitCounted = true;
     send({ type: "join", siteId: config.siteId, clientId: clientId });
+    // The app may have moved while the socket was connecting.
+    onNavigate();
     heartbeatTimer = setInterval(heartbeat, config.heartbeatInterval);
     relayVisits();
   }
@@ -322,7 +323,6 @@
     showStatus(attempt === 0 ? "Connecting..." : "Reconnecting...");
     log("opening a stream", config.siteId);
     stream = new EventSource(httpBase() + "/sse?" + connectParams().join("&"));
-    visitCounted = true;
     stream.addEventListener("session", onSession);
     stream.onmessage = onMessage;
     stream.onerror = onStreamError;
@@ -337,25 +337,28 @@
     }
     if (!openedAt) {
       openedAt = Date.now();
-      lastWriteAt = openedAt;
+      visitCounted = true;
       heartbeatTimer = setInterval(streamHeartbeat, config.heartbeatInterval);
+      onNavigate();
     }
   }
 
   function streamHeartbeat() {
-    if (!session || !window.fetch) {
+    var sent = session;
+    if (!sent || !window.fetch) {
       return;
     }
     // A text body: a simple request, so no CORS preflight.
     fetch(httpBase() + "/sse/heartbeat", {
       method: "POST",
-      body: JSON.stringify({ session: session })
+      body: JSON.stringify({ session: sent })
     })
       .then(function (response) {
         return response.ok ? response.json() : null;
       })
       .then(function (reply) {
-        if (reply && reply.session) {
+        // Only if the stream it refreshed is still the one open (no leave sent since).
+        if (reply && reply.session && session === sent) {
           session = reply.session;
         }
       })
@@ -391,28 +394,33 @@
   // ---- The page's own count ----
 
   // The page this tab is on, as the server should count it (null: the site only). Paths are
-  // ASCII already (the browser percent-encodes the rest); very long ones are cut.
+  // ASCII already (the browser percent-encodes the rest; a given name is encoded here as
+  // the service takes visible ASCII only); very long ones are cut.
   function currentPage() {
     if (!config.page) {
       return null;
     }
     var page = config.page === "auto" ? window.location.pathname : String(config.page);
+    page = page.replace(/[^\x21-\x7e]/g, encodeURIComponent);
     return page.slice(0, MAX_PAGE_LENGTH) || "/";
   }
 
-  // A single-page app changed the URL: move this connection's count to the new page, once
-  // the server will take it (the latest page wins if several moves wait).
+  // A single-page app changed the URL: move this connection's count to the new page (the
+  // latest page wins if several moves come at once).
   function onNavigate() {
-    if (!config || config.page !== "auto" || currentPage() === sentPage) {
+    if (!config || config.page !== "auto" || !sentPage || currentPage() === sentPage) {
       return;
     }
     clearTimeout(moveTimer);
-    var wait = Math.max(0, lastWriteAt + MOVE_SPACING - Date.now());
-    moveTimer = setTimeout(sendMove, wait);
+    moveTimer = setTimeout(sendMove, MOVE_DEBOUNCE);
   }
 
   function sendMove() {
     moveTimer = null;
+    if (stream && !session) {
+      // Not held yet: its session will move it (onSession), with a leave for the old page.
+      return;
+    }
     if (stream) {
       // A stream has no way back to the service: it reopens on the new page.
       closeStream();
@@ -427,7 +435,6 @@
       return;
     }
     sentPage = currentPage();
-    lastWriteAt = Date.now();
     log("moving to page", sentPage);
     send({ type: "page", page: sentPage });
   }
