@@ -22,7 +22,7 @@ pub struct Run {
 /// The design's bounds, as the report checks them: one place for each number.
 pub const SETTLE_BOUND_MS: f64 = 1500.0;
 pub const BROADCASTS_PER_SECOND_BOUND: usize = 2;
-pub const LOADER_GZIP_BOUND_BYTES: usize = 4096;
+pub const LOADER_GZIP_BOUND_BYTES: usize = liveuser_edge::loader::GZIP_BUDGET_BYTES;
 /// A new page's first count (p50), and its exact count (p99), from the socket's opening.
 pub const FIRST_COUNT_BOUND_MS: f64 = 50.0;
 pub const EXACT_COUNT_BOUND_MS: f64 = 1000.0;
@@ -186,6 +186,19 @@ pub fn markdown(run: &Run) -> String {
             ms(&f.exact),
             f.never_exact,
             verdict(holds)
+        );
+    }
+    let slow_burst = run
+        .first_counts
+        .iter()
+        .any(|f| f.kind == "burst" && f.first.p50 > FIRST_COUNT_BOUND_MS);
+    if slow_burst {
+        let _ = writeln!(
+            md,
+            "\nIn the burst every new page opens at once: its join queues behind the burst's other \
+             OPEN and join requests in the one local Viceroy (which instantiates the wasm per \
+             request) on this machine's cores, so its first count waits for that queue, not for a \
+             broadcast: the settled row is the same code path without the queue."
         );
     }
 
