@@ -261,14 +261,20 @@
     if (!openedAt) {
       socketFailures += 1;
     }
+    socket = null;
+    connectionEnded();
+    scheduleReconnect();
+  }
+
+  // A socket or stream ended: its heartbeats stop, and a connection that lasted resets the
+  // backoff.
+  function connectionEnded() {
     clearInterval(heartbeatTimer);
     heartbeatTimer = null;
-    socket = null;
     if (openedAt && Date.now() - openedAt >= HEALTHY_AFTER) {
       attempt = 0;
     }
     openedAt = 0;
-    scheduleReconnect();
   }
 
   // Exponential backoff with full jitter, so a restarted server is not hit by every page at once.
@@ -369,12 +375,7 @@
   function onStreamError() {
     log("stream closed");
     closeStream();
-    clearInterval(heartbeatTimer);
-    heartbeatTimer = null;
-    if (openedAt && Date.now() - openedAt >= HEALTHY_AFTER) {
-      attempt = 0;
-    }
-    openedAt = 0;
+    connectionEnded();
     scheduleReconnect();
   }
 
@@ -424,9 +425,7 @@
     if (stream) {
       // A stream has no way back to the service: it reopens on the new page.
       closeStream();
-      clearInterval(heartbeatTimer);
-      heartbeatTimer = null;
-      openedAt = 0;
+      connectionEnded();
       connect();
       return;
     }
