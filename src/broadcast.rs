@@ -42,9 +42,6 @@ pub const CLOCK_MARGIN_MS: u64 = 20;
 /// How long a slot or sweep claim key lives in KV (it only has to outlive the contention for
 /// its slot; TTLs are whole seconds).
 const CLAIM_TTL_SECS: u32 = 60;
-/// A sweep republishes an unchanged count this long after the last publish, so a page that
-/// missed a message is corrected within this time.
-const REFRESH_MS: u64 = 300_000;
 /// The most expired keys one broadcast deletes (the rest wait for the next sweep).
 const MAX_SWEEP_DELETES: usize = 1000;
 
@@ -249,11 +246,6 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         }
         Some(result)
     } else {
-        // Nothing to tell anyone, but a new minute's peaks are kept.
-        if last.as_ref().and_then(|l| l.peak) != current.peak {
-            let _ = snapshot::write(services.kv, services.config, site, &current);
-            snapshot::remember(services.cache, site, &current);
-        }
         None
     };
     // After the publish, so the pages have their count first: a minute that has ended since
@@ -300,7 +292,7 @@ fn needs_publish(
                 || (current.total.is_some() && last.total != current.total)
                 || last.pages != current.pages
                 || newest_join_ms.is_some_and(|j| j + CLOCK_MARGIN_MS > last.slot_end_ms)
-                || now >= last.slot_end_ms + REFRESH_MS
+                || now >= last.slot_end_ms + snapshot::REFRESH_MS
         }
         None => true,
     }

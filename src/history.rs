@@ -2,11 +2,13 @@
 //!
 //! Broadcasts already see every change of a site's count, one POP at a time, and store what
 //! they saw in the snapshot. So the snapshot carries the running peaks ([`Peak`]: this
-//! minute's and this day's, UTC), at no extra write. When a broadcast finds that the last
+//! minute's and this day's, UTC), at no extra write. When a broadcast (a change's, or a
+//! sweep's: readers' heartbeats claim one per site every few seconds) finds that the last
 //! snapshot belongs to an earlier minute, that minute is over: it writes the minute's peak
-//! into the day's key, and fills the minutes since then (nothing changed in them, or a
-//! broadcast would have run) with the count the last broadcast published, or 0 once a silence
-//! is longer than the readers' presence could last without heartbeats.
+//! into the day's key, and fills the minutes since then that are not written yet (nothing
+//! changed in them, or a broadcast would have published) with the count the last broadcast
+//! published, or 0 once a silence is longer than the readers' presence could last without a
+//! sweep storing a snapshot.
 //!
 //! Key: `history/<site>/<day>` (days since 1970, UTC): 1440 comma-separated fields, one per
 //! minute, empty where nothing is known, KV TTL 8 days. The write is conditional on the
@@ -16,7 +18,7 @@
 use crate::floor::Floor;
 use crate::kv::{KvError, KvStore, WriteMode};
 use crate::site::SiteId;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{self, Snapshot};
 
 /// Minutes in a day.
 pub const DAY_MINUTES: u64 = 1440;
@@ -148,10 +150,11 @@ pub fn record(
 }
 
 /// The first minute after `last` whose count is 0 if no broadcast came since. While anyone
-/// reads the site, their heartbeats' sweeps store a snapshot each minute: a longer silence
-/// means the readers were gone once their presence ran out.
+/// reads the site, their heartbeats' sweeps store a snapshot at least every
+/// `snapshot::REFRESH_MS`: a longer silence means the readers were gone once their presence
+/// ran out.
 fn held_until(last: &Snapshot, quiet: Quiet) -> u64 {
-    minute_of(last.slot_end_ms + quiet.presence_ttl_ms + quiet.sweep_ms) + 1
+    minute_of(last.slot_end_ms + snapshot::REFRESH_MS + quiet.presence_ttl_ms + quiet.sweep_ms) + 1
 }
 
 /// How long a site may be silent while its readers are still there.
@@ -440,15 +443,16 @@ mod tests {
         assert_eq!(n as u64, DAY_MINUTES);
         assert_eq!(
             &h.points[n - 8..],
-            // Nobody heartbeat through the gap (no sweep stored a snapshot): the readers were
-            // gone once their presence ran out, so the quiet minutes are 0.
+            // The count is held while a sweep might still have been due to store a snapshot
+            // (the refresh period, a TTL and a sweep interval: the sixth minute here), then the
+            // readers were gone: 0.
             &[
                 Some(6),
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
                 Some(0),
                 Some(4)
             ]

@@ -16,6 +16,10 @@ use crate::Services;
 
 /// How long a POP keeps a snapshot it read, in milliseconds.
 pub const CACHE_MS: u64 = 1000;
+/// A sweep republishes (and stores) an unchanged count this long after the last publish, so a
+/// page that missed a message is corrected within this time; a snapshot is never older while
+/// anyone reads the site.
+pub const REFRESH_MS: u64 = 300_000;
 
 /// What a broadcast published.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
