@@ -108,7 +108,8 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     }
     let site = SiteId::parse(raw_site)?;
     crate::websocket::check_site(services.settings, &site)?;
-    let now = iso8601(services.clock.now_ms());
+    let now_ms = services.clock.now_ms();
+    let now = iso8601(now_ms);
     match (endpoint, req.method()) {
         (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
         (_, &Method::GET) if !may_read(req, services) => Err(HttpError::TooMany {
@@ -127,7 +128,12 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 .map(|p| page::id(&site, &p))
                 .transpose()?;
             let floor = Floor::of(services.settings, &site);
-            let online = floor.show(read(services, &site, |s| Some(s.count), |_| None)?);
+            let online = floor.show(read(
+                services,
+                &site,
+                |s| Some(s.count_at(now_ms, services.config)),
+                |_| None,
+            )?);
             let mut body =
                 json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
             let today = read_today_peak(services, &site)?.map(|n| floor.show(n));
@@ -157,7 +163,12 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         (Endpoint::Badge | Endpoint::Shields, _) => {
             let style = badge::Style::from_query(req.uri().query())?;
             let floor = Floor::of(services.settings, &site);
-            let online = floor.show(read(services, &site, |s| Some(s.count), |_| None)?);
+            let online = floor.show(read(
+                services,
+                &site,
+                |s| Some(s.count_at(now_ms, services.config)),
+                |_| None,
+            )?);
             let message = badge::message(online);
             if endpoint == Endpoint::Shields {
                 return Ok(public(badge::shields(&style, &message)).into());
@@ -229,6 +240,7 @@ fn read(
 fn read_page(services: &Services, site: &SiteId, page_id: &str) -> Result<Option<u64>, HttpError> {
     let unavailable = |what: String| unavailable(services, site, &what);
     match snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))? {
+        Some(last) if last.outlived(services.clock.now_ms(), services.config) => Ok(Some(0)),
         Some(last) => Ok(last.page_count(page_id)),
         None => {
             let now = services.clock.now_ms();
@@ -642,6 +654,30 @@ mod tests {
                 "{query}"
             );
         }
+    }
+
+    #[test]
+    fn a_snapshot_that_outlived_its_readers_counts_nobody() {
+        let t = TestServices::new();
+        t.set_time(1_795_862_040_123);
+        let shop = SiteId::parse("shop").expect("site");
+        let now = t.clock.now.get();
+        // Everyone vanished without a word (a POP died): no heartbeat, no sweep, no newer
+        // snapshot than this one.
+        let last = Snapshot {
+            slot_end_ms: now,
+            count: 1000,
+            ..Snapshot::default()
+        };
+        snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+        let online = |t: &TestServices| {
+            body(&call(t, "GET", "/api/online/shop", None, "").expect("online"))["online"].clone()
+        };
+        assert_eq!(online(&t), 1000);
+        t.set_time(now + snapshot::lifetime_ms(&t.config) + 1);
+        assert_eq!(online(&t), 0);
+        let badge = call(&t, "GET", "/api/shields/shop", None, "").expect("shields");
+        assert_eq!(body(&badge)["message"], "0");
     }
 
     #[test]

@@ -149,26 +149,22 @@ pub fn record(
     Ok(written)
 }
 
-/// The first minute after `last` whose count is 0 if no broadcast came since. While anyone
-/// reads the site, their heartbeats' sweeps store a snapshot at least every
-/// `snapshot::REFRESH_MS`: a longer silence means the readers were gone once their presence
-/// ran out.
+/// The first minute after `last` whose count is 0 if no broadcast came since: once the
+/// snapshot outlived its readers (see `snapshot::lifetime_ms`).
 fn held_until(last: &Snapshot, quiet: Quiet) -> u64 {
-    minute_of(last.slot_end_ms + snapshot::REFRESH_MS + quiet.presence_ttl_ms + quiet.sweep_ms) + 1
+    minute_of(last.slot_end_ms + quiet.lifetime_ms) + 1
 }
 
 /// How long a site may be silent while its readers are still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quiet {
-    pub presence_ttl_ms: u64,
-    pub sweep_ms: u64,
+    pub lifetime_ms: u64,
 }
 
 impl Quiet {
     pub fn of(config: &crate::config::Config) -> Quiet {
         Quiet {
-            presence_ttl_ms: u64::from(config.presence_ttl_secs) * 1000,
-            sweep_ms: u64::from(config.sweep_interval_secs) * 1000,
+            lifetime_ms: snapshot::lifetime_ms(config),
         }
     }
 }
@@ -343,14 +339,13 @@ mod tests {
         SiteId::parse("s").expect("site")
     }
 
+    /// The defaults: a 5-minute refresh, a 45 s TTL, a 10 s sweep interval.
     const QUIET: Quiet = Quiet {
-        presence_ttl_ms: 45_000,
-        sweep_ms: 10_000,
+        lifetime_ms: 355_000,
     };
-    /// Presence that outlasts a few silent minutes.
+    /// A site whose counts outlast a few silent minutes, and no more.
     const HELD: Quiet = Quiet {
-        presence_ttl_ms: 120_000,
-        sweep_ms: 10_000,
+        lifetime_ms: 130_000,
     };
 
     fn snapshot(minute: u64, count: u64, peak: Option<(u64, u64)>) -> Snapshot {

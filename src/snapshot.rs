@@ -101,6 +101,20 @@ impl Snapshot {
         Some(snapshot)
     }
 
+    /// Whether the snapshot is past its [`lifetime_ms`] at `now_ms`: its readers are gone.
+    pub fn outlived(&self, now_ms: u64, config: &Config) -> bool {
+        now_ms > self.slot_end_ms + lifetime_ms(config)
+    }
+
+    /// The count as of `now_ms`: the snapshot's, or 0 once it has outlived its readers.
+    pub fn count_at(&self, now_ms: u64, config: &Config) -> u64 {
+        if self.outlived(now_ms, config) {
+            0
+        } else {
+            self.count
+        }
+    }
+
     /// Whether the snapshot has a count for page `page_id`.
     pub fn has_page(&self, page_id: &str) -> bool {
         self.pages.iter().any(|(p, _)| p == page_id)
@@ -115,6 +129,16 @@ impl Snapshot {
             None => Some(0),
         }
     }
+}
+
+/// How long a snapshot stays true with no newer one. While anyone reads the site, their
+/// heartbeats' sweeps store a snapshot at least every [`REFRESH_MS`]; one older than that plus
+/// a presence TTL and a sweep interval means nobody has heartbeat for a TTL: everyone it
+/// counted is gone (vanished without an event, say with a POP that died).
+pub fn lifetime_ms(config: &Config) -> u64 {
+    REFRESH_MS
+        + u64::from(config.presence_ttl_secs) * 1000
+        + u64::from(config.sweep_interval_secs) * 1000
 }
 
 /// How many keys the snapshot rotates over: enough that each takes at most a write a second.

@@ -606,7 +606,10 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
         .iter()
         .min()
         .map(|e| e.saturating_sub(ttl_ms));
-    let (count, total, page_count) = match snapshot::cached(services, site) {
+    let now = services.clock.now_ms();
+    let snapshot = snapshot::cached(services, site)
+        .map(|found| found.filter(|s| !s.outlived(now, services.config)));
+    let (count, total, page_count) = match snapshot {
         // Someone left since: the snapshot is too high, and the broadcast is under a second
         // away (a page reloaded would otherwise see itself counted twice, then once).
         Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, site, &last) => return None,
@@ -625,7 +628,8 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
                 .map(|p| last.page_count(p).map(|n| n + unseen));
             (last.count + unseen_on_site, total, page_count)
         }
-        // No broadcast yet: a new site, where this page is the first.
+        // No broadcast yet (a new site), or only one from before everyone it counted left
+        // without a word: this page is the first.
         Ok(None) => {
             let n = u64::from(written_ms.is_some());
             (n, None, lease.page.as_ref().map(|_| Some(n)))
