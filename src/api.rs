@@ -22,7 +22,7 @@ use crate::clock::iso8601;
 use crate::error::HttpError;
 use crate::fastly_toml;
 use crate::floor::Floor;
-use crate::limits::{self, ClientAddress, Verdict};
+use crate::limits::{self, ClientAddress, ClientKey, Verdict};
 use crate::log::Line;
 use crate::request;
 use crate::response::{self, finish};
@@ -112,12 +112,27 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     let now = iso8601(now_ms);
     match (endpoint, req.method()) {
         (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
-        (_, &Method::GET) if !may_read(req, services) => Err(HttpError::TooMany {
-            what: "API reads",
-            retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
-        }),
+        (_, &Method::GET)
+            if !may_read(
+                services,
+                req.uri().path(),
+                client_of(req, services).as_ref(),
+            ) =>
+        {
+            Err(HttpError::TooMany {
+                what: "API reads",
+                retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
+            })
+        }
         (Endpoint::Total, &Method::GET) => {
-            let total = read(services, &site, |s| s.total, |t| Some(t.total))?;
+            let found = snapshot_of(services, &site)?;
+            let total = read(
+                services,
+                &site,
+                found.as_ref(),
+                |s| s.total,
+                |t| Some(t.total),
+            )?;
             Ok(
                 public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
                     .into(),
@@ -128,15 +143,13 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 .map(|p| page::id(&site, &p))
                 .transpose()?;
             let floor = Floor::of(services.settings, &site);
-            let online = floor.show(read(
-                services,
-                &site,
-                |s| Some(s.count_at(now_ms, services.config)),
-                |_| None,
-            )?);
+            let found = snapshot_of(services, &site)?;
+            let online = floor.show(read_online(services, &site, found.as_ref())?);
             let mut body =
                 json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
-            let today = read_today_peak(services, &site)?.map(|n| floor.show(n));
+            let today = found
+                .as_ref()
+                .map(|s| floor.show(history::today_peak(s, now_ms)));
             body["todayPeak"] = json!(today.map(|p| p.value));
             if let Some(min) = floor.min() {
                 body["minCount"] = json!(min);
@@ -144,7 +157,8 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
             }
             if let Some(page_id) = page {
-                let page = read_page(services, &site, &page_id)?.map(|n| floor.show(n));
+                let page =
+                    read_page(services, &site, found.as_ref(), &page_id)?.map(|n| floor.show(n));
                 body["pageOnline"] = json!(page.map(|p| p.value));
                 if floor.min().is_some() {
                     body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
@@ -163,13 +177,8 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         (Endpoint::Badge | Endpoint::Shields, _) => {
             let style = badge::Style::from_query(req.uri().query())?;
             let floor = Floor::of(services.settings, &site);
-            let online = floor.show(read(
-                services,
-                &site,
-                |s| Some(s.count_at(now_ms, services.config)),
-                |_| None,
-            )?);
-            let message = badge::message(online);
+            let found = snapshot_of(services, &site)?;
+            let message = badge::message(floor.show(read_online(services, &site, found.as_ref())?));
             if endpoint == Endpoint::Shields {
                 return Ok(public(badge::shields(&style, &message)).into());
             }
@@ -213,17 +222,17 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     }
 }
 
-/// A figure of the site, from its snapshot (one lookup per POP a second, no listing); a site
-/// no broadcast has stored a snapshot for yet is counted from the store once.
+/// A figure of the site, from `found`, its snapshot (read once a second per POP, no listing);
+/// a site no broadcast has stored a snapshot for yet is counted from the store once.
 fn read(
     services: &Services,
     site: &SiteId,
+    found: Option<&Snapshot>,
     from_snapshot: impl Fn(&Snapshot) -> Option<u64>,
     from_totals: impl Fn(&totals::Settled) -> Option<u64>,
 ) -> Result<u64, HttpError> {
     let unavailable = |what: String| unavailable(services, site, &what);
-    let found = snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))?;
-    if let Some(value) = found.as_ref().and_then(&from_snapshot) {
+    if let Some(value) = found.and_then(&from_snapshot) {
         return Ok(value);
     }
     let now = services.clock.now_ms();
@@ -237,9 +246,14 @@ fn read(
 
 /// The readers of one page (by page id): from the snapshot like [`read`]; None for a page
 /// beyond the site's busiest pages.
-fn read_page(services: &Services, site: &SiteId, page_id: &str) -> Result<Option<u64>, HttpError> {
+fn read_page(
+    services: &Services,
+    site: &SiteId,
+    found: Option<&Snapshot>,
+    page_id: &str,
+) -> Result<Option<u64>, HttpError> {
     let unavailable = |what: String| unavailable(services, site, &what);
-    match snapshot::cached(services, site).map_err(|e| unavailable(e.to_string()))? {
+    match found {
         Some(last) if last.outlived(services.clock.now_ms(), services.config) => Ok(Some(0)),
         Some(last) => Ok(last.page_count(page_id)),
         None => {
@@ -249,13 +263,6 @@ fn read_page(services: &Services, site: &SiteId, page_id: &str) -> Result<Option
             Ok(Some(census.pages.get(page_id).copied().unwrap_or(0)))
         }
     }
-}
-
-/// Today's peak, from the snapshot (None before any broadcast).
-fn read_today_peak(services: &Services, site: &SiteId) -> Result<Option<u64>, HttpError> {
-    let found = snapshot::cached(services, site)
-        .map_err(|e| unavailable(services, site, &e.to_string()))?;
-    Ok(found.map(|s| history::today_peak(&s, services.clock.now_ms())))
 }
 
 /// How long a POP keeps a history answer: its points are minutes.
@@ -329,6 +336,28 @@ fn read_history(
             &e.map_or("cache".to_string(), |e| e.to_string()),
         )),
     }
+}
+
+/// The site's snapshot, as this POP knows it (one read for all of a request's figures).
+fn snapshot_of(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, HttpError> {
+    snapshot::cached(services, site).map_err(|e| unavailable(services, site, &e.to_string()))
+}
+
+/// Readers online now: the snapshot's count (0 once it outlived its readers), or counted from
+/// the store before any broadcast stored one.
+fn read_online(
+    services: &Services,
+    site: &SiteId,
+    found: Option<&Snapshot>,
+) -> Result<u64, HttpError> {
+    let now_ms = services.clock.now_ms();
+    read(
+        services,
+        site,
+        found,
+        |s| Some(s.count_at(now_ms, services.config)),
+        |_| None,
+    )
 }
 
 /// A read the store could not answer: logged, and 503 to the caller.
@@ -410,15 +439,26 @@ fn public(value: serde_json::Value) -> Response<Vec<u8>> {
     with_cors(response::json(200, &value))
 }
 
-/// Whether the request's client may make one more read this minute (and counts it); a
-/// client refused is logged. Requests without a client address (tests) are not limited.
-fn may_read(req: &Request<Vec<u8>>, services: &Services) -> bool {
-    let Some(ClientAddress(address)) = req.extensions().get::<ClientAddress>() else {
+/// The key of the request's client (its address), when it came with one (tests send none).
+pub fn client_of(req: &Request<Vec<u8>>, services: &Services) -> Option<ClientKey> {
+    let ClientAddress(address) = req.extensions().get::<ClientAddress>()?;
+    let now_ms = services.clock.now_ms();
+    Some(limits::client_key(
+        services.cache,
+        services.ids,
+        now_ms,
+        address,
+    ))
+}
+
+/// Whether `client` may make one more API request (to `path`) this minute, and counts it; a
+/// client refused is logged. Requests without a client are not limited.
+pub fn may_read(services: &Services, path: &str, client: Option<&ClientKey>) -> bool {
+    let Some(client) = client else {
         return true;
     };
     let now_ms = services.clock.now_ms();
-    let client = limits::client_key(services.cache, services.ids, now_ms, address);
-    match limits::take_api_read(services.cache, &services.config.limits, &client, now_ms) {
+    match limits::take_api_read(services.cache, &services.config.limits, client, now_ms) {
         Verdict::Within => true,
         Verdict::Unchecked => {
             services
@@ -427,9 +467,7 @@ fn may_read(req: &Request<Vec<u8>>, services: &Services) -> bool {
             true
         }
         Verdict::Over => {
-            services.log.emit(&Line::ApiLimited {
-                path: req.uri().path(),
-            });
+            services.log.emit(&Line::ApiLimited { path });
             false
         }
     }

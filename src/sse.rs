@@ -27,17 +27,18 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::api;
 use crate::error::HttpError;
 use crate::fastly_toml;
 use crate::grip;
-use crate::limits::{self, ClientAddress, ClientKey, Verdict};
+use crate::limits::{self, ClientKey};
 use crate::log::Line;
 use crate::presence::{self, Lease};
 use crate::request::header as header_value;
 use crate::response::{self, finish};
 use crate::site::SiteId;
 use crate::websocket::{self, Reader};
-use crate::{broadcast, page, snapshot, totals, Handled, Services};
+use crate::{broadcast, page, snapshot, Handled, Services};
 
 /// Where a browser opens its stream.
 pub const STREAM_PATH: &str = "/sse";
@@ -256,7 +257,10 @@ fn join(
             HttpError::Unavailable("presence could not be recorded; try again".into())
         })?
     };
-    let visited = !uncounted && params.totals && params.visit && visit(services, &site, client);
+    let visited = !uncounted
+        && params.totals
+        && params.visit
+        && websocket::count_visit(services, "sse", &site, client.as_ref());
     let session = Session {
         site: site.clone(),
         lease,
@@ -302,77 +306,56 @@ fn join(
     })
 }
 
-/// Counts the stream's page view within the client's share of visits.
-fn visit(services: &Services, site: &SiteId, client: &Option<ClientKey>) -> bool {
-    let now = services.clock.now_ms();
-    let verdict = client
-        .as_ref()
-        .map(|c| limits::take_visit(services.cache, &services.config.limits, site, c, now));
-    match verdict {
-        Some(Verdict::Over) => {
-            services.log.emit(&Line::VisitLimited { conn: "sse", site });
-            false
-        }
-        _ => match totals::record_visit(services.kv, services.ids, services.clock, site) {
-            Ok(_) => true,
-            Err(e) => {
-                services.log.emit(&Line::VisitFailed {
-                    conn: "sse",
-                    site,
-                    error: &e.to_string(),
-                });
-                false
-            }
-        },
-    }
-}
-
 #[derive(Deserialize)]
 struct SessionBody {
     session: String,
 }
 
-/// The session a heartbeat or leave carries (signed by this service), within the client's
-/// share of API requests.
-fn session_of(req: &Request<Vec<u8>>, services: &Services) -> Result<Session, HttpError> {
+/// A heartbeat's or leave's request, checked: the session it carries (signed by this
+/// service), the key that signed it, and the request's client.
+struct Checked {
+    session: Session,
+    key: [u8; 32],
+    client: Option<ClientKey>,
+}
+
+/// Checks a heartbeat or leave, within its client's share of API requests.
+fn checked(req: &Request<Vec<u8>>, services: &Services) -> Result<Checked, HttpError> {
     let key = required_session_key(services)?;
-    if let Some(ClientAddress(address)) = req.extensions().get::<ClientAddress>() {
-        let now = services.clock.now_ms();
-        let client = limits::client_key(services.cache, services.ids, now, address);
-        let limits = &services.config.limits;
-        if limits::take_api_read(services.cache, limits, &client, now) == Verdict::Over {
-            services.log.emit(&Line::ApiLimited {
-                path: req.uri().path(),
-            });
-            return Err(HttpError::TooMany {
-                what: "API requests",
-                retry_after_secs: limits::api_retry_after_secs(now),
-            });
-        }
+    let client = api::client_of(req, services);
+    if !api::may_read(services, req.uri().path(), client.as_ref()) {
+        return Err(HttpError::TooMany {
+            what: "API requests",
+            retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
+        });
     }
     if req.body().len() > MAX_BODY {
         return Err(HttpError::PayloadTooLarge { max: MAX_BODY });
     }
     let body: SessionBody = serde_json::from_slice(req.body())
         .map_err(|_| HttpError::BadRequest("the body must be JSON: {\"session\": …}".into()))?;
-    Session::verify(&body.session, &key)
+    Ok(Checked {
+        session: Session::verify(&body.session, &key)?,
+        key,
+        client,
+    })
 }
 
 /// A stream's heartbeat: refreshes its presence (at most one KV write), keeps its ticket, and
 /// claims the site's sweep when one is due, as a socket's heartbeat does.
 fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
-    let mut session = session_of(req, services)?;
+    let Checked {
+        mut session,
+        key,
+        client,
+    } = checked(req, services)?;
     let site = session.site.clone();
     websocket::check_site(services.settings, &site)?;
     let counted = !session.lease.expiries_ms.is_empty();
     if counted {
-        if let (Some(ticket), Some(ClientAddress(address))) =
-            (session.ticket, req.extensions().get::<ClientAddress>())
-        {
-            let now = services.clock.now_ms();
-            let client = limits::client_key(services.cache, services.ids, now, address);
+        if let (Some(ticket), Some(client)) = (session.ticket, &client) {
             let ttl = websocket::socket_ticket_ttl_ms(services);
-            limits::keep_socket(services.cache, &site, &client, ticket, ttl);
+            limits::keep_socket(services.cache, &site, client, ticket, ttl);
         }
         let now = services.clock.now_ms();
         match presence::refresh(services.kv, services.config, &site, &session.lease, now) {
@@ -384,14 +367,13 @@ fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Htt
             }),
         }
     }
-    let key = required_session_key(services)?;
     let reply = json!({
         "type": "heartbeat",
         "timestamp": services.clock.now_secs(),
         "session": session.sign(&key),
     });
     Ok(Handled {
-        response: with_cors(response::json(200, &reply)),
+        response: api::with_cors(response::json(200, &reply)),
         broadcast: counted
             .then(|| broadcast::sweep_due(services, &site))
             .flatten(),
@@ -401,17 +383,16 @@ fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Htt
 
 /// A stream's reader leaves (the page's `sendBeacon`): its presence goes at once.
 fn leave(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
-    let session = session_of(req, services)?;
+    let Checked {
+        session, client, ..
+    } = checked(req, services)?;
     let site = session.site.clone();
-    if let (Some(ticket), Some(ClientAddress(address))) =
-        (session.ticket, req.extensions().get::<ClientAddress>())
-    {
-        let now = services.clock.now_ms();
-        let client = limits::client_key(services.cache, services.ids, now, address);
-        limits::release_socket(services.cache, &site, &client, ticket);
+    if let (Some(ticket), Some(client)) = (session.ticket, &client) {
+        limits::release_socket(services.cache, &site, client, ticket);
     }
+    let no_content = || api::with_cors(finish(Response::builder().status(204), Vec::new()));
     if session.lease.expiries_ms.is_empty() {
-        return Ok(with_cors(finish(Response::builder().status(204), Vec::new())).into());
+        return Ok(no_content().into());
     }
     if let Err(e) = presence::leave(services.kv, services.clock, &site, &session.lease) {
         services.log.emit(&Line::PresenceLeaveFailed {
@@ -422,14 +403,10 @@ fn leave(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     }
     snapshot::note_leave(services.cache, &site, services.clock.now_ms());
     Ok(Handled {
-        response: with_cors(finish(Response::builder().status(204), Vec::new())),
+        response: no_content(),
         broadcast: broadcast::schedule(services, &site),
         log_fields: format!("site={site} events=SSE-LEAVE"),
     })
-}
-
-fn with_cors(resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
-    crate::api::with_cors(resp)
 }
 
 fn preflight() -> Response<Vec<u8>> {

@@ -469,29 +469,9 @@ fn on_open(services: &Services, conn: &mut Connection, reply: &mut Reply) -> Res
     conn.lease = Some(lease);
     conn.lease_changed = true;
     conn.wants_broadcast = !conn.uncounted;
-    let mut visited = false;
-    if !conn.uncounted && conn.params.as_ref().is_some_and(|p| p.totals && p.visit) {
-        let verdict = conn.client.as_ref().map(|client| {
-            limits::take_visit(
-                services.cache,
-                &services.config.limits,
-                &conn.site,
-                client,
-                services.clock.now_ms(),
-            )
-        });
-        match verdict {
-            None | Some(Verdict::Within) => visited = count_visit(services, conn),
-            Some(Verdict::Unchecked) => {
-                services.log.emit(&Line::LimitUnchecked { limit: "visits" });
-                visited = count_visit(services, conn);
-            }
-            Some(Verdict::Over) => services.log.emit(&Line::VisitLimited {
-                conn: &conn.id,
-                site: &conn.site,
-            }),
-        }
-    }
+    let visited = !conn.uncounted
+        && conn.params.as_ref().is_some_and(|p| p.totals && p.visit)
+        && count_visit(services, &conn.id, &conn.site, conn.client.as_ref());
     reply.accepts = true;
     reply.events.push(Event::Open);
     let channel = if conn.totals {
@@ -536,21 +516,7 @@ fn relayed_visit(services: &Services, conn: &mut Connection) {
     }
     conn.relayed_visits += 1;
     conn.relayed_changed = true;
-    let verdict = conn.client.as_ref().map(|client| {
-        limits::take_visit(
-            services.cache,
-            &services.config.limits,
-            &conn.site,
-            client,
-            services.clock.now_ms(),
-        )
-    });
-    if verdict == Some(Verdict::Over) {
-        services.log.emit(&Line::VisitLimited {
-            conn: &conn.id,
-            site: &conn.site,
-        });
-    } else if count_visit(services, conn) {
+    if count_visit(services, &conn.id, &conn.site, conn.client.as_ref()) {
         conn.wants_broadcast = true;
     }
 }
@@ -707,15 +673,38 @@ fn move_page(
     Ok(())
 }
 
-/// Adds this page view to the site's total (whether it was added). A failure is logged, never
-/// fatal to the socket.
-fn count_visit(services: &Services, conn: &Connection) -> bool {
-    match totals::record_visit(services.kv, services.ids, services.clock, &conn.site) {
+/// Adds a page view to the site's total, within the client's hourly share of visits (whether
+/// it was added): a socket's or stream's opening, or a visit relayed for another tab. A refusal
+/// or failure is logged, never fatal to the connection.
+pub fn count_visit(
+    services: &Services,
+    conn: &str,
+    site: &SiteId,
+    client: Option<&ClientKey>,
+) -> bool {
+    let verdict = client.map(|client| {
+        limits::take_visit(
+            services.cache,
+            &services.config.limits,
+            site,
+            client,
+            services.clock.now_ms(),
+        )
+    });
+    match verdict {
+        Some(Verdict::Over) => {
+            services.log.emit(&Line::VisitLimited { conn, site });
+            return false;
+        }
+        Some(Verdict::Unchecked) => services.log.emit(&Line::LimitUnchecked { limit: "visits" }),
+        None | Some(Verdict::Within) => {}
+    }
+    match totals::record_visit(services.kv, services.ids, services.clock, site) {
         Ok(attempts) => {
             if attempts > 1 {
                 services.log.emit(&Line::VisitRetried {
-                    conn: &conn.id,
-                    site: &conn.site,
+                    conn,
+                    site,
                     attempts,
                 });
             }
@@ -723,8 +712,8 @@ fn count_visit(services: &Services, conn: &Connection) -> bool {
         }
         Err(e) => {
             services.log.emit(&Line::VisitFailed {
-                conn: &conn.id,
-                site: &conn.site,
+                conn,
+                site,
                 error: &e.to_string(),
             });
             false
