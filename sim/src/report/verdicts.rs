@@ -1,0 +1,211 @@
+//! The verdicts: the requirements, each checked against the runs that were made, and
+//! the measurements they rest on.
+
+use super::figures::{figures, opt_ms};
+use crate::clock::SEC;
+use crate::scenarios::Run;
+
+/// One requirement, what was measured for it, and whether it holds.
+pub struct Verdict {
+    pub requirement: String,
+    pub measured: String,
+    pub holds: bool,
+}
+
+pub(super) fn find<'a>(runs: &'a [Run], key: &str) -> Option<&'a Run> {
+    runs.iter().find(|r| r.key == key)
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if a == 0.0 && b == 0.0 {
+        1.0
+    } else {
+        b / a.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The requirements, checked against the runs that were made.
+pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
+    let mut v = Vec::new();
+    let presence_runs: Vec<&Run> = runs.iter().filter(|r| r.key != "visits").collect();
+    if !presence_runs.is_empty() {
+        let most_keys = presence_runs
+            .iter()
+            .flat_map(|r| r.world.metrics.borrow().key_samples.clone())
+            .map(|s| s.max_per_connection)
+            .max()
+            .unwrap_or(0);
+        v.push(Verdict {
+            requirement: "keys alive per connection ≤ 2, at every minute of every scenario".into(),
+            measured: format!("at most {most_keys}"),
+            holds: most_keys <= 2,
+        });
+        let most_slots = presence_runs
+            .iter()
+            .map(|r| most_slots_in_a_second(r))
+            .max()
+            .unwrap_or(0);
+        v.push(Verdict {
+            requirement: "≤ 2 count broadcasts a second per site, across all POPs".into(),
+            measured: format!("at most {most_slots} broadcast slots in any second"),
+            holds: most_slots <= 2,
+        });
+        let heartbeat_lists: u64 = presence_runs
+            .iter()
+            .flat_map(|r| {
+                r.world
+                    .metrics
+                    .borrow()
+                    .cost
+                    .iter()
+                    .filter(|((k, _), _)| *k == "heartbeat")
+                    .map(|(_, c)| c.ops.list_pages)
+                    .collect::<Vec<_>>()
+            })
+            .sum();
+        v.push(Verdict {
+            requirement: "no listing per heartbeat (vanished connections found by one sweep per site)".into(),
+            measured: format!("{heartbeat_lists} list pages made by heartbeats"),
+            holds: heartbeat_lists == 0,
+        });
+        let repeats: u64 = presence_runs
+            .iter()
+            .map(|r| r.world.fanout.borrow().dropped_repeats)
+            .sum();
+        v.push(Verdict {
+            requirement: "a fresher count for a slot is never dropped as a repeat".into(),
+            measured: format!("{repeats} items dropped by Fanout as repeats"),
+            holds: repeats == 0,
+        });
+    }
+    if let Some(run) = find(runs, "steady-50pops") {
+        let (_, a, b) = &run.phases[0];
+        let (_, c, d) = &run.phases[1];
+        let first = figures(run, *a, *b);
+        let last = figures(run, *c, *d);
+        let p99 = first
+            .settle_p99_ms
+            .unwrap_or(f64::MAX)
+            .max(last.settle_p99_ms.unwrap_or(f64::MAX));
+        v.push(Verdict {
+            requirement: "scenario 2: settle p99 ≤ 2 s".into(),
+            measured: format!(
+                "{} ms in the first hour, {} ms in the last",
+                opt_ms(first.settle_p99_ms),
+                opt_ms(last.settle_p99_ms)
+            ),
+            holds: p99 <= 2000.0,
+        });
+        let (_, e, f) = &run.phases[2];
+        let quiet = figures(run, *e, *f);
+        let churn_error = first.count_error.max(last.count_error);
+        v.push(Verdict {
+            requirement: "scenario 2: count error 0 (each count exact when taken; every page exact once settled)".into(),
+            measured: format!(
+                "largest error of a count when taken: {churn_error} (~{:.0} joins and leaves a second); pages once settled in the quiet minute after: {}",
+                last.per_second(last.changes),
+                quiet.settled_error.map_or("never settled".into(), |e| e.to_string())
+            ),
+            holds: churn_error == 0 && quiet.settled_error == Some(0),
+        });
+        let pages = last.per_second(last.count_pages);
+        let bound = 2.0 * last.pages_per_full_count;
+        v.push(Verdict {
+            requirement: "scenario 2: list pages / s per site ≤ 2 × ⌈live keys / page⌉".into(),
+            measured: format!(
+                "counts listed {pages:.2} pages a second against a bound of {bound:.2} (2 × the mean ⌈keys / 1000⌉ of the counts); all list pages, the one-off ones included: {:.2} a second",
+                last.per_second(last.kv.list_pages)
+            ),
+            holds: pages <= bound + 1e-9,
+        });
+        let drift = [
+            ratio(
+                first.per_second(first.kv.total()),
+                last.per_second(last.kv.total()),
+            ),
+            ratio(first.keys_listed_per_count, last.keys_listed_per_count),
+            ratio(
+                first.per_second(first.kv.list_pages),
+                last.per_second(last.kv.list_pages),
+            ),
+            ratio(first.listed_keys_per_open, last.listed_keys_per_open),
+        ];
+        let worst = drift.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
+        v.push(Verdict {
+            requirement: "scenario 2: every figure flat from the first hour to the last (±5%)".into(),
+            measured: format!(
+                "last ÷ first: KV ops {:.3}, keys per count {:.3}, list pages {:.3}, keys per socket {:.3}",
+                drift[0], drift[1], drift[2], drift[3]
+            ),
+            holds: worst <= 0.05,
+        });
+    }
+    if let Some(run) = find(runs, "pop-death") {
+        let phantoms = phantoms_after(run, 2);
+        v.push(Verdict {
+            requirement: "scenario 4: no phantoms two heartbeat intervals after the POP dies"
+                .into(),
+            measured: format!(
+                "the first count taken then is off the sockets open by {} (joins and leaves in progress aside)",
+                phantoms.map_or("–".into(), |p| p.to_string())
+            ),
+            holds: phantoms == Some(0),
+        });
+    }
+    let visit_runs: Vec<&Run> = runs.iter().filter(|r| r.key == "visits").collect();
+    if !visit_runs.is_empty() {
+        let exact: Vec<String> = visit_runs
+            .iter()
+            .filter(|r| visits_lost(r) == Some(0))
+            .map(|r| r.title.split(' ').next().unwrap_or("").to_string())
+            .collect();
+        let at_500 = visit_runs
+            .iter()
+            .find(|r| r.title.starts_with("500 "))
+            .and_then(|r| visits_lost(r));
+        v.push(Verdict {
+            requirement: "total visits: 500 a second per site with none lost".into(),
+            measured: format!(
+                "lost at 500/s: {}; exact at {} visits/s",
+                at_500.map_or("not run".into(), |l| l.to_string()),
+                exact.join(", ")
+            ),
+            holds: at_500 == Some(0),
+        });
+    }
+    v
+}
+
+/// The most broadcast slots any one second of a run held.
+pub fn most_slots_in_a_second(run: &Run) -> u32 {
+    let m = run.world.metrics.borrow();
+    let mut per_second: std::collections::BTreeMap<u64, u32> = Default::default();
+    for b in &m.broadcasts {
+        *per_second.entry(b.slot_end_ms / 1000).or_default() += 1;
+    }
+    per_second.values().copied().max().unwrap_or(0)
+}
+
+/// How far the first count taken `intervals` heartbeat intervals after the POP died was from
+/// the sockets open then (up to joins and leaves in progress; the scenario has no other
+/// vanishing connections).
+pub fn phantoms_after(run: &Run, intervals: u64) -> Option<u64> {
+    let death = run.pop_death_us?;
+    let at = death + intervals * u64::from(run.world.config.heartbeat_interval_secs) * SEC;
+    let m = run.world.metrics.borrow();
+    m.broadcasts
+        .iter()
+        .find(|b| b.counted_us - crate::clock::EPOCH_US >= at)
+        .map(|b| b.error)
+}
+
+/// Visits accepted minus visits stored.
+pub fn visits_lost(run: &Run) -> Option<i64> {
+    let get = |label: &str| {
+        run.notes
+            .iter()
+            .find(|(l, _)| l == label)
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+    };
+    Some(get("visits accepted")? - get("total stored")?)
+}

@@ -1,0 +1,184 @@
+//! The simulated host services a request is handed, behind the service's own traits: one
+//! POP's view of the KV store and its cache, the publish API (items go to every POP's
+//! subscribers), presence ids from the run's seed, and the service's log lines, counted.
+
+use std::cell::{Cell, RefCell};
+
+use liveuser_edge::config::ConfigSource;
+use liveuser_edge::ids::IdSource;
+use liveuser_edge::log::{Line, Log};
+use liveuser_edge::presence;
+use liveuser_edge::publish::{PublishError, PublishItem, Publisher};
+use liveuser_edge::Services;
+
+use super::queue::Ev;
+use super::World;
+use crate::cache::PopCache;
+use crate::clock::{RequestClock, EPOCH_US, MS};
+use crate::kv::{PopKv, RequestOps};
+use crate::metrics::{Broadcast, Metrics};
+use crate::rng::Rng;
+
+/// The service's log lines, counted by kind (a lost visit or a failed delete shows in the
+/// report), not printed.
+struct SimLog<'a>(&'a RefCell<Metrics>);
+
+impl Log for SimLog<'_> {
+    fn emit(&self, line: &Line) {
+        *self
+            .0
+            .borrow_mut()
+            .log_lines
+            .entry(line.kind().to_string())
+            .or_insert(0) += 1;
+    }
+}
+
+/// Presence ids from the run's seed.
+struct SimIds<'a>(&'a Rng);
+
+impl IdSource for SimIds<'_> {
+    fn random_u64s(&self) -> [u64; 2] {
+        [self.0.next_u64(), self.0.next_u64()]
+    }
+}
+
+impl World {
+    /// Runs `f` with the services of `pop` on a request clock starting at `t`.
+    pub(super) fn with_services<R>(
+        &self,
+        pop: usize,
+        t: u64,
+        f: impl FnOnce(&Services, &RequestClock) -> R,
+    ) -> (R, RequestOps, u64) {
+        let clock = RequestClock::new(t, self.pops[pop].skew_us);
+        let ops = Cell::new(RequestOps::default());
+        let kv = PopKv {
+            model: &self.kv,
+            pop,
+            clock: &clock,
+            rng: &self.rng,
+            params: &self.params,
+            request: &ops,
+            watch_prefix: "",
+            commits: &self.commits,
+        };
+        let watch = presence::site_prefix(&self.site);
+        let kv = PopKv {
+            watch_prefix: &watch,
+            commits: &self.commits,
+            ..kv
+        };
+        let cache = PopCache {
+            model: &self.pops[pop].cache,
+            clock: &clock,
+        };
+        let publisher = SimPublisher {
+            world: self,
+            clock: &clock,
+            ops: &ops,
+        };
+        let ids = SimIds(&self.rng);
+        let log = SimLog(&self.metrics);
+        let services = Services {
+            config: &self.config,
+            publisher: &publisher,
+            kv: &kv,
+            cache: &cache,
+            clock: &clock,
+            ids: &ids,
+            grip: &self.grip,
+            secrets: &self.secrets,
+            settings: &self.settings as &dyn ConfigSource,
+            log: &log,
+        };
+        let result = f(&services, &clock);
+        (result, ops.get(), clock.now_us())
+    }
+}
+
+/// `set-meta-presence-exp` → `Presence-Exp`, as Fanout sends meta back.
+pub(super) fn canonical_meta(lower: &str) -> String {
+    lower
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The publish API as one POP's request reaches it: items go to every POP's subscribers.
+struct SimPublisher<'a> {
+    world: &'a World,
+    clock: &'a RequestClock,
+    ops: &'a Cell<RequestOps>,
+}
+
+impl Publisher for SimPublisher<'_> {
+    fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError> {
+        let w = self.world;
+        let latency = w.params.publish.draw(&w.rng);
+        self.clock.spend(latency / 2);
+        let accepted_at = self.clock.now_us();
+        self.clock.spend(latency - latency / 2);
+        let site_channel = w.site.channel();
+        let window = w.params.dedupe_window_ms * MS;
+        for item in items {
+            let new = w.fanout.borrow_mut().accept(
+                &item.channel,
+                item.id.as_deref(),
+                accepted_at,
+                window,
+            );
+            if !new {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&item.content).unwrap_or_default();
+            let count = v["count"].as_u64().unwrap_or(0);
+            let mut last_delivery = accepted_at;
+            for (pop, p) in w.pops.iter().enumerate() {
+                if !p.alive.get() || w.fanout.borrow().subscribers(pop, &item.channel) == 0 {
+                    continue;
+                }
+                let at = accepted_at + w.params.deliver.draw(&w.rng);
+                last_delivery = last_delivery.max(at);
+                w.schedule(
+                    at,
+                    Ev::Deliver {
+                        pop,
+                        channel: item.channel.clone(),
+                        count,
+                    },
+                );
+            }
+            if item.channel == site_channel {
+                let ops = self.ops.get();
+                let counted_us = ops.first_list_us.unwrap_or(accepted_at);
+                let mut m = w.metrics.borrow_mut();
+                // The slot's end in true time, less the clock margin between POPs.
+                let slot_end = (w.running_slot.get() as i64 * 1000 - 20_000).max(0) as u64;
+                let error = m.count_error(count, slot_end, ops.last_list_us.unwrap_or(counted_us));
+                let excess = count as i64 - m.designed_at(counted_us);
+                m.broadcast(
+                    Broadcast {
+                        slot_end_ms: w.running_slot.get(),
+                        published_us: accepted_at - EPOCH_US,
+                        counted_us,
+                        count,
+                        keys_listed: ops.ops.keys_listed,
+                        list_pages: ops.ops.list_pages,
+                        error,
+                        excess,
+                    },
+                    last_delivery,
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! What a reader's socket does: it opens (and counts a visit), joins, sends heartbeats and
+//! leaves (a close, a disconnect, or vanishing without an event), or dies with its POP; and
+//! how each reply is applied to it (meta, subscriptions) and when it stopped counting.
+
+use liveuser_edge::presence;
+use liveuser_edge::websocket_events::{self, Event};
+use liveuser_edge::Handled;
+
+use super::host::canonical_meta;
+use super::queue::Ev;
+use super::{Leave, Socket, World, JOIN_DELAY_US};
+use crate::clock::{MS, SEC};
+use crate::kv::RequestOps;
+
+impl World {
+    /// Applies a reply to the client's socket: meta, subscriptions. Returns (accepted, closed).
+    fn apply(&self, c: usize, handled: &Handled) -> (bool, bool) {
+        let mut clients = self.clients.borrow_mut();
+        let client = &mut clients[c];
+        let pop = client.pop;
+        let Some(socket) = client.socket.as_mut() else {
+            return (false, true);
+        };
+        if handled.response.status() != 200 {
+            return (false, true);
+        }
+        for (name, value) in handled.response.headers() {
+            let Some(meta) = name.as_str().strip_prefix("set-meta-") else {
+                continue;
+            };
+            let value = value.to_str().unwrap_or("").to_string();
+            let key = canonical_meta(meta);
+            socket.meta.retain(|(n, _)| *n != key);
+            if !value.is_empty() {
+                socket.meta.push((key, value));
+            }
+        }
+        let (mut accepted, mut closed) = (false, false);
+        let events = websocket_events::parse(handled.response.body()).unwrap_or_default();
+        for event in events {
+            match event {
+                Event::Open => accepted = true,
+                Event::Close { .. } => closed = true,
+                Event::Text(text) => {
+                    if let Some(control) = text.strip_prefix("c:") {
+                        let v: serde_json::Value =
+                            serde_json::from_str(control).unwrap_or_default();
+                        let channel = v["channel"].as_str().unwrap_or("").to_string();
+                        match v["type"].as_str() {
+                            Some("subscribe") => {
+                                self.fanout.borrow_mut().subscribe(pop, &channel);
+                                socket.channels.push(channel);
+                            }
+                            Some("unsubscribe") => {
+                                self.fanout.borrow_mut().unsubscribe(pop, &channel);
+                                socket.channels.retain(|ch| *ch != channel);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        (accepted, closed)
+    }
+
+    /// Removes the client's socket (and its subscriptions); returns its newest presence expiry
+    /// in true time.
+    fn drop_socket(&self, c: usize) -> Option<u64> {
+        let mut clients = self.clients.borrow_mut();
+        let client = &mut clients[c];
+        let socket = client.socket.take()?;
+        client.generation += 1;
+        let mut fanout = self.fanout.borrow_mut();
+        for ch in &socket.channels {
+            fanout.unsubscribe(client.pop, ch);
+        }
+        let skew = self.pops[client.pop].skew_us;
+        let expiry = socket
+            .meta
+            .iter()
+            .find(|(n, _)| n == "Presence-Exp")
+            .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
+            .map(|ms| (ms * 1000 - skew).max(0) as u64);
+        expiry
+    }
+
+    pub(super) fn arrive(&self, c: usize, t: u64) {
+        let (pop, query) = {
+            let mut clients = self.clients.borrow_mut();
+            let client = &mut clients[c];
+            if !self.pops[client.pop].alive.get() {
+                client.pop = self.pick_pop();
+            }
+            let n = self.next_conn.get();
+            self.next_conn.set(n + 1);
+            client.socket = Some(Socket {
+                conn_id: format!("conn-{n}"),
+                meta: Vec::new(),
+                channels: Vec::new(),
+                busy_until_us: 0,
+            });
+            let query = format!(
+                "?siteId=site&clientId=c{c}&enableTotalCount={}&visit={}",
+                client.totals,
+                if client.visit { 1 } else { 0 }
+            );
+            (client.pop, query)
+        };
+        let Some((handled, end, ops)) = self.call(c, t, &query, &[Event::Open]) else {
+            return;
+        };
+        self.metrics.borrow_mut().cost("OPEN", t, &ops.ops);
+        let (accepted, closed) = self.apply(c, &handled);
+        if !accepted || closed {
+            self.drop_socket(c);
+            self.metrics.borrow_mut().refused_opens += 1;
+            return;
+        }
+        let (generation, stay, visit) = {
+            let mut clients = self.clients.borrow_mut();
+            let client = &mut clients[c];
+            let visit = client.totals && client.visit;
+            client.visit = false;
+            (client.generation, client.stay_us, visit)
+        };
+        let mut m = self.metrics.borrow_mut();
+        m.opened(t, ops.watched_commit_us.unwrap_or(end));
+        if visit {
+            m.visits_accepted += 1;
+        }
+        drop(m);
+        let _ = pop;
+        self.schedule(end + JOIN_DELAY_US, Ev::Join(c, generation));
+        let interval = u64::from(self.config.heartbeat_interval_secs) * SEC;
+        self.schedule(end + interval, Ev::Heartbeat(c, generation));
+        if let Some(stay) = stay {
+            self.schedule(t + stay, Ev::Leave(c, generation));
+        }
+    }
+
+    /// Client `c`'s presence id and lease expiries (ms, its POP's clock), from its meta.
+    fn lease_of(&self, c: usize) -> Option<(String, Vec<u64>)> {
+        let clients = self.clients.borrow();
+        let meta = &clients[c].socket.as_ref()?.meta;
+        let get = |name: &str| meta.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let expiries = get("Presence-Exp")?
+            .split(',')
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        Some((get("Presence-Id")?, expiries))
+    }
+
+    /// When the request that just ran stopped `lease` from counting: each key counts until its
+    /// delete committed or it expired, the connection until its last key stops.
+    fn uncounted_at(&self, pop: usize, lease: Option<(String, Vec<u64>)>, fallback: u64) -> u64 {
+        let Some((id, expiries)) = lease else {
+            return fallback;
+        };
+        let commits = self.commits.borrow();
+        let skew = self.pops[pop].skew_us;
+        expiries
+            .iter()
+            .map(|&e| {
+                let key = presence::key(&self.site, &id, e);
+                let expiry = (e as i64 * 1000 - skew).max(0) as u64;
+                commits
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, at)| (*at).min(expiry))
+                    .max()
+                    .unwrap_or(expiry)
+            })
+            .max()
+            .unwrap_or(fallback)
+    }
+
+    fn current(&self, c: usize, generation: u32) -> bool {
+        let clients = self.clients.borrow();
+        clients[c].generation == generation && clients[c].socket.is_some()
+    }
+
+    /// A TEXT message from client `c`; false when its socket is gone.
+    pub(super) fn text(
+        &self,
+        c: usize,
+        generation: u32,
+        t: u64,
+        kind: &'static str,
+        text: &str,
+    ) -> bool {
+        if !self.current(c, generation) {
+            return false;
+        }
+        let lease = self.lease_of(c);
+        let pop = self.clients.borrow()[c].pop;
+        let Some((handled, _, ops)) = self.call(c, t, "", &[Event::Text(text.to_string())]) else {
+            return false;
+        };
+        self.metrics.borrow_mut().cost(kind, t, &ops.ops);
+        let (_, closed) = self.apply(c, &handled);
+        if closed {
+            // The service closed the socket (or refused the request: Fanout drops it).
+            let gone = self.uncounted_at(pop, lease, t);
+            let expiry = self.drop_socket(c);
+            let mut m = self.metrics.borrow_mut();
+            m.server_closes += 1;
+            if handled.response.status() == 200 {
+                m.closed(t, gone);
+            } else {
+                m.vanished(t, expiry.unwrap_or(t));
+            }
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn leave(&self, c: usize, generation: u32, t: u64) {
+        if !self.current(c, generation) {
+            return;
+        }
+        let how = self.clients.borrow()[c].leave;
+        match how {
+            Leave::Close | Leave::Disconnect => {
+                let (kind, event) = if how == Leave::Close {
+                    ("CLOSE", Event::close(1000, ""))
+                } else {
+                    ("DISCONNECT", Event::Disconnect)
+                };
+                let lease = self.lease_of(c);
+                let pop = self.clients.borrow()[c].pop;
+                let ops = match self.call(c, t, "", &[event]) {
+                    Some((_, _, ops)) => ops,
+                    None => RequestOps::default(),
+                };
+                self.metrics.borrow_mut().cost(kind, t, &ops.ops);
+                let gone = self.uncounted_at(pop, lease, t);
+                self.drop_socket(c);
+                self.metrics.borrow_mut().closed(t, gone);
+            }
+            Leave::Vanish => {
+                let expiry = self.drop_socket(c);
+                self.metrics.borrow_mut().vanished(t, expiry.unwrap_or(t));
+            }
+        }
+        if self.clients.borrow()[c].replaced {
+            let stay = self.rng.exp(self.params.mean_stay_ms as f64 * 1000.0) as u64;
+            let reader = self.reader(Some(stay), true);
+            self.add_client(reader, self.rng.below(SEC));
+        }
+    }
+
+    pub(super) fn kill(&self, pop: usize, t: u64) {
+        let pop_ref = &self.pops[pop];
+        pop_ref.alive.set(false);
+        pop_ref.cache.borrow_mut().clear();
+        self.fanout.borrow_mut().drop_pop(pop);
+        self.shown.borrow_mut()[pop] = None;
+        let victims: Vec<usize> = self
+            .clients
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.pop == pop && c.socket.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        for c in victims {
+            // The socket dies with the POP: no CLOSE, no DISCONNECT. Fanout's subscriptions
+            // there are gone already.
+            let expiry = {
+                let mut clients = self.clients.borrow_mut();
+                let client = &mut clients[c];
+                client.generation += 1;
+                let skew = pop_ref.skew_us;
+                client.socket.take().and_then(|s| {
+                    s.meta
+                        .iter()
+                        .find(|(n, _)| n == "Presence-Exp")
+                        .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
+                        .map(|ms| (ms * 1000 - skew).max(0) as u64)
+                })
+            };
+            self.metrics.borrow_mut().vanished(t, expiry.unwrap_or(t));
+            // The browser notices and reconnects elsewhere, without counting a new visit.
+            let at = t + self.rng.below(self.params.reconnect_max_ms * MS);
+            self.schedule(at, Ev::Arrive(c));
+        }
+    }
+}

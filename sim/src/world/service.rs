@@ -1,0 +1,95 @@
+//! Calling the service's own handlers the way `main` does on Compute: a socket's
+//! WebSocket-over-HTTP request through `router::handle`, the broadcast it may win through
+//! `broadcast::claim` and, when the plan wakes, `broadcast::finish`; and the site's stored
+//! total read through the service.
+
+use liveuser_edge::broadcast::{self, Plan};
+use liveuser_edge::websocket_events::{self, Event};
+use liveuser_edge::{router, Handled};
+
+use super::queue::Ev;
+use super::World;
+use crate::clock::EPOCH_US;
+use crate::kv::RequestOps;
+
+impl World {
+    /// Sends one WebSocket-over-HTTP request for client `c`'s socket; returns the reply and
+    /// the request's end time.
+    pub(super) fn call(
+        &self,
+        c: usize,
+        t: u64,
+        query: &str,
+        events: &[Event],
+    ) -> Option<(Handled, u64, RequestOps)> {
+        self.commits.borrow_mut().clear();
+        let (pop, req) = {
+            let clients = self.clients.borrow();
+            let client = &clients[c];
+            let socket = client.socket.as_ref()?;
+            let mut builder = http::Request::builder()
+                .method("POST")
+                .uri(format!("/ws{query}"))
+                .header("Content-Type", websocket_events::CONTENT_TYPE)
+                .header("Connection-Id", socket.conn_id.as_str())
+                .header("Grip-Sig", self.token.as_str());
+            for (name, value) in &socket.meta {
+                builder = builder.header(format!("Meta-{name}"), value.as_str());
+            }
+            let req = builder
+                .body(websocket_events::encode(events))
+                .expect("a valid request");
+            (client.pop, req)
+        };
+        let (handled, ops, end) =
+            self.with_services(pop, t, |services, _| router::handle(&req, services));
+        if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
+            socket.busy_until_us = end;
+        }
+        if let Some(plan) = handled.broadcast.clone() {
+            self.claim_broadcast(pop, plan, end);
+        }
+        Some((handled, end, ops))
+    }
+
+    /// What `main` does once a request's reply is sent: claims the broadcast across POPs at
+    /// once, then (if it won) finishes it when the plan wakes. The two halves run as separate
+    /// events so the count sees every change made while it waited.
+    fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64) {
+        let (won, ops, end) =
+            self.with_services(pop, at, |services, _| broadcast::claim(services, &plan));
+        self.metrics
+            .borrow_mut()
+            .cost("broadcast claim", at, &ops.ops);
+        if won == Ok(true) {
+            let wake = plan.wake_at_ms(&self.config) as i64 * 1000 - self.pops[pop].skew_us;
+            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan));
+        }
+    }
+
+    pub(super) fn broadcast(&self, pop: usize, plan: &Plan, t: u64) {
+        if !self.pops[pop].alive.get() {
+            return;
+        }
+        self.running_slot.set(plan.slot_end_ms);
+        let (_, ops, _) =
+            self.with_services(pop, t, |services, _| broadcast::finish(services, plan));
+        let mut m = self.metrics.borrow_mut();
+        m.cost("broadcast", t, &ops.ops);
+        m.counts.push(crate::metrics::Count {
+            at_us: t - EPOCH_US,
+            keys_listed: ops.ops.keys_listed,
+            list_pages: ops.ops.list_pages,
+        });
+    }
+
+    /// The site's total visits as the store holds them, read at POP 0 through the service.
+    pub fn stored_total(&self) -> Option<u64> {
+        let (total, _, _) = self.with_services(0, self.now.get(), |services, _| {
+            liveuser_edge::totals::settle(services.kv, &self.site, services.clock.now_ms(), false)
+                .ok()
+                .map(|s| s.total)
+        });
+        total
+    }
+}
