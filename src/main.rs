@@ -4,8 +4,9 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    use liveuser_edge::host::{self, log::HostLog, HostServices};
-    use liveuser_edge::{grip, router, serve, websocket, websocket_events};
+    use liveuser_edge::platform::host::{self, log::HostLog, HostServices};
+    use liveuser_edge::surfaces::{handoff, router, serve};
+    use liveuser_edge::wire::{grip, websocket_events};
 
     let log = HostLog::stdout();
     host::log::report_panics();
@@ -30,9 +31,9 @@ fn main() {
                 // Only this service speaks for the client to its own handlers.
                 host::remove_headers(&mut req, |name| {
                     name.starts_with("meta-")
-                        || name.eq_ignore_ascii_case(websocket::CLIENT_HEADER)
-                        || name.eq_ignore_ascii_case(websocket::TICKET_HEADER)
-                        || name.eq_ignore_ascii_case(websocket::UNCOUNTED_HEADER)
+                        || name.eq_ignore_ascii_case(handoff::CLIENT_HEADER)
+                        || name.eq_ignore_ascii_case(handoff::TICKET_HEADER)
+                        || name.eq_ignore_ascii_case(handoff::UNCOUNTED_HEADER)
                 });
                 for (name, value) in headers {
                     req.set_header(name, value);

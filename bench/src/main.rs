@@ -137,9 +137,11 @@ fn main() {
     let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let run = Run {
         machine: machine(),
-        date: liveuser_edge::clock::iso8601(liveuser_edge::clock::Clock::now_ms(
-            &liveuser_edge::clock::SystemClock,
-        ))[..10]
+        date: liveuser_edge::platform::clock::iso8601(
+            liveuser_edge::platform::clock::Clock::now_ms(
+                &liveuser_edge::platform::clock::SystemClock,
+            ),
+        )[..10]
             .to_string(),
         waves,
         churn,

@@ -22,7 +22,7 @@ pub struct Run {
 /// The design's bounds, as the report checks them: one place for each number.
 pub const SETTLE_BOUND_MS: f64 = 1500.0;
 pub const BROADCASTS_PER_SECOND_BOUND: usize = 2;
-pub const LOADER_GZIP_BOUND_BYTES: usize = liveuser_edge::loader::GZIP_BUDGET_BYTES;
+pub const LOADER_GZIP_BOUND_BYTES: usize = liveuser_edge::surfaces::loader::GZIP_BUDGET_BYTES;
 /// A new page's first count (p50), and its exact count (p99), from the socket's opening.
 pub const FIRST_COUNT_BOUND_MS: f64 = 50.0;
 pub const EXACT_COUNT_BOUND_MS: f64 = 1000.0;

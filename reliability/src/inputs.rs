@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
-use liveuser_edge::config::Config;
-use liveuser_edge::error::HttpError;
-use liveuser_edge::grip_sig::GripVerifier;
-use liveuser_edge::loader;
-use liveuser_edge::protocol::{self, ClientMessage};
-use liveuser_edge::websocket_events::{self, Event};
+use liveuser_edge::platform::config::Config;
+use liveuser_edge::surfaces::loader;
+use liveuser_edge::wire::error::HttpError;
+use liveuser_edge::wire::grip_sig::GripVerifier;
+use liveuser_edge::wire::protocol::{self, ClientMessage};
+use liveuser_edge::wire::websocket_events::{self, Event};
 use liveuser_testkit::jwt;
 
 use crate::mutate::Mutator;
@@ -235,9 +235,10 @@ fn judge_message(text: &str) -> Outcome {
         Ok(ClientMessage::Page { page: None }) => Outcome::Value,
         // A page name goes on to `page::id`: an id, or a 400 the socket closes with as 1007.
         Ok(ClientMessage::Page { page: Some(page) }) if page.len() <= text.len() => {
-            let site = liveuser_edge::site::SiteId::parse("reliability").expect("a valid site");
-            match liveuser_edge::page::id(&site, &page) {
-                Ok(id) if liveuser_edge::page::is_page_id(&id) => Outcome::Value,
+            let site =
+                liveuser_edge::wire::site::SiteId::parse("reliability").expect("a valid site");
+            match liveuser_edge::count::page::id(&site, &page) {
+                Ok(id) if liveuser_edge::count::page::is_page_id(&id) => Outcome::Value,
                 Ok(id) => Outcome::Violation(format!("page id {id:?}")),
                 Err(e) => clear(&e),
             }
@@ -346,7 +347,7 @@ fn token_input(m: &Mutator, v: &Verifiers, genuine_es256: &[String]) -> TokenInp
 
 /// The signature segment's bytes, decoded as leniently as the verifier does.
 fn signature_bytes(token: &str) -> Option<Vec<u8>> {
-    liveuser_edge::grip_sig::decode_base64(token.rsplit('.').next()?)
+    liveuser_edge::wire::grip_sig::decode_base64(token.rsplit('.').next()?)
 }
 
 fn judge_token(v: &Verifiers, input: &TokenInput) -> Outcome {

@@ -85,9 +85,11 @@ fn main() {
     step("forged signatures");
     let forgery = forgery::forgeries(o.forgeries, o.seed);
     let mut run = Run {
-        date: liveuser_edge::clock::iso8601(liveuser_edge::clock::Clock::now_ms(
-            &liveuser_edge::clock::SystemClock,
-        ))[..10]
+        date: liveuser_edge::platform::clock::iso8601(
+            liveuser_edge::platform::clock::Clock::now_ms(
+                &liveuser_edge::platform::clock::SystemClock,
+            ),
+        )[..10]
             .to_string(),
         machine: machine(),
         seed: o.seed,

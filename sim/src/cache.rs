@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use liveuser_edge::cache::{CacheFailed, SharedCache};
+use liveuser_edge::platform::cache::{CacheFailed, SharedCache};
 
 use crate::clock::{RequestClock, MS};
 

@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 
-use liveuser_edge::clock::Clock;
+use liveuser_edge::platform::clock::Clock;
 
 /// Where virtual time starts: 2026-11-28T00:00:00Z, in microseconds since the Unix epoch.
 pub const EPOCH_US: u64 = 1_795_824_000_000_000;

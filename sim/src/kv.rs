@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use liveuser_edge::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
+use liveuser_edge::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 
 use crate::clock::{RequestClock, EPOCH_US, MIN};
 use crate::params::Params;
@@ -411,7 +411,7 @@ impl KvStore for PopKv<'_> {
     fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
         // Deletes in flight together: a batch costs its slowest delete.
         let mut failed = Vec::new();
-        for batch in keys.chunks(liveuser_edge::kv::DELETE_BATCH) {
+        for batch in keys.chunks(liveuser_edge::platform::kv::DELETE_BATCH) {
             let latencies: Vec<u64> = batch
                 .iter()
                 .map(|_| self.params.kv_delete.draw(self.rng))

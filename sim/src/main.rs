@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use liveuser_edge::config::Config;
+use liveuser_edge::platform::config::Config;
 use liveuser_sim::params::Params;
 use liveuser_sim::{report, scenarios};
 

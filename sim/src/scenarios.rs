@@ -1,7 +1,7 @@
 //! The scenarios the report runs, each a small script over the world: who arrives where and
 //! when, who leaves, which POP dies.
 
-use liveuser_edge::config::Config;
+use liveuser_edge::platform::config::Config;
 
 use crate::clock::{HOUR, MIN, SEC};
 use crate::params::Params;

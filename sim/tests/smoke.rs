@@ -2,7 +2,7 @@
 //! hours, but every model part (many POPs, KV lag and limits, Fanout, a POP dying, visits at a
 //! popular page's peak) and the same checks the report makes.
 
-use liveuser_edge::config::Config;
+use liveuser_edge::platform::config::Config;
 use liveuser_sim::params::Params;
 use liveuser_sim::report::{self, figures};
 use liveuser_sim::scenarios;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use liveuser_edge::fastly_toml::{CONFIG_STORE, SECRET_STORE};
+use liveuser_edge::platform::fastly_toml::{CONFIG_STORE, SECRET_STORE};
 use toml_edit::{value, DocumentMut, InlineTable, Item, Table, Value};
 
 /// A fastly.toml being read or edited.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use liveuser_edge::fastly_toml::{
+use liveuser_edge::platform::fastly_toml::{
     ADMIN_TOKEN_SECRET, FANOUT_BACKEND, FASTLY_API_BACKEND, GRIP_KEY_SECRET, LOCAL_PUBLISH_BACKEND,
 };
 
@@ -129,7 +129,7 @@ impl Stack {
         fs::create_dir_all(dir.join("log")).expect("create log dir");
         let grip_issuer = Manifest::read(&project_root().join("fastly.toml"))
             .config("grip_hs256_issuer")
-            .unwrap_or(liveuser_edge::config::DEFAULT_HS256_ISSUER)
+            .unwrap_or(liveuser_edge::platform::config::DEFAULT_HS256_ISSUER)
             .to_string();
         let mut stack = Stack {
             grip_issuer,

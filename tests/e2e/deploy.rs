@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use liveuser_edge::fastly_toml::{
+use liveuser_edge::platform::fastly_toml::{
     ADMIN_TOKEN_SECRET, CONFIG_STORE, FANOUT_BACKEND, FASTLY_API_BACKEND, KV_STORE,
     PUBLISH_TOKEN_SECRET, SECRET_STORE,
 };

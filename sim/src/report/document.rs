@@ -12,7 +12,7 @@ use crate::scenarios::Run;
 pub fn document(
     runs: &[Run],
     params: &Params,
-    config: &liveuser_edge::config::Config,
+    config: &liveuser_edge::platform::config::Config,
     took_s: f64,
     plot_path: &str,
 ) -> String {

@@ -4,12 +4,12 @@
 
 use std::cell::{Cell, RefCell};
 
-use liveuser_edge::config::ConfigSource;
-use liveuser_edge::ids::IdSource;
-use liveuser_edge::log::{Line, Log};
-use liveuser_edge::presence;
-use liveuser_edge::publish::{PublishError, PublishItem, Publisher};
-use liveuser_edge::Services;
+use liveuser_edge::count::presence;
+use liveuser_edge::platform::config::ConfigSource;
+use liveuser_edge::platform::ids::IdSource;
+use liveuser_edge::platform::log::{Line, Log};
+use liveuser_edge::platform::publisher::{PublishError, PublishItem, Publisher};
+use liveuser_edge::platform::Services;
 
 use super::queue::Ev;
 use super::World;

@@ -2,7 +2,7 @@
 //! each POP's pages, what pages show against the designed count each second, and the
 //! presence keys each minute.
 
-use liveuser_edge::presence;
+use liveuser_edge::count::presence;
 
 use super::{World, SETTLED_AFTER_US};
 use crate::clock::{EPOCH_US, SEC};

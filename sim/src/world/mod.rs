@@ -31,9 +31,9 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use liveuser_edge::config::Config;
-use liveuser_edge::grip_sig::GripVerifier;
-use liveuser_edge::site::SiteId;
+use liveuser_edge::platform::config::Config;
+use liveuser_edge::wire::grip_sig::GripVerifier;
+use liveuser_edge::wire::site::SiteId;
 
 use crate::cache::CacheModel;
 use crate::clock::{EPOCH_US, MIN, MS, SEC};

@@ -1,7 +1,7 @@
 //! The event queue's entries: what can happen in the world, and the order events are taken
 //! in, (time, sequence), so a run is a pure function of its parameters and seed.
 
-use liveuser_edge::broadcast::Plan;
+use liveuser_edge::count::broadcast::Plan;
 
 #[derive(Debug, Clone)]
 pub(super) enum Ev {

@@ -2,9 +2,9 @@
 //! leaves (a close, a disconnect, or vanishing without an event), or dies with its POP; and
 //! how each reply is applied to it (meta, subscriptions) and when it stopped counting.
 
-use liveuser_edge::presence;
-use liveuser_edge::websocket_events::{self, Event};
-use liveuser_edge::Handled;
+use liveuser_edge::count::presence;
+use liveuser_edge::surfaces::Handled;
+use liveuser_edge::wire::websocket_events::{self, Event};
 
 use super::host::canonical_meta;
 use super::queue::Ev;

@@ -3,9 +3,9 @@
 //! `broadcast::claim` and, when the plan wakes, `broadcast::finish`; and the site's stored
 //! total read through the service.
 
-use liveuser_edge::broadcast::{self, Plan};
-use liveuser_edge::websocket_events::{self, Event};
-use liveuser_edge::{router, Handled};
+use liveuser_edge::count::broadcast::{self, Plan};
+use liveuser_edge::wire::websocket_events::{self, Event};
+use liveuser_edge::{surfaces::router, surfaces::Handled};
 
 use super::queue::Ev;
 use super::World;
@@ -86,9 +86,14 @@ impl World {
     /// The site's total visits as the store holds them, read at POP 0 through the service.
     pub fn stored_total(&self) -> Option<u64> {
         let (total, _, _) = self.with_services(0, self.now.get(), |services, _| {
-            liveuser_edge::totals::settle(services.kv, &self.site, services.clock.now_ms(), false)
-                .ok()
-                .map(|s| s.total)
+            liveuser_edge::count::totals::settle(
+                services.kv,
+                &self.site,
+                services.clock.now_ms(),
+                false,
+            )
+            .ok()
+            .map(|s| s.total)
         });
         total
     }

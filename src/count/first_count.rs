@@ -1,0 +1,69 @@
+//! A reader's first count: what a page is told as soon as it joins (or moves to another page),
+//! so it shows a number at once instead of waiting for the next slot's broadcast.
+
+use crate::count::floor::Floor;
+use crate::count::presence::Lease;
+use crate::count::snapshot;
+use crate::platform::Services;
+use crate::wire::protocol;
+use crate::wire::site::SiteId;
+
+/// A reader whose first count is asked for (a socket's, or an SSE stream's).
+pub struct Reader<'a> {
+    pub site: &'a SiteId,
+    pub lease: &'a Lease,
+    /// It shows totals; its opening counted a visit; it took a closing tab's presence over.
+    pub totals: bool,
+    pub visited: bool,
+    pub took_over: bool,
+}
+
+/// What [`first_update`] says, for any reader.
+pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<String> {
+    let (lease, site) = (reader.lease, reader.site);
+    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
+    // None for a connection in no count (an automated one): nothing of it is unseen.
+    let written_ms = lease
+        .expiries_ms
+        .iter()
+        .min()
+        .map(|e| e.saturating_sub(ttl_ms));
+    let now = services.clock.now_ms();
+    let snapshot = snapshot::cached(services, site)
+        .map(|found| found.filter(|s| !s.outlived(now, services.config)));
+    let (count, total, page_count) = match snapshot {
+        // Someone left since: the snapshot is too high, and the broadcast is under a second
+        // away (a page reloaded would otherwise see itself counted twice, then once).
+        Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, site, &last) => return None,
+        Ok(Some(last)) => {
+            // A presence taken over from a closing tab was counted already.
+            let unseen =
+                u64::from(written_ms.is_some_and(|w| w > last.slot_end_ms) && !reader.took_over);
+            let unseen_on_site = if moved { 0 } else { unseen };
+            let total = (reader.totals && !moved)
+                .then_some(last.total)
+                .flatten()
+                .map(|t| t + unseen * u64::from(reader.visited));
+            let page_count = lease
+                .page
+                .as_deref()
+                .map(|p| last.page_count(p).map(|n| n + unseen));
+            (last.count + unseen_on_site, total, page_count)
+        }
+        // No broadcast yet (a new site), or only one from before everyone it counted left
+        // without a word: this page is the first.
+        Ok(None) => {
+            let n = u64::from(written_ms.is_some());
+            (n, None, lease.page.as_ref().map(|_| Some(n)))
+        }
+        // The broadcast will tell it.
+        Err(_) => return None,
+    };
+    let floor = Floor::of(services.settings, site);
+    Some(match page_count {
+        Some(page_count) => {
+            protocol::page_update(floor.show(count), total, page_count.map(|n| floor.show(n)))
+        }
+        None => protocol::update(floor.show(count), total),
+    })
+}

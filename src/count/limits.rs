@@ -1,0 +1,327 @@
+//! What one client (one network address) may do: hold a few sockets open on one site, count a
+//! few visits an hour on one site, and read the API so often a minute. Without these, one host
+//! could open thousands of counted sockets, add a visit with every open, or read the API in a
+//! loop.
+//!
+//! The address is never stored or logged: it is turned at once into a [`ClientKey`], an HMAC of
+//! it under a key that lives only in the POP's cache and changes every day, so a key says
+//! nothing outside that POP and that day.
+//!
+//! Limits are counted in the POP's cache, which works the same on Fastly and locally (Fastly's
+//! Edge Rate Limiting would not: Viceroy's is a no-op). A limit is a set of numbered tickets:
+//! a client takes the first free one with an insert-only claim (exactly one request can take a
+//! ticket), so concurrent requests from one address cannot overshoot. A socket's ticket is
+//! released when it closes and kept alive by its heartbeats; visit and read tickets lapse with
+//! their hour or minute. Limits are per POP: a client spread over many POPs gets each POP's
+//! share, which one address rarely is. An IPv6 client is keyed by its /64 (one subscriber's
+//! network; its addresses within it are free to change). When the cache cannot answer, a
+//! limit is not applied (and that is logged): a cache fault must not lock readers out.
+//!
+//! A new day's secret gives every client a new key, and with it a fresh share: around
+//! midnight UTC a client may briefly hold up to twice its sockets.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::platform::cache::{self, CacheFailed, SharedCache};
+use crate::platform::config::{Config, Limits};
+use crate::platform::ids::IdSource;
+use crate::wire::site::SiteId;
+
+/// The hashed address of one client, as limits key it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A key read back from connection meta: 32 lowercase hex digits, or nothing.
+    pub fn parse(text: &str) -> Option<ClientKey> {
+        (text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| ClientKey(text.to_string()))
+    }
+}
+
+const DAY_MS: u64 = 86_400_000;
+const HOUR_MS: u64 = 3_600_000;
+const MINUTE_MS: u64 = 60_000;
+
+/// What a limit said of one more request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the client's share (and counted).
+    Within,
+    /// Over it.
+    Over,
+    /// The cache could not say: allowed, unchecked.
+    Unchecked,
+}
+
+/// Whether a socket may open, and the ticket it holds if so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketAdmission {
+    Ticket(u32),
+    Full,
+    /// The cache could not say: allowed, without a ticket.
+    Unchecked,
+}
+
+/// The part of an address that names one client: the address itself for IPv4, its /64 for
+/// IPv6.
+fn network_of(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => address.to_string(),
+    }
+}
+
+/// The client key of `address` today (the address itself goes no further).
+pub fn client_key(
+    cache: &dyn SharedCache,
+    ids: &dyn IdSource,
+    now_ms: u64,
+    address: &str,
+) -> ClientKey {
+    let day = now_ms / DAY_MS;
+    // Today's secret: made by the first request of the day in this POP, kept by its cache a
+    // little over a day (requests a moment either side of midnight use their own day's).
+    let mut make = || {
+        let [a, b] = ids.random_u64s();
+        Some(format!("{a:016x}{b:016x}").into_bytes())
+    };
+    let secret = cache
+        .get_or_compute(&format!("limits/secret/{day}"), DAY_MS + HOUR_MS, &mut make)
+        .unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this arm is never taken.
+        Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
+    });
+    mac.update(network_of(address).as_bytes());
+    let digest = mac.finalize().into_bytes();
+    ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Takes a socket ticket for `client` on `site` while it holds fewer than the limit. The
+/// ticket lives `ttl_ms` unless refreshed.
+pub fn take_socket(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    site: &SiteId,
+    client: &ClientKey,
+    ttl_ms: u64,
+) -> SocketAdmission {
+    for n in 0..limits.sockets_per_site {
+        match cache.try_claim(&socket_key(site, client, n), ttl_ms) {
+            Ok(true) => return SocketAdmission::Ticket(n),
+            Ok(false) => {}
+            Err(CacheFailed) => return SocketAdmission::Unchecked,
+        }
+    }
+    SocketAdmission::Full
+}
+
+/// Keeps a socket's ticket alive (on its heartbeats).
+pub fn keep_socket(
+    cache: &dyn SharedCache,
+    site: &SiteId,
+    client: &ClientKey,
+    ticket: u32,
+    ttl_ms: u64,
+) {
+    cache.set(&socket_key(site, client, ticket), b"1", ttl_ms);
+}
+
+/// Gives a socket's ticket back (it closed).
+pub fn release_socket(cache: &dyn SharedCache, site: &SiteId, client: &ClientKey, ticket: u32) {
+    // Expiring at once is releasing: the next claim takes it.
+    cache.set(&socket_key(site, client, ticket), b"", 1);
+}
+
+fn socket_key(site: &SiteId, client: &ClientKey, ticket: u32) -> String {
+    format!("limits/socket/{site}/{}/{ticket}", client.as_str())
+}
+
+/// Whether `client` may add one more visit to `site` this hour (and counts it).
+pub fn take_visit(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    site: &SiteId,
+    client: &ClientKey,
+    now_ms: u64,
+) -> Verdict {
+    let hour = now_ms / HOUR_MS;
+    let window = format!("limits/visit/{site}/{}/{hour}", client.as_str());
+    take_in_window(cache, &window, limits.visits_per_site_hour, HOUR_MS)
+}
+
+/// Whether `client` may make one more API read this minute (and counts it).
+pub fn take_api_read(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    client: &ClientKey,
+    now_ms: u64,
+) -> Verdict {
+    let minute = now_ms / MINUTE_MS;
+    let window = format!("limits/api/{}/{minute}", client.as_str());
+    take_in_window(cache, &window, limits.api_reads_per_minute, MINUTE_MS)
+}
+
+/// When the current minute's API window ends, in whole seconds (for `Retry-After`).
+pub fn api_retry_after_secs(now_ms: u64) -> u32 {
+    ((MINUTE_MS - now_ms % MINUTE_MS).div_ceil(1000)) as u32
+}
+
+/// Takes the next of `limit` tickets of a window. A hint of the next free ticket keeps this
+/// to a lookup and a claim or two; claims keep concurrent takers apart.
+fn take_in_window(cache: &dyn SharedCache, window: &str, limit: u32, ttl_ms: u64) -> Verdict {
+    let hint_key = format!("{window}/next");
+    let start = cache::get_u64(cache, &hint_key)
+        .unwrap_or(0)
+        .min(u64::from(limit)) as u32;
+    for n in start..limit {
+        match cache.try_claim(&format!("{window}/{n}"), ttl_ms) {
+            Ok(true) => {
+                cache.set(&hint_key, (n + 1).to_string().as_bytes(), ttl_ms);
+                return Verdict::Within;
+            }
+            Ok(false) => {}
+            Err(CacheFailed) => return Verdict::Unchecked,
+        }
+    }
+    Verdict::Over
+}
+
+/// How long a socket's ticket lives without a heartbeat: twice its presence, so only a
+/// socket that vanished lets it lapse.
+pub fn socket_ticket_ttl_ms(config: &Config) -> u64 {
+    u64::from(config.presence_ttl_secs) * 2000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::testing::{CountingIds, MemoryCache};
+
+    fn limits() -> Limits {
+        Limits {
+            sockets_per_site: 3,
+            visits_per_site_hour: 4,
+            api_reads_per_minute: 5,
+        }
+    }
+
+    fn site(s: &str) -> SiteId {
+        SiteId::parse(s).expect("site")
+    }
+
+    #[test]
+    fn keys_are_stable_within_a_day_and_tell_nothing_across_days() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let a = client_key(&cache, &ids, 1_000, "192.0.2.1");
+        assert_eq!(a, client_key(&cache, &ids, 2_000, "192.0.2.1"));
+        assert_ne!(a, client_key(&cache, &ids, 2_000, "192.0.2.2"));
+        cache.clock_ms.set(DAY_MS + 1);
+        let tomorrow = client_key(&cache, &ids, DAY_MS + 1, "192.0.2.1");
+        assert_ne!(a, tomorrow, "a new day, a new secret");
+        assert!(!a.as_str().contains("192"));
+        assert_eq!(ClientKey::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(ClientKey::parse("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_sockets_and_gets_one_back_when_one_closes() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let (me, other) = (
+            client_key(&cache, &ids, 0, "192.0.2.1"),
+            client_key(&cache, &ids, 0, "192.0.2.2"),
+        );
+        let tickets: Vec<SocketAdmission> = (0..5)
+            .map(|_| take_socket(&cache, &limits(), &site("a"), &me, 60_000))
+            .collect();
+        use SocketAdmission::{Full, Ticket};
+        assert_eq!(tickets, vec![Ticket(0), Ticket(1), Ticket(2), Full, Full]);
+        // Other clients and other sites are unaffected.
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &other, 60_000),
+            Ticket(0)
+        );
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("b"), &me, 60_000),
+            Ticket(0)
+        );
+        release_socket(&cache, &site("a"), &me, 1);
+        cache.clock_ms.set(2);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            Ticket(1)
+        );
+        // A ticket a vanished socket held lapses; a live one is kept by its heartbeats.
+        cache.clock_ms.set(50_000);
+        keep_socket(&cache, &site("a"), &me, 0, 60_000);
+        cache.clock_ms.set(70_000);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            Ticket(1)
+        );
+    }
+
+    #[test]
+    fn visits_and_api_reads_are_counted_per_window() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        let visits: Vec<Verdict> = (0..6)
+            .map(|_| take_visit(&cache, &limits(), &site("a"), &me, 0))
+            .collect();
+        use Verdict::{Over, Within};
+        assert_eq!(visits, vec![Within, Within, Within, Within, Over, Over]);
+        cache.clock_ms.set(HOUR_MS);
+        assert_eq!(
+            take_visit(&cache, &limits(), &site("a"), &me, HOUR_MS),
+            Within,
+            "a new hour"
+        );
+        let reads = (0..7)
+            .filter(|_| take_api_read(&cache, &limits(), &me, HOUR_MS) == Within)
+            .count();
+        assert_eq!(reads, 5);
+        assert_eq!(api_retry_after_secs(HOUR_MS + 59_500), 1);
+        assert_eq!(api_retry_after_secs(HOUR_MS), 60);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_one_client_across_its_64() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let key = |a: &str| client_key(&cache, &ids, 0, a);
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
+    #[test]
+    fn a_cache_that_fails_applies_no_limit() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        cache.failing.set(true);
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &me, 60_000),
+            SocketAdmission::Unchecked
+        );
+        assert_eq!(
+            take_visit(&cache, &limits(), &site("a"), &me, 0),
+            Verdict::Unchecked
+        );
+        assert_eq!(take_api_read(&cache, &limits(), &me, 0), Verdict::Unchecked);
+    }
+}

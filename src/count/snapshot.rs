@@ -1,0 +1,412 @@
+//! The site's snapshot: the count and total its last broadcast published, kept in the KV
+//! store so that every POP can answer "how many are online" with a lookup instead of a
+//! listing (the stats API, and sweeps deciding whether anything changed).
+//!
+//! A broadcast may run twice a second, but a KV key takes about one write a second, so the
+//! snapshot rotates over [`keys_per_site`] keys `snapshot/<site>/<i>`, slot by slot: each key is
+//! written at most once a second. Reading looks up all of them and keeps the newest slot.
+//! Reads may be ~300 ms stale (KV lookups are eventually consistent); the POP cache keeps a
+//! read for a second.
+
+use crate::count::peak::{minute_of, Peak, DAY_MINUTES};
+use crate::platform::cache::SharedCache;
+use crate::platform::config::Config;
+use crate::platform::kv::{KvError, KvStore, WriteMode};
+use crate::platform::Services;
+use crate::wire::site::SiteId;
+
+/// How long a POP keeps a snapshot it read, in milliseconds.
+pub const CACHE_MS: u64 = 1000;
+/// A sweep republishes (and stores) an unchanged count this long after the last publish, so a
+/// page that missed a message is corrected within this time; a snapshot is never older while
+/// anyone reads the site.
+pub const REFRESH_MS: u64 = 300_000;
+
+/// What a broadcast published.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// The end of the slot the broadcast belonged to (orders snapshots).
+    pub slot_end_ms: u64,
+    pub count: u64,
+    /// The total visits, when the broadcast could read them.
+    pub total: Option<u64>,
+    /// The counts of the site's busiest pages (page id, count), at most `page::MAX_PAGES`.
+    pub pages: Vec<(String, u64)>,
+    /// The peaks so far of the slot's minute and of its day (see `history`).
+    pub peak: Option<Peak>,
+}
+
+impl Snapshot {
+    /// `<slot end> <count> <total or -> [p=<page id>:<count>,…] [m=<minute>:<peak>:<day peak>]`.
+    fn encode(&self) -> String {
+        let total = self.total.map_or("-".to_string(), |t| t.to_string());
+        let mut text = format!("{} {} {total}", self.slot_end_ms, self.count);
+        if !self.pages.is_empty() {
+            let pages: Vec<String> = self.pages.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+            text.push_str(" p=");
+            text.push_str(&pages.join(","));
+        }
+        if let Some(peak) = &self.peak {
+            text.push_str(&format!(
+                " m={}:{}:{}",
+                peak.minute, peak.minute_peak, peak.day_peak
+            ));
+        }
+        text
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Snapshot> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split(' ');
+        let slot_end_ms = parts.next()?.parse().ok()?;
+        let count = parts.next()?.parse().ok()?;
+        let total = match parts.next()? {
+            "-" => None,
+            t => Some(t.parse().ok()?),
+        };
+        let mut snapshot = Snapshot {
+            slot_end_ms,
+            count,
+            total,
+            pages: Vec::new(),
+            peak: None,
+        };
+        for part in parts {
+            match part.split_once('=')? {
+                ("p", list) if snapshot.pages.is_empty() => {
+                    snapshot.pages = list
+                        .split(',')
+                        .map(|entry| {
+                            let (page, n) = entry.split_once(':')?;
+                            crate::count::page::is_page_id(page).then_some(())?;
+                            Some((page.to_string(), n.parse().ok()?))
+                        })
+                        .collect::<Option<Vec<(String, u64)>>>()?;
+                }
+                ("m", peak) if snapshot.peak.is_none() => {
+                    let mut n = peak.split(':').map(|v| v.parse::<u64>().ok());
+                    let (Some(Some(minute)), Some(Some(minute_peak)), Some(Some(day_peak)), None) =
+                        (n.next(), n.next(), n.next(), n.next())
+                    else {
+                        return None;
+                    };
+                    snapshot.peak = Some(Peak {
+                        minute,
+                        minute_peak,
+                        day_peak,
+                    });
+                }
+                _ => return None,
+            }
+        }
+        Some(snapshot)
+    }
+
+    /// Whether the snapshot is past its [`lifetime_ms`] at `now_ms`: its readers are gone.
+    pub fn outlived(&self, now_ms: u64, config: &Config) -> bool {
+        now_ms > self.slot_end_ms + lifetime_ms(config)
+    }
+
+    /// The count as of `now_ms`: the snapshot's, or 0 once it has outlived its readers.
+    pub fn count_at(&self, now_ms: u64, config: &Config) -> u64 {
+        if self.outlived(now_ms, config) {
+            0
+        } else {
+            self.count
+        }
+    }
+
+    /// Whether the snapshot has a count for page `page_id`.
+    pub fn has_page(&self, page_id: &str) -> bool {
+        self.pages.iter().any(|(p, _)| p == page_id)
+    }
+
+    /// The count of page `page_id`: `Some(0)` for a page nobody reads, `None` for a page
+    /// beyond the site's pages with counts (when they are all taken).
+    pub fn page_count(&self, page_id: &str) -> Option<u64> {
+        match self.pages.iter().find(|(p, _)| p == page_id) {
+            Some((_, n)) => Some(*n),
+            None if self.pages.len() >= crate::count::page::MAX_PAGES => None,
+            None => Some(0),
+        }
+    }
+}
+
+/// How long a snapshot stays true with no newer one. While anyone reads the site, their
+/// heartbeats' sweeps store a snapshot at least every [`REFRESH_MS`]; one older than that plus
+/// a presence TTL and a sweep interval means nobody has heartbeat for a TTL: everyone it
+/// counted is gone (vanished without an event, say with a POP that died).
+pub fn lifetime_ms(config: &Config) -> u64 {
+    REFRESH_MS
+        + u64::from(config.presence_ttl_secs) * 1000
+        + u64::from(config.sweep_interval_secs) * 1000
+}
+
+/// How many keys the snapshot rotates over: enough that each takes at most a write a second.
+pub fn keys_per_site(config: &Config) -> u64 {
+    1000u64.div_ceil(u64::from(config.broadcast_interval_ms).max(1))
+}
+
+fn key(site: &SiteId, i: u64) -> String {
+    format!("snapshot/{site}/{i}")
+}
+
+fn cache_key(site: &SiteId) -> String {
+    format!("snapshot/{site}")
+}
+
+/// Stores what a broadcast published.
+pub fn write(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    snapshot: &Snapshot,
+) -> Result<(), KvError> {
+    let interval = u64::from(config.broadcast_interval_ms).max(1);
+    let i = (snapshot.slot_end_ms / interval) % keys_per_site(config);
+    kv.insert(
+        &key(site, i),
+        snapshot.encode().as_bytes(),
+        None,
+        WriteMode::Overwrite,
+    )
+}
+
+/// The newest snapshot stored, if any (a key that does not parse is skipped).
+pub fn read(kv: &dyn KvStore, config: &Config, site: &SiteId) -> Result<Option<Snapshot>, KvError> {
+    let mut newest: Option<Snapshot> = None;
+    for i in 0..keys_per_site(config) {
+        let Some(entry) = kv.lookup(&key(site, i))? else {
+            continue;
+        };
+        if let Some(s) = Snapshot::decode(&entry.value) {
+            if newest
+                .as_ref()
+                .is_none_or(|n| s.slot_end_ms > n.slot_end_ms)
+            {
+                newest = Some(s);
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// The snapshot as this POP knows it: read at most once a second for all requests.
+/// `Ok(None)`: the site has none yet.
+pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, KvError> {
+    let mut failure = None;
+    let mut compute = || match read(services.kv, services.config, site) {
+        Ok(found) => Some(found.map_or_else(|| b"none".to_vec(), |s| s.encode().into_bytes())),
+        Err(e) => {
+            failure = Some(e);
+            None
+        }
+    };
+    let bytes = services
+        .cache
+        .get_or_compute(&cache_key(site), CACHE_MS, &mut compute);
+    match (bytes, failure) {
+        (Some(b), _) => Ok(Snapshot::decode(&b)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Makes `snapshot` what this POP answers for the next second (after publishing, or after a
+/// reset changed the total).
+pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
+    cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
+}
+
+/// How long this POP remembers that a reader left (longer than any broadcast takes).
+const LEFT_MS: u64 = 10_000;
+
+/// Notes that a reader of `site` left at `now_ms`: until a broadcast counts after that, the
+/// snapshot still counts that reader.
+pub fn note_leave(cache: &dyn SharedCache, site: &SiteId, now_ms: u64) {
+    cache.set(&left_key(site), now_ms.to_string().as_bytes(), LEFT_MS);
+}
+
+/// Whether `snapshot` may still count a reader who has left (as far as this POP knows).
+pub fn counts_a_leaver(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) -> bool {
+    crate::platform::cache::get_u64(cache, &left_key(site))
+        .is_some_and(|left| left >= snapshot.slot_end_ms)
+}
+
+fn left_key(site: &SiteId) -> String {
+    format!("left/{site}")
+}
+
+/// The peaks once `count` is counted in `minute`, after the `last` snapshot. A count held
+/// since the last broadcast was there at the start of this minute too.
+pub fn next_peak(last: Option<&Snapshot>, minute: u64, count: u64) -> Peak {
+    let Some(last) = last else {
+        return Peak {
+            minute,
+            minute_peak: count,
+            day_peak: count,
+        };
+    };
+    let held = last.count.max(count);
+    match last.peak {
+        Some(p) if p.minute == minute => Peak {
+            minute,
+            minute_peak: p.minute_peak.max(count),
+            day_peak: p.day_peak.max(count),
+        },
+        Some(p) if p.minute / DAY_MINUTES == minute / DAY_MINUTES && p.minute < minute => Peak {
+            minute,
+            minute_peak: held,
+            day_peak: p.day_peak.max(held),
+        },
+        _ => Peak {
+            minute,
+            minute_peak: held,
+            day_peak: held,
+        },
+    }
+}
+
+/// Today's peak as `snapshot` knows it at `now_ms`: its day's peak if it is from today, else
+/// the count it published (held since).
+pub fn today_peak(snapshot: &Snapshot, now_ms: u64) -> u64 {
+    let today = minute_of(now_ms) / DAY_MINUTES;
+    match snapshot.peak {
+        Some(p) if p.minute / DAY_MINUTES == today => p.day_peak.max(snapshot.count),
+        _ => snapshot.count,
+    }
+}
+
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot published at the end of `minute`, with its peaks (tests).
+    pub(crate) fn at_minute(minute: u64, count: u64, peak: Option<(u64, u64)>) -> Snapshot {
+        Snapshot {
+            slot_end_ms: minute * 60_000,
+            count,
+            peak: peak.map(|(minute_peak, day_peak)| Peak {
+                minute,
+                minute_peak,
+                day_peak,
+            }),
+            ..Snapshot::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::kv::CountingKv;
+    use crate::platform::testing::{MemoryKv, TestServices};
+
+    fn site() -> SiteId {
+        SiteId::parse("s").expect("site")
+    }
+
+    fn snap(slot: u64, count: u64, total: Option<u64>) -> Snapshot {
+        Snapshot {
+            slot_end_ms: slot,
+            count,
+            total,
+            pages: Vec::new(),
+            peak: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        for s in [snap(1, 2, Some(3)), snap(1_800_000_000_500, 0, None)] {
+            assert_eq!(Snapshot::decode(s.encode().as_bytes()), Some(s));
+        }
+        let with_pages = Snapshot {
+            pages: vec![
+                ("0123456789abcdef".into(), 4),
+                ("fedcba9876543210".into(), 1),
+            ],
+            peak: Some(Peak {
+                minute: 29_930_000,
+                minute_peak: 7,
+                day_peak: 9,
+            }),
+            ..snap(1, 5, None)
+        };
+        assert_eq!(
+            Snapshot::decode(with_pages.encode().as_bytes()),
+            Some(with_pages)
+        );
+        for bad in [
+            "",
+            "1 2",
+            "1 2 x",
+            "1 2 3 4",
+            "a 2 3",
+            "1 2 3 /docs:1",
+            "1 2 3 p=/docs:1",
+            "1 2 3 p=0123456789abcdef:x",
+            "1 2 3 p=0123456789abcdef:1 x",
+            "1 2 3 m=1:2",
+            "1 2 3 m=1:2:3:4",
+            "1 2 3 m=1:2:3 m=1:2:3",
+        ] {
+            assert_eq!(Snapshot::decode(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn consecutive_slots_rotate_keys_so_none_takes_two_writes_a_second() {
+        let config = Config::default();
+        assert_eq!(keys_per_site(&config), 2);
+        let kv = MemoryKv::default();
+        write(&kv, &config, &site(), &snap(10_000, 5, None)).expect("write");
+        write(&kv, &config, &site(), &snap(10_500, 6, Some(9))).expect("write");
+        assert_eq!(kv.len(), 2);
+        assert_eq!(
+            read(&kv, &config, &site()),
+            Ok(Some(snap(10_500, 6, Some(9))))
+        );
+        write(&kv, &config, &site(), &snap(11_000, 4, Some(9))).expect("write");
+        assert_eq!(kv.len(), 2);
+        assert_eq!(
+            read(&kv, &config, &site()),
+            Ok(Some(snap(11_000, 4, Some(9))))
+        );
+    }
+
+    #[test]
+    fn a_pop_reads_the_snapshot_once_a_second() {
+        let t = TestServices::new();
+        let counting = CountingKv::new(&t.kv);
+        write(&t.kv, &t.config, &site(), &snap(500, 7, None)).expect("write");
+        let mut services = t.services();
+        services.kv = &counting;
+        assert_eq!(cached(&services, &site()), Ok(Some(snap(500, 7, None))));
+        assert_eq!(cached(&services, &site()), Ok(Some(snap(500, 7, None))));
+        assert_eq!(counting.counts().lookup, 2, "one read of both keys");
+        assert_eq!(
+            cached(&services, &SiteId::parse("new").expect("site")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn peaks_run_through_the_minute_and_the_day_and_start_again() {
+        let day = 20_000 * DAY_MINUTES;
+        let first = next_peak(None, day + 10, 4);
+        assert_eq!((first.minute_peak, first.day_peak), (4, 4));
+        let s = Snapshot::at_minute(day + 10, 4, Some((4, 4)));
+        // Same minute: the higher count is kept.
+        assert_eq!(next_peak(Some(&s), day + 10, 9).minute_peak, 9);
+        assert_eq!(next_peak(Some(&s), day + 10, 2).minute_peak, 4);
+        // A later minute starts from the count held into it.
+        let later = next_peak(Some(&s), day + 12, 1);
+        assert_eq!((later.minute_peak, later.day_peak), (4, 4));
+        let s = Snapshot::at_minute(day + 12, 1, Some((7, 12)));
+        assert_eq!(next_peak(Some(&s), day + 13, 0).day_peak, 12);
+        // A new day starts the day's peak again.
+        let tomorrow = next_peak(Some(&s), day + DAY_MINUTES + 1, 3);
+        assert_eq!((tomorrow.minute_peak, tomorrow.day_peak), (3, 3));
+        assert_eq!(today_peak(&s, (day + 20) * 60_000), 12);
+        assert_eq!(today_peak(&s, (day + DAY_MINUTES) * 60_000), 1);
+    }
+}

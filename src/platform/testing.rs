@@ -1,0 +1,332 @@
+//! Fakes of the host services, for unit tests.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::platform::cache::{CacheFailed, SharedCache};
+use crate::platform::clock::Clock;
+use crate::platform::config::Config;
+use crate::platform::ids::IdSource;
+use crate::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
+use crate::platform::log::{Line, Log};
+use crate::platform::publisher::{PublishError, PublishItem, Publisher};
+use crate::platform::Services;
+use crate::wire::grip_sig::GripVerifier;
+
+/// An in-memory KV store that, like production, never drops expired keys by itself.
+pub struct MemoryKv {
+    entries: RefCell<BTreeMap<String, Entry>>,
+    next_generation: Cell<u64>,
+    page_size: usize,
+}
+
+impl Default for MemoryKv {
+    fn default() -> Self {
+        MemoryKv::with_page_size(crate::platform::kv::LIST_PAGE as usize)
+    }
+}
+
+impl MemoryKv {
+    pub fn with_page_size(page_size: usize) -> Self {
+        MemoryKv {
+            entries: RefCell::new(BTreeMap::new()),
+            next_generation: Cell::new(1),
+            page_size,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.entries.borrow().keys().cloned().collect()
+    }
+}
+
+impl KvStore for MemoryKv {
+    fn lookup(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        _ttl_secs: Option<u32>,
+        mode: WriteMode,
+    ) -> Result<(), KvError> {
+        let mut entries = self.entries.borrow_mut();
+        let current = entries.get(key).map(|e| e.generation);
+        match (mode, current) {
+            (WriteMode::AddOnly, Some(_)) => return Err(KvError::PreconditionFailed),
+            (WriteMode::IfGeneration(g), Some(c)) if g != c => {
+                return Err(KvError::PreconditionFailed)
+            }
+            (WriteMode::IfGeneration(_), None) => return Err(KvError::PreconditionFailed),
+            _ => {}
+        }
+        let generation = self.next_generation.get();
+        self.next_generation.set(generation + 1);
+        entries.insert(
+            key.to_string(),
+            Entry {
+                value: value.to_vec(),
+                generation,
+            },
+        );
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+        let page_size = self.page_size.min(limit as usize);
+        let entries = self.entries.borrow();
+        let keys: Vec<String> = entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .filter(|k| cursor.is_none_or(|c| k.as_str() > c))
+            .take(page_size + 1)
+            .cloned()
+            .collect();
+        let more = keys.len() > page_size;
+        let keys: Vec<String> = keys.into_iter().take(page_size).collect();
+        let next_cursor = if more { keys.last().cloned() } else { None };
+        Ok(ListPage { keys, next_cursor })
+    }
+}
+
+/// A log that keeps its lines, for tests to read.
+#[derive(Default)]
+pub struct RecordingLog {
+    lines: RefCell<Vec<String>>,
+}
+
+impl RecordingLog {
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+}
+
+impl Log for RecordingLog {
+    fn emit(&self, line: &Line) {
+        self.lines.borrow_mut().push(line.to_string());
+    }
+}
+
+/// A publisher that records what it was asked to publish.
+#[derive(Default)]
+pub struct RecordingPublisher {
+    pub published: RefCell<Vec<PublishItem>>,
+}
+
+impl Publisher for RecordingPublisher {
+    fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError> {
+        self.published.borrow_mut().extend_from_slice(items);
+        Ok(())
+    }
+}
+
+/// A cache in memory, shared by everything that borrows it (one "POP").
+#[derive(Default)]
+pub struct MemoryCache {
+    entries: RefCell<BTreeMap<String, (Vec<u8>, u64)>>,
+    pub clock_ms: Cell<u64>,
+    /// Claims fail (a host cache error) while set.
+    pub failing: Cell<bool>,
+}
+
+impl SharedCache for MemoryCache {
+    fn try_claim(&self, key: &str, ttl_ms: u64) -> Result<bool, CacheFailed> {
+        if self.failing.get() {
+            return Err(CacheFailed);
+        }
+        let now = self.clock_ms.get();
+        let mut entries = self.entries.borrow_mut();
+        if entries.get(key).is_some_and(|(_, until)| *until > now) {
+            return Ok(false);
+        }
+        entries.insert(key.to_string(), (Vec::new(), now + ttl_ms));
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.clock_ms.get();
+        self.entries
+            .borrow()
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let now = self.clock_ms.get();
+        self.entries
+            .borrow_mut()
+            .insert(key.to_string(), (value.to_vec(), now + ttl_ms));
+    }
+
+    fn get_or_compute(
+        &self,
+        key: &str,
+        ttl_ms: u64,
+        compute: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        if let Some(v) = self.get(key) {
+            return Some(v);
+        }
+        let v = compute()?;
+        self.set(key, &v, ttl_ms);
+        Some(v)
+    }
+}
+
+/// A clock tests move by hand; sleeping moves it.
+#[derive(Default)]
+pub struct ManualClock {
+    pub now: Cell<u64>,
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn sleep_until(&self, at_ms: u64) {
+        if at_ms > self.now.get() {
+            self.now.set(at_ms);
+        }
+    }
+}
+
+/// Ids 1, 2, 3, … as presence ids.
+#[derive(Default)]
+pub struct CountingIds {
+    next: Cell<u64>,
+}
+
+impl IdSource for CountingIds {
+    fn random_u64s(&self) -> [u64; 2] {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        [n, n * 7]
+    }
+}
+
+pub const TEST_GRIP_KEY: &[u8] = b"test-grip-key";
+
+/// Owns a set of fakes and lends them out as [`Services`].
+pub struct TestServices {
+    pub config: Config,
+    pub publisher: RecordingPublisher,
+    pub kv: MemoryKv,
+    pub cache: MemoryCache,
+    pub clock: ManualClock,
+    pub ids: CountingIds,
+    pub grip: GripVerifier,
+    pub secrets: HashMap<String, Vec<u8>>,
+    pub settings: HashMap<String, String>,
+    pub log: RecordingLog,
+}
+
+impl TestServices {
+    pub fn new() -> Self {
+        TestServices {
+            config: Config::default(),
+            publisher: RecordingPublisher::default(),
+            kv: MemoryKv::default(),
+            cache: MemoryCache::default(),
+            clock: ManualClock::default(),
+            ids: CountingIds::default(),
+            grip: GripVerifier::hs256(TEST_GRIP_KEY, "pushpin"),
+            // The local Grip key: SSE sessions are signed with a key derived from it.
+            secrets: HashMap::from([(
+                crate::platform::fastly_toml::GRIP_KEY_SECRET.to_string(),
+                TEST_GRIP_KEY.to_vec(),
+            )]),
+            settings: HashMap::new(),
+            log: RecordingLog::default(),
+        }
+    }
+
+    /// Configures the admin token.
+    pub fn set_admin_token(&mut self, token: &[u8]) {
+        self.secrets.insert(
+            crate::platform::fastly_toml::ADMIN_TOKEN_SECRET.to_string(),
+            token.to_vec(),
+        );
+    }
+
+    /// Moves both the clock and the cache's notion of time.
+    pub fn set_time(&self, ms: u64) {
+        self.clock.now.set(ms);
+        self.cache.clock_ms.set(ms);
+    }
+
+    pub fn services(&self) -> Services<'_> {
+        self.services_with_cache(&self.cache)
+    }
+
+    /// The services of another POP: its own cache, the same KV store.
+    pub fn services_with_cache<'a>(&'a self, cache: &'a MemoryCache) -> Services<'a> {
+        Services {
+            config: &self.config,
+            publisher: &self.publisher,
+            kv: &self.kv,
+            cache,
+            clock: &self.clock,
+            ids: &self.ids,
+            grip: &self.grip,
+            secrets: &self.secrets,
+            settings: &self.settings,
+            log: &self.log,
+        }
+    }
+}
+
+/// A store that is down (for the tests that run natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub struct Down;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::platform::kv::KvStore for Down {
+    fn lookup(
+        &self,
+        _: &str,
+    ) -> Result<Option<crate::platform::kv::Entry>, crate::platform::kv::KvError> {
+        Err(crate::platform::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn insert(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: Option<u32>,
+        _: crate::platform::kv::WriteMode,
+    ) -> Result<(), crate::platform::kv::KvError> {
+        Err(crate::platform::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn delete(&self, _: &str) -> Result<(), crate::platform::kv::KvError> {
+        Err(crate::platform::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+    fn list(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<crate::platform::kv::ListPage, crate::platform::kv::KvError> {
+        Err(crate::platform::kv::KvError::Other(
+            "store liveuser: internal error 42".into(),
+        ))
+    }
+}

@@ -1,0 +1,241 @@
+//! The stats API, compatible with the original's:
+//!
+//! - `GET /api/total/{siteId}` → `{"siteId","totalCount","timestamp"}`
+//! - `GET /api/online/{siteId}` → `{"siteId","online","timestamp"}`; with `?page=…` also
+//!   `"pageOnline"`: that page's readers, or null beyond the site's busiest pages (see `page`);
+//!   a site with a privacy floor adds `"minCount"` and `"belowMin"` (see `floor`)
+//! - `GET /badge/{siteId}.svg` → an SVG badge ("online | 42"); `GET /api/shields/{siteId}` →
+//!   the same in shields.io's endpoint-badge JSON (see `badge`)
+//! - `GET /api/history/{siteId}?range=1h|24h|7d` → the peaks of each minute (each 10 minutes
+//!   for 7d) and today's peak (see `history`)
+//! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
+//! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
+//!
+//! GET answers carry CORS headers so any page can read them; `OPTIONS` answers preflights.
+
+mod admin_writes;
+mod reads;
+
+use http::{header, Method, Request, Response};
+use serde_json::json;
+
+use crate::count::floor::Floor;
+use crate::count::sites::check_site;
+use crate::count::{broadcast, history, limits, page, snapshot};
+use crate::platform::clock::iso8601;
+use crate::platform::Services;
+use crate::surfaces::access::{client_of, may_read, with_cors};
+use crate::surfaces::params::PAGE_PARAM;
+use crate::surfaces::{badge, Handled};
+use crate::wire::error::HttpError;
+use crate::wire::request;
+use crate::wire::response::{self, finish};
+use crate::wire::site::SiteId;
+
+use admin_writes::{authorize, seed_value, write_total};
+use reads::{read, read_history, read_online, read_page, snapshot_of};
+
+/// One API endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Total,
+    Online,
+    Reset,
+    Badge,
+    Shields,
+    History,
+}
+
+impl Endpoint {
+    fn from_path(path: &str) -> Option<(Endpoint, &str)> {
+        [
+            ("/api/total/", Endpoint::Total),
+            ("/api/online/", Endpoint::Online),
+            ("/api/reset/", Endpoint::Reset),
+            ("/api/shields/", Endpoint::Shields),
+            ("/api/history/", Endpoint::History),
+            ("/badge/", Endpoint::Badge),
+        ]
+        .into_iter()
+        .find_map(|(prefix, endpoint)| path.strip_prefix(prefix).map(|site| (endpoint, site)))
+        .and_then(|(endpoint, site)| match endpoint {
+            // `/badge/{siteId}.svg`
+            Endpoint::Badge => site.strip_suffix(".svg").map(|site| (endpoint, site)),
+            _ => Some((endpoint, site)),
+        })
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Total => "GET, PUT, OPTIONS",
+            Endpoint::Online | Endpoint::Badge | Endpoint::Shields | Endpoint::History => {
+                "GET, OPTIONS"
+            }
+            Endpoint::Reset => "POST",
+        }
+    }
+
+    /// Whether `method` is one this endpoint takes.
+    fn accepts(self, method: &Method) -> bool {
+        matches!(
+            (self, method),
+            (
+                Endpoint::Total
+                    | Endpoint::Online
+                    | Endpoint::Badge
+                    | Endpoint::Shields
+                    | Endpoint::History,
+                &Method::GET | &Method::OPTIONS
+            ) | (Endpoint::Total, &Method::PUT)
+                | (Endpoint::Reset, &Method::POST)
+        )
+    }
+}
+
+/// Whether `path` belongs to the API.
+pub fn owns(path: &str) -> bool {
+    Endpoint::from_path(path).is_some()
+}
+
+/// Answers an API request. Order: method, site id, authorization, then the store. Reset and
+/// seed also plan a broadcast, so every page shows the new total.
+pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
+    let Some((endpoint, raw_site)) = Endpoint::from_path(req.uri().path()) else {
+        return Err(HttpError::NotFound);
+    };
+    if !endpoint.accepts(req.method()) {
+        return Err(HttpError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        });
+    }
+    let site = SiteId::parse(raw_site)?;
+    check_site(services.settings, &site)?;
+    let now_ms = services.clock.now_ms();
+    let now = iso8601(now_ms);
+    match (endpoint, req.method()) {
+        (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
+        (_, &Method::GET)
+            if !may_read(
+                services,
+                req.uri().path(),
+                client_of(req, services).as_ref(),
+            ) =>
+        {
+            Err(HttpError::TooMany {
+                what: "API reads",
+                retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
+            })
+        }
+        (Endpoint::Total, &Method::GET) => {
+            let found = snapshot_of(services, &site)?;
+            let total = read(
+                services,
+                &site,
+                found.as_ref(),
+                |s| s.total,
+                |t| Some(t.total),
+            )?;
+            Ok(
+                public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
+                    .into(),
+            )
+        }
+        (Endpoint::Online, _) => {
+            let page = request::query_value(req.uri().query(), PAGE_PARAM)
+                .map(|p| page::id(&site, &p))
+                .transpose()?;
+            let floor = Floor::of(services.settings, &site);
+            let found = snapshot_of(services, &site)?;
+            let online = floor.show(read_online(services, &site, found.as_ref())?);
+            let mut body =
+                json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
+            let today = found
+                .as_ref()
+                .map(|s| floor.show(snapshot::today_peak(s, now_ms)));
+            body["todayPeak"] = json!(today.map(|p| p.value));
+            if let Some(min) = floor.min() {
+                body["minCount"] = json!(min);
+                body["belowMin"] = json!(online.below_min);
+                body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
+            }
+            if let Some(page_id) = page {
+                let page =
+                    read_page(services, &site, found.as_ref(), &page_id)?.map(|n| floor.show(n));
+                body["pageOnline"] = json!(page.map(|p| p.value));
+                if floor.min().is_some() {
+                    body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
+                }
+            }
+            Ok(public(body).into())
+        }
+        (Endpoint::History, _) => {
+            let range = request::query_value(req.uri().query(), "range").unwrap_or_default();
+            let range = history::Range::parse(&range).ok_or(HttpError::InvalidParameter {
+                code: "invalid_range",
+                message: "range must be 1h, 24h or 7d".into(),
+            })?;
+            Ok(public(read_history(services, &site, range)?).into())
+        }
+        (Endpoint::Badge | Endpoint::Shields, _) => {
+            let style = badge::Style::from_query(req.uri().query())?;
+            let floor = Floor::of(services.settings, &site);
+            let found = snapshot_of(services, &site)?;
+            let message = badge::message(floor.show(read_online(services, &site, found.as_ref())?));
+            if endpoint == Endpoint::Shields {
+                return Ok(public(badge::shields(&style, &message)).into());
+            }
+            let builder = Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, badge::CONTENT_TYPE)
+                .header(header::CACHE_CONTROL, badge::CACHE_CONTROL)
+                .header("X-Content-Type-Options", "nosniff")
+                // Opened on its own, the image may run nothing and load nothing.
+                .header(
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                );
+            Ok(with_cors(finish(builder, badge::svg(&style, &message).into_bytes())).into())
+        }
+        (Endpoint::Total, _) => {
+            authorize(req, services)?;
+            let value = seed_value(req.body())?;
+            write_total(services, &site, value)?;
+            Ok(Handled {
+                response: response::json(
+                    200,
+                    &json!({"siteId": site.as_str(), "totalCount": value, "timestamp": now}),
+                ),
+                broadcast: broadcast::schedule(services, &site),
+                log_fields: String::new(),
+            })
+        }
+        (Endpoint::Reset, _) => {
+            authorize(req, services)?;
+            write_total(services, &site, 0)?;
+            Ok(Handled {
+                response: response::json(
+                    200,
+                    &json!({"siteId": site.as_str(), "message": "Total count reset successfully", "timestamp": now}),
+                ),
+                broadcast: broadcast::schedule(services, &site),
+                log_fields: String::new(),
+            })
+        }
+    }
+}
+
+fn public(value: serde_json::Value) -> Response<Vec<u8>> {
+    with_cors(response::json(200, &value))
+}
+
+fn preflight(endpoint: Endpoint) -> Response<Vec<u8>> {
+    let builder = Response::builder()
+        .status(204)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, endpoint.allow())
+        .header(header::ACCESS_CONTROL_MAX_AGE, "86400");
+    finish(builder, Vec::new())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The API's reads: a site's figures from its snapshot (read once a second per POP, no
+//! listing), from the store before any broadcast stored one, and its history.
+
+use serde_json::json;
+
+use crate::count::floor::Floor;
+use crate::count::snapshot::{self, Snapshot};
+use crate::count::{history, peak, presence, totals};
+use crate::platform::clock::iso8601;
+use crate::platform::log::Line;
+use crate::platform::Services;
+use crate::wire::error::HttpError;
+use crate::wire::site::SiteId;
+
+/// A figure of the site, from `found`, its snapshot (read once a second per POP, no listing);
+/// a site no broadcast has stored a snapshot for yet is counted from the store once.
+pub(super) fn read(
+    services: &Services,
+    site: &SiteId,
+    found: Option<&Snapshot>,
+    from_snapshot: impl Fn(&Snapshot) -> Option<u64>,
+    from_totals: impl Fn(&totals::Settled) -> Option<u64>,
+) -> Result<u64, HttpError> {
+    let unavailable = |what: String| unavailable(services, site, &what);
+    if let Some(value) = found.and_then(&from_snapshot) {
+        return Ok(value);
+    }
+    let now = services.clock.now_ms();
+    let settled =
+        totals::settle(services.kv, site, now, false).map_err(|e| unavailable(e.to_string()))?;
+    if let Some(value) = from_totals(&settled) {
+        return Ok(value);
+    }
+    presence::count(services.kv, services.config, site, now).map_err(|e| unavailable(e.to_string()))
+}
+
+/// The readers of one page (by page id): from the snapshot like [`read`]; None for a page
+/// beyond the site's busiest pages.
+pub(super) fn read_page(
+    services: &Services,
+    site: &SiteId,
+    found: Option<&Snapshot>,
+    page_id: &str,
+) -> Result<Option<u64>, HttpError> {
+    let unavailable = |what: String| unavailable(services, site, &what);
+    match found {
+        Some(last) if last.outlived(services.clock.now_ms(), services.config) => Ok(Some(0)),
+        Some(last) => Ok(last.page_count(page_id)),
+        None => {
+            let now = services.clock.now_ms();
+            let census = presence::census(services.kv, services.config, site, now)
+                .map_err(|e| unavailable(e.to_string()))?;
+            Ok(Some(census.pages.get(page_id).copied().unwrap_or(0)))
+        }
+    }
+}
+
+/// How long a POP keeps a history answer: its points are minutes.
+pub(super) const HISTORY_CACHE_MS: u64 = 60_000;
+
+/// A range of the site's history as JSON, computed once per POP, range, minute and broadcast
+/// (an answer changes only when a minute ends or a broadcast publishes).
+pub(super) fn read_history(
+    services: &Services,
+    site: &SiteId,
+    range: history::Range,
+) -> Result<serde_json::Value, HttpError> {
+    let now = services.clock.now_ms();
+    let current = snapshot::cached(services, site).ok().flatten();
+    let cache_key = format!(
+        "history/{site}/{}/{}/{}",
+        range.name(),
+        peak::minute_of(now),
+        current.as_ref().map_or(0, |s| s.slot_end_ms)
+    );
+    let mut failure = None;
+    let mut compute = || {
+        let floor = Floor::of(services.settings, site);
+        let quiet = history::Quiet::of(services.config);
+        match history::read(
+            services.kv,
+            site,
+            range,
+            now,
+            current.as_ref(),
+            floor,
+            quiet,
+        ) {
+            Ok(h) => {
+                let today = current
+                    .as_ref()
+                    .map(|s| floor.show(snapshot::today_peak(s, now)));
+                let mut body = json!({
+                    "siteId": site.as_str(),
+                    "range": range.name(),
+                    "start": iso8601(h.start_minute * 60_000),
+                    "stepSeconds": h.step_minutes * 60,
+                    "points": h.points,
+                    "peak": h.points.iter().flatten().max(),
+                    "todayPeak": today.map(|p| p.value),
+                    "timestamp": iso8601(now),
+                });
+                if let Some(min) = floor.min() {
+                    body["minCount"] = json!(min);
+                    body["belowMin"] = json!(h.below_min);
+                    body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
+                }
+                Some(body.to_string().into_bytes())
+            }
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }
+    };
+    let bytes = services
+        .cache
+        .get_or_compute(&cache_key, HISTORY_CACHE_MS, &mut compute);
+    match (bytes, failure) {
+        (Some(b), _) => {
+            serde_json::from_slice(&b).map_err(|e| unavailable(services, site, &e.to_string()))
+        }
+        (None, e) => Err(unavailable(
+            services,
+            site,
+            &e.map_or("cache".to_string(), |e| e.to_string()),
+        )),
+    }
+}
+
+/// The site's snapshot, as this POP knows it (one read for all of a request's figures).
+pub(super) fn snapshot_of(
+    services: &Services,
+    site: &SiteId,
+) -> Result<Option<Snapshot>, HttpError> {
+    snapshot::cached(services, site).map_err(|e| unavailable(services, site, &e.to_string()))
+}
+
+/// Readers online now: the snapshot's count (0 once it outlived its readers), or counted from
+/// the store before any broadcast stored one.
+pub(super) fn read_online(
+    services: &Services,
+    site: &SiteId,
+    found: Option<&Snapshot>,
+) -> Result<u64, HttpError> {
+    let now_ms = services.clock.now_ms();
+    read(
+        services,
+        site,
+        found,
+        |s| Some(s.count_at(now_ms, services.config)),
+        |_| None,
+    )
+}
+
+/// A read the store could not answer: logged, and 503 to the caller.
+pub(super) fn unavailable(services: &Services, site: &SiteId, what: &str) -> HttpError {
+    services.log.emit(&Line::Detail {
+        event: "api-read-failed",
+        site,
+        detail: what,
+    });
+    HttpError::Unavailable("the store could not be read; try again".into())
+}

@@ -1,0 +1,89 @@
+//! Static files from `static/`, compiled into the binary.
+//!
+//! Compute has no file system at run time, so the files are embedded, each with its content
+//! type. Responses carry a strong ETag: a hash of the bytes served ([`fnv1a`]).
+
+/// One embedded file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+/// Every file served, by request path.
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/static/style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../static/style.css"),
+    },
+    Asset {
+        path: "/static/history-chart.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/history-chart.js"),
+    },
+    Asset {
+        path: "/favicon.ico",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../static/favicon.svg"),
+    },
+];
+
+/// The demo page, a template: `@ORIGIN@` stands for this service's origin.
+pub const INDEX_TEMPLATE: &str = include_str!("../../static/index.html");
+
+/// The demo page for a service reached at `origin` (HTML-escaped into the embed snippets).
+pub fn index_page(origin: &str) -> String {
+    INDEX_TEMPLATE.replace("@ORIGIN@", &html_escape(origin))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The asset served at `path`, if any.
+pub fn lookup(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
+
+/// 64-bit FNV-1a: tiny, dependency-free, and good enough to tell file versions apart.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_embeds_the_escaped_origin() {
+        let page = index_page("https://a.example");
+        assert!(page.contains("https://a.example/liveuser.js?siteId=your-site"));
+        assert!(!page.contains("@ORIGIN@"));
+        let hostile = index_page("http://x\"><script>");
+        assert!(!hostile.contains("\"><script>"));
+    }
+
+    #[test]
+    fn finds_the_stylesheet_and_nothing_outside_static() {
+        assert!(lookup("/static/style.css").is_some());
+        assert!(lookup("/static/../Cargo.toml").is_none());
+        assert!(lookup("/nope").is_none());
+    }
+
+    #[test]
+    fn fnv_matches_reference_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

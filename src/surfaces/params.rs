@@ -1,0 +1,91 @@
+//! A connection's query parameters: what the upgrade of a WebSocket (or the request of an SSE
+//! stream) asks for, checked before the handoff, so a bad request is refused before Fanout, the
+//! store or a channel is involved, and again when Fanout calls back.
+
+use crate::count::{handover, page, presence};
+use crate::wire::error::HttpError;
+use crate::wire::request::{parse_bool, query_value};
+use crate::wire::site::SiteId;
+
+/// The query parameter naming the page a reader is on (see `page`).
+pub const PAGE_PARAM: &str = "page";
+
+/// The longest `clientId` accepted (the original client sends a short random string).
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// What the upgrade request's query asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectParams {
+    pub site: SiteId,
+    /// `enableTotalCount`: the page shows total visits (default false).
+    pub totals: bool,
+    /// `visit`: whether this connection starts a page view (default true, as the original
+    /// client counts every connection); the client sends `visit=0` when it reconnects.
+    pub visit: bool,
+    /// `shareTabs`: the connection is shared by a browser's tabs and wants a handover token.
+    pub share: bool,
+    /// `handover`: the presence this connection takes over from a closing tab.
+    pub handover: Option<String>,
+    /// `page`: the id of the page the reader is on, when it asked to be counted on it.
+    pub page: Option<String>,
+}
+
+/// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
+/// `visit`). Used before the handoff, so a bad request is refused before Fanout, the store or
+/// a channel is involved, and again at OPEN.
+pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
+    let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
+    let client_id_len = query_value(query, "clientId").map_or(0, |c| c.len());
+    if client_id_len > MAX_CLIENT_ID_LEN {
+        return Err(HttpError::BadRequest(format!(
+            "clientId has {client_id_len} bytes; at most {MAX_CLIENT_ID_LEN} are allowed"
+        )));
+    }
+    let handover = query_value(query, handover::HANDOVER_PARAM);
+    if handover
+        .as_deref()
+        .is_some_and(|h| !presence::is_presence_id(h))
+    {
+        return Err(HttpError::BadRequest(
+            "handover must be a token this service gave (32 hex digits)".into(),
+        ));
+    }
+    let page = query_value(query, PAGE_PARAM)
+        .map(|p| page::id(&site, &p))
+        .transpose()?;
+    Ok(ConnectParams {
+        page,
+        site,
+        totals: bool_param(query, "enableTotalCount", false)?,
+        visit: bool_param(query, "visit", true)?,
+        share: bool_param(query, handover::SHARE_PARAM, false)?,
+        handover,
+    })
+}
+
+fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, HttpError> {
+    match query_value(query, name) {
+        None => Ok(default),
+        Some(raw) => parse_bool(&raw)
+            .ok_or_else(|| HttpError::BadRequest(format!("{name} must be true, false, 1 or 0"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_params_check_site_and_client_id() {
+        assert_eq!(
+            connect_params(None).map(|p| p.site.to_string()),
+            Ok("default-site".into())
+        );
+        assert_eq!(
+            connect_params(Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
+            Ok("a".into())
+        );
+        assert!(connect_params(Some(&format!("clientId={}", "x".repeat(129)))).is_err());
+        assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
+    }
+}
