@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use liveuser_bench::report::{self, Run};
 use liveuser_bench::scenarios;
-use liveuser_testkit::stack::{project_root, wasm_path, Stack};
+use liveuser_testkit::paths::{project_root, wasm_path};
+use liveuser_testkit::stack::Stack;
 
 struct Options {
     sizes: Vec<usize>,

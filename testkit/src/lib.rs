@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod log;
 pub mod manifest;
 pub mod net;
+pub mod paths;
 pub mod process;
 pub mod proxy;
 pub mod sse;

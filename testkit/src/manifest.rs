@@ -142,7 +142,7 @@ impl std::fmt::Display for Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::project_root;
+    use crate::paths::project_root;
 
     #[test]
     fn edits_the_projects_manifest_without_depending_on_its_layout() {

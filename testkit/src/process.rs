@@ -60,12 +60,6 @@ pub fn viceroy_binary() -> PathBuf {
     }
 }
 
-/// The Fastly CLI `scripts/setup` installs into the project (the same as `scripts/env.sh`
-/// names).
-pub fn fastly_cli() -> PathBuf {
-    crate::stack::project_root().join(".tools/fastly-cli/node_modules/@fastly/cli-linux-x64/fastly")
-}
-
 /// Spawns `cmd` in its own process group, output to `log`, with `death_signal` sent to it if
 /// this test process dies first.
 pub fn spawn(cmd: &mut Command, log: &Path, death_signal: libc::c_int) -> Child {

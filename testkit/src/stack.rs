@@ -17,20 +17,11 @@ use liveuser_edge::platform::fastly_toml::{
 use crate::http::{http_request, HttpResponse};
 use crate::jwt::hs256_token;
 use crate::manifest::Manifest;
+use crate::paths::{project_root, wasm_path};
 use crate::process::{
     free_port, kill_by_rundir, random_u64, spawn, stop, viceroy_binary, wait_for_port,
     wait_for_port_closed,
 };
-
-/// The project's root folder.
-pub fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The wasm the tests run: the release build `scripts/test` makes before running them.
-pub fn wasm_path() -> PathBuf {
-    project_root().join("target/wasm32-wasip1/release/liveuser-edge.wasm")
-}
 
 /// Settings for one stack.
 #[derive(Clone, Debug)]

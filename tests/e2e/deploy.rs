@@ -13,8 +13,9 @@ use liveuser_edge::platform::fastly_toml::{
 };
 use liveuser_testkit::fastly_api::{Backend, FastlyApi};
 use liveuser_testkit::manifest::Manifest;
-use liveuser_testkit::process::{fastly_cli, random_u64};
-use liveuser_testkit::stack::project_root;
+use liveuser_testkit::paths::fastly_cli;
+use liveuser_testkit::paths::project_root;
+use liveuser_testkit::process::random_u64;
 
 const DOMAIN: &str = "liveuser-e2e.edgecompute.app";
 const API_TOKEN: &str = "stand-in-deploy-token";

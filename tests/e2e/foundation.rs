@@ -153,7 +153,7 @@ fn custom_sections(wasm: &[u8]) -> Vec<String> {
 fn the_shipped_wasm_keeps_function_names_within_a_budget() {
     // 1 MiB until the SSE fallback, history, badges and per-page counts came in (1.05 MiB).
     const BUDGET: usize = 1280 * 1024;
-    let wasm = std::fs::read(liveuser_testkit::stack::wasm_path()).expect("the built wasm");
+    let wasm = std::fs::read(liveuser_testkit::paths::wasm_path()).expect("the built wasm");
     assert!(
         wasm.len() <= BUDGET,
         "{} bytes: over 1.25 MiB, strip the names again (Cargo.toml [profile.release] strip)",

@@ -8,10 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use liveuser_testkit::fleet::{connect_many, wait_for_count, PeerOptions};
+use liveuser_testkit::paths::{fastly_cli, project_root};
 use liveuser_testkit::process::{
-    fastly_cli, spawn, stop, wait_for_port, wait_for_port_closed, SIGINT, SIGTERM,
+    spawn, stop, wait_for_port, wait_for_port_closed, SIGINT, SIGTERM,
 };
-use liveuser_testkit::stack::project_root;
 
 /// The ports `fastly compute serve` takes with the project's fastly.toml: the app, Pushpin's
 /// proxy, and Pushpin's publish port and the three after it.

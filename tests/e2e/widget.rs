@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use liveuser_testkit::browser::{Browser, PageServer};
-use liveuser_testkit::stack::{project_root, Stack, StackOptions};
+use liveuser_testkit::paths::project_root;
+use liveuser_testkit::stack::{Stack, StackOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const COUNT: &str = "var e = document.getElementById('liveuser'); return e ? e.textContent : null;";
