@@ -8,6 +8,7 @@ pub mod fastly_api;
 pub mod fleet;
 pub mod http;
 pub mod jwt;
+pub mod layout;
 pub mod log;
 pub mod manifest;
 pub mod net;
