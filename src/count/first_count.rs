@@ -18,7 +18,13 @@ pub struct Reader<'a> {
     pub took_over: bool,
 }
 
-/// What [`first_update`] says, for any reader.
+/// A reader's first count (a socket's, or a stream's), so it shows a number at once instead
+/// of waiting for the next slot's broadcast: the last broadcast's count (read from the POP's
+/// one-second snapshot cache: no listing) plus this page if that broadcast counted before the
+/// page's presence was written, and likewise the total plus this visit, and the count of its page. On a
+/// settled site that is the exact count; on a changing one, the broadcast this join claims
+/// corrects it within a slot. After a move to another page (`moved`) the reader was counted
+/// on the site already, only not on its new page.
 pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<String> {
     let (lease, site) = (reader.lease, reader.site);
     let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;

@@ -32,7 +32,7 @@ pub struct Snapshot {
     pub total: Option<u64>,
     /// The counts of the site's busiest pages (page id, count), at most `page::MAX_PAGES`.
     pub pages: Vec<(String, u64)>,
-    /// The peaks so far of the slot's minute and of its day (see `history`).
+    /// The peaks so far of the slot's minute and of its day (see `peak`).
     pub peak: Option<Peak>,
 }
 

@@ -93,13 +93,8 @@ pub(super) fn greet(services: &Services, conn: &Connection, reply: &mut Reply) {
     }
 }
 
-/// The page's first count, so it shows a number at once instead of waiting for the next
-/// slot's broadcast: the last broadcast's count (read from the POP's one-second snapshot
-/// cache: no listing) plus this page if that broadcast counted before the page's presence
-/// was written, and likewise the total plus this visit, and the count of its page. On a
-/// settled site that is the exact count; on a changing one, the broadcast this join claims
-/// corrects it within a slot. After a move to another page (`moved`) the reader was counted
-/// on the site already, only not on its new page.
+/// The connection's first count (see `count::first_count`); after a move to another page
+/// (`moved`), its new page's.
 pub(super) fn first_update(services: &Services, conn: &Connection, moved: bool) -> Option<String> {
     let reader = Reader {
         site: &conn.site,

@@ -1,4 +1,5 @@
-//! Messages on an open connection: heartbeats, bad and unknown messages, page moves, relayed visits, batches over the limit.
+//! Messages on an open connection: heartbeats, bad and unknown messages, page moves, relayed
+//! visits, batches over the limit.
 
 use super::*;
 
