@@ -77,14 +77,7 @@ pub fn check_origin(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::platform::config::settings_from as source;
 
     #[test]
     fn allowed_origins_are_normalized_lists() {

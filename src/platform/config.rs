@@ -312,16 +312,22 @@ pub fn grip_verifier(config: &Config, service_id: &str, secrets: &dyn Secrets) -
     }
 }
 
+/// Settings from `(name, value)` pairs, as a config store would hold them (tests).
+#[cfg(test)]
+pub(crate) fn settings_from(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
 
     fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        settings_from(pairs)
     }
 
     #[test]
