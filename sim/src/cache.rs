@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use liveuser_edge::platform::cache::{CacheFailed, SharedCache};
 
 use crate::clock::{RequestClock, MS};
+use crate::compute::Meter;
 
 /// One POP's cache contents: value and expiry (µs).
 #[derive(Default)]
@@ -31,9 +32,29 @@ impl CacheModel {
 pub struct PopCache<'a> {
     pub model: &'a RefCell<CacheModel>,
     pub clock: &'a RequestClock,
+    /// The execution's use of Compute's limits: a stopped execution's calls fail.
+    pub meter: &'a Meter,
 }
 
 impl PopCache<'_> {
+    /// Runs one host call, unless Compute has stopped the execution (then `stopped`).
+    fn host<T>(&self, stopped: T, call: impl FnOnce() -> T) -> T {
+        if !self.meter.host_call(self.clock.now_us()) {
+            return stopped;
+        }
+        let result = call();
+        self.meter.host_done();
+        result
+    }
+
+    fn store(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let until = self.clock.now_us() + ttl_ms * MS;
+        self.model
+            .borrow_mut()
+            .entries
+            .insert(key.to_string(), (value.to_vec(), until));
+    }
+
     fn live(&self, key: &str) -> Option<Vec<u8>> {
         let now = self.clock.now_us();
         self.model
@@ -47,23 +68,21 @@ impl PopCache<'_> {
 
 impl SharedCache for PopCache<'_> {
     fn try_claim(&self, key: &str, ttl_ms: u64) -> Result<bool, CacheFailed> {
-        if self.live(key).is_some() {
-            return Ok(false);
-        }
-        self.set(key, b"1", ttl_ms);
-        Ok(true)
+        self.host(Err(CacheFailed), || {
+            if self.live(key).is_some() {
+                return Ok(false);
+            }
+            self.store(key, b"1", ttl_ms);
+            Ok(true)
+        })
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.live(key)
+        self.host(None, || self.live(key))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
-        let until = self.clock.now_us() + ttl_ms * MS;
-        self.model
-            .borrow_mut()
-            .entries
-            .insert(key.to_string(), (value.to_vec(), until));
+        self.host((), || self.store(key, value, ttl_ms))
     }
 
     fn get_or_compute(
@@ -72,9 +91,10 @@ impl SharedCache for PopCache<'_> {
         ttl_ms: u64,
         compute: &mut dyn FnMut() -> Option<Vec<u8>>,
     ) -> Option<Vec<u8>> {
-        if let Some(v) = self.live(key) {
+        if let Some(v) = self.get(key) {
             return Some(v);
         }
+        // The computation is the service's own work (its CPU counts).
         let v = compute()?;
         self.set(key, &v, ttl_ms);
         Some(v)

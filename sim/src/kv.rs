@@ -17,6 +17,7 @@ use std::ops::Bound;
 use liveuser_edge::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 
 use crate::clock::{RequestClock, EPOCH_US, MIN};
+use crate::compute::Meter;
 use crate::params::Params;
 use crate::rng::{mix, Rng};
 
@@ -337,6 +338,8 @@ pub struct PopKv<'a> {
     pub watch_prefix: &'a str,
     /// (key, commit time) of every successful write or delete under the watched prefix.
     pub commits: &'a RefCell<Vec<(String, u64)>>,
+    /// The execution's use of Compute's limits: a stopped execution's calls fail.
+    pub meter: &'a Meter,
 }
 
 impl PopKv<'_> {
@@ -354,20 +357,72 @@ impl PopKv<'_> {
         f(&mut r.ops);
         self.request.set(r);
     }
+
+    /// Runs one host call, unless Compute has stopped the execution; the service's CPU does
+    /// not count meanwhile.
+    fn host<T>(&self, call: impl FnOnce() -> Result<T, KvError>) -> Result<T, KvError> {
+        if !self.meter.host_call(self.clock.now_us()) {
+            return Err(stopped(self.meter));
+        }
+        let result = call();
+        self.meter.host_done();
+        result
+    }
+}
+
+/// What a host call of a stopped execution gets.
+pub fn stopped(meter: &Meter) -> KvError {
+    KvError::Other(format!(
+        "execution stopped by Compute's {} limit",
+        meter.killed().map_or("", |l| l.name())
+    ))
 }
 
 impl KvStore for PopKv<'_> {
     fn lookup(&self, key: &str) -> Result<Option<Entry>, KvError> {
-        let found = self
-            .model
-            .borrow_mut()
-            .lookup(self.pop, self.clock.now_us(), key);
-        self.count(|o| o.lookups += 1);
-        self.clock.spend(self.params.kv_lookup.draw(self.rng));
-        Ok(found)
+        self.host(|| {
+            let found = self
+                .model
+                .borrow_mut()
+                .lookup(self.pop, self.clock.now_us(), key);
+            self.count(|o| o.lookups += 1);
+            self.clock.spend(self.params.kv_lookup.draw(self.rng));
+            Ok(found)
+        })
     }
 
     fn insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_secs: Option<u32>,
+        mode: WriteMode,
+    ) -> Result<(), KvError> {
+        self.host(|| self.insert_now(key, value, ttl_secs, mode))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.host(|| self.delete_now(key))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+        if !self.meter.host_call(self.clock.now_us()) {
+            let e = stopped(self.meter);
+            return keys.iter().map(|k| (k.clone(), e.clone())).collect();
+        }
+        let failed = self.delete_many_now(keys);
+        self.meter.host_done();
+        failed
+    }
+
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+        self.host(|| self.list_now(prefix, cursor, limit))
+    }
+}
+
+/// The calls themselves, once the meter let them through.
+impl PopKv<'_> {
+    fn insert_now(
         &self,
         key: &str,
         value: &[u8],
@@ -396,7 +451,7 @@ impl KvStore for PopKv<'_> {
         result
     }
 
-    fn delete(&self, key: &str) -> Result<(), KvError> {
+    fn delete_now(&self, key: &str) -> Result<(), KvError> {
         let latency = self.params.kv_delete.draw(self.rng);
         self.clock.spend(latency / 2);
         let result = self.model.borrow_mut().delete(self.clock.now_us(), key);
@@ -408,7 +463,7 @@ impl KvStore for PopKv<'_> {
         result
     }
 
-    fn delete_many(&self, keys: &[String]) -> Vec<(String, KvError)> {
+    fn delete_many_now(&self, keys: &[String]) -> Vec<(String, KvError)> {
         // Deletes in flight together: a batch costs its slowest delete.
         let mut failed = Vec::new();
         for batch in keys.chunks(liveuser_edge::platform::kv::DELETE_BATCH) {
@@ -431,7 +486,12 @@ impl KvStore for PopKv<'_> {
         failed
     }
 
-    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, KvError> {
+    fn list_now(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, KvError> {
         let page = self.model.borrow_mut().list(
             self.pop,
             self.clock.now_us(),

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod compute;
 pub mod fanout;
 pub mod kv;
 pub mod metrics;

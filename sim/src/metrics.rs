@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::clock::{EPOCH_US, HOUR, MIN, SEC};
+use crate::compute::{Usage, LIMITS};
 use crate::kv::Ops;
 
 /// What one kind of request cost, summed.
@@ -17,6 +18,16 @@ pub struct KindCost {
     pub ops: Ops,
     /// The most KV operations one request of this kind made.
     pub max_ops: u64,
+}
+
+/// The executions of one minute (a request, and the broadcast it ran): how many, how many
+/// Compute stopped, how many used more than half of a limit, and the most each figure reached.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecMinute {
+    pub executions: u64,
+    pub killed: u64,
+    pub over_half: u64,
+    pub worst: Usage,
 }
 
 /// One count broadcast.
@@ -92,6 +103,8 @@ pub struct Metrics {
     pub visits_accepted: u64,
     /// Log lines of the service, by kind (`visit-failed`, `presence-leave-failed`, …).
     pub log_lines: BTreeMap<String, u64>,
+    /// Executions per minute, measured against Compute's limits.
+    pub executions_per_minute: Vec<ExecMinute>,
 }
 
 /// A socket opening or closing, as the count sees it.
@@ -269,6 +282,18 @@ impl Metrics {
             &mut self.delivered_per_minute,
             ((t - EPOCH_US) / MIN) as usize,
         ) += messages;
+    }
+
+    /// An execution ended at `t` having used `usage`.
+    pub fn executed(&mut self, t: u64, usage: Usage) {
+        let m = slot(
+            &mut self.executions_per_minute,
+            (t.saturating_sub(EPOCH_US) / MIN) as usize,
+        );
+        m.executions += 1;
+        m.killed += u64::from(usage.killed.is_some());
+        m.over_half += u64::from(usage.worst_share(&LIMITS) > 0.5);
+        m.worst = m.worst.max(usage);
     }
 
     pub fn cost(&mut self, kind: &'static str, t: u64, ops: &Ops) {

@@ -601,4 +601,33 @@ mod tests {
         assert_eq!(Lease::from_meta("../x", "1"), None);
         assert_eq!(Lease::from_meta(&lease.id, "1,x"), None);
     }
+
+    /// How long counting a listing takes per key, natively and inside Viceroy (Wasmtime, as on
+    /// Compute): the simulator's factor for wasm is the ratio of the two
+    /// (`cargo test --release --lib census_cost -- --ignored --nocapture`, then the same with
+    /// `--target wasm32-wasip1`).
+    #[test]
+    #[ignore]
+    fn census_cost() {
+        let s = site("a");
+        let keys: Vec<String> = (0..100_000u64)
+            .map(|n| {
+                let id = new_id_from([n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n]);
+                key_on(
+                    &s,
+                    &id,
+                    100_000 + n % 90_000,
+                    (n % 3 == 0).then_some("0123456789abcdef"),
+                )
+            })
+            .collect();
+        let mut best = u128::MAX;
+        for _ in 0..7 {
+            let start = std::time::Instant::now();
+            let census = census_of(&keys, &s, 150_000, 45_000);
+            best = best.min(start.elapsed().as_nanos());
+            assert!(census.live > 0);
+        }
+        println!("census_cost: {} ns per key", best / keys.len() as u128);
+    }
 }

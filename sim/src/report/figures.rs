@@ -3,7 +3,7 @@
 
 use crate::clock::{MIN, SEC};
 use crate::kv::Ops;
-use crate::metrics::Metrics;
+use crate::metrics::{ExecMinute, Metrics};
 use crate::scenarios::Run;
 
 /// The figures of one phase of a run.
@@ -35,11 +35,26 @@ pub struct Figures {
     pub pages_per_full_count: f64,
     /// List pages the counts made.
     pub count_pages: u64,
+    /// Executions measured against Compute's limits: how many, how many it stopped, how
+    /// many used over half of a limit, and the most each figure reached.
+    pub executions: ExecMinute,
+    /// Messages delivered to sockets in the phase.
+    pub delivered: u64,
 }
 
 impl Figures {
     pub fn per_second(&self, n: u64) -> f64 {
         n as f64 / self.seconds.max(1.0)
+    }
+
+    /// Reader-hours in the phase (mean sockets open × hours).
+    pub fn reader_hours(&self) -> f64 {
+        self.mean_open * self.seconds / 3600.0
+    }
+
+    /// `n` per reader-hour.
+    pub fn per_reader_hour(&self, n: u64) -> f64 {
+        n as f64 / self.reader_hours().max(f64::MIN_POSITIVE)
     }
 
     /// The bound on list pages a second: 2 × ⌈live keys / page⌉ with 1000-key pages.
@@ -124,6 +139,19 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
         .map(|(_, n)| *n)
         .sum();
     f.delivered_per_second = f.per_second(delivered);
+    f.delivered = delivered;
+    for e in m
+        .executions_per_minute
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| in_phase(*i as u64 * MIN))
+        .map(|(_, e)| e)
+    {
+        f.executions.executions += e.executions;
+        f.executions.killed += e.killed;
+        f.executions.over_half += e.over_half;
+        f.executions.worst = f.executions.worst.max(e.worst);
+    }
     let mut settles: Vec<u64> = m
         .settles
         .iter()

@@ -113,6 +113,43 @@ fn table(md: &mut String, run: &Run) {
             "count error at count time (largest)",
             (|f| f.count_error.to_string()),
         ),
+        (
+            "Compute executions (stopped by a limit / over half of a limit)",
+            (|f| {
+                format!(
+                    "{} ({} / {})",
+                    f.executions.executions, f.executions.killed, f.executions.over_half
+                )
+            }),
+        ),
+        (
+            "one execution at most: CPU ms (as wasm) / heap MB / wall s / backend requests",
+            (|f| {
+                let w = f.executions.worst;
+                format!(
+                    "{:.1} / {:.1} / {:.1} / {}",
+                    w.cpu_ms,
+                    w.heap_bytes as f64 / 1e6,
+                    w.wall_us as f64 / 1e6,
+                    w.backend_requests
+                )
+            }),
+        ),
+        (
+            "per reader-hour: KV writes, deletes, lists / KV lookups / executions / messages",
+            (|f| {
+                if f.reader_hours() == 0.0 {
+                    return "–".into();
+                }
+                format!(
+                    "{:.0} / {:.0} / {:.0} / {:.0}",
+                    f.per_reader_hour(f.kv.inserts + f.kv.deletes + f.kv.list_pages),
+                    f.per_reader_hour(f.kv.lookups),
+                    f.per_reader_hour(f.executions.executions),
+                    f.per_reader_hour(f.delivered)
+                )
+            }),
+        ),
     ];
     for (label, cell) in rows {
         let _ = write!(md, "| {label} |");

@@ -35,6 +35,30 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
             .map(|s| s.max_per_connection)
             .max()
             .unwrap_or(0);
+        let mut executions = crate::metrics::ExecMinute::default();
+        for r in &presence_runs {
+            for e in &r.world.metrics.borrow().executions_per_minute {
+                executions.executions += e.executions;
+                executions.killed += e.killed;
+                executions.over_half += e.over_half;
+                executions.worst = executions.worst.max(e.worst);
+            }
+        }
+        let w = executions.worst;
+        v.push(Verdict {
+            requirement: "no execution over half of any Compute limit (CPU 25 ms as wasm, heap 64 MB, wall 60 s, 16 backend requests); none stopped".into(),
+            measured: format!(
+                "{} executions: {} stopped, {} over half; at most {:.1} ms CPU, {:.1} MB heap, {:.1} s wall, {} backend requests",
+                executions.executions,
+                executions.killed,
+                executions.over_half,
+                w.cpu_ms,
+                w.heap_bytes as f64 / 1e6,
+                w.wall_us as f64 / 1e6,
+                w.backend_requests
+            ),
+            holds: executions.killed == 0 && executions.over_half == 0,
+        });
         v.push(Verdict {
             requirement: "keys alive per connection ≤ 2, at every minute of every scenario".into(),
             measured: format!("at most {most_keys}"),

@@ -15,6 +15,7 @@ use super::queue::Ev;
 use super::World;
 use crate::cache::PopCache;
 use crate::clock::{RequestClock, EPOCH_US, MS};
+use crate::compute::Meter;
 use crate::kv::{PopKv, RequestOps};
 use crate::metrics::{Broadcast, Metrics};
 use crate::rng::Rng;
@@ -44,11 +45,13 @@ impl IdSource for SimIds<'_> {
 }
 
 impl World {
-    /// Runs `f` with the services of `pop` on a request clock starting at `t`.
+    /// Runs `f` with the services of `pop` on a request clock starting at `t`, as one step of
+    /// the execution `meter` follows.
     pub(super) fn with_services<R>(
         &self,
         pop: usize,
         t: u64,
+        meter: &Meter,
         f: impl FnOnce(&Services, &RequestClock) -> R,
     ) -> (R, RequestOps, u64) {
         let clock = RequestClock::new(t, self.pops[pop].skew_us);
@@ -62,6 +65,7 @@ impl World {
             request: &ops,
             watch_prefix: "",
             commits: &self.commits,
+            meter,
         };
         let watch = presence::site_prefix(&self.site);
         let kv = PopKv {
@@ -72,11 +76,13 @@ impl World {
         let cache = PopCache {
             model: &self.pops[pop].cache,
             clock: &clock,
+            meter,
         };
         let publisher = SimPublisher {
             world: self,
             clock: &clock,
             ops: &ops,
+            meter,
         };
         let ids = SimIds(&self.rng);
         let log = SimLog(&self.metrics);
@@ -92,7 +98,9 @@ impl World {
             settings: &self.settings as &dyn ConfigSource,
             log: &log,
         };
+        meter.begin_step();
         let result = f(&services, &clock);
+        meter.end_step(clock.now_us());
         (result, ops.get(), clock.now_us())
     }
 }
@@ -117,10 +125,27 @@ struct SimPublisher<'a> {
     world: &'a World,
     clock: &'a RequestClock,
     ops: &'a Cell<RequestOps>,
+    meter: &'a Meter,
 }
 
 impl Publisher for SimPublisher<'_> {
     fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError> {
+        // A publish is a backend request (Compute allows so many per execution).
+        if !self.meter.backend_request(self.clock.now_us())
+            || !self.meter.host_call(self.clock.now_us())
+        {
+            return Err(PublishError::Unreachable(
+                "execution stopped by Compute's limits".into(),
+            ));
+        }
+        let result = self.deliver(items);
+        self.meter.host_done();
+        result
+    }
+}
+
+impl SimPublisher<'_> {
+    fn deliver(&self, items: &[PublishItem]) -> Result<(), PublishError> {
         let w = self.world;
         let latency = w.params.publish.draw(&w.rng);
         self.clock.spend(latency / 2);

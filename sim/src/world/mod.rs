@@ -37,6 +37,7 @@ use liveuser_edge::wire::site::SiteId;
 
 use crate::cache::CacheModel;
 use crate::clock::{EPOCH_US, MIN, MS, SEC};
+use crate::compute::Meter;
 use crate::fanout::FanoutModel;
 use crate::kv::KvModel;
 use crate::metrics::Metrics;
@@ -123,6 +124,9 @@ pub struct World {
     frozen: Cell<bool>,
     /// Presence writes and deletes of the request running now, with their commit times.
     commits: RefCell<Vec<(String, u64)>>,
+    /// Executions waiting for their broadcast to wake, by number, and the next number.
+    waiting: RefCell<HashMap<u64, Meter>>,
+    next_execution: Cell<u64>,
 }
 
 impl World {
@@ -166,6 +170,8 @@ impl World {
             running_slot: Cell::new(0),
             frozen: Cell::new(false),
             commits: RefCell::new(Vec::new()),
+            waiting: RefCell::new(HashMap::new()),
+            next_execution: Cell::new(0),
         };
         world.schedule(EPOCH_US + SEC, Ev::Second);
         world.schedule(EPOCH_US + MIN, Ev::Minute);

@@ -9,7 +9,9 @@ pub(super) enum Ev {
     Join(usize, u32),
     Heartbeat(usize, u32),
     Leave(usize, u32),
-    Broadcast(usize, Plan),
+    /// A won broadcast wakes to count, as a step of its execution (the world holds that
+    /// execution's meter under this number meanwhile).
+    Broadcast(usize, Plan, u64),
     Deliver {
         pop: usize,
         channel: String,

@@ -66,7 +66,7 @@ impl World {
                 }
             }
             Ev::Leave(c, g) => self.leave(c, g, t),
-            Ev::Broadcast(pop, plan) => self.broadcast(pop, &plan, t),
+            Ev::Broadcast(pop, plan, execution) => self.broadcast(pop, &plan, t, execution),
             Ev::Deliver {
                 pop,
                 channel,

@@ -10,9 +10,21 @@ use liveuser_edge::{surfaces::router, surfaces::Handled};
 use super::queue::Ev;
 use super::World;
 use crate::clock::EPOCH_US;
+use crate::compute::{ComputeLimits, Meter, LIMITS};
 use crate::kv::RequestOps;
 
 impl World {
+    /// A new execution arriving at `t`, under Compute's limits.
+    fn meter(&self, t: u64) -> Meter {
+        Meter::new(LIMITS, self.params.wasm_cpu_factor, t)
+    }
+
+    /// An execution ended at `t`: what it used goes into the metrics.
+    fn executed(&self, meter: &Meter, t: u64) {
+        meter.check(t);
+        self.metrics.borrow_mut().executed(t, meter.usage());
+    }
+
     /// Sends one WebSocket-over-HTTP request for client `c`'s socket; returns the reply and
     /// the request's end time.
     pub(super) fn call(
@@ -41,13 +53,24 @@ impl World {
                 .expect("a valid request");
             (client.pop, req)
         };
-        let (handled, ops, end) =
-            self.with_services(pop, t, |services, _| router::handle(&req, services));
+        let meter = self.meter(t);
+        let (mut handled, ops, end) =
+            self.with_services(pop, t, &meter, |services, _| router::handle(&req, services));
         if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
             socket.busy_until_us = end;
         }
-        if let Some(plan) = handled.broadcast.clone() {
-            self.claim_broadcast(pop, plan, end);
+        if meter.killed().is_some() {
+            // Compute answers a stopped execution with an error: Fanout drops the socket.
+            handled = Handled::from(
+                http::Response::builder()
+                    .status(503)
+                    .body(Vec::new())
+                    .expect("a response"),
+            );
+        }
+        match handled.broadcast.clone() {
+            Some(plan) => self.claim_broadcast(pop, plan, end, meter),
+            None => self.executed(&meter, t),
         }
         Some((handled, end, ops))
     }
@@ -55,25 +78,38 @@ impl World {
     /// What `main` does once a request's reply is sent: claims the broadcast across POPs at
     /// once, then (if it won) finishes it when the plan wakes. The two halves run as separate
     /// events so the count sees every change made while it waited.
-    fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64) {
-        let (won, ops, end) =
-            self.with_services(pop, at, |services, _| broadcast::claim(services, &plan));
+    fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64, meter: Meter) {
+        let (won, ops, end) = self.with_services(pop, at, &meter, |services, _| {
+            broadcast::claim(services, &plan)
+        });
         self.metrics
             .borrow_mut()
             .cost("broadcast claim", at, &ops.ops);
         if won == Ok(true) {
             let wake = plan.wake_at_ms(&self.config) as i64 * 1000 - self.pops[pop].skew_us;
-            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan));
+            let id = self.next_execution.get();
+            self.next_execution.set(id + 1);
+            self.waiting.borrow_mut().insert(id, meter);
+            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan, id));
+        } else {
+            self.executed(&meter, end);
         }
     }
 
-    pub(super) fn broadcast(&self, pop: usize, plan: &Plan, t: u64) {
+    pub(super) fn broadcast(&self, pop: usize, plan: &Plan, t: u64, execution: u64) {
+        // The execution the plan belongs to (gone with its POP, if that died meanwhile).
+        let Some(meter) = self.waiting.borrow_mut().remove(&execution) else {
+            return;
+        };
+        let meter = &meter;
         if !self.pops[pop].alive.get() {
             return;
         }
         self.running_slot.set(plan.slot_end_ms);
-        let (_, ops, _) =
-            self.with_services(pop, t, |services, _| broadcast::finish(services, plan));
+        let (_, ops, end) = self.with_services(pop, t, meter, |services, _| {
+            broadcast::finish(services, plan)
+        });
+        self.executed(meter, end);
         let mut m = self.metrics.borrow_mut();
         m.cost("broadcast", t, &ops.ops);
         m.counts.push(crate::metrics::Count {
@@ -85,7 +121,9 @@ impl World {
 
     /// The site's total visits as the store holds them, read at POP 0 through the service.
     pub fn stored_total(&self) -> Option<u64> {
-        let (total, _, _) = self.with_services(0, self.now.get(), |services, _| {
+        // The report's own read, not a request anyone makes: no limits apply.
+        let meter = Meter::new(ComputeLimits::unlimited(), 1.0, self.now.get());
+        let (total, _, _) = self.with_services(0, self.now.get(), &meter, |services, _| {
             liveuser_edge::count::totals::settle(
                 services.kv,
                 &self.site,
