@@ -2,7 +2,10 @@
 //!
 //! - a write or delete commits at once at the primary store (conditional writes are decided
 //!   there, so insert-only and generation-match writes are exact across POPs), but each POP
-//!   sees it only after a lag of its own, up to `kv_lag_max_ms`;
+//!   sees it only after a lag of its own: up to `kv_lag_max_ms` in listings, up to
+//!   `kv_lookup_lag_max_ms` (seconds) in lookups, which read the POP's eventual copy;
+//! - the store answers 429 to any call beyond `kv_store_ops_per_s` in one second;
+//! - a list page takes longer the farther the POP is from the primary store;
 //! - an expired key is not found by lookups, but stays listed for `kv_expired_listed_ms`;
 //! - a key takes one write per `kv_key_write_interval_ms`; a faster write gets 429;
 //! - list pages hold at most the limit asked for (the default when none is), capped;
@@ -75,6 +78,10 @@ pub struct KvModel {
     next_generation: u64,
     lag_seed: u64,
     lag_max_us: u64,
+    lookup_lag_max_us: u64,
+    ops_per_s: u64,
+    /// (second, operations in it) of the store as a whole.
+    this_second: (u64, u64),
     expired_listed_us: u64,
     key_write_interval_us: u64,
     default_page: usize,
@@ -90,6 +97,9 @@ impl KvModel {
             next_generation: 1,
             lag_seed: mix(params.seed ^ 0x6b76_6c61_6773),
             lag_max_us: params.kv_lag_max_ms * 1000,
+            lookup_lag_max_us: params.kv_lookup_lag_max_ms * 1000,
+            ops_per_s: params.kv_store_ops_per_s,
+            this_second: (0, 0),
             expired_listed_us: params.kv_expired_listed_ms * 1000,
             key_write_interval_us: params.kv_key_write_interval_ms * 1000,
             default_page: params.kv_default_page,
@@ -107,19 +117,39 @@ impl KvModel {
     }
 
     /// How long version `generation` takes to reach `pop`: different for every write and POP,
-    /// mostly short, at most `lag_max_us`.
-    fn lag_us(&self, pop: usize, generation: u64) -> u64 {
+    /// mostly short, at most `max_us`.
+    fn lag_us(&self, pop: usize, generation: u64, max_us: u64) -> u64 {
         let h = mix(self.lag_seed ^ generation.wrapping_mul(0x9E37_79B9) ^ (pop as u64) << 48);
         let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-        (self.lag_max_us as f64 * u * u * u) as u64
+        (max_us as f64 * u * u * u) as u64
     }
 
-    /// The version `pop` sees at `t`, if any.
+    /// The version `pop` sees at `t` in a listing, if any.
     fn seen<'h>(&self, h: &'h History, pop: usize, t: u64) -> Option<&'h Version> {
+        self.seen_with(h, pop, t, self.lag_max_us)
+    }
+
+    fn seen_with<'h>(
+        &self,
+        h: &'h History,
+        pop: usize,
+        t: u64,
+        max_us: u64,
+    ) -> Option<&'h Version> {
         h.versions
             .iter()
             .rev()
-            .find(|v| v.committed_us + self.lag_us(pop, v.generation) <= t)
+            .find(|v| v.committed_us + self.lag_us(pop, v.generation, max_us) <= t)
+    }
+
+    /// Counts one call against the store-wide rate: false when it is over (429).
+    pub fn admit(&mut self, t: u64) -> bool {
+        let second = t / 1_000_000;
+        if self.this_second.0 != second {
+            self.this_second = (second, 0);
+        }
+        self.this_second.1 += 1;
+        self.this_second.1 <= self.ops_per_s
     }
 
     /// Whether the primary store holds a live value for the key at `t`.
@@ -132,7 +162,7 @@ impl KvModel {
     pub fn lookup(&mut self, pop: usize, t: u64, key: &str) -> Option<Entry> {
         self.tally(t, |o| o.lookups += 1);
         let h = self.keys.get(key)?;
-        let v = self.seen(h, pop, t)?;
+        let v = self.seen_with(h, pop, t, self.lookup_lag_max_us)?;
         if v.deleted || v.expires_us.is_some_and(|e| e <= t) {
             return None;
         }
@@ -214,7 +244,7 @@ impl KvModel {
     }
 
     fn commit(&mut self, key: &str, version: Version, t: u64) {
-        let lag_max = self.lag_max_us;
+        let lag_max = self.lag_max_us.max(self.lookup_lag_max_us);
         let h = self.keys.entry(key.to_string()).or_default();
         h.last_write_us = Some(t);
         h.versions.push(version);
@@ -275,7 +305,8 @@ impl KvModel {
     /// Forgets what no POP can see any more: deletes every POP has seen, and expired keys
     /// past the time they may still be listed.
     pub fn collect_garbage(&mut self, t: u64) {
-        let (lag_max, listed) = (self.lag_max_us, self.expired_listed_us);
+        let lag_max = self.lag_max_us.max(self.lookup_lag_max_us);
+        let listed = self.expired_listed_us;
         self.keys.retain(|_, h| match h.versions.last() {
             Some(v) if v.deleted => v.committed_us + lag_max > t,
             Some(v) => v.expires_us.is_none_or(|e| e + listed > t),
@@ -340,6 +371,8 @@ pub struct PopKv<'a> {
     pub commits: &'a RefCell<Vec<(String, u64)>>,
     /// The execution's use of Compute's limits: a stopped execution's calls fail.
     pub meter: &'a Meter,
+    /// How far the POP is from the primary store, from 0 (next to it) to 1 (farthest).
+    pub distance: f64,
 }
 
 impl PopKv<'_> {
@@ -364,7 +397,14 @@ impl PopKv<'_> {
         if !self.meter.host_call(self.clock.now_us()) {
             return Err(stopped(self.meter));
         }
-        let result = call();
+        let result = if self.model.borrow_mut().admit(self.clock.now_us()) {
+            call()
+        } else {
+            // Refused by the store as a whole: a round trip, nothing done.
+            self.clock.spend(self.params.kv_lookup.draw(self.rng));
+            self.count(|o| o.rate_limited += 1);
+            Err(KvError::TooManyRequests)
+        };
         self.meter.host_done();
         result
     }
@@ -474,6 +514,10 @@ impl PopKv<'_> {
             let start = self.clock.now_us();
             for (key, latency) in batch.iter().zip(&latencies) {
                 let at = start + latency / 2;
+                if !self.model.borrow_mut().admit(at) {
+                    failed.push((key.clone(), KvError::TooManyRequests));
+                    continue;
+                }
                 match self.model.borrow_mut().delete(at, key) {
                     Ok(()) => self.committed(key, at),
                     Err(e) => failed.push((key.clone(), e)),
@@ -505,7 +549,9 @@ impl PopKv<'_> {
         r.first_list_us.get_or_insert(self.clock.now_us());
         r.last_list_us = Some(self.clock.now_us());
         self.request.set(r);
-        self.clock.spend(self.params.kv_list_page.draw(self.rng));
+        let far = (self.distance * self.params.kv_list_far_ms as f64 * 1000.0) as u64;
+        self.clock
+            .spend(self.params.kv_list_page.draw(self.rng) + far);
         Ok(page)
     }
 }

@@ -16,8 +16,14 @@ pub struct Params {
     pub kv_delete: Latency,
     /// Latency of one list page.
     pub kv_list_page: Latency,
-    /// The longest time a write or delete takes to become visible in another POP.
+    /// The longest time a write or delete takes to become visible to another POP's listing.
     pub kv_lag_max_ms: u64,
+    /// The longest time a lookup in another POP may still return the value before a change.
+    pub kv_lookup_lag_max_ms: u64,
+    /// How much longer a list page takes from the POP farthest from the primary store.
+    pub kv_list_far_ms: u64,
+    /// Store-wide operations a second above which calls are answered 429.
+    pub kv_store_ops_per_s: u64,
     /// How long an expired key can still be listed.
     pub kv_expired_listed_ms: u64,
     /// The shortest time between two accepted writes to one key (faster writes get 429).
@@ -59,6 +65,9 @@ impl Default for Params {
             kv_delete: Latency::ms(15.0, 150.0),
             kv_list_page: Latency::ms(10.0, 60.0),
             kv_lag_max_ms: 300,
+            kv_lookup_lag_max_ms: 3_000,
+            kv_list_far_ms: 250,
+            kv_store_ops_per_s: 100_000,
             kv_expired_listed_ms: 24 * 3_600_000,
             kv_key_write_interval_ms: 1000,
             kv_default_page: 100,
@@ -162,10 +171,40 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "kv-lag-ms",
         unit: "ms",
-        reason: "Fastly: a changed value may read stale for up to ~300 ms. Applied to lookups and lists alike (pessimistic for lists). Each write's lag differs per POP.",
+        reason: "Fastly: a changed value may read stale for up to ~300 ms. Applied to lists (pessimistic: lists read the primary store); lookups have their own, longer lag. Each write's lag differs per POP.",
         get: |p| p.kv_lag_max_ms.to_string(),
         set: |p, v| {
             p.kv_lag_max_ms = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "kv-lookup-lag-ms",
+        unit: "ms",
+        reason: "Lookups read the POP's eventually consistent copy: Fastly's SDK says such a copy can be a few seconds old (its docs: typically under 300 ms). Lists read the primary store and keep kv-lag-ms.",
+        get: |p| p.kv_lookup_lag_max_ms.to_string(),
+        set: |p, v| {
+            p.kv_lookup_lag_max_ms = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "kv-list-far-ms",
+        unit: "ms per page",
+        reason: "A list page is a round trip to the primary store: tens of ms from a POP near it, a few hundred from the far side of the world. Each POP gets a distance in [0, 1] from the seed; its pages take this much longer at distance 1.",
+        get: |p| p.kv_list_far_ms.to_string(),
+        set: |p, v| {
+            p.kv_list_far_ms = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "kv-store-ops-per-s",
+        unit: "operations/s",
+        reason: "Fastly publishes no store-wide rate; a store is a shared service and some rate must answer 429. Assumed: 100,000 operations a second for one store, all POPs together.",
+        get: |p| p.kv_store_ops_per_s.to_string(),
+        set: |p, v| {
+            p.kv_store_ops_per_s = num(v)?;
             Ok(())
         },
     },

@@ -66,6 +66,7 @@ impl World {
             watch_prefix: "",
             commits: &self.commits,
             meter,
+            distance: self.pops[pop].distance,
         };
         let watch = presence::site_prefix(&self.site);
         let kv = PopKv {

@@ -71,6 +71,8 @@ pub struct Pop {
     pub cache: RefCell<CacheModel>,
     /// Share of new readers that land here.
     pub weight: f64,
+    /// How far it is from the KV store's primary, from 0 (next to it) to 1 (farthest).
+    pub distance: f64,
 }
 
 struct Socket {
@@ -140,6 +142,7 @@ impl World {
                 skew_us: ((rng.unit() * 2.0 - 1.0) * params.clock_skew_ms as f64 * 1000.0) as i64,
                 cache: RefCell::new(CacheModel::default()),
                 weight,
+                distance: rng.unit(),
             })
             .collect();
         let issuer = "pushpin";
