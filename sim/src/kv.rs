@@ -570,10 +570,29 @@ mod tests {
         let mut kv = model();
         kv.insert(0, "k", b"v", None, WriteMode::Overwrite)
             .expect("insert");
-        let lag = Params::default().kv_lag_max_ms * MS;
+        let p = Params::default();
+        let (list_lag, lookup_lag) = (p.kv_lag_max_ms * MS, p.kv_lookup_lag_max_ms * MS);
         let seen_at_once = (0..50).filter(|&p| kv.lookup(p, 0, "k").is_some()).count();
         assert!(seen_at_once < 50, "some POPs lag");
-        assert!((0..50).all(|p| kv.lookup(p, lag, "k").is_some()));
+        let listed = |kv: &mut KvModel, pop, t| !kv.list(pop, t, "k", None, None).keys.is_empty();
+        assert!((0..50).all(|p| listed(&mut kv, p, list_lag)));
+        // Lookups read a POP's eventual copy: some are still stale when every listing is not.
+        let stale = (0..50)
+            .filter(|&p| kv.lookup(p, list_lag, "k").is_none())
+            .count();
+        assert!(stale > 0, "lookups lag longer than listings");
+        assert!((0..50).all(|p| kv.lookup(p, lookup_lag, "k").is_some()));
+    }
+
+    #[test]
+    fn the_store_refuses_calls_beyond_its_rate_in_any_second() {
+        let mut kv = KvModel::new(&Params {
+            kv_store_ops_per_s: 3,
+            ..Params::default()
+        });
+        let admitted = (0..5).filter(|i| kv.admit(SEC + i * 1000)).count();
+        assert_eq!(admitted, 3);
+        assert!(kv.admit(2 * SEC), "a new second starts afresh");
     }
 
     #[test]
