@@ -11,7 +11,7 @@
 //!   floor, per-client limits, the site registry.
 //! - [`platform`]: the seams over Compute's host services (KV, cache, clock, ids, publisher,
 //!   secrets, settings, log) and, for wasm32 only, their host implementations
-//!   ([`platform::host`]), so everything above is unit-tested natively with fakes.
+//!   (`platform::host`), so everything above is unit-tested natively with fakes.
 //! - [`wire`]: the formats spoken with Fanout, the browser and the publish API: pure data and
 //!   codecs, no I/O.
 //!

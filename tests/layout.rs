@@ -15,28 +15,56 @@ const MAX_LINES: usize = 700;
 /// The service's layers, lowest first: a layer may use itself and those before it.
 const LAYERS: [&str; 4] = ["wire", "platform", "count", "surfaces"];
 
-/// Every crate root of the workspace, tests included.
+/// The workspace's members: the service at the root, and the crates beside it.
+const MEMBERS: [&str; 5] = [".", "sim", "bench", "reliability", "testkit"];
+
+/// Every crate root of the workspace: each member's library and binary, and its test targets
+/// (`tests/*.rs`, `tests/*/main.rs`).
 fn crate_roots() -> Vec<PathBuf> {
     let root = project_root();
-    [
-        "src/lib.rs",
-        "src/main.rs",
-        "sim/src/lib.rs",
-        "sim/src/main.rs",
-        "bench/src/lib.rs",
-        "bench/src/main.rs",
-        "reliability/src/lib.rs",
-        "reliability/src/main.rs",
-        "testkit/src/lib.rs",
-        "tests/e2e/main.rs",
-        "tests/layout.rs",
-        "sim/tests/smoke.rs",
-        "bench/tests/smoke.rs",
-        "reliability/tests/smoke.rs",
-    ]
-    .iter()
-    .map(|p| root.join(p))
-    .collect()
+    let mut roots = Vec::new();
+    for member in MEMBERS {
+        let dir = root.join(member);
+        for file in ["src/lib.rs", "src/main.rs"] {
+            if dir.join(file).exists() {
+                roots.push(dir.join(file));
+            }
+        }
+        for entry in fs::read_dir(dir.join("tests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                roots.push(path);
+            } else if path.join("main.rs").exists() {
+                roots.push(path.join("main.rs"));
+            }
+        }
+    }
+    roots
+}
+
+/// Every Rust source file of the workspace's members (their `src/` and `tests/`).
+fn source_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for member in MEMBERS {
+        for dir in ["src", "tests"] {
+            walk(&project_root().join(member).join(dir), &mut out);
+        }
+    }
+    out
 }
 
 fn cycles_of(graph: &Graph) -> Vec<String> {
@@ -45,6 +73,24 @@ fn cycles_of(graph: &Graph) -> Vec<String> {
         .iter()
         .map(|group| format!("{{{}}}: {}", group.join(", "), graph.explain(group)))
         .collect()
+}
+
+#[test]
+fn every_source_file_is_read_as_part_of_a_crate() {
+    let read: Vec<PathBuf> = crate_roots()
+        .iter()
+        .flat_map(|root| read_crate(root).files.into_values())
+        .map(|p| p.canonicalize().expect("a file read exists"))
+        .collect();
+    let unread: Vec<PathBuf> = source_files()
+        .into_iter()
+        .map(|p| p.canonicalize().expect("a source file exists"))
+        .filter(|p| !read.contains(p))
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "files the layout checker does not reach (a `#[path]` module, or one no crate declares): {unread:?}"
+    );
 }
 
 #[test]
@@ -88,8 +134,9 @@ fn the_service_reads_as_four_layers_and_its_imports_go_down_them() {
             continue;
         };
         for target in used {
-            if layer_of(target).is_some_and(|to| to > from) {
-                upward.push(format!("{module} uses {target}"));
+            // The crate root (lib.rs) only declares the layers: nothing reaches up through it.
+            if target.is_empty() || layer_of(target).is_some_and(|to| to > from) {
+                upward.push(format!("{module} uses {target:?}"));
             }
         }
     }
@@ -224,6 +271,76 @@ fn the_checker_reads_relative_paths_to_child_modules_and_reexports() {
         ("w/c.rs", "pub fn f(_: super::T) {}\n"),
     ]);
     assert_eq!(back.cycles().len(), 1);
+}
+
+#[test]
+fn the_checker_follows_names_a_use_binds_globs_and_calls_into_children() {
+    // `use crate::b;` then `b::y::g()`: the path goes through the binding to b::y.
+    let bound = graph_of(&[
+        ("lib.rs", "pub mod a;\npub mod b;\n"),
+        (
+            "a/mod.rs",
+            "pub mod x;\nuse crate::b;\nfn f() { b::y::g(); }\n",
+        ),
+        ("a/x.rs", "pub fn h() {}\n"),
+        ("b/mod.rs", "pub mod y;\n"),
+        (
+            "b/y.rs",
+            "use crate::a::x as ax;\npub fn g() { ax::h(); }\n",
+        ),
+    ]);
+    assert_eq!(uses(&bound, "a"), ["b", "b::y"]);
+    assert_eq!(uses(&bound, "b::y"), ["a::x"]);
+    // A parent calling a child without a `use`, the child naming the parent's type.
+    let child = graph_of(&[
+        ("lib.rs", "mod w;\n"),
+        ("w/mod.rs", "mod c;\npub struct T;\nfn f() { c::g(T) }\n"),
+        ("w/c.rs", "pub fn g(_: super::T) {}\n"),
+    ]);
+    assert_eq!(child.cycles().len(), 1);
+    // `use super::*;` brings the siblings into scope: x ↔ y through them is a cycle.
+    let glob = graph_of(&[
+        ("lib.rs", "mod p;\n"),
+        ("p/mod.rs", "mod x;\nmod y;\n"),
+        (
+            "p/x.rs",
+            "use super::*;\nfn f() { y::g() }\npub fn h() {}\n",
+        ),
+        ("p/y.rs", "pub fn g() { super::x::h() }\n"),
+    ]);
+    assert_eq!(uses(&glob, "p::x"), ["p", "p::y"]);
+    assert_eq!(glob.cycles().len(), 1);
+    // `extern crate self as me;` names the crate root.
+    let me = graph_of(&[
+        ("lib.rs", "extern crate self as me;\nmod a;\nmod b;\n"),
+        ("a.rs", "extern crate self as me;\nfn f() { me::b::g() }\n"),
+        ("b.rs", "pub fn g() {}\n"),
+    ]);
+    assert_eq!(uses(&me, "a"), ["b"]);
+}
+
+#[test]
+fn the_checker_reads_byte_strings_visibility_and_modules_declared_inline() {
+    let graph = graph_of(&[
+        ("lib.rs", "pub mod a;\npub mod b;\n"),
+        (
+            "a.rs",
+            "const B: &[u8] = br#\"\\\"#;\npub(in crate::b) struct X;\nmod inner { pub mod deep; }\n",
+        ),
+        ("a/inner/deep.rs", "pub fn f() { crate::b::g() }\n"),
+        ("b.rs", "pub fn g() {}\n"),
+    ]);
+    assert!(
+        graph.files.contains_key("a::inner::deep"),
+        "{:?}",
+        graph.files.keys()
+    );
+    assert!(
+        uses(&graph, "a").is_empty(),
+        "`pub(in …)` uses nothing: {:?}",
+        uses(&graph, "a")
+    );
+    assert_eq!(uses(&graph, "a::inner::deep"), ["b"]);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! other person is there. The stored figures stay exact (nobody outside reads them); every
 //! message, API answer, badge and history point passes through [`Floor::show`].
 
-use crate::count::sites;
+use crate::count::registry;
 use crate::platform::config::ConfigSource;
 pub use crate::wire::protocol::Shown;
 use crate::wire::site::SiteId;
@@ -16,7 +16,7 @@ pub struct Floor(Option<u64>);
 impl Floor {
     /// The floor the site's configuration sets, if any.
     pub fn of(settings: &dyn ConfigSource, site: &SiteId) -> Floor {
-        Floor(sites::min_count(settings, site))
+        Floor(registry::min_count(settings, site))
     }
 
     /// A floor of `min` (tests and the simulator).
@@ -65,5 +65,15 @@ mod tests {
         assert_eq!(floor.show(5), Shown::exact(5));
         assert_eq!(floor.show(900), Shown::exact(900));
         assert_eq!(Floor::default().show(1), Shown::exact(1));
+    }
+
+    #[test]
+    fn pages_are_told_the_floor_and_that_the_count_is_below_it() {
+        let message = crate::wire::protocol::update(Floor::at(5).show(2), None);
+        let v: serde_json::Value = serde_json::from_str(&message).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "update", "count": 5, "belowMin": true})
+        );
     }
 }

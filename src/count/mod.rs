@@ -6,7 +6,7 @@
 //! per-minute history ([`history`]), total visits ([`totals`]) and the admission of one visit
 //! ([`visits`]), a reader's first count ([`first_count`]), per-page counts ([`page`]), the
 //! privacy floor ([`floor`]), per-client limits ([`limits`]), the site registry and its
-//! per-site settings ([`sites`]), tabs sharing one connection ([`handover`]) and crawlers left
+//! per-site settings ([`registry`]), tabs sharing one connection ([`handover`]) and crawlers left
 //! uncounted ([`automated`]).
 //!
 //! May use: [`crate::platform`] (through [`crate::platform::Services`]) and [`crate::wire`].
@@ -22,7 +22,7 @@ pub mod limits;
 pub mod page;
 pub mod peak;
 pub mod presence;
-pub mod sites;
+pub mod registry;
 pub mod snapshot;
 pub mod totals;
 pub mod visits;

@@ -8,7 +8,7 @@
 //! Reads may be ~300 ms stale (KV lookups are eventually consistent); the POP cache keeps a
 //! read for a second.
 
-use crate::count::peak::{minute_of, Peak, DAY_MINUTES};
+use crate::count::peak::{Last, Peak};
 use crate::platform::cache::SharedCache;
 use crate::platform::config::Config;
 use crate::platform::kv::{KvError, KvStore, WriteMode};
@@ -237,43 +237,13 @@ fn left_key(site: &SiteId) -> String {
     format!("left/{site}")
 }
 
-/// The peaks once `count` is counted in `minute`, after the `last` snapshot. A count held
-/// since the last broadcast was there at the start of this minute too.
-pub fn next_peak(last: Option<&Snapshot>, minute: u64, count: u64) -> Peak {
-    let Some(last) = last else {
-        return Peak {
-            minute,
-            minute_peak: count,
-            day_peak: count,
-        };
-    };
-    let held = last.count.max(count);
-    match last.peak {
-        Some(p) if p.minute == minute => Peak {
-            minute,
-            minute_peak: p.minute_peak.max(count),
-            day_peak: p.day_peak.max(count),
-        },
-        Some(p) if p.minute / DAY_MINUTES == minute / DAY_MINUTES && p.minute < minute => Peak {
-            minute,
-            minute_peak: held,
-            day_peak: p.day_peak.max(held),
-        },
-        _ => Peak {
-            minute,
-            minute_peak: held,
-            day_peak: held,
-        },
-    }
-}
-
-/// Today's peak as `snapshot` knows it at `now_ms`: its day's peak if it is from today, else
-/// the count it published (held since).
-pub fn today_peak(snapshot: &Snapshot, now_ms: u64) -> u64 {
-    let today = minute_of(now_ms) / DAY_MINUTES;
-    match snapshot.peak {
-        Some(p) if p.minute / DAY_MINUTES == today => p.day_peak.max(snapshot.count),
-        _ => snapshot.count,
+impl Snapshot {
+    /// What this snapshot published, as the peaks that follow it need it.
+    pub fn last(&self) -> Last {
+        Last {
+            count: self.count,
+            peak: self.peak,
+        }
     }
 }
 
@@ -387,26 +357,5 @@ mod tests {
             cached(&services, &SiteId::parse("new").expect("site")),
             Ok(None)
         );
-    }
-
-    #[test]
-    fn peaks_run_through_the_minute_and_the_day_and_start_again() {
-        let day = 20_000 * DAY_MINUTES;
-        let first = next_peak(None, day + 10, 4);
-        assert_eq!((first.minute_peak, first.day_peak), (4, 4));
-        let s = Snapshot::at_minute(day + 10, 4, Some((4, 4)));
-        // Same minute: the higher count is kept.
-        assert_eq!(next_peak(Some(&s), day + 10, 9).minute_peak, 9);
-        assert_eq!(next_peak(Some(&s), day + 10, 2).minute_peak, 4);
-        // A later minute starts from the count held into it.
-        let later = next_peak(Some(&s), day + 12, 1);
-        assert_eq!((later.minute_peak, later.day_peak), (4, 4));
-        let s = Snapshot::at_minute(day + 12, 1, Some((7, 12)));
-        assert_eq!(next_peak(Some(&s), day + 13, 0).day_peak, 12);
-        // A new day starts the day's peak again.
-        let tomorrow = next_peak(Some(&s), day + DAY_MINUTES + 1, 3);
-        assert_eq!((tomorrow.minute_peak, tomorrow.day_peak), (3, 3));
-        assert_eq!(today_peak(&s, (day + 20) * 60_000), 12);
-        assert_eq!(today_peak(&s, (day + DAY_MINUTES) * 60_000), 1);
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Owns: the KV store ([`kv`]), the per-POP cache ([`cache`]), time ([`clock`]), randomness
 //! ([`ids`]), publishing to Fanout ([`publisher`]), secrets ([`secrets`]), the settings read
-//! from the config store ([`config`]), the log lines and where they go ([`log`]), the names
+//! from the config store ([`config`]), the log lines and where they go ([`log`]: the words of
+//! every kind of line, from a request's cost to a refused visit, so that the log is one format
+//! below everything that writes to it), the names
 //! `fastly.toml` declares ([`fastly_toml`]), the bundle a request is handed ([`Services`]),
 //! and, compiled for wasm32 only, the host implementations of every seam ([`host`]). Fakes of
 //! the seams for unit tests live in `testing`.

@@ -12,7 +12,6 @@ use crate::wire::request::header;
 /// Headers this service puts on a WebSocket it hands to Fanout (after dropping any a client
 /// sent), which Fanout passes on with the OPEN: the client's key and its socket ticket.
 pub const CLIENT_HEADER: &str = "LiveUser-Client";
-
 pub const TICKET_HEADER: &str = "LiveUser-Ticket";
 
 /// Set by this service's handoff on the upgrade of a crawler or automated browser: its OPEN

@@ -5,7 +5,7 @@
 use http::{Request, Response};
 
 use crate::count::limits::{self, ClientKey, SocketAdmission};
-use crate::count::{automated, broadcast, sites};
+use crate::count::{automated, broadcast, registry};
 use crate::platform::kv::{CountingKv, KvCounts};
 use crate::platform::log::{Line, Log, RequestCost};
 use crate::platform::publisher::CountingPublisher;
@@ -51,8 +51,8 @@ pub struct UpgradeRequest<'a> {
 pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
     let checked = params::connect_params(query).and_then(|params| {
-        sites::check_site(services.settings, &params.site)?;
-        sites::check_origin(services.settings, &params.site, origin)?;
+        registry::check_site(services.settings, &params.site)?;
+        registry::check_origin(services.settings, &params.site, origin)?;
         Ok(params.site)
     });
     let site = match checked {

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::count::first_count::{self, Reader};
 use crate::count::limits::{self, ClientKey};
 use crate::count::presence::{self, Lease};
-use crate::count::{broadcast, page, sites, snapshot, visits};
+use crate::count::{broadcast, page, registry, snapshot, visits};
 use crate::platform::fastly_toml;
 use crate::platform::log::Line;
 use crate::platform::Services;
@@ -217,8 +217,8 @@ fn join(
     let key = required_session_key(services)?;
     let params = params::connect_params(req.uri().query())?;
     let site = params.site.clone();
-    sites::check_site(services.settings, &site)?;
-    sites::check_origin(services.settings, &site, header_value(req, "origin"))?;
+    registry::check_site(services.settings, &site)?;
+    registry::check_origin(services.settings, &site, header_value(req, "origin"))?;
     let uncounted = header_value(req, handoff::UNCOUNTED_HEADER) == Some("1");
     // A tab taking over a closing tab's presence (tabs that fell back to a stream together).
     let took_over = params.handover.is_some();
@@ -344,7 +344,7 @@ fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Htt
         client,
     } = checked(req, services)?;
     let site = session.site.clone();
-    sites::check_site(services.settings, &site)?;
+    registry::check_site(services.settings, &site)?;
     let counted = !session.lease.expiries_ms.is_empty();
     if counted {
         if let (Some(ticket), Some(client)) = (session.ticket, &client) {

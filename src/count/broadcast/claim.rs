@@ -68,7 +68,7 @@ fn claim_key(services: &Services, key: &str) -> Result<bool, BroadcastError> {
     }
 }
 
-/// The first half of [`run`]: claims the plan across every POP; false when another POP has
+/// The first half of [`run`](super::run): claims the plan across every POP; false when another POP has
 /// it. Done right away, so its write overlaps the wait for the slot's end.
 pub fn claim(services: &Services, plan: &Plan) -> Result<bool, BroadcastError> {
     let site = &plan.site;

@@ -19,14 +19,15 @@
 //! has expired (production would list them for up to a day), and publishes only if the count
 //! or total differs from the site's snapshot. No heartbeat lists anything.
 //!
-//! Every broadcast also stores the site's [`snapshot`], from which any POP answers counts with
-//! a lookup, and folds finished seconds of visits into the site's total (once a second).
+//! Every broadcast also stores the site's [`snapshot`](crate::count::snapshot), from which
+//! any POP answers counts with a lookup, and folds finished seconds of visits into the site's
+//! total (once a second).
 //!
-//! Files: [`plan`] (what a broadcast is), [`claim`] (who broadcasts), [`count`] (counting and
+//! Files: `plan` (what a broadcast is), `claim` (who broadcasts), `finish` (counting and
 //! publishing a won slot); this file runs a plan and writes its log line.
 
 mod claim;
-mod count;
+mod finish;
 mod plan;
 
 use crate::platform::kv::KvCounts;
@@ -34,7 +35,7 @@ use crate::platform::log::{BroadcastResult, Line, Log, Published};
 use crate::platform::Services;
 
 pub use claim::{claim, schedule, sweep_due};
-pub use count::finish;
+pub use finish::finish;
 pub use plan::{BroadcastError, Counted, Outcome, Plan, Reason, CLOCK_MARGIN_MS};
 
 /// Runs a plan this POP won: claims it across POPs, waits for the slot to end and the store

@@ -2,7 +2,7 @@
 //! snapshots, history and what is published.
 
 use super::*;
-use crate::count::broadcast::count::busiest_pages;
+use crate::count::broadcast::finish::busiest_pages;
 use crate::count::presence::new_id_from;
 use crate::count::snapshot::{self, Snapshot};
 use crate::count::{page, peak, presence};

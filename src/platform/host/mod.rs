@@ -15,7 +15,6 @@ use crate::platform::config::{self, Config};
 use crate::platform::fastly_toml;
 use crate::platform::ids::OsRandom;
 use crate::platform::log::{Line, Log};
-
 use crate::platform::secrets::Secrets;
 use crate::platform::Services;
 use crate::wire::error::HttpError;

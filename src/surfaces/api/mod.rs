@@ -7,7 +7,7 @@
 //! - `GET /badge/{siteId}.svg` → an SVG badge ("online | 42"); `GET /api/shields/{siteId}` →
 //!   the same in shields.io's endpoint-badge JSON (see `badge`)
 //! - `GET /api/history/{siteId}?range=1h|24h|7d` → the peaks of each minute (each 10 minutes
-//!   for 7d) and today's peak (see `history`)
+//!   for 7d) and today's peak (see `history` and `peak`)
 //! - `POST /api/reset/{siteId}` → `{"siteId","message","timestamp"}` (admin token)
 //! - `PUT /api/total/{siteId}` with `{"totalCount":N}` → seeds a total (admin token)
 //!
@@ -20,8 +20,8 @@ use http::{header, Method, Request, Response};
 use serde_json::json;
 
 use crate::count::floor::Floor;
-use crate::count::sites::check_site;
-use crate::count::{broadcast, history, limits, page, snapshot};
+use crate::count::registry::check_site;
+use crate::count::{broadcast, history, limits, page, peak};
 use crate::platform::clock::iso8601;
 use crate::platform::Services;
 use crate::surfaces::access::{client_of, may_read, with_cors};
@@ -151,7 +151,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
             let today = found
                 .as_ref()
-                .map(|s| floor.show(snapshot::today_peak(s, now_ms)));
+                .map(|s| floor.show(peak::today_peak(s.last(), now_ms)));
             body["todayPeak"] = json!(today.map(|p| p.value));
             if let Some(min) = floor.min() {
                 body["minCount"] = json!(min);

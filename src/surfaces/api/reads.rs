@@ -89,7 +89,7 @@ pub(super) fn read_history(
             Ok(h) => {
                 let today = current
                     .as_ref()
-                    .map(|s| floor.show(snapshot::today_peak(s, now)));
+                    .map(|s| floor.show(peak::today_peak(s.last(), now)));
                 let mut body = json!({
                     "siteId": site.as_str(),
                     "range": range.name(),

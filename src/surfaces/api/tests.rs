@@ -1,7 +1,7 @@
 //! The stats API's tests, over the fake host services.
 
 use super::*;
-use crate::count::snapshot::Snapshot;
+use crate::count::snapshot::{self, Snapshot};
 use crate::count::{peak, presence, totals};
 use crate::platform::ids::IdSource;
 use crate::platform::testing::TestServices;

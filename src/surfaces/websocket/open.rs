@@ -3,7 +3,7 @@
 
 use crate::count::first_count::{first_count, Reader};
 use crate::count::presence::{self, Lease};
-use crate::count::sites::{check_origin, check_site};
+use crate::count::registry::{check_origin, check_site};
 use crate::count::{page, visits};
 use crate::platform::log::Line;
 use crate::platform::Services;

@@ -16,7 +16,7 @@ use crate::wire::site::SiteId;
 /// The most expired keys one broadcast deletes (the rest wait for the next sweep).
 const MAX_SWEEP_DELETES: usize = 1000;
 
-/// The second half of [`run`], at or after [`Plan::wake_at_ms`]: counts, publishes, stores the
+/// The second half of [`run`](super::run), at or after [`Plan::wake_at_ms`]: counts, publishes, stores the
 /// snapshot, deletes what the count found expired.
 pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastError> {
     let site = &plan.site;
@@ -35,7 +35,11 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         count: census.live,
         total,
         pages: busiest_pages(&census.pages),
-        peak: Some(snapshot::next_peak(last.as_ref(), minute, census.live)),
+        peak: Some(peak::next_peak(
+            last.as_ref().map(Snapshot::last),
+            minute,
+            census.live,
+        )),
     };
     let needed = needs_publish(plan, &current, last.as_ref(), census.newest_join_ms, now);
     let publish = if needed {
@@ -44,7 +48,7 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         // later broadcast's peaks (from another POP). Read it now, the pages told already.
         if plan.reason == Reason::Change {
             if let Ok(Some(stored)) = snapshot::read(services.kv, services.config, site) {
-                let stored_peak = snapshot::next_peak(Some(&stored), minute, census.live);
+                let stored_peak = peak::next_peak(Some(stored.last()), minute, census.live);
                 current.peak = current.peak.map(|p| peak::merge(p, stored_peak));
                 if last
                     .as_ref()
