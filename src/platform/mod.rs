@@ -8,7 +8,7 @@
 //! every kind of line, from a request's cost to a refused visit, so that the log is one format
 //! below everything that writes to it), the names
 //! `fastly.toml` declares ([`fastly_toml`]), the bundle a request is handed ([`Services`]),
-//! and, compiled for wasm32 only, the host implementations of every seam ([`host`]). Fakes of
+//! and, compiled for wasm32 only, the host implementations of every seam (`host`). Fakes of
 //! the seams for unit tests live in `testing`.
 //!
 //! May use: [`crate::wire`] (a log line names a site or an error; the host publisher sends the

@@ -4,14 +4,14 @@
 //!
 //! - `GET /sse?siteId=…` (the socket's parameters): the browser's request is handed to Fanout
 //!   as an upgrade is (same checks, same per-client limits); Fanout asks this service back,
-//!   signed, and [`open`] joins the reader (one KV write), counts its visit, and answers with
+//!   signed, and `open` joins the reader (one KV write), counts its visit, and answers with
 //!   the hold, a `session` event and the first count. Publishes reach the stream as
 //!   `data: <the same JSON>` events.
-//! - `POST /sse/heartbeat` with `{"session":…}` (as text, so no CORS preflight): [`heartbeat`]
+//! - `POST /sse/heartbeat` with `{"session":…}` (as text, so no CORS preflight): `heartbeat`
 //!   refreshes the presence as a socket's heartbeat does (at most one KV write), and answers
 //!   the next session.
 //! - `POST /sse/leave` with `{"session":…}` (the client's `sendBeacon` on `pagehide`):
-//!   [`leave`] removes the presence at once.
+//!   `leave` removes the presence at once.
 //!
 //! The session is what a socket keeps in Fanout's connection meta: the site, the random
 //! presence id and its key expiries, the page id, the totals flag and the socket ticket,

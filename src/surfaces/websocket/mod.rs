@@ -10,7 +10,7 @@
 //! nothing a client sends can move its connection to another site.
 //!
 //! The connection's life is split by what happens to it: [`connection`] (its state, read from
-//! and written back to meta), [`open`], [`messages`] and [`close`]; this file takes one request
+//! and written back to meta), `open`, `messages` and `close`; this file takes one request
 //! through them.
 
 mod close;
