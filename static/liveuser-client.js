@@ -160,6 +160,10 @@
       log("ignoring a message that is not JSON");
       return;
     }
+    if (message.type === "update" && isOlder(message.slot)) {
+      log("ignoring a count older than the one shown");
+      return;
+    }
     if (message.type === "update" && typeof message.count === "number") {
       last.count = message.count;
       last.belowMin = message.belowMin === true;
@@ -180,6 +184,20 @@
       announce();
       tellTabs(null);
     }
+  }
+
+  // Each broadcast names the slot it counted for, and broadcasts from different places can
+  // arrive out of order: a count from an earlier slot than the one shown is stale. (Counts of
+  // one slot on the site's and the page's channels are both taken.)
+  function isOlder(slot) {
+    if (typeof slot !== "number") {
+      return false;
+    }
+    if (typeof last.slot === "number" && slot < last.slot) {
+      return true;
+    }
+    last.slot = slot;
+    return false;
   }
 
   function send(message) {

@@ -17,8 +17,12 @@ fn main() {
     let mut plot: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            usage();
+            return;
+        }
         let Some(name) = arg.strip_prefix("--") else {
-            fail(&format!("unexpected argument {arg:?}"));
+            fail(&format!("unexpected argument {arg:?} (see --help)"));
         };
         let value = args
             .next()
@@ -31,16 +35,7 @@ fn main() {
         }
     }
     if chosen.is_empty() {
-        chosen = [
-            "steady-1pop",
-            "steady-50pops",
-            "flash-crowd",
-            "pop-death",
-            "churn",
-            "visits",
-        ]
-        .map(String::from)
-        .to_vec();
+        chosen = SCENARIOS.map(String::from).to_vec();
     }
     let config = Config::default();
     let started_all = Instant::now();
@@ -104,6 +99,32 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
             .map(|r| scenarios::visits(params, config, *r))
             .collect(),
         other => fail(&format!("unknown scenario {other:?}")),
+    }
+}
+
+/// The scenarios, in the order a full run makes them.
+const SCENARIOS: [&str; 6] = [
+    "steady-1pop",
+    "steady-50pops",
+    "flash-crowd",
+    "pop-death",
+    "churn",
+    "visits",
+];
+
+fn usage() {
+    println!(
+        "liveuser-sim [--scenario NAME]... [--out FILE.md] [--plot FILE.svg] [--FLAG VALUE]..."
+    );
+    println!("scenarios (all by default): {}", SCENARIOS.join(", "));
+    println!("model flags (defaults, and why, are in SIMULATION.md):");
+    for (name, value, unit, _) in Params::default().table() {
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({unit})")
+        };
+        println!("  --{name} {value}{unit}");
     }
 }
 

@@ -105,6 +105,11 @@ pub struct Metrics {
     pub log_lines: BTreeMap<String, u64>,
     /// Executions per minute, measured against Compute's limits.
     pub executions_per_minute: Vec<ExecMinute>,
+    /// Count messages that reached pages after one counted for a later slot: the widget keeps
+    /// the later, so none is shown.
+    pub arrived_out_of_order: u64,
+    /// Count messages that named no slot (a page could not tell whether they are stale).
+    pub unslotted: u64,
 }
 
 /// A socket opening or closing, as the count sees it.

@@ -105,7 +105,11 @@ fn latency(raw: &str) -> Result<Latency, String> {
     let (base, spread) = raw
         .split_once(',')
         .ok_or_else(|| format!("{raw:?}: give base,spread in ms"))?;
-    Ok(Latency::ms(num(base)?, num(spread)?))
+    let (base, spread): (f64, f64) = (num(base)?, num(spread)?);
+    if !(base >= 0.0 && spread >= 0.0 && base.is_finite() && spread.is_finite()) {
+        return Err(format!("{raw:?}: latencies are 0 ms or more"));
+    }
+    Ok(Latency::ms(base, spread))
 }
 
 fn show(l: &Latency) -> String {
@@ -361,13 +365,46 @@ pub const FLAGS: &[Flag] = &[
 ];
 
 impl Params {
-    /// Sets `--name value`.
+    /// Sets `--name value`; a value out of the flag's range is refused, naming the range.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let flag = FLAGS
             .iter()
             .find(|f| f.name == name)
             .ok_or_else(|| format!("unknown flag --{name}"))?;
-        (flag.set)(self, value).map_err(|e| format!("--{name}: {e}"))
+        let mut changed = self.clone();
+        (flag.set)(&mut changed, value).map_err(|e| format!("--{name}: {e}"))?;
+        changed
+            .check()
+            .map_err(|e| format!("--{name} {value}: {e}"))?;
+        *self = changed;
+        Ok(())
+    }
+
+    /// Whether every value is one the model can run with.
+    fn check(&self) -> Result<(), String> {
+        let positive = |v: f64, what: &str| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{what} must be a number above 0"))
+            }
+        };
+        let share = |v: f64, what: &str| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{what} must be a share from 0 to 1"))
+            }
+        };
+        positive(self.scale, "the scale")?;
+        positive(self.hours, "the hours")?;
+        positive(self.wasm_cpu_factor, "the wasm CPU factor")?;
+        share(self.vanish_fraction, "the vanish fraction")?;
+        share(self.disconnect_fraction, "the disconnect fraction")?;
+        if self.kv_default_page == 0 || self.kv_max_page == 0 || self.kv_store_ops_per_s == 0 {
+            return Err("pages and the store's rate must be above 0".into());
+        }
+        Ok(())
     }
 
     /// (flag, value, unit, reason) for every flag.
@@ -393,5 +430,19 @@ mod tests {
         assert_eq!(p, defaults);
         assert!(p.set("nope", "1").is_err());
         assert!(p.set("kv-write-ms", "x").is_err());
+        for (flag, bad) in [
+            ("scale", "-1"),
+            ("scale", "0"),
+            ("hours", "NaN"),
+            ("vanish-fraction", "1.5"),
+            ("wasm-cpu-factor", "-2"),
+            ("kv-store-ops-per-s", "0"),
+            ("kv-lag-ms", "-5"),
+            ("kv-write-ms", "-5,1"),
+        ] {
+            let e = p.set(flag, bad).expect_err(flag);
+            assert!(e.contains(flag), "{e}");
+        }
+        assert_eq!(p, defaults, "a refused value changes nothing");
     }
 }

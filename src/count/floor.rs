@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn pages_are_told_the_floor_and_that_the_count_is_below_it() {
-        let message = crate::wire::protocol::update(Floor::at(5).show(2), None);
+        let message = crate::wire::protocol::update(Floor::at(5).show(2), None, None);
         let v: serde_json::Value = serde_json::from_str(&message).expect("json");
         assert_eq!(
             v,

@@ -1,9 +1,9 @@
 //! Who is online: one KV key per live connection and heartbeat, with the expiry in its name.
 //!
 //! Key: `site/<site>/p/<presence id>/<expiry ms>`, or `…/<expiry ms>/<page id>` for a reader
-//! counted on one page of the site too (see `page`), written with a KV TTL to match (under the
-//! site's listing prefix, which visits share: one listing reads both). The page is in the same
-//! key, so a page reader's heartbeat is still one write.
+//! counted on one page of the site too (see `page`), written with a KV TTL to match. Visits
+//! live under `site/<site>/v/`, beside, never inside, this prefix: a count lists presence keys
+//! only. The page is in the same key, so a page reader's heartbeat is still one write.
 //!
 //! Why the expiry is in the name: production KV may keep (and list) an expired key for up to a
 //! day, so the count must not depend on expired keys vanishing. Counting lists the site's keys

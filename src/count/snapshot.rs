@@ -191,8 +191,9 @@ pub fn read(kv: &dyn KvStore, config: &Config, site: &SiteId) -> Result<Option<S
     Ok(newest)
 }
 
-/// The snapshot as this POP knows it: read at most once a second for all requests.
-/// `Ok(None)`: the site has none yet.
+/// The snapshot as this POP knows it: read at most once a second for all requests, and never
+/// older than one this POP has seen before (a lookup may return a copy seconds old: a page, the
+/// API or a sweep must not go back to an older count). `Ok(None)`: the site has none yet.
 pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, KvError> {
     let mut failure = None;
     let mut compute = || match read(services.kv, services.config, site) {
@@ -205,17 +206,63 @@ pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, Kv
     let bytes = services
         .cache
         .get_or_compute(&cache_key(site), CACHE_MS, &mut compute);
-    match (bytes, failure) {
-        (Some(b), _) => Ok(Snapshot::decode(&b)),
-        (None, Some(e)) => Err(e),
-        (None, None) => Ok(None),
-    }
+    let read = match (bytes, failure) {
+        (Some(b), _) => Snapshot::decode(&b),
+        (None, Some(e)) => return Err(e),
+        (None, None) => None,
+    };
+    let newest = newest_seen(services.cache, site);
+    Ok(match (read, newest) {
+        (Some(r), Some(n)) if n.slot_end_ms >= r.slot_end_ms => Some(n),
+        (Some(r), _) => {
+            note_newest(services.cache, site, &r);
+            Some(r)
+        }
+        (None, n) => n,
+    })
 }
 
 /// Makes `snapshot` what this POP answers for the next second (after publishing, or after a
-/// reset changed the total).
+/// reset changed the total), unless the POP has seen a newer one already (a slower broadcast
+/// finishing after a faster one of a later slot).
 pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
+    if newest_seen(cache, site).is_some_and(|n| n.slot_end_ms > snapshot.slot_end_ms) {
+        return;
+    }
     cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
+    note_newest(cache, site, snapshot);
+}
+
+/// `read`, or the newest snapshot this POP has seen if that is newer.
+pub fn newer_of_seen(
+    cache: &dyn SharedCache,
+    site: &SiteId,
+    read: Option<Snapshot>,
+) -> Option<Snapshot> {
+    match (read, newest_seen(cache, site)) {
+        (Some(r), Some(n)) if n.slot_end_ms > r.slot_end_ms => Some(n),
+        (None, n) => n,
+        (r, _) => r,
+    }
+}
+
+/// How long a POP keeps the newest snapshot it has seen: as long as a snapshot can count.
+const NEWEST_MS: u64 = REFRESH_MS;
+
+fn newest_key(site: &SiteId) -> String {
+    format!("snapshot-newest/{site}")
+}
+
+fn newest_seen(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
+    cache
+        .get(&newest_key(site))
+        .and_then(|b| Snapshot::decode(&b))
+}
+
+fn note_newest(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
+    if newest_seen(cache, site).is_none_or(|n| snapshot.slot_end_ms >= n.slot_end_ms) {
+        cache.set(&newest_key(site), snapshot.encode().as_bytes(), NEWEST_MS);
+    }
 }
 
 /// How long this POP remembers that a reader left (longer than any broadcast takes).
@@ -356,6 +403,35 @@ mod tests {
         assert_eq!(
             cached(&services, &SiteId::parse("new").expect("site")),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_pop_never_goes_back_to_an_older_snapshot() {
+        let t = TestServices::new();
+        t.set_time(10_000);
+        let s = site();
+        remember(&t.cache, &s, &snap(2000, 7, None));
+        // A slower broadcast of an earlier slot finishing later changes nothing.
+        remember(&t.cache, &s, &snap(1500, 9, None));
+        let now = |t: &TestServices| cached(&t.services(), &s).expect("read").map(|x| x.count);
+        assert_eq!(now(&t), Some(7));
+        // The second's copy lapses and the POP's lookup returns an older copy (KV lookups
+        // may be seconds stale): the POP keeps answering the newest it has seen.
+        write(&t.kv, &t.config, &s, &snap(1500, 9, None)).expect("write");
+        t.set_time(12_000);
+        assert_eq!(now(&t), Some(7));
+        // A newer one read from the store is taken.
+        write(&t.kv, &t.config, &s, &snap(2500, 4, None)).expect("write");
+        t.set_time(14_000);
+        assert_eq!(now(&t), Some(4));
+        // A reset of the total (same slot) is remembered.
+        remember(&t.cache, &s, &snap(2500, 4, Some(0)));
+        assert_eq!(
+            cached(&t.services(), &s)
+                .expect("read")
+                .and_then(|x| x.total),
+            Some(0)
         );
     }
 }

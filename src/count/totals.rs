@@ -2,8 +2,8 @@
 //!
 //! The KV store has no increment, and one key takes only about one write a second, so no key
 //! is written per visit twice. A visit is one insert-only write of a key of its own,
-//! `site/<site>/v/<ms>/<random>` (under the site's listing prefix, which presence shares:
-//! a broadcast reads both with one listing): visits never contend, whatever their rate.
+//! `site/<site>/v/<ms>/<random>` (beside the presence keys `site/<site>/p/…`, listed on their
+//! own): visits never contend, whatever their rate.
 //!
 //! Broadcasts (at most one a second per site across every POP does this) *fold* the visit keys
 //! of the past into the site's tally `total/<site>/tally`, whose value is

@@ -154,6 +154,10 @@ struct ServerMessage {
     below_min: bool,
     #[serde(rename = "pageBelowMin", skip_serializing_if = "is_false")]
     page_below_min: bool,
+    /// The end of the broadcast slot the count was taken for: counts from different POPs can
+    /// arrive out of order, and a page keeps the newest it has shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -167,9 +171,10 @@ impl ServerMessage {
     }
 }
 
-/// `{"type":"update","count":N}`, with `totalCount` when given, and `"belowMin":true` when
-/// the count is below the site's privacy floor.
-pub fn update(count: Shown, total: Option<u64>) -> String {
+/// `{"type":"update","count":N}`, with `totalCount` when given, `"belowMin":true` when the
+/// count is below the site's privacy floor, and the `slot` it was counted for (the original
+/// client ignores the field).
+pub fn update(count: Shown, total: Option<u64>, slot: Option<u64>) -> String {
     ServerMessage {
         kind: "update",
         count: Some(count.value),
@@ -178,13 +183,19 @@ pub fn update(count: Shown, total: Option<u64>) -> String {
         page_count: None,
         below_min: count.below_min,
         page_below_min: false,
+        slot,
     }
     .to_json()
 }
 
 /// `{"type":"update","count":N[,"totalCount":M],"pageCount":P}`: an update for a reader of a
 /// page; `pageCount` is null for a page without a count (beyond the site's busiest pages).
-pub fn page_update(count: Shown, total: Option<u64>, page_count: Option<Shown>) -> String {
+pub fn page_update(
+    count: Shown,
+    total: Option<u64>,
+    page_count: Option<Shown>,
+    slot: Option<u64>,
+) -> String {
     ServerMessage {
         kind: "update",
         count: Some(count.value),
@@ -193,6 +204,7 @@ pub fn page_update(count: Shown, total: Option<u64>, page_count: Option<Shown>) 
         page_count: Some(page_count.map(|p| p.value)),
         below_min: count.below_min,
         page_below_min: page_count.is_some_and(|p| p.below_min),
+        slot,
     }
     .to_json()
 }
@@ -207,6 +219,7 @@ pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
         page_count: None,
         below_min: false,
         page_below_min: false,
+        slot: None,
     }
     .to_json()
 }
@@ -250,12 +263,16 @@ mod tests {
             parse(r#"{"type":"page","page":["/docs"]}"#),
             Err(ProtocolError::BadField { field: "page", .. })
         ));
-        let v: Value =
-            serde_json::from_str(&page_update(Shown::exact(3), None, Some(Shown::exact(2))))
-                .expect("json");
+        let v: Value = serde_json::from_str(&page_update(
+            Shown::exact(3),
+            None,
+            Some(Shown::exact(2)),
+            None,
+        ))
+        .expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3, "pageCount": 2}));
         let v: Value =
-            serde_json::from_str(&page_update(Shown::exact(3), Some(9), None)).expect("json");
+            serde_json::from_str(&page_update(Shown::exact(3), Some(9), None, None)).expect("json");
         assert_eq!(
             v,
             json!({"type": "update", "count": 3, "totalCount": 9, "pageCount": null})
@@ -305,27 +322,32 @@ mod tests {
     #[test]
     fn server_messages_put_type_first_like_the_original() {
         assert_eq!(
-            update(Shown::exact(3), Some(10)),
+            update(Shown::exact(3), Some(10), None),
             r#"{"type":"update","count":3,"totalCount":10}"#
+        );
+        assert_eq!(
+            update(Shown::exact(3), None, Some(1500)),
+            r#"{"type":"update","count":3,"slot":1500}"#
         );
         assert_eq!(heartbeat(5, None), r#"{"type":"heartbeat","timestamp":5}"#);
     }
 
     #[test]
     fn server_messages_match_the_original_shapes() {
-        let v: Value = serde_json::from_str(&update(Shown::exact(3), None)).expect("json");
+        let v: Value = serde_json::from_str(&update(Shown::exact(3), None, None)).expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3}));
-        let v: Value = serde_json::from_str(&update(Shown::exact(3), Some(10))).expect("json");
+        let v: Value =
+            serde_json::from_str(&update(Shown::exact(3), Some(10), None)).expect("json");
         assert_eq!(v, json!({"type": "update", "count": 3, "totalCount": 10}));
         // Below a privacy floor of 5 (see `count::floor`).
         let below = Shown {
             value: 5,
             below_min: true,
         };
-        let v: Value = serde_json::from_str(&update(below, None)).expect("json");
+        let v: Value = serde_json::from_str(&update(below, None, None)).expect("json");
         assert_eq!(v, json!({"type": "update", "count": 5, "belowMin": true}));
-        let v: Value =
-            serde_json::from_str(&page_update(Shown::exact(9), None, Some(below))).expect("json");
+        let v: Value = serde_json::from_str(&page_update(Shown::exact(9), None, Some(below), None))
+            .expect("json");
         assert_eq!(
             v,
             json!({"type": "update", "count": 9, "pageCount": 5, "pageBelowMin": true})

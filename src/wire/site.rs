@@ -83,8 +83,8 @@ impl SiteId {
         &self.0
     }
 
-    /// Where every KV key that is listed for this site starts. Presence and visits live under
-    /// this one prefix, so a broadcast reads both with one listing of full pages.
+    /// Where every KV key that is listed for this site starts: its presence (`p/`) and its
+    /// visits not folded yet (`v/`), each listed under its own prefix.
     pub fn listing_prefix(&self) -> String {
         format!("site/{}/", self.0)
     }

@@ -69,18 +69,22 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
 const DESIGN: &str = "
 ## The design these figures are for
 
-- **Presence keys are bounded.** A connection writes `presence/<site>/<id>/<expiry>` at OPEN and
-  on each heartbeat, and each refresh deletes the keys older than the one it replaces: at most
-  two keys alive (the newest, and the previous one for one more interval, because another POP
-  may see the delete of an old key before the write of its successor). A close deletes the
-  lease's keys (waiting out the key's one-write-a-second limit if it closes right after a
-  refresh). Keys of connections that vanished without an event are deleted by the sweep that
-  finds them expired, so listings never carry a day of expired keys.
+- **Presence keys are bounded.** A connection writes `site/<site>/p/<id>/<expiry>[/<page id>]`
+  at OPEN and on each heartbeat, and each refresh deletes the keys older than the one it
+  replaces: at most two keys alive (the newest, and the previous one for one more interval,
+  because another POP may see the delete of an old key before the write of its successor). A
+  close deletes the lease's keys (waiting out the key's one-write-a-second limit if it closes
+  right after a refresh). Keys of connections that vanished without an event are deleted by the
+  sweep that finds them expired, so listings never carry a day of expired keys. Visits live
+  beside them (`site/<site>/v/…`) and are listed apart: a count lists presence keys only.
 - **One broadcast per slot, across every POP.** A change claims its 500 ms slot first in the
   POP's cache (one request per POP goes on), then with an insert-only KV write of the slot's
   key: exactly one POP in the world wins, waits for the slot's end plus the KV settle time,
   counts with full 1,000-key pages, and publishes. Trade-off: a slot with changes in P POPs
   costs up to P insert-only writes (one wins) instead of P listings and P publishes.
+- **Counts in order.** Every count message names the slot it was counted for; a page keeps the
+  newest it has shown, so a slower broadcast of an earlier slot, from another POP, arriving
+  late is dropped. A POP never answers an older snapshot than one it has seen.
 - **Sweeps instead of per-heartbeat counts.** Heartbeats (and Fanout's keep-alive calls) claim a
   sweep at most once per sweep interval per site, the same two-step way. The sweep counts,
   deletes orphaned keys, and publishes only if the count or total differs from the site's
@@ -94,18 +98,28 @@ const DESIGN: &str = "
 ";
 
 const LIMITS: &str = "
-What the model leaves out, so the figures are read for what they are:
+## What production could still do differently from this model
 
-- A request runs to completion at the virtual time it arrives; its own clock moves by each
+- **Compute's limits** are enforced per execution (see `sim/src/compute.rs`): CPU time of the
+  service's own code, scaled by a measured wasm factor; heap by a counting allocator; wall time
+  on the virtual clock; publishes as backend requests. An execution that passes one is stopped
+  at its next host call. Assumed: Compute's CPUs are as fast as this machine's, and stopping
+  waits for a host call (a long pure loop is stopped at its end).
+- **A request runs to completion at the virtual time it arrives**; its own clock moves by each
   host call's latency, and its writes become visible to other POPs after their lag, but it does
   not see writes made by requests that arrive while it runs (a listing of several pages reads
-  them all as of its first page). Concurrent requests within one POP therefore never collapse
-  on a cache miss, which the core cache would do anyway.
-- Conditional writes are decided exactly at one primary store; production's KV is assumed to
-  do the same (insert-only and generation-match writes would be unsafe otherwise).
-- Fanout delivers every publish to every subscribed socket; its own limits and the browser side
-  are not modelled. Compute's limits per execution (time, memory) are not modelled; the most KV
-  operations one request made is reported per kind instead.
+  them as of its first page, not as a cursor walk past concurrent writes). Concurrent requests
+  within one POP therefore never collapse on a cache miss, which the core cache would do anyway.
+- **KV**: lookups read a POP's copy up to `kv-lookup-lag-ms` old, listings the primary's state
+  up to `kv-lag-ms` old; list pages are slower the farther the POP (`kv-list-far-ms`); the
+  store as a whole answers 429 beyond `kv-store-ops-per-s` (an assumed figure: Fastly publishes
+  none). Conditional writes are decided exactly at one primary store; production's KV is
+  assumed to do the same (insert-only and generation-match writes would be unsafe otherwise).
+- **One site per world**: each scenario runs one site; other sites sharing the store and POPs
+  are not modelled, nor their share of the store-wide rate.
+- **Fanout** delivers every publish to every subscribed socket; its own limits and the browser
+  side are not modelled (the widget's rule for counts out of order is: a page keeps the newest
+  slot it has shown).
 - Latencies and lags are assumptions (see the flags); change them and rerun to see how the
   figures move.
 ";

@@ -59,6 +59,15 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
             ),
             holds: executions.killed == 0 && executions.over_half == 0,
         });
+        let (late, unslotted) = presence_runs.iter().fold((0, 0), |(l, u), r| {
+            let m = r.world.metrics.borrow();
+            (l + m.arrived_out_of_order, u + m.unslotted)
+        });
+        v.push(Verdict {
+            requirement: "0 counts shown out of order: every count names its slot, and a page keeps the newest it has shown".into(),
+            measured: format!("{late} count messages arrived after a later slot's and were not shown; {unslotted} named no slot"),
+            holds: unslotted == 0,
+        });
         v.push(Verdict {
             requirement: "keys alive per connection ≤ 2, at every minute of every scenario".into(),
             measured: format!("at most {most_keys}"),

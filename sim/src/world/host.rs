@@ -166,6 +166,7 @@ impl SimPublisher<'_> {
             }
             let v: serde_json::Value = serde_json::from_str(&item.content).unwrap_or_default();
             let count = v["count"].as_u64().unwrap_or(0);
+            let slot = v["slot"].as_u64();
             let mut last_delivery = accepted_at;
             for (pop, p) in w.pops.iter().enumerate() {
                 if !p.alive.get() || w.fanout.borrow().subscribers(pop, &item.channel) == 0 {
@@ -179,6 +180,7 @@ impl SimPublisher<'_> {
                         pop,
                         channel: item.channel.clone(),
                         count,
+                        slot,
                     },
                 );
             }

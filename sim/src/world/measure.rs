@@ -9,15 +9,30 @@ use crate::clock::{EPOCH_US, SEC};
 use crate::metrics::KeySample;
 
 impl World {
-    pub(super) fn deliver(&self, pop: usize, channel: &str, count: u64, t: u64) {
+    /// A message reaches the POP's sockets on `channel`. The site's pages show its count
+    /// unless it was counted for an earlier slot than the one they show (as the widget does).
+    pub(super) fn deliver(&self, pop: usize, channel: &str, count: u64, slot: Option<u64>, t: u64) {
         if !self.pops[pop].alive.get() {
             return;
         }
         let n = self.fanout.borrow().subscribers(pop, channel);
-        self.metrics.borrow_mut().delivered(t, n);
-        if channel == self.site.channel() {
-            self.shown.borrow_mut()[pop] = Some(count);
+        let mut m = self.metrics.borrow_mut();
+        m.delivered(t, n);
+        if channel != self.site.channel() {
+            return;
         }
+        // A count without a slot could not be put in order.
+        m.unslotted += u64::from(slot.is_none());
+        let mut shown_slots = self.shown_slot.borrow_mut();
+        let shown_slot = shown_slots[pop];
+        if let (Some(s), Some(shown)) = (slot, shown_slot) {
+            if s < shown {
+                m.arrived_out_of_order += 1;
+                return;
+            }
+        }
+        shown_slots[pop] = slot.or(shown_slot);
+        self.shown.borrow_mut()[pop] = Some(count);
     }
 
     pub(super) fn sample_second(&self, t: u64) {

@@ -117,8 +117,9 @@ pub struct World {
     pub now: Cell<u64>,
     pub clients: RefCell<Vec<Client>>,
     pub metrics: RefCell<Metrics>,
-    /// The count each POP's count-only pages show.
+    /// The count each POP's count-only pages show, and the slot it was counted for.
     shown: RefCell<Vec<Option<u64>>>,
+    shown_slot: RefCell<Vec<Option<u64>>>,
     next_conn: Cell<u64>,
     /// The slot of the broadcast running now (its publishes belong to it).
     running_slot: Cell<u64>,
@@ -169,6 +170,7 @@ impl World {
             clients: RefCell::new(Vec::new()),
             metrics: RefCell::new(Metrics::default()),
             shown: RefCell::new(vec![None; weights.len()]),
+            shown_slot: RefCell::new(vec![None; weights.len()]),
             next_conn: Cell::new(0),
             running_slot: Cell::new(0),
             frozen: Cell::new(false),

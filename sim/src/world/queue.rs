@@ -16,6 +16,8 @@ pub(super) enum Ev {
         pop: usize,
         channel: String,
         count: u64,
+        /// The slot the count was taken for, as the message names it.
+        slot: Option<u64>,
     },
     Second,
     Minute,

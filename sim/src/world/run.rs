@@ -71,7 +71,8 @@ impl World {
                 pop,
                 channel,
                 count,
-            } => self.deliver(pop, &channel, count, t),
+                slot,
+            } => self.deliver(pop, &channel, count, slot, t),
             Ev::Second => {
                 self.sample_second(t);
                 self.schedule(t + SEC, Ev::Second);

@@ -21,12 +21,13 @@ const MAX_SWEEP_DELETES: usize = 1000;
 pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastError> {
     let site = &plan.site;
     let now = services.clock.now_ms();
-    // One listing reads the site's presence and its unfolded visits.
-    let keys = list_all(services.kv, &site.listing_prefix()).map_err(BroadcastError::Count)?;
+    // The presence listing reads presence keys only; the visits not folded yet are listed on
+    // their own (a popular page's visits of the last seconds, never a day of them).
+    let keys =
+        list_all(services.kv, &presence::site_prefix(site)).map_err(BroadcastError::Count)?;
     let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
     let census = presence::census_of(&keys, site, now, ttl_ms);
-    let settled =
-        totals::settle_listed(services.kv, site, now, plan.folds(services.config), &keys).ok();
+    let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
     let total = settled.as_ref().map(|s| s.total);
     let mut last = last_snapshot(services, plan);
     let minute = peak::minute_of(plan.slot_end_ms);
@@ -124,7 +125,9 @@ fn needs_publish(
 fn last_snapshot(services: &Services, plan: &Plan) -> Option<Snapshot> {
     let found = match plan.reason {
         Reason::Change => snapshot::cached(services, &plan.site),
-        Reason::Sweep { .. } => snapshot::read(services.kv, services.config, &plan.site),
+        // A lookup may return a copy seconds old: the POP's newest wins over an older one.
+        Reason::Sweep { .. } => snapshot::read(services.kv, services.config, &plan.site)
+            .map(|read| snapshot::newer_of_seen(services.cache, &plan.site, read)),
     };
     found.ok().flatten()
 }
@@ -155,13 +158,13 @@ fn publish(
     let mut items = vec![PublishItem {
         channel: site.channel(),
         id: Some(format!("count-{id}")),
-        content: protocol::update(count, None),
+        content: protocol::update(count, None, Some(s.slot_end_ms)),
     }];
     if let Some(total) = s.total {
         items.push(PublishItem {
             channel: site.totals_channel(),
             id: Some(format!("totals-{id}")),
-            content: protocol::update(count, Some(total)),
+            content: protocol::update(count, Some(total), Some(s.slot_end_ms)),
         });
     }
     let dropped = last
@@ -176,6 +179,7 @@ fn publish(
                 count,
                 None,
                 s.page_count(page_id).map(|n| floor.show(n)),
+                Some(s.slot_end_ms),
             ),
         });
     }

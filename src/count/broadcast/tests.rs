@@ -66,11 +66,11 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
     let mut expected = vec![
         (
             format!("page:a:{docs}"),
-            r#"{"type":"update","count":4,"pageCount":2}"#.to_string(),
+            r#"{"type":"update","count":4,"pageCount":2,"slot":500}"#.to_string(),
         ),
         (
             format!("page:a:{blog}"),
-            r#"{"type":"update","count":4,"pageCount":1}"#.to_string(),
+            r#"{"type":"update","count":4,"pageCount":1,"slot":500}"#.to_string(),
         ),
     ];
     expected.sort();
@@ -90,11 +90,11 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
     let mut expected = vec![
         (
             format!("page:a:{docs}"),
-            r#"{"type":"update","count":3,"pageCount":2}"#.to_string(),
+            r#"{"type":"update","count":3,"pageCount":2,"slot":1000}"#.to_string(),
         ),
         (
             format!("page:a:{blog}"),
-            r#"{"type":"update","count":3,"pageCount":0}"#.to_string(),
+            r#"{"type":"update","count":3,"pageCount":0,"slot":1000}"#.to_string(),
         ),
     ];
     expected.sort();
@@ -123,7 +123,7 @@ fn below_the_privacy_floor_no_broadcast_carries_the_exact_count() {
         .collect();
     assert_eq!(
         contents[0],
-        r#"{"type":"update","count":3,"belowMin":true}"#
+        r#"{"type":"update","count":3,"belowMin":true,"slot":500}"#
     );
 }
 
@@ -245,13 +245,16 @@ fn a_burst_of_changes_costs_one_broadcast_per_slot() {
     // Two broadcasts, each one item per channel (count only, and with totals).
     assert_eq!(published.len(), 4);
     let last: serde_json::Value = serde_json::from_str(&published[2].content).expect("json");
-    assert_eq!(last, serde_json::json!({"type": "update", "count": 200}));
+    assert_eq!(
+        last,
+        serde_json::json!({"type": "update", "count": 200, "slot": 21000})
+    );
     assert_eq!(published[2].channel, "site:a");
     assert_eq!(published[2].id.as_deref(), Some("count-a-21000"));
     let with_totals: serde_json::Value = serde_json::from_str(&published[3].content).expect("json");
     assert_eq!(
         with_totals,
-        serde_json::json!({"type": "update", "count": 200, "totalCount": 0})
+        serde_json::json!({"type": "update", "count": 200, "totalCount": 0, "slot": 21000})
     );
     assert_eq!(published[3].channel, "site-totals:a");
 }

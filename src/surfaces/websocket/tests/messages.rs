@@ -107,7 +107,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
     assert_eq!(
         events(&joined).last(),
         Some(&Event::Text(
-            r#"{"type":"update","count":6,"pageCount":3}"#.into()
+            r#"{"type":"update","count":6,"pageCount":3,"slot":1799999940000}"#.into()
         ))
     );
     // A move (even right after the join's write: the new key has its own name) writes
@@ -120,7 +120,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         vec![
             grip::unsubscribe(&format!("page:shop:{docs}")),
             grip::subscribe(&format!("page:shop:{blog}")),
-            Event::Text(r#"{"type":"update","count":5,"pageCount":1}"#.into()),
+            Event::Text(r#"{"type":"update","count":5,"pageCount":1,"slot":1799999940000}"#.into()),
         ]
     );
     assert!(moved.broadcast.is_some(), "a move claims a broadcast");

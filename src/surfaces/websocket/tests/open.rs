@@ -146,16 +146,16 @@ fn the_join_reply_carries_the_count_with_this_page_and_the_total_with_this_visit
     let update = |json: &str| Some(Event::Text(json.into()));
     assert_eq!(
         first("?siteId=shop&enableTotalCount=true"),
-        update(r#"{"type":"update","count":6,"totalCount":11}"#)
+        update(r#"{"type":"update","count":6,"totalCount":11,"slot":1799999940000}"#)
     );
     // A page that is not a new visit adds none; a count-only page is told no total.
     assert_eq!(
         first("?siteId=shop&enableTotalCount=true&visit=0"),
-        update(r#"{"type":"update","count":6,"totalCount":10}"#)
+        update(r#"{"type":"update","count":6,"totalCount":10,"slot":1799999940000}"#)
     );
     assert_eq!(
         first("?siteId=shop"),
-        update(r#"{"type":"update","count":6}"#)
+        update(r#"{"type":"update","count":6,"slot":1799999940000}"#)
     );
     // No listing: the snapshot's two keys read once, then from the POP's cache.
     let counts = kv.counts();
