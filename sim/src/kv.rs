@@ -348,13 +348,16 @@ impl KvModel {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestOps {
     pub ops: Ops,
-    /// When the request listed its first page (a count is taken then).
+    /// When the request listed its first page of the watched prefix (a count is taken then).
     pub first_list_us: Option<u64>,
-    /// When it listed its last page.
+    /// When it listed its last page of the watched prefix.
     pub last_list_us: Option<u64>,
     /// When its last successful write of a key under the watched prefix committed (a join
     /// takes effect then).
     pub watched_commit_us: Option<u64>,
+    /// List pages under the watched prefix (the site's presence), and the keys they held.
+    pub watched_pages: u64,
+    pub watched_keys: u64,
 }
 
 /// One POP's view of the store, on one request's clock: the service's `KvStore`.
@@ -546,8 +549,13 @@ impl PopKv<'_> {
         let mut r = self.request.get();
         r.ops.list_pages += 1;
         r.ops.keys_listed += page.keys.len() as u64;
-        r.first_list_us.get_or_insert(self.clock.now_us());
-        r.last_list_us = Some(self.clock.now_us());
+        // A count is the listing of the site's presence: its pages and when they were read.
+        if !self.watch_prefix.is_empty() && prefix.starts_with(self.watch_prefix) {
+            r.watched_pages += 1;
+            r.watched_keys += page.keys.len() as u64;
+            r.first_list_us.get_or_insert(self.clock.now_us());
+            r.last_list_us = Some(self.clock.now_us());
+        }
         self.request.set(r);
         let far = (self.distance * self.params.kv_list_far_ms as f64 * 1000.0) as u64;
         self.clock

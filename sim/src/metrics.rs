@@ -52,7 +52,7 @@ pub struct Broadcast {
 #[derive(Debug, Clone, Copy)]
 pub struct Count {
     pub at_us: u64,
-    /// Keys its listing returned (presence and unfolded visits).
+    /// Presence keys its listing returned (visits are listed apart).
     pub keys_listed: u64,
     pub list_pages: u64,
 }

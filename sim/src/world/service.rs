@@ -114,8 +114,8 @@ impl World {
         m.cost("broadcast", t, &ops.ops);
         m.counts.push(crate::metrics::Count {
             at_us: t - EPOCH_US,
-            keys_listed: ops.ops.keys_listed,
-            list_pages: ops.ops.list_pages,
+            keys_listed: ops.watched_keys,
+            list_pages: ops.watched_pages,
         });
     }
 
