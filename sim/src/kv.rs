@@ -51,6 +51,8 @@ pub struct Ops {
     /// Writes refused with 429 (the key's write rate).
     pub rate_limited: u64,
     pub deletes: u64,
+    /// Deletes of keys already deleted (or never written): wasted operations.
+    pub deletes_of_gone: u64,
     pub list_pages: u64,
     pub keys_listed: u64,
 }
@@ -62,6 +64,7 @@ impl Ops {
         self.insert_conflicts += o.insert_conflicts;
         self.rate_limited += o.rate_limited;
         self.deletes += o.deletes;
+        self.deletes_of_gone += o.deletes_of_gone;
         self.list_pages += o.list_pages;
         self.keys_listed += o.keys_listed;
     }
@@ -222,9 +225,11 @@ impl KvModel {
     pub fn delete(&mut self, t: u64, key: &str) -> Result<(), KvError> {
         self.tally(t, |o| o.deletes += 1);
         let Some(h) = self.keys.get(key) else {
+            self.tally(t, |o| o.deletes_of_gone += 1);
             return Ok(());
         };
         if h.versions.last().is_some_and(|v| v.deleted) {
+            self.tally(t, |o| o.deletes_of_gone += 1);
             return Ok(());
         }
         if self.rate_limited(Some(h), t) {

@@ -259,10 +259,12 @@ pub struct Census {
     pub live: u64,
     /// Keys the listing returned.
     pub keys: u64,
-    /// Expired keys of connections with no live key left: gone without an event (production
-    /// would list them for up to a day). A live connection's expired previous key is not
-    /// here: its own next refresh deletes it.
-    pub orphaned: Vec<String>,
+    /// Expired keys nobody else will delete: every key of a connection gone without an event
+    /// (production would list them for up to a day), and a live connection's keys expired for
+    /// longer than a TTL (its own refreshes delete its previous key well within that: older
+    /// ones fell out of a full lease, or a delete failed on a page move, or a tab handed its
+    /// presence over). An expired key never counts, so deleting it is always safe.
+    pub expired: Vec<String>,
     /// When the newest connection still on its first key joined: a sweep that finds one
     /// newer than the last publish publishes even if the count did not change (a join and a
     /// leave in one slot), so the new page gets its count.
@@ -316,6 +318,17 @@ pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Ce
     for group in keys_by_id.chunk_by(|a, b| a.0 == b.0) {
         // Sorted by expiry within the id: the last key is the newest.
         let (newest, page) = group.last().map_or((0, None), |(_, e, _, p)| (*e, *p));
+        // Keys sorted by expiry. A live connection's recently expired key is its own next
+        // refresh's to delete; one expired a TTL ago is left behind.
+        let cut = if newest > now_ms {
+            now_ms.saturating_sub(ttl_ms)
+        } else {
+            now_ms
+        };
+        let gone = group.partition_point(|(_, e, _, _)| *e <= cut);
+        census
+            .expired
+            .extend(group[..gone].iter().map(|(_, _, k, _)| (*k).clone()));
         if newest > now_ms {
             census.live += 1;
             if let Some(page) = page {
@@ -326,10 +339,6 @@ pub fn census_of(keys: &[String], site: &SiteId, now_ms: u64, ttl_ms: u64) -> Ce
                 let written = newest.saturating_sub(ttl_ms);
                 census.newest_join_ms = census.newest_join_ms.max(Some(written));
             }
-        } else {
-            census
-                .orphaned
-                .extend(group.iter().map(|(_, _, k, _)| (*k).clone()));
         }
     }
     census
@@ -562,7 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn a_census_counts_live_connections_and_names_the_orphaned_keys() {
+    fn a_census_counts_live_connections_and_names_every_expired_key() {
         let store = MemoryKv::default();
         let cfg = config();
         join(&store, &cfg, &site("a"), id(1), 0).expect("join");
@@ -571,8 +580,21 @@ mod tests {
         let census = census(&store, &cfg, &site("a"), 70_000).expect("census");
         assert_eq!(census.live, 1);
         assert_eq!(census.keys, 3);
-        // Connection 1 is gone; connection 2's expired first key is its own to delete.
-        assert_eq!(census.orphaned, vec![key(&site("a"), &id(1), 60_000)]);
+        // Connection 1 is gone; connection 2's just-expired first key is its next refresh's.
+        assert_eq!(census.expired, vec![key(&site("a"), &id(1), 60_000)]);
+        // A key of connection 2 expired longer ago than a TTL (a delete that failed) is
+        // nobody's any more: the sweep takes it.
+        let leaked = key(&site("a"), &id(2), 9_000);
+        store
+            .insert(&leaked, b"", None, WriteMode::Overwrite)
+            .expect("insert");
+        let census = super::census(&store, &cfg, &site("a"), 70_000).expect("census");
+        assert_eq!(census.live, 1);
+        let mut expired = census.expired.clone();
+        expired.sort();
+        let mut want = vec![key(&site("a"), &id(1), 60_000), leaked];
+        want.sort();
+        assert_eq!(expired, want);
         assert_eq!(census.newest_join_ms, None, "connection 2 has refreshed");
         join(&store, &cfg, &site("a"), id(3), 65_000).expect("join");
         let census = super::census(&store, &cfg, &site("a"), 70_000).expect("census");

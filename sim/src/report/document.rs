@@ -87,8 +87,10 @@ const DESIGN: &str = "
   late is dropped. A POP never answers an older snapshot than one it has seen.
 - **Sweeps instead of per-heartbeat counts.** Heartbeats (and Fanout's keep-alive calls) claim a
   sweep at most once per sweep interval per site, the same two-step way. The sweep counts,
-  deletes orphaned keys, and publishes only if the count or total differs from the site's
-  snapshot (or the last publish is five minutes old).
+  deletes the expired keys nobody else will (every key of a connection gone without an event,
+  and a live connection's keys expired for longer than a TTL), and publishes only if the count
+  or total differs from the site's snapshot (or the last publish is five minutes old). Change
+  broadcasts delete nothing they list: each key is deleted once.
 - **A snapshot for reads.** Every publish stores `<slot> <count> <total>` in one of two rotating
   KV keys (each written at most once a second); `/api/online`, `/api/total` and sweeps read it
   with a lookup, never a listing.

@@ -49,8 +49,14 @@ fn table(md: &mut String, run: &Run) {
             }),
         ),
         (
-            "KV deletes / s",
-            (|f| format!("{:.1}", f.per_second(f.kv.deletes))),
+            "KV deletes / s (of keys already gone)",
+            (|f| {
+                format!(
+                    "{:.1} ({:.2})",
+                    f.per_second(f.kv.deletes),
+                    f.per_second(f.kv.deletes_of_gone)
+                )
+            }),
         ),
         (
             "KV list pages / s",

@@ -59,6 +59,22 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
             ),
             holds: executions.killed == 0 && executions.over_half == 0,
         });
+        let (deletes, wasted) = presence_runs.iter().fold((0, 0), |(d, w), r| {
+            let kv = r.world.kv.borrow();
+            let ops = kv
+                .per_minute
+                .iter()
+                .fold(crate::kv::Ops::default(), |mut a, o| {
+                    a.add(o);
+                    a
+                });
+            (d + ops.deletes, w + ops.deletes_of_gone)
+        });
+        v.push(Verdict {
+            requirement: "each key deleted once (expired keys by one sweep per site, not by every broadcast that lists them); under 0.1% of deletes find the key gone".into(),
+            measured: format!("{wasted} of {deletes} deletes found the key gone"),
+            holds: wasted as f64 <= deletes as f64 * 0.001,
+        });
         let (late, unslotted) = presence_runs.iter().fold((0, 0), |(l, u), r| {
             let m = r.world.metrics.borrow();
             (l + m.arrived_out_of_order, u + m.unslotted)

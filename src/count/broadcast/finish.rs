@@ -81,7 +81,13 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             });
         }
     }
-    let mut doomed = census.orphaned;
+    // Expired presence keys are deleted by sweeps only: a sweep is claimed once per sweep
+    // interval per site across every POP, so each key is deleted once, not by every broadcast
+    // of a busy site that listed it meanwhile. Folded visits go with the fold that took them.
+    let mut doomed = match plan.reason {
+        Reason::Sweep { .. } => census.expired,
+        Reason::Change => Vec::new(),
+    };
     doomed.truncate(MAX_SWEEP_DELETES);
     doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());
     let failed = services.kv.delete_many(&doomed).len();

@@ -336,9 +336,16 @@ fn a_sweep_is_claimed_once_per_period_and_publishes_only_a_change() {
     assert_eq!(noticed.count, 1);
     assert_eq!(noticed.publish, Some(Ok(())));
     // Its key was deleted by the sweep: production would have listed it for a day.
+    // Connection 1's just-expired first key is left to its own next refresh.
     assert_eq!(noticed.deleted, 1);
     let gone = presence::key(&s, &leaving.id, leaving.expiries_ms[0]);
     assert_eq!(t.kv.lookup(&gone), Ok(None));
+
+    // A change broadcast lists the same keys but deletes none: sweeps do, once each.
+    t.set_time(80_000);
+    join(&t, &s, 3);
+    let change = schedule(&t.services(), &s).expect("won");
+    assert_eq!(counted(run(&t.services(), &change)).deleted, 0);
 }
 
 #[test]
