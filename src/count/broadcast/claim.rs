@@ -2,6 +2,7 @@
 //! POP and slot goes on), then across every POP with an insert-only KV write (exactly one wins).
 
 use crate::count::broadcast::plan::{BroadcastError, Plan, Reason};
+use crate::count::broadcast::recovery;
 use crate::platform::kv::{KvError, WriteMode};
 use crate::platform::Services;
 use crate::wire::site::SiteId;
@@ -42,8 +43,14 @@ pub fn schedule(services: &Services, site: &SiteId) -> Option<Plan> {
 }
 
 /// Claims this sweep period's sweep for `site` in this POP, if nobody here has yet: one
-/// cache operation per heartbeat, no KV operation.
+/// cache operation per heartbeat, no KV operation. (A slot this POP won whose count never came
+/// is owed first: see `recovery`.)
 pub fn sweep_due(services: &Services, site: &SiteId) -> Option<Plan> {
+    if recovery::take_owed(services, site) {
+        if let Some(plan) = schedule(services, site) {
+            return Some(plan);
+        }
+    }
     let period_ms = u64::from(services.config.sweep_interval_secs) * 1000;
     let period = services.clock.now_ms() / period_ms;
     services
@@ -78,5 +85,9 @@ pub fn claim(services: &Services, plan: &Plan) -> Result<bool, BroadcastError> {
         }
     }
     // A sweep that finds its slot already claimed is covered by that slot's broadcast.
-    claim_key(services, &slot_key(site, plan.slot_end_ms))
+    let won = claim_key(services, &slot_key(site, plan.slot_end_ms))?;
+    if won {
+        recovery::note_won(services, plan);
+    }
+    Ok(won)
 }

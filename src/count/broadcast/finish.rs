@@ -3,6 +3,7 @@
 //! changed), stored as the site's snapshot, and the expired keys the listing found deleted.
 
 use crate::count::broadcast::plan::{BroadcastError, Counted, Plan, Reason, CLOCK_MARGIN_MS};
+use crate::count::broadcast::recovery;
 use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
 use crate::count::{history, page, peak, presence, totals};
@@ -69,6 +70,9 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     } else {
         None
     };
+    // The slot is counted (its publish, if any, went out or failed and is a sweep's to
+    // repeat): it is no longer owed.
+    recovery::note_done(services, plan);
     // After the publish, so the pages have their count first: a minute that has ended since
     // the last snapshot goes into the site's history, and what the count found expired goes.
     if let Some(last) = &last {

@@ -29,6 +29,7 @@
 mod claim;
 mod finish;
 mod plan;
+mod recovery;
 
 use crate::platform::kv::KvCounts;
 use crate::platform::log::{BroadcastResult, Line, Log, Published};

@@ -433,3 +433,48 @@ fn only_slots_ending_in_a_new_second_fold_visits() {
     assert!(plan(11_000).folds(&config));
     assert!(!plan(11_500).folds(&config));
 }
+
+#[test]
+fn a_won_slot_whose_execution_died_is_counted_by_the_next_request_of_its_pop() {
+    let t = TestServices::new();
+    let s = site("a");
+    t.set_time(0);
+    join(&t, &s, 1);
+    let plan = schedule(&t.services(), &s).expect("won in the POP");
+    assert!(
+        claim(&t.services(), &plan).expect("claim"),
+        "won across POPs"
+    );
+    // Its execution dies here: Compute stopped it before it counted. Nothing is published,
+    // and within the slot and its count's time nothing is owed yet.
+    t.set_time(plan.slot_end_ms + 200);
+    assert_eq!(
+        sweep_due(&t.services(), &s).map(|p| p.reason),
+        Some(Reason::Sweep { period: 0 })
+    );
+    assert!(t.publisher.published.borrow().is_empty());
+    // Two slots after it should have counted, the next heartbeat of the POP plans a count of
+    // its own slot (a change, claimed afresh), once.
+    t.set_time(plan.slot_end_ms + 1_400);
+    let again = sweep_due(&t.services(), &s).expect("owed");
+    assert_eq!(again.reason, Reason::Change);
+    assert!(again.slot_end_ms > plan.slot_end_ms);
+    assert_eq!(sweep_due(&t.services(), &s), None, "planned once");
+    counted(run(&t.services(), &again));
+    assert_eq!(
+        t.publisher.published.borrow().len(),
+        2,
+        "the count went out"
+    );
+
+    // A slot counted in time owes nothing.
+    t.set_time(20_000);
+    join(&t, &s, 2);
+    let plan = schedule(&t.services(), &s).expect("won");
+    counted(run(&t.services(), &plan));
+    t.set_time(plan.slot_end_ms + 5_000);
+    assert!(
+        matches!(sweep_due(&t.services(), &s), Some(p) if p.reason != Reason::Change),
+        "a sweep, not a recovery"
+    );
+}
