@@ -94,6 +94,8 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
         "flash-crowd" => vec![scenarios::flash_crowd(params, config)],
         "pop-death" => vec![scenarios::pop_death(params, config)],
         "churn" => vec![scenarios::churn(params, config)],
+        "large-100k" => vec![scenarios::large(params, config, "large-100k", 100_000.0, 15)],
+        "large-1m" => vec![scenarios::large(params, config, "large-1m", 1_000_000.0, 10)],
         "visits" => [16.0, 100.0, 500.0, 1000.0]
             .iter()
             .map(|r| scenarios::visits(params, config, *r))

@@ -140,6 +140,34 @@ pub fn pop_death(p: &Params, config: &Config) -> Run {
     }
 }
 
+/// One large site: `readers` over 100 POPs (uneven: the busiest holds about a fifth), arriving
+/// over five minutes, then steady with 1% of readers turning over a minute, for `minutes`.
+pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minutes: u64) -> Run {
+    let readers = scaled(p, readers);
+    let w = World::new(p, config.clone(), &uneven(100));
+    // 1% a minute leave (and are replaced): a reader stays 100 minutes on average.
+    steady_audience(&w, readers, 5 * MIN, 100 * MIN);
+    let end = (minutes * MIN).min((p.hours * HOUR as f64) as u64).max(7 * MIN);
+    w.run_for(end);
+    w.freeze();
+    w.run_for(MIN);
+    Run {
+        key,
+        title: format!(
+            "{readers} readers of one site over 100 POPs (uneven), 1% turning over a minute, {} minutes",
+            end / MIN
+        ),
+        world: w,
+        phases: vec![
+            ("arrivals (0–5 min)".into(), 0, 5 * MIN),
+            ("steady".into(), 5 * MIN, end),
+            ("quiet minute after".into(), end, end + MIN),
+        ],
+        pop_death_us: None,
+        notes: Vec::new(),
+    }
+}
+
 fn count_at(w: &World, pop: usize) -> usize {
     w.clients
         .borrow()
