@@ -94,8 +94,20 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
         "flash-crowd" => vec![scenarios::flash_crowd(params, config)],
         "pop-death" => vec![scenarios::pop_death(params, config)],
         "churn" => vec![scenarios::churn(params, config)],
-        "large-100k" => vec![scenarios::large(params, config, "large-100k", 100_000.0, 15)],
-        "large-1m" => vec![scenarios::large(params, config, "large-1m", 1_000_000.0, 10)],
+        "large-100k" => vec![scenarios::large(
+            params,
+            config,
+            "large-100k",
+            100_000.0,
+            15,
+        )],
+        "large-1m" => vec![scenarios::large(
+            params,
+            config,
+            "large-1m",
+            1_000_000.0,
+            10,
+        )],
         "visits" => [16.0, 100.0, 500.0, 1000.0]
             .iter()
             .map(|r| scenarios::visits(params, config, *r))
@@ -105,20 +117,24 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
 }
 
 /// The scenarios, in the order a full run makes them.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "steady-1pop",
     "steady-50pops",
     "flash-crowd",
     "pop-death",
     "churn",
     "visits",
+    "large-100k",
 ];
 
 fn usage() {
     println!(
         "liveuser-sim [--scenario NAME]... [--out FILE.md] [--plot FILE.svg] [--FLAG VALUE]..."
     );
-    println!("scenarios (all by default): {}", SCENARIOS.join(", "));
+    println!(
+        "scenarios (all by default): {}; large-1m on request",
+        SCENARIOS.join(", ")
+    );
     println!("model flags (defaults, and why, are in SIMULATION.md):");
     for (name, value, unit, _) in Params::default().table() {
         let unit = if unit.is_empty() {

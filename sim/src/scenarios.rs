@@ -147,7 +147,9 @@ pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minut
     let w = World::new(p, config.clone(), &uneven(100));
     // 1% a minute leave (and are replaced): a reader stays 100 minutes on average.
     steady_audience(&w, readers, 5 * MIN, 100 * MIN);
-    let end = (minutes * MIN).min((p.hours * HOUR as f64) as u64).max(7 * MIN);
+    let end = (minutes * MIN)
+        .min((p.hours * HOUR as f64) as u64)
+        .max(7 * MIN);
     w.run_for(end);
     w.freeze();
     w.run_for(MIN);

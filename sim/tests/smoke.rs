@@ -22,6 +22,7 @@ fn many_pops_a_pop_dying_and_a_visit_peak_hold_every_bound() {
         scenarios::steady("steady-50pops", &params, &config, 50, 20_000.0),
         scenarios::pop_death(&params, &config),
         scenarios::visits(&params, &config, 500.0),
+        scenarios::large(&params, &config, "large-100k", 100_000.0, 15),
     ];
     let verdicts = report::verdicts(&runs);
     for v in &verdicts {

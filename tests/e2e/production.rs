@@ -170,7 +170,10 @@ fn publishing_sends_the_production_request_to_the_fastly_api() {
     assert_eq!(content["type"], "update");
     assert_eq!(content["count"], 3);
     // The slot the count was taken for: a page keeps the newest it has shown.
-    assert!(content["slot"].as_u64().is_some_and(|s| s % 500 == 0), "{content}");
+    assert!(
+        content["slot"].as_u64().is_some_and(|s| s % 500 == 0),
+        "{content}"
+    );
     assert_eq!(body["items"][1]["channel"], "site-totals:prod");
 }
 

@@ -28,6 +28,7 @@ exactly as `main` does on Compute — over simulated host services behind the sa
 choice comes from one seed ({}), so a run is repeatable to the message.\n",
         params.seed
     );
+    md.push_str(MODEL_NOW);
     md.push_str("## Verdict\n\n| requirement | measured | |\n|---|---|---|\n");
     for v in verdicts(runs) {
         let _ = writeln!(
@@ -65,6 +66,18 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
     md.push_str(LIMITS);
     md
 }
+
+const MODEL_NOW: &str = "
+**Today's design under a stricter model.** The model now enforces Compute's limits on every
+execution (CPU time, heap, wall time, backend requests: see the last section), lets KV lookups
+read copies seconds old, makes list pages slower the farther a POP is from the primary store,
+and includes a site of 100,000 readers over 100 POPs. Under it, today's design fails where
+the verdicts below say: a count lists and sorts the whole site in one execution, so at 20,000
+readers a far POP's count takes seconds and its CPU nears half the limit, and at 100,000 the
+counts are stopped by Compute. These figures are the *before* of the redesign that keeps cost
+and settle time flat up to a million readers (issue 19, in progress).
+
+";
 
 const DESIGN: &str = "
 ## The design these figures are for
