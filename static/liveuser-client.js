@@ -57,6 +57,8 @@
   // Tabs of this browser on this site share one connection (unless countTabs): the tab that
   // holds a Web Lock opens the socket and tells the others over a BroadcastChannel.
   var tabs = null;
+  // The presence the service gave this page's connection, named again when it reconnects.
+  var presenceToken = null;
 
   function log() {
     if (config && config.debug && window.console) {
@@ -176,8 +178,11 @@
       last.pageCount = typeof message.pageCount === "number" ? message.pageCount : null;
       last.pageBelowMin = message.pageBelowMin === true;
     }
-    if (message.type === "handover" && tabs) {
-      tabs.token = message.token;
+    if (message.type === "handover") {
+      presenceToken = message.token;
+      if (tabs) {
+        tabs.token = message.token;
+      }
     }
     if (message.type === "update" || typeof message.totalCount === "number") {
       render();
@@ -229,10 +234,13 @@
     }
     if (tabs) {
       params.push("shareTabs=1");
-      // Take over the presence of the tab that held the connection before (no dip).
-      if (tabs.token) {
-        params.push("handover=" + encodeURIComponent(tabs.token));
-      }
+    }
+    // Take over the presence this page held before it reconnected (its network dropped, or the
+    // place holding its socket died), or the one of the tab that held the connection before:
+    // one reader, counted once, with no dip.
+    var token = tabs ? tabs.token : presenceToken;
+    if (token) {
+      params.push("handover=" + encodeURIComponent(token));
     }
     return params;
   }
@@ -320,6 +328,8 @@
       socket.close(code || 1000, "page closed");
       socket = null;
     }
+    // Closed on purpose: the service removes the presence, there is nothing to take over.
+    presenceToken = null;
   }
 
   // ---- The SSE fallback ----
@@ -652,6 +662,7 @@
     socketFailures = 0;
     attempt = 0;
     last = { count: null, totalCount: null, pageCount: undefined };
+    presenceToken = null;
     sentPage = null;
     prepare(element(config.displayElementId));
     prepare(element(config.totalCountElementId));

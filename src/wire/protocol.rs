@@ -226,7 +226,9 @@ pub fn heartbeat(timestamp_secs: u64, total: Option<u64>) -> String {
 
 /// `{"type":"handover","token":…}`: what a tab that takes this connection over names.
 pub fn handover(token: &str) -> String {
-    serde_json::json!({"type": "handover", "token": token}).to_string()
+    // `type` first, as in every other message (a JSON object would sort its keys).
+    let token = serde_json::Value::from(token);
+    format!(r#"{{"type":"handover","token":{token}}}"#)
 }
 
 #[cfg(test)]

@@ -106,6 +106,50 @@ fn a_killed_pushpin_leaves_no_phantom_users_after_two_heartbeat_intervals() {
 }
 
 #[test]
+fn readers_reconnecting_after_pushpin_dies_keep_their_presence_and_count_once() {
+    let mut stack = Stack::start();
+    let before = connect_many(
+        &stack.ws_url("siteId=again"),
+        "again",
+        8,
+        &PeerOptions::default(),
+    );
+    wait_for_count(&before, 8, SETTLE_LIMIT);
+    // Each connection was told its presence (the widget names it when it reconnects).
+    let tokens: Vec<String> = before
+        .iter()
+        .map(|p| {
+            let seen = p.seen();
+            let token = seen.messages.iter().find(|m| m["type"] == "handover");
+            token
+                .and_then(|m| m["token"].as_str())
+                .expect("a presence token")
+                .to_string()
+        })
+        .collect();
+
+    // The place holding the sockets dies without telling the app: the old presences stay until
+    // their TTL (45 s). The readers reconnect through the new Pushpin, each naming its own.
+    stack.kill_and_restart_pushpin();
+    drop(before);
+    let after: Vec<Peer> = tokens
+        .iter()
+        .map(|t| {
+            let url = stack.ws_url(&format!("siteId=again&visit=0&handover={t}"));
+            Peer::connect(&url, "again", PeerOptions::default())
+        })
+        .collect();
+    wait_for_count(&after, 8, SETTLE_LIMIT);
+    // Never 16: a reader is its presence, not its connection.
+    for peer in &after {
+        let seen = counts_seen(peer);
+        assert!(seen.iter().all(|&c| c <= 8), "saw {seen:?}");
+    }
+    let online = stack.get_json("/api/online/again");
+    assert_eq!(online["online"], 8, "{online}");
+}
+
+#[test]
 fn a_burst_of_200_connects_costs_one_broadcast_per_slot_and_ends_exact() {
     let stack = Stack::start();
     let peers = connect_many(

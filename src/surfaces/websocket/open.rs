@@ -83,13 +83,16 @@ pub(super) fn on_open(
 /// back until the service next sends the connection something, so a count there would
 /// arrive late and stale.)
 pub(super) fn greet(services: &Services, conn: &Connection, reply: &mut Reply) {
-    if let Some(update) = first_update(services, conn, false) {
-        reply.events.push(Event::Text(update));
-    }
-    if let (true, Some(lease)) = (conn.shared, &conn.lease) {
+    // Every connection learns its presence: a tab that takes a closing tab's place names it,
+    // and so does the page itself when it reconnects (its POP died, its network dropped), so
+    // it is not counted twice while its old presence waits to expire.
+    if let Some(lease) = &conn.lease {
         reply
             .events
             .push(Event::Text(protocol::handover(&lease.id)));
+    }
+    if let Some(update) = first_update(services, conn, false) {
+        reply.events.push(Event::Text(update));
     }
 }
 

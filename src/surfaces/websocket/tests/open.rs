@@ -76,10 +76,19 @@ fn the_site_comes_from_meta_not_from_what_the_client_says() {
         &t.services(),
     )
     .expect("join");
-    // Its reply is shop's count (a new site: this page).
+    // Its reply names its presence (for a reconnect to take) and gives shop's count (a new
+    // site: this page).
+    let id = &meta
+        .iter()
+        .find(|(n, _)| *n == "Presence-Id")
+        .expect("id")
+        .1;
     assert_eq!(
         events(&handled),
-        vec![Event::Text(r#"{"type":"update","count":1}"#.into())]
+        vec![
+            Event::Text(format!(r#"{{"type":"handover","token":"{id}"}}"#)),
+            Event::Text(r#"{"type":"update","count":1}"#.into())
+        ]
     );
     assert!(t.kv.keys().iter().all(|k| k.starts_with("site/shop/p/")));
     if let Some(plan) = handled.broadcast {
@@ -142,7 +151,12 @@ fn the_join_reply_carries_the_count_with_this_page_and_the_total_with_this_visit
         kv: &kv,
         ..t.services()
     };
-    let first = |query: &str| events(&open_and_join(&t, &counted, query)).last().cloned();
+    // The reply's count (it also names the connection's presence, which a reconnect takes).
+    let first = |query: &str| {
+        events(&open_and_join(&t, &counted, query))
+            .into_iter()
+            .rfind(|e| matches!(e, Event::Text(text) if text.contains(r#""type":"update""#)))
+    };
     let update = |json: &str| Some(Event::Text(json.into()));
     assert_eq!(
         first("?siteId=shop&enableTotalCount=true"),
