@@ -320,8 +320,9 @@ impl KvModel {
     }
 
     /// Keys under `prefix` the primary store would still list at `t` (live or expired but
-    /// not yet removed), grouped by the path segment after the prefix.
-    pub fn listed_by_segment(&self, prefix: &str, t: u64) -> BTreeMap<String, u32> {
+    /// not yet removed), grouped by the path segment after the prefix, with the next segment of
+    /// each (for presence: per id, the expiries of its keys).
+    pub fn listed_by_segment(&self, prefix: &str, t: u64) -> BTreeMap<String, Vec<String>> {
         let mut groups = BTreeMap::new();
         for (key, h) in self
             .keys
@@ -338,8 +339,13 @@ impl KvModel {
                 continue;
             }
             let rest = &key[prefix.len()..];
-            let segment = rest.split('/').next().unwrap_or(rest);
-            *groups.entry(segment.to_string()).or_insert(0) += 1;
+            let mut segments = rest.split('/');
+            let segment = segments.next().unwrap_or(rest);
+            let next = segments.next().unwrap_or("").to_string();
+            groups
+                .entry(segment.to_string())
+                .or_insert_with(Vec::new)
+                .push(next);
         }
         groups
     }

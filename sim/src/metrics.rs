@@ -46,6 +46,8 @@ pub struct Broadcast {
     pub error: u64,
     /// The count minus the designed count when it was taken.
     pub excess: i64,
+    /// Readers counted beyond the sockets open (see [`Metrics::over_open`]).
+    pub over_open: u64,
 }
 
 /// One count a broadcast (or sweep) took, whether it published or not.
@@ -222,6 +224,18 @@ impl Metrics {
         (lo - count).max(count - hi).max(0) as u64
     }
 
+    /// How many readers a count taken from `from` to `counted_to` has beyond the sockets open
+    /// (joins in progress allowed): connections counted that nobody holds, whether by design
+    /// (vanished ones before their TTL) or not (a reader counted twice).
+    pub fn over_open(&self, count: u64, from: u64, counted_to: u64) -> u64 {
+        let joins = self
+            .recent
+            .iter()
+            .filter(|c| c.end > from && c.start <= counted_to && c.kind == Kind::Opened)
+            .count() as i64;
+        (count as i64 - self.open_at(from) - joins).max(0) as u64
+    }
+
     /// A socket opened (a change the service is told of): its request arrived at `start`,
     /// its presence write committed at `end`.
     pub fn opened(&mut self, start: u64, end: u64) {
@@ -242,6 +256,26 @@ impl Metrics {
             end,
             kind: Kind::Closed,
         });
+    }
+
+    /// A reader whose socket vanished (its presence lasting until `expiry_us`) reconnected,
+    /// naming that presence: its request arrived at `start`, its new socket counts from `end`,
+    /// and from then the old presence is that socket's, not a vanished one's.
+    pub fn resumed(&mut self, start: u64, end: u64, expiry_us: u64) {
+        if let Some(i) = self.vanished.iter().position(|e| *e == expiry_us) {
+            self.vanished.remove(i);
+            let at = end.min(expiry_us);
+            let j = self.vanished.partition_point(|e| *e <= at);
+            self.vanished.insert(j, at);
+        }
+        if let Some(v) = self
+            .recent_vanished
+            .iter_mut()
+            .find(|(_, e)| *e == expiry_us)
+        {
+            v.1 = end.min(expiry_us);
+        }
+        self.opened(start, end);
     }
 
     /// A socket vanished with no event; its presence lasts until `expiry_us`.

@@ -54,6 +54,7 @@ impl World {
             stay_us,
             leave,
             replaced,
+            resume: None,
             generation: 0,
             socket: None,
         }

@@ -192,6 +192,8 @@ impl SimPublisher<'_> {
                 let slot_end = (w.running_slot.get() as i64 * 1000 - 20_000).max(0) as u64;
                 let error = m.count_error(count, slot_end, ops.last_list_us.unwrap_or(counted_us));
                 let excess = count as i64 - m.designed_at(counted_us);
+                let over_open =
+                    m.over_open(count, slot_end, ops.last_list_us.unwrap_or(counted_us));
                 m.broadcast(
                     Broadcast {
                         slot_end_ms: w.running_slot.get(),
@@ -202,6 +204,7 @@ impl SimPublisher<'_> {
                         list_pages: ops.watched_pages,
                         error,
                         excess,
+                        over_open,
                     },
                     last_delivery,
                 );

@@ -74,11 +74,17 @@ impl World {
             .borrow()
             .listed_by_segment(&presence::site_prefix(&self.site), t);
         let clients = self.clients.borrow();
+        // A connection's keys are those its lease names (a reader that reconnected naming its
+        // presence shares the id with its dead connection's keys until they expire).
         let max_per_connection = clients
             .iter()
             .filter_map(|c| c.socket.as_ref())
-            .filter_map(|s| s.meta.iter().find(|(n, _)| n == "Presence-Id"))
-            .map(|(_, id)| groups.get(id).copied().unwrap_or(0))
+            .filter_map(|s| {
+                let meta = |name: &str| s.meta.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+                let lease: Vec<&str> = meta("Presence-Exp")?.split(',').collect();
+                let keys = groups.get(meta("Presence-Id")?)?;
+                Some(keys.iter().filter(|e| lease.contains(&e.as_str())).count() as u32)
+            })
             .max()
             .unwrap_or(0);
         let mut m = self.metrics.borrow_mut();
@@ -86,7 +92,7 @@ impl World {
         m.key_samples.push(KeySample {
             at_us: t - EPOCH_US,
             open,
-            listed_keys: groups.values().map(|&n| u64::from(n)).sum(),
+            listed_keys: groups.values().map(|keys| keys.len() as u64).sum(),
             max_per_connection,
         });
     }

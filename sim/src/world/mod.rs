@@ -96,6 +96,8 @@ pub struct Client {
     pub leave: Leave,
     /// A reader that leaves is replaced by a new one (a steady audience).
     pub replaced: bool,
+    /// The presence its dead socket held (id, and when it expires): its reconnect names it.
+    resume: Option<(String, u64)>,
     generation: u32,
     socket: Option<Socket>,
 }

@@ -101,11 +101,15 @@ impl World {
                 channels: Vec::new(),
                 busy_until_us: 0,
             });
-            let query = format!(
+            let mut query = format!(
                 "?siteId=site&clientId=c{c}&enableTotalCount={}&visit={}",
                 client.totals,
                 if client.visit { 1 } else { 0 }
             );
+            // A reader whose socket died names the presence it held, as the widget does.
+            if let Some((id, _)) = &client.resume {
+                query.push_str(&format!("&handover={id}"));
+            }
             (client.pop, query)
         };
         let Some((handled, end, ops)) = self.call(c, t, &query, &[Event::Open]) else {
@@ -118,15 +122,24 @@ impl World {
             self.metrics.borrow_mut().refused_opens += 1;
             return;
         }
-        let (generation, stay, visit) = {
+        let (generation, stay, visit, resumed) = {
             let mut clients = self.clients.borrow_mut();
             let client = &mut clients[c];
             let visit = client.totals && client.visit;
             client.visit = false;
-            (client.generation, client.stay_us, visit)
+            (
+                client.generation,
+                client.stay_us,
+                visit,
+                client.resume.take(),
+            )
         };
         let mut m = self.metrics.borrow_mut();
-        m.opened(t, ops.watched_commit_us.unwrap_or(end));
+        let counted_from = ops.watched_commit_us.unwrap_or(end);
+        match resumed {
+            Some((_, expiry)) => m.resumed(t, counted_from, expiry),
+            None => m.opened(t, counted_from),
+        }
         if visit {
             m.visits_accepted += 1;
         }
@@ -268,20 +281,28 @@ impl World {
         for c in victims {
             // The socket dies with the POP: no CLOSE, no DISCONNECT. Fanout's subscriptions
             // there are gone already.
-            let expiry = {
+            let (expiry, id) = {
                 let mut clients = self.clients.borrow_mut();
                 let client = &mut clients[c];
                 client.generation += 1;
                 let skew = pop_ref.skew_us;
-                client.socket.take().and_then(|s| {
-                    s.meta
-                        .iter()
-                        .find(|(n, _)| n == "Presence-Exp")
-                        .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
-                        .map(|ms| (ms * 1000 - skew).max(0) as u64)
-                })
+                let socket = client.socket.take();
+                let meta = |name: &str| {
+                    socket
+                        .as_ref()
+                        .and_then(|s| s.meta.iter().find(|(n, _)| n == name))
+                        .map(|(_, v)| v.clone())
+                };
+                let expiry = meta("Presence-Exp")
+                    .and_then(|v| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
+                    .map(|ms| (ms * 1000 - skew).max(0) as u64);
+                (expiry, meta("Presence-Id"))
             };
-            self.metrics.borrow_mut().vanished(t, expiry.unwrap_or(t));
+            let expiry = expiry.unwrap_or(t);
+            self.metrics.borrow_mut().vanished(t, expiry);
+            if let Some(id) = id {
+                self.clients.borrow_mut()[c].resume = Some((id, expiry));
+            }
             // The browser notices and reconnects elsewhere, without counting a new visit.
             let at = t + self.rng.below(self.params.reconnect_max_ms * MS);
             self.schedule(at, Ev::Arrive(c));
