@@ -222,6 +222,8 @@ fn heartbeats_are_answered_and_cost_at_most_one_kv_write() {
                         heartbeats += 1;
                     }
                     Some("update") => updates.push(v["count"].as_u64()),
+                    // The connection's presence, for a reconnect to name.
+                    Some("handover") => assert!(v["token"].as_str().is_some_and(|t| t.len() == 32)),
                     _ => panic!("unexpected {text}"),
                 }
             }
