@@ -53,11 +53,17 @@ impl Default for PeerOptions {
 
 impl Peer {
     pub fn connect(url: &str, site: &str, options: PeerOptions) -> Peer {
+        Peer::try_connect(url, site, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Peer::connect`], with a refused connection or handshake as an error (a browser would
+    /// try again).
+    pub fn try_connect(url: &str, site: &str, options: PeerOptions) -> Result<Peer, String> {
         let rest = url.strip_prefix("ws://").expect("ws url");
         let host = rest.split('/').next().expect("host");
-        let stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let stream = TcpStream::connect(host).map_err(|e| format!("connect {url}: {e}"))?;
         let (ws, _) =
-            tungstenite::client(url, stream).unwrap_or_else(|e| panic!("handshake {url}: {e}"));
+            tungstenite::client(url, stream).map_err(|e| format!("handshake {url}: {e}"))?;
         ws.get_ref()
             .set_read_timeout(Some(Duration::from_millis(25)))
             .expect("timeout");
@@ -68,11 +74,11 @@ impl Peer {
         let site_owned = site.to_string();
         let thread =
             std::thread::spawn(move || run(ws, rx, thread_seen, site_owned, client_id, options));
-        Peer {
+        Ok(Peer {
             commands: tx,
             seen,
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn seen(&self) -> Seen {

@@ -136,7 +136,24 @@ fn readers_reconnecting_after_pushpin_dies_keep_their_presence_and_count_once() 
         .iter()
         .map(|t| {
             let url = stack.ws_url(&format!("siteId=again&visit=0&handover={t}"));
-            Peer::connect(&url, "again", PeerOptions::default())
+            // The new Pushpin may answer 502 while it starts: retry, as the widget does.
+            let mut tries = 0;
+            loop {
+                // Heartbeats, as the widget sends them (they also claim the site's sweeps).
+                let beating = PeerOptions {
+                    heartbeat_every: Some(Duration::from_secs(1)),
+                    send_join: true,
+                };
+                match Peer::try_connect(&url, "again", beating) {
+                    Ok(peer) => break peer,
+                    Err(e) if tries < 40 => {
+                        tries += 1;
+                        println!("reconnect refused ({e}); again");
+                        std::thread::sleep(Duration::from_millis(250));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
         })
         .collect();
     wait_for_count(&after, 8, SETTLE_LIMIT);
