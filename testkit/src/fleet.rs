@@ -56,6 +56,23 @@ impl Peer {
         Peer::try_connect(url, site, options).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`Peer::connect`], trying again for up to ten seconds while the connection or handshake
+    /// is refused, as a browser's client does (a Pushpin that has just restarted answers 502
+    /// until it is ready).
+    pub fn connect_retrying(url: &str, site: &str, options: PeerOptions) -> Peer {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Peer::try_connect(url, site, options.clone()) {
+                Ok(peer) => return peer,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("{e}; trying again");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
     /// [`Peer::connect`], with a refused connection or handshake as an error (a browser would
     /// try again).
     pub fn try_connect(url: &str, site: &str, options: PeerOptions) -> Result<Peer, String> {
@@ -236,7 +253,7 @@ pub fn connect_many(url: &str, site: &str, n: usize, options: &PeerOptions) -> V
         let handles: Vec<JoinHandle<Peer>> = (0..batch)
             .map(|_| {
                 let (url, site, options) = (url.to_string(), site.to_string(), options.clone());
-                std::thread::spawn(move || Peer::connect(&url, &site, options))
+                std::thread::spawn(move || Peer::connect_retrying(&url, &site, options))
             })
             .collect();
         peers.extend(
