@@ -24,7 +24,8 @@
 //! total (once a second).
 //!
 //! Files: `plan` (what a broadcast is), `claim` (who broadcasts), `finish` (counting and
-//! publishing a won slot); this file runs a plan and writes its log line.
+//! publishing a won slot), `recovery` (a won slot whose execution died); this file runs a plan
+//! and writes its log line.
 
 mod claim;
 mod finish;
