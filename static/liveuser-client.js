@@ -57,8 +57,10 @@
   // Tabs of this browser on this site share one connection (unless countTabs): the tab that
   // holds a Web Lock opens the socket and tells the others over a BroadcastChannel.
   var tabs = null;
-  // The presence the service gave this page's connection, named again when it reconnects.
+  // The presence the service gave this page's connection, named again when it reconnects, and
+  // when the connection ended.
   var presenceToken = null;
+  var closedAt = 0;
 
   function log() {
     if (config && config.debug && window.console) {
@@ -162,19 +164,20 @@
       log("ignoring a message that is not JSON");
       return;
     }
-    if (message.type === "update" && isOlder(message.slot)) {
-      log("ignoring a count older than the one shown");
-      return;
-    }
-    if (message.type === "update" && typeof message.count === "number") {
+    // The site's count and the page's are ordered apart: a move's reply carries the new page's
+    // first count from a snapshot older than the site's count already shown.
+    var update = message.type === "update";
+    var staleSite = update && isOlder(message.slot, "slot");
+    var stalePage = update && "pageCount" in message && isOlder(message.slot, "pageSlot");
+    if (update && !staleSite && typeof message.count === "number") {
       last.count = message.count;
       last.belowMin = message.belowMin === true;
     }
-    if (typeof message.totalCount === "number") {
+    if (!staleSite && typeof message.totalCount === "number") {
       last.totalCount = message.totalCount;
     }
     // Only updates on the page's own channel carry pageCount; the site's carry none.
-    if (message.type === "update" && "pageCount" in message) {
+    if (update && !stalePage && "pageCount" in message) {
       last.pageCount = typeof message.pageCount === "number" ? message.pageCount : null;
       last.pageBelowMin = message.pageBelowMin === true;
     }
@@ -192,16 +195,16 @@
   }
 
   // Each broadcast names the slot it counted for, and broadcasts from different places can
-  // arrive out of order: a count from an earlier slot than the one shown is stale. (Counts of
-  // one slot on the site's and the page's channels are both taken.)
-  function isOlder(slot) {
+  // arrive out of order: a count from an earlier slot than the one shown (in `last[field]`) is
+  // stale. (Counts of one slot on the site's and the page's channels are both taken.)
+  function isOlder(slot, field) {
     if (typeof slot !== "number") {
       return false;
     }
-    if (typeof last.slot === "number" && slot < last.slot) {
+    if (typeof last[field] === "number" && slot < last[field]) {
       return true;
     }
-    last.slot = slot;
+    last[field] = slot;
     return false;
   }
 
@@ -238,6 +241,11 @@
     // Take over the presence this page held before it reconnected (its network dropped, or the
     // place holding its socket died), or the one of the tab that held the connection before:
     // one reader, counted once, with no dip.
+    // A presence lasts about one and a half heartbeat intervals without one: after a longer
+    // gap it is gone, and the page is a new reader.
+    if (closedAt && Date.now() - closedAt > config.heartbeatInterval * 1.5) {
+      presenceToken = null;
+    }
     var token = tabs ? tabs.token : presenceToken;
     if (token) {
       params.push("handover=" + encodeURIComponent(token));
@@ -287,6 +295,12 @@
     if (!openedAt) {
       socketFailures += 1;
     }
+    // A close the service sent (any code but 1006, a connection that just dropped) removed the
+    // presence: there is nothing to take over.
+    if (event.code !== 1006) {
+      presenceToken = null;
+    }
+    closedAt = Date.now();
     socket = null;
     connectionEnded();
     scheduleReconnect();
@@ -463,6 +477,8 @@
     }
     sentPage = currentPage();
     log("moving to page", sentPage);
+    // A new page: its counts start afresh.
+    last.pageSlot = undefined;
     send({ type: "page", page: sentPage });
   }
 
@@ -663,6 +679,7 @@
     attempt = 0;
     last = { count: null, totalCount: null, pageCount: undefined };
     presenceToken = null;
+    closedAt = 0;
     sentPage = null;
     prepare(element(config.displayElementId));
     prepare(element(config.totalCountElementId));

@@ -22,6 +22,7 @@ const MAX_SWEEP_DELETES: usize = 1000;
 pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastError> {
     let site = &plan.site;
     let now = services.clock.now_ms();
+    recovery::note_started(services, plan, now);
     // The presence listing reads presence keys only; the visits not folded yet are listed on
     // their own (a popular page's visits of the last seconds, never a day of them).
     let keys =
@@ -62,9 +63,10 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         }
         if result.is_ok() {
             // Best effort: a snapshot that could not be stored only means the next sweep
-            // publishes again.
-            let _ = snapshot::write(services.kv, services.config, site, &current);
-            snapshot::remember(services.cache, site, &current);
+            // publishes again (so the POP remembers only what the store holds).
+            if snapshot::write(services.kv, services.config, site, &current).is_ok() {
+                snapshot::remember(services.cache, site, &current);
+            }
         }
         Some(result)
     } else {
@@ -85,12 +87,25 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             });
         }
     }
-    // Expired presence keys are deleted by sweeps only: a sweep is claimed once per sweep
-    // interval per site across every POP, so each key is deleted once, not by every broadcast
-    // of a busy site that listed it meanwhile. Folded visits go with the fold that took them.
+    // Each expired presence key is deleted once, not by every broadcast of a busy site that
+    // listed it meanwhile: a sweep (claimed once per sweep interval per site across every POP)
+    // deletes them all, and a change broadcast only its slot's share of them (a key's hash
+    // picks one slot of the sweep interval), so a site whose changes take every slot, and
+    // leave its sweeps nothing to claim, still loses every expired key within a sweep
+    // interval. Folded visits go with the fold that took them.
     let mut doomed = match plan.reason {
         Reason::Sweep { .. } => census.expired,
-        Reason::Change => Vec::new(),
+        Reason::Change => {
+            let config = services.config;
+            let interval = u64::from(config.broadcast_interval_ms).max(1);
+            let shares = (u64::from(config.sweep_interval_secs) * 1000 / interval).max(1);
+            let share = (plan.slot_end_ms / interval) % shares;
+            census
+                .expired
+                .into_iter()
+                .filter(|k| fnv1a(k.as_bytes()) % shares == share)
+                .collect()
+        }
     };
     doomed.truncate(MAX_SWEEP_DELETES);
     doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());
@@ -140,6 +155,13 @@ fn last_snapshot(services: &Services, plan: &Plan) -> Option<Snapshot> {
             .map(|read| snapshot::newer_of_seen(services.cache, &plan.site, read)),
     };
     found.ok().flatten()
+}
+
+/// A stable hash of a key (FNV-1a), to share its delete out to one slot.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The pages with counts: the busiest `page::MAX_PAGES` (ties by page id, so every broadcast

@@ -341,11 +341,32 @@ fn a_sweep_is_claimed_once_per_period_and_publishes_only_a_change() {
     let gone = presence::key(&s, &leaving.id, leaving.expiries_ms[0]);
     assert_eq!(t.kv.lookup(&gone), Ok(None));
 
-    // A change broadcast lists the same keys but deletes none: sweeps do, once each.
-    t.set_time(80_000);
-    join(&t, &s, 3);
-    let change = schedule(&t.services(), &s).expect("won");
-    assert_eq!(counted(run(&t.services(), &change)).deleted, 0);
+    // Change broadcasts delete only their slot's share of the expired keys: over the slots of
+    // one sweep interval, every expired key goes, each once.
+    let expired = |t: &TestServices| {
+        t.kv.keys()
+            .iter()
+            .filter(|k| k.starts_with("site/a/p/"))
+            .filter(|k| k.rsplit('/').next().and_then(|e| e.parse::<u64>().ok()) < Some(90_000))
+            .count()
+    };
+    // Twenty readers who vanished: their keys expire at 85 s.
+    t.set_time(40_000);
+    for n in 0..20 {
+        join(&t, &s, 100 + n);
+    }
+    t.set_time(90_000);
+    let before = expired(&t);
+    assert!(before >= 20, "{before} expired keys");
+    let mut deleted = 0;
+    for n in 0..20u64 {
+        t.set_time(90_000 + n * 500);
+        join(&t, &s, 200 + n);
+        let change = schedule(&t.services(), &s).expect("won");
+        deleted += counted(run(&t.services(), &change)).deleted;
+    }
+    assert_eq!(expired(&t), 0, "every expired key deleted");
+    assert_eq!(deleted, before, "each once");
 }
 
 #[test]
