@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use liveuser_testkit::layout::{long_files, read_crate, Graph};
+use liveuser_testkit::layout::{long_files, read_crate, rust_files, Graph};
 use liveuser_testkit::paths::project_root;
 
 /// The longest a source file may be (lines, tests included).
@@ -48,23 +48,11 @@ fn crate_roots() -> Vec<PathBuf> {
 
 /// Every Rust source file of the workspace's members (their `src/` and `tests/`).
 fn source_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for member in MEMBERS {
-        for dir in ["src", "tests"] {
-            walk(&project_root().join(member).join(dir), &mut out);
-        }
-    }
-    out
+    MEMBERS
+        .iter()
+        .flat_map(|member| ["src", "tests"].map(|dir| project_root().join(member).join(dir)))
+        .flat_map(|dir| rust_files(&dir))
+        .collect()
 }
 
 fn cycles_of(graph: &Graph) -> Vec<String> {

@@ -30,6 +30,16 @@ pub struct ExecMinute {
     pub worst: Usage,
 }
 
+impl ExecMinute {
+    /// Adds another minute's (or run's) executions to these.
+    pub fn add(&mut self, o: &ExecMinute) {
+        self.executions += o.executions;
+        self.killed += o.killed;
+        self.over_half += o.over_half;
+        self.worst = self.worst.max(o.worst);
+    }
+}
+
 /// One count broadcast.
 #[derive(Debug, Clone, Copy)]
 pub struct Broadcast {

@@ -215,7 +215,7 @@ pub fn cached(services: &Services, site: &SiteId) -> Result<Option<Snapshot>, Kv
     Ok(match (read, newest) {
         (Some(r), Some(n)) if n.slot_end_ms >= r.slot_end_ms => Some(n),
         (Some(r), _) => {
-            note_newest(services.cache, site, &r);
+            store_newest(services.cache, site, &r);
             Some(r)
         }
         (None, n) => n,
@@ -230,7 +230,7 @@ pub fn remember(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
         return;
     }
     cache.set(&cache_key(site), snapshot.encode().as_bytes(), CACHE_MS);
-    note_newest(cache, site, snapshot);
+    store_newest(cache, site, snapshot);
 }
 
 /// `read`, or the newest snapshot this POP has seen if that is newer.
@@ -259,10 +259,10 @@ fn newest_seen(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
         .and_then(|b| Snapshot::decode(&b))
 }
 
-fn note_newest(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
-    if newest_seen(cache, site).is_none_or(|n| snapshot.slot_end_ms >= n.slot_end_ms) {
-        cache.set(&newest_key(site), snapshot.encode().as_bytes(), NEWEST_MS);
-    }
+/// Makes `snapshot` the newest this POP has seen (its callers have just read the one before,
+/// and found it no newer).
+fn store_newest(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {
+    cache.set(&newest_key(site), snapshot.encode().as_bytes(), NEWEST_MS);
 }
 
 /// How long this POP remembers that a reader left (longer than any broadcast takes).

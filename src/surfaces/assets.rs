@@ -1,7 +1,7 @@
 //! Static files from `static/`, compiled into the binary.
 //!
 //! Compute has no file system at run time, so the files are embedded, each with its content
-//! type. Responses carry a strong ETag: a hash of the bytes served ([`fnv1a`]).
+//! type. Responses carry a strong ETag: a hash of the bytes served (`wire::hash::fnv1a`).
 
 /// One embedded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,16 +51,6 @@ pub fn lookup(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
-/// 64-bit FNV-1a: tiny, dependency-free, and good enough to tell file versions apart.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,11 +69,5 @@ mod tests {
         assert!(lookup("/static/style.css").is_some());
         assert!(lookup("/static/../Cargo.toml").is_none());
         assert!(lookup("/nope").is_none());
-    }
-
-    #[test]
-    fn fnv_matches_reference_vectors() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

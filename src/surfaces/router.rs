@@ -9,6 +9,7 @@ use crate::surfaces::sse;
 use crate::surfaces::websocket;
 use crate::surfaces::{access, api};
 use crate::wire::error::HttpError;
+use crate::wire::hash;
 use crate::wire::request::{self, has_token};
 use crate::wire::response::{self, finish};
 use crate::wire::websocket_events;
@@ -132,7 +133,7 @@ fn serve_cacheable(
         Method::HEAD => true,
         _ => return Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" }),
     };
-    let etag = format!("\"{:016x}\"", assets::fnv1a(&body));
+    let etag = format!("\"{:016x}\"", hash::fnv1a(&body));
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, how.content_type)
         .header(header::ETAG, etag.as_str())

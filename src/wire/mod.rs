@@ -5,8 +5,9 @@
 //! and reply headers ([`grip`]), the `Grip-Sig` verifier ([`grip_sig`]), the messages between
 //! the browser client and the service ([`protocol`]), server-sent-event framing
 //! ([`event_stream`]), the body of a publish request ([`publish`]), site ids ([`site`]), the
-//! errors a request can end with and their statuses and close codes ([`error`]), and small
-//! helpers to read requests and build responses ([`request`], [`response`]).
+//! errors a request can end with and their statuses and close codes ([`error`]), a stable hash
+//! ([`hash`]), and small helpers to read requests and build responses ([`request`],
+//! [`response`]).
 //!
 //! May use: nothing else in the crate. Every other layer may use it.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod event_stream;
 pub mod grip;
 pub mod grip_sig;
+pub mod hash;
 pub mod protocol;
 pub mod publish;
 pub mod request;

@@ -147,10 +147,7 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
         .filter(|(i, _)| in_phase(*i as u64 * MIN))
         .map(|(_, e)| e)
     {
-        f.executions.executions += e.executions;
-        f.executions.killed += e.killed;
-        f.executions.over_half += e.over_half;
-        f.executions.worst = f.executions.worst.max(e.worst);
+        f.executions.add(e);
     }
     let mut settles: Vec<u64> = m
         .settles

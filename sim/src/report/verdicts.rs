@@ -38,10 +38,7 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
         let mut executions = crate::metrics::ExecMinute::default();
         for r in &presence_runs {
             for e in &r.world.metrics.borrow().executions_per_minute {
-                executions.executions += e.executions;
-                executions.killed += e.killed;
-                executions.over_half += e.over_half;
-                executions.worst = executions.worst.max(e.worst);
+                executions.add(e);
             }
         }
         let w = executions.worst;

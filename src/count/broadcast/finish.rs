@@ -1,5 +1,5 @@
-//! A won slot, counted and published: one listing reads the site's presence and unfolded
-//! visits; the count, total and busiest pages are published (a sweep's only when they
+//! A won slot, counted and published: one listing reads the site's presence (its visits not
+//! folded yet are listed apart); the count, total and busiest pages are published (a sweep's only when they
 //! changed), stored as the site's snapshot, and the expired keys the listing found deleted.
 
 use crate::count::broadcast::plan::{BroadcastError, Counted, Plan, Reason, CLOCK_MARGIN_MS};
@@ -11,6 +11,7 @@ use crate::platform::kv::list_all;
 use crate::platform::log::Line;
 use crate::platform::publisher::{PublishError, PublishItem};
 use crate::platform::Services;
+use crate::wire::hash::fnv1a;
 use crate::wire::protocol;
 use crate::wire::site::SiteId;
 
@@ -155,13 +156,6 @@ fn last_snapshot(services: &Services, plan: &Plan) -> Option<Snapshot> {
             .map(|read| snapshot::newer_of_seen(services.cache, &plan.site, read)),
     };
     found.ok().flatten()
-}
-
-/// A stable hash of a key (FNV-1a), to share its delete out to one slot.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The pages with counts: the busiest `page::MAX_PAGES` (ties by page id, so every broadcast

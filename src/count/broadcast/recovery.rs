@@ -9,7 +9,6 @@
 //! and their joins are changes that broadcast.
 
 use crate::count::broadcast::plan::{Plan, CLOCK_MARGIN_MS};
-use crate::platform::cache;
 use crate::platform::Services;
 use crate::wire::site::SiteId;
 
@@ -34,7 +33,7 @@ const COUNT_MS: u64 = 10_000;
 
 /// `plan`'s count has started at `now_ms`: it is owed only if it runs past `COUNT_MS`.
 pub(super) fn note_started(services: &Services, plan: &Plan, now_ms: u64) {
-    if cache::get_u64(services.cache, &key(&plan.site)) == Some(plan.slot_end_ms) {
+    if read_note(services, &plan.site) == Some((plan.slot_end_ms, None)) {
         let value = format!("{} {now_ms}", plan.slot_end_ms);
         services
             .cache

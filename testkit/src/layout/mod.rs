@@ -224,19 +224,25 @@ fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
 
 /// Every `.rs` file under `dir` with more than `max` lines, with its count.
 pub fn long_files(dir: &Path, max: usize) -> Vec<(PathBuf, usize)> {
+    rust_files(dir)
+        .into_iter()
+        .map(|path| {
+            let lines = fs::read_to_string(&path).map_or(0, |t| t.lines().count());
+            (path, lines)
+        })
+        .filter(|(_, lines)| *lines > max)
+        .collect()
+}
+
+/// Every `.rs` file under `dir` (none when it does not exist).
+pub fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
-            out.extend(long_files(&path, max));
+            out.extend(rust_files(&path));
         } else if path.extension().is_some_and(|e| e == "rs") {
-            let lines = fs::read_to_string(&path).map_or(0, |t| t.lines().count());
-            if lines > max {
-                out.push((path, lines));
-            }
+            out.push(path);
         }
     }
     out
