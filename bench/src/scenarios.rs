@@ -323,7 +323,7 @@ pub fn costs(stack: &Stack, rounds: usize, heartbeat_interval_ms: u64) -> Costs 
                 .unwrap_or("")
                 .to_string()
         };
-        let (site, id, exp) = (meta("site"), meta("presence-id"), meta("presence-exp"));
+        let (site, id, exp) = (meta("site"), meta("presence-id"), meta("presence-windows"));
         let base = [
             ("Meta-Site", site.as_str()),
             ("Meta-Presence-Id", id.as_str()),
@@ -331,7 +331,7 @@ pub fn costs(stack: &Stack, rounds: usize, heartbeat_interval_ms: u64) -> Costs 
         let with_exp = |exp: String| {
             let mut h: Vec<(&str, String)> =
                 base.iter().map(|(n, v)| (*n, v.to_string())).collect();
-            h.push(("Meta-Presence-Exp", exp));
+            h.push(("Meta-Presence-Windows", exp));
             h
         };
         let fresh = with_exp(exp.clone());

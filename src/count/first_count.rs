@@ -27,14 +27,13 @@ pub struct Reader<'a> {
 /// on the site already, only not on its new page.
 pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<String> {
     let (lease, site) = (reader.lease, reader.site);
-    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
-    // None for a connection in no count (an automated one): nothing of it is unseen.
-    let written_ms = lease
-        .expiries_ms
-        .iter()
-        .min()
-        .map(|e| e.saturating_sub(ttl_ms));
     let now = services.clock.now_ms();
+    // The reader's presence was written by the request asking (a join, a move, a stream's
+    // open); None for a connection in no count (an automated one): nothing of it is unseen.
+    let written_ms = lease.is_present().then_some(now);
+    if written_ms.is_some() && !moved {
+        snapshot::note_join(services.cache, site, now);
+    }
     let snapshot = snapshot::cached(services, site)
         .map(|found| found.filter(|s| !s.outlived(now, services.config)));
     let (count, total, page_count, slot) = match snapshot {

@@ -14,6 +14,7 @@
 
 pub mod automated;
 pub mod broadcast;
+pub mod census;
 pub mod first_count;
 pub mod floor;
 pub mod handover;
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod page;
 pub mod peak;
 pub mod presence;
+pub mod tally;
 pub mod registry;
 pub mod snapshot;
 pub mod totals;

@@ -284,6 +284,23 @@ fn left_key(site: &SiteId) -> String {
     format!("left/{site}")
 }
 
+/// Notes that a reader of `site` joined at `now_ms` (and was shown a first count made from
+/// the snapshot): a sweep of this POP that finds the count unchanged still tells the pages,
+/// since a leave elsewhere in the same slot may have made that first count one too many.
+pub fn note_join(cache: &dyn SharedCache, site: &SiteId, now_ms: u64) {
+    cache.set(&joined_key(site), now_ms.to_string().as_bytes(), LEFT_MS);
+}
+
+/// Whether a reader joined in this POP after `snapshot` was counted.
+pub fn joined_since(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) -> bool {
+    crate::platform::cache::get_u64(cache, &joined_key(site))
+        .is_some_and(|joined| joined >= snapshot.slot_end_ms)
+}
+
+fn joined_key(site: &SiteId) -> String {
+    format!("joined/{site}")
+}
+
 impl Snapshot {
     /// What this snapshot published, as the peaks that follow it need it.
     pub fn last(&self) -> Last {

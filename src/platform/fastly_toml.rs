@@ -14,7 +14,7 @@ pub const ADMIN_TOKEN_SECRET: &str = "admin_token";
 pub const PUBLISH_TOKEN_SECRET: &str = "fanout_publish_token";
 /// Secret, local only: the key the local Pushpin signs its calls with (HS256).
 pub const GRIP_KEY_SECRET: &str = "grip_hs256_key";
-/// The backend Fanout hands WebSockets to: this service itself.
+/// This service itself: the backend Fanout hands WebSockets to, and a split count calls.
 pub const FANOUT_BACKEND: &str = "self";
 /// The backend for Fastly's API, where count updates are published.
 pub const FASTLY_API_BACKEND: &str = "fastly_api";

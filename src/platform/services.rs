@@ -8,6 +8,7 @@ use crate::platform::config::{Config, ConfigSource};
 use crate::platform::ids::IdSource;
 use crate::platform::kv::KvStore;
 use crate::platform::log::Log;
+use crate::platform::peers::Peers;
 use crate::platform::publisher::Publisher;
 use crate::platform::secrets::Secrets;
 use crate::wire::grip_sig::GripVerifier;
@@ -27,4 +28,6 @@ pub struct Services<'a> {
     pub settings: &'a dyn ConfigSource,
     /// Where log lines go.
     pub log: &'a dyn Log,
+    /// Calls to this service itself (a split count's shares).
+    pub peers: &'a dyn Peers,
 }

@@ -9,6 +9,7 @@ use crate::platform::config::Config;
 use crate::platform::ids::IdSource;
 use crate::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 use crate::platform::log::{Line, Log};
+use crate::platform::peers::{PeerError, Peers};
 use crate::platform::publisher::{PublishError, PublishItem, Publisher};
 use crate::platform::Services;
 use crate::wire::grip_sig::GripVerifier;
@@ -232,6 +233,29 @@ pub struct TestServices {
     pub secrets: HashMap<String, Vec<u8>>,
     pub settings: HashMap<String, String>,
     pub log: RecordingLog,
+    /// What answers the service's calls to itself (`None`: they fail, as with no peers).
+    pub peer_handler: Cell<Option<PeerHandler>>,
+}
+
+/// Answers one call to the service itself, with the services of the answering execution.
+pub type PeerHandler = fn(&Services, &http::Request<Vec<u8>>) -> http::Response<Vec<u8>>;
+
+/// Calls to the service itself, answered in turn by `peer_handler` with this bundle's fakes
+/// (each call a fresh request on the same store, clock and cache).
+impl Peers for TestServices {
+    fn send_all(
+        &self,
+        requests: Vec<http::Request<Vec<u8>>>,
+    ) -> Vec<Result<http::Response<Vec<u8>>, PeerError>> {
+        let services = self.services();
+        requests
+            .iter()
+            .map(|req| match self.peer_handler.get() {
+                Some(handler) => Ok(handler(&services, req)),
+                None => Err(PeerError("no peer handler in this test".into())),
+            })
+            .collect()
+    }
 }
 
 impl TestServices {
@@ -251,6 +275,7 @@ impl TestServices {
             )]),
             settings: HashMap::new(),
             log: RecordingLog::default(),
+            peer_handler: Cell::new(None),
         }
     }
 
@@ -285,6 +310,7 @@ impl TestServices {
             secrets: &self.secrets,
             settings: &self.settings,
             log: &self.log,
+            peers: self,
         }
     }
 }

@@ -4,6 +4,7 @@ use http::{header, Method, Request, Response};
 
 use crate::platform::log::Line;
 use crate::surfaces::assets;
+use crate::surfaces::census;
 use crate::surfaces::loader;
 use crate::surfaces::sse;
 use crate::surfaces::websocket;
@@ -64,6 +65,9 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
         });
         access::with_cors(response::error(&e)).into()
     };
+    if census::owns(path) {
+        return census::handle(req, services).map(Handled::from);
+    }
     if sse::owns(path) {
         return Ok(sse::handle(req, services).unwrap_or_else(with_cors_on_error));
     }

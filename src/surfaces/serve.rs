@@ -321,13 +321,13 @@ mod tests {
         let (site, id, exp, client) = (
             meta(connection::META_SITE),
             meta(connection::META_PRESENCE_ID),
-            meta(connection::META_PRESENCE_EXP),
+            meta(connection::META_PRESENCE_WINDOWS),
             meta(connection::META_CLIENT),
         );
         let closing = [
             (connection::META_SITE, site.as_str()),
             (connection::META_PRESENCE_ID, id.as_str()),
-            (connection::META_PRESENCE_EXP, exp.as_str()),
+            (connection::META_PRESENCE_WINDOWS, exp.as_str()),
             (connection::META_CLIENT, client.as_str()),
             (connection::META_TICKET, "0"),
         ];
@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(sent, vec![200]);
         let lines = t.log.lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].starts_with("liveuser request method=POST path=/ws status=200 kv_lookup=0 kv_insert=1 kv_delete=0 kv_list=0 publish=0"), "{}", lines[0]);
+        assert!(lines[0].starts_with("liveuser request method=POST path=/ws status=200 kv_lookup=0 kv_insert=2 kv_delete=0 kv_list=0 publish=0"), "{}", lines[0]);
         assert!(
             lines[0].ends_with("conn=c1 site=shop events=OPEN"),
             "{}",

@@ -14,7 +14,7 @@
 //!   `leave` removes the presence at once.
 //!
 //! The session is what a socket keeps in Fanout's connection meta: the site, the random
-//! presence id and its key expiries, the page id, the totals flag and the socket ticket,
+//! presence id and the windows it has keys in, the page id, the totals flag and the socket ticket,
 //! signed (HMAC-SHA256) with a key derived from a secret the service has anyway (the publish
 //! token in production, the local Grip key locally): a session the service did not give is
 //! refused, so a heartbeat or leave can only extend or end the presence of a stream that was
@@ -129,13 +129,13 @@ impl Session {
         Session::parse(payload)
     }
 
-    /// `<site>|<presence id>|<expiries>|<page id or ->|<0 or 1>|<ticket or ->`.
+    /// `<site>|<presence id>|<windows>|<page id or ->|<0 or 1>|<ticket or ->`.
     pub fn encode(&self) -> String {
         format!(
             "{}|{}|{}|{}|{}|{}",
             self.site,
             self.lease.id,
-            self.lease.expiries_meta(),
+            self.lease.windows_meta(),
             self.lease.page.as_deref().unwrap_or("-"),
             u8::from(self.totals),
             self.ticket.map_or("-".to_string(), |t| t.to_string()),
@@ -145,7 +145,7 @@ impl Session {
     pub fn parse(text: &str) -> Result<Session, HttpError> {
         let bad = invalid_session;
         let parts: Vec<&str> = text.split('|').collect();
-        let [site, id, expiries, page, totals, ticket] = parts[..] else {
+        let [site, id, windows, page, totals, ticket] = parts[..] else {
             return Err(bad());
         };
         let site = SiteId::parse(site).map_err(|_| bad())?;
@@ -154,7 +154,7 @@ impl Session {
             p if page::is_page_id(p) => Some(p.to_string()),
             _ => return Err(bad()),
         };
-        let lease = Lease::from_meta(id, expiries)
+        let lease = Lease::from_meta(id, windows)
             .ok_or_else(bad)?
             .on_page(page);
         let totals = match totals {
@@ -230,7 +230,7 @@ fn join(
     let lease = if uncounted {
         Lease {
             id,
-            expiries_ms: Vec::new(),
+            windows: Vec::new(),
             page: params.page.clone(),
         }
     } else {
@@ -345,7 +345,7 @@ fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Htt
     } = checked(req, services)?;
     let site = session.site.clone();
     registry::check_site(services.settings, &site)?;
-    let counted = !session.lease.expiries_ms.is_empty();
+    let counted = !session.lease.windows.is_empty();
     if counted {
         if let (Some(ticket), Some(client)) = (session.ticket, &client) {
             let ttl = limits::socket_ticket_ttl_ms(services.config);
@@ -385,10 +385,10 @@ fn leave(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
         limits::release_socket(services.cache, &site, client, ticket);
     }
     let no_content = || access::with_cors(finish(Response::builder().status(204), Vec::new()));
-    if session.lease.expiries_ms.is_empty() {
+    if session.lease.windows.is_empty() {
         return Ok(no_content().into());
     }
-    if let Err(e) = presence::leave(services.kv, services.clock, &site, &session.lease) {
+    if let Err(e) = presence::leave(services.kv, services.clock, services.config, &site, &session.lease) {
         services.log.emit(&Line::PresenceLeaveFailed {
             conn: "sse",
             site: &site,
@@ -468,7 +468,7 @@ mod tests {
         let body = String::from_utf8_lossy(resp.body()).into_owned();
         assert!(body.starts_with("event: session\ndata: "), "{body}");
         assert!(body.ends_with("data: {\"type\":\"update\",\"count\":1,\"pageCount\":1}\n\n"));
-        assert_eq!(t.kv.len(), 1, "one presence write");
+        assert_eq!(t.kv.len(), 2, "one presence key a window its lifetime reaches");
         assert!(opened.broadcast.is_some());
         let key = session_key(&t.services()).expect("a key");
         let session = Session::verify(&session_in(resp.body()), &key).expect("session");
@@ -499,7 +499,7 @@ mod tests {
         let opened =
             handle(&request("GET", "/sse?siteId=shop", true, ""), &t.services()).expect("open");
         let session = session_in(opened.response.body());
-        // Half an interval later the heartbeat writes one key.
+        // Twenty seconds later the presence reaches a third window: the heartbeat writes its key.
         t.set_time(NOW_MS + 20_000);
         let body = json!({ "session": session }).to_string();
         let beat = handle(
@@ -511,10 +511,10 @@ mod tests {
         let reply: serde_json::Value = serde_json::from_slice(beat.response.body()).expect("json");
         let next = reply["session"].as_str().expect("session").to_string();
         assert_ne!(next, session);
-        assert_eq!(t.kv.len(), 2);
+        assert_eq!(t.kv.len(), 3);
         let shop = SiteId::parse("shop").expect("site");
         assert_eq!(
-            presence::count(&t.kv, &t.config, &shop, NOW_MS + 50_000).expect("count"),
+            crate::count::tally::count(&t.kv, &t.config, &shop, NOW_MS + 50_000).expect("count"),
             1,
             "alive past the first key's expiry"
         );
@@ -575,7 +575,7 @@ mod tests {
                 assert_eq!(err.code(), "invalid_session", "{forged}");
             }
         }
-        assert_eq!(t.kv.len(), 1, "the genuine presence only");
+        assert_eq!(t.kv.len(), 2, "the genuine presence only");
         // Without a secret to sign with, no stream opens.
         let mut bare = services();
         bare.secrets.clear();
@@ -593,7 +593,7 @@ mod tests {
             site: SiteId::parse("a.b-c").expect("site"),
             lease: Lease {
                 id: "0123456789abcdef0123456789abcdef".into(),
-                expiries_ms: vec![5, 7],
+                windows: vec![5, 7],
                 page: Some("0123456789abcdef".into()),
             },
             totals: true,

@@ -34,6 +34,48 @@ impl Shown {
     }
 }
 
+/// How the widget shows a count of a thousand or more: "1.2K", "3M", one decimal, as its
+/// `formatNumber` does (same doubles, same rounding); `None` below a thousand, which it shows
+/// exactly.
+pub fn compact(n: u64) -> Option<String> {
+    let (scaled, unit) = match n {
+        0..=999 => return None,
+        1000..=999_949 => (n as f64 / 1000.0, "K"),
+        _ => (n as f64 / 1_000_000.0, "M"),
+    };
+    let tenths = to_fixed_1(scaled);
+    Some(match tenths % 10 {
+        0 => format!("{}{unit}", tenths / 10),
+        d => format!("{}.{d}{unit}", tenths / 10),
+    })
+}
+
+/// JavaScript's `x.toFixed(1)` of a positive double, in tenths: the nearest tenth to the
+/// double's exact value, the larger on a tie (Rust's own formatting breaks ties to even).
+fn to_fixed_1(x: f64) -> u64 {
+    // x = mantissa × 2^exponent exactly; compare in integers.
+    let bits = x.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    if exponent >= 0 {
+        return (mantissa << exponent) as u64 * 10;
+    }
+    let shift = (-exponent) as u32;
+    // floor(10x), then whether x is at or past the halfway point above it.
+    let floor = (mantissa * 10) >> shift;
+    let doubled = mantissa * 20;
+    let half_up = ((2 * floor + 1) << shift) <= doubled;
+    (floor + u128::from(half_up)) as u64
+}
+
+impl Shown {
+    /// Whether pages show `self` and `other` alike: both compact ("100K") and the same. Counts
+    /// under a thousand are never taken as alike (every change there shows).
+    pub fn looks_like(&self, other: &Shown) -> bool {
+        !self.below_min && !other.below_min && compact(self.value).is_some_and(|a| compact(other.value) == Some(a))
+    }
+}
+
 /// The largest client message accepted; anything larger closes the connection (1009).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
@@ -361,5 +403,26 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&heartbeat(5, Some(2))).expect("json");
         assert_eq!(v["totalCount"], 2);
+    }
+
+    #[test]
+    fn compact_counts_read_as_the_widget_shows_them() {
+        assert_eq!(compact(999), None);
+        assert_eq!(compact(1000).as_deref(), Some("1K"));
+        assert_eq!(compact(1049).as_deref(), Some("1K"));
+        // Ties round up, as JavaScript's toFixed does; 1.15 is a double just under 1.15.
+        assert_eq!(compact(1250).as_deref(), Some("1.3K"));
+        assert_eq!(compact(1150).as_deref(), Some("1.1K"));
+        assert_eq!(compact(1050).as_deref(), Some("1.1K"));
+        assert_eq!(compact(99_949).as_deref(), Some("99.9K"));
+        assert_eq!(compact(99_950).as_deref(), Some("100K"));
+        assert_eq!(compact(999_949).as_deref(), Some("999.9K"));
+        assert_eq!(compact(999_950).as_deref(), Some("1M"));
+        assert_eq!(compact(1_049_999).as_deref(), Some("1M"));
+        assert_eq!(compact(1_250_000).as_deref(), Some("1.3M"));
+        let shown = Shown::exact;
+        assert!(shown(100_010).looks_like(&shown(100_040)));
+        assert!(!shown(100_010).looks_like(&shown(100_060)));
+        assert!(!shown(500).looks_like(&shown(500)), "small counts always show");
     }
 }

@@ -106,7 +106,7 @@ impl World {
     }
 }
 
-/// `set-meta-presence-exp` → `Presence-Exp`, as Fanout sends meta back.
+/// `set-meta-presence-windows` → `Presence-Windows`, as Fanout sends meta back.
 pub(super) fn canonical_meta(lower: &str) -> String {
     lower
         .split('-')

@@ -81,7 +81,7 @@ impl World {
             .filter_map(|c| c.socket.as_ref())
             .filter_map(|s| {
                 let meta = |name: &str| s.meta.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-                let lease: Vec<&str> = meta("Presence-Exp")?.split(',').collect();
+                let lease: Vec<&str> = meta("Presence-Windows")?.split(',').collect();
                 let keys = groups.get(meta("Presence-Id")?)?;
                 Some(keys.iter().filter(|e| lease.contains(&e.as_str())).count() as u32)
             })

@@ -80,7 +80,7 @@ impl World {
         let expiry = socket
             .meta
             .iter()
-            .find(|(n, _)| n == "Presence-Exp")
+            .find(|(n, _)| n == "Presence-Windows")
             .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
             .map(|ms| (ms * 1000 - skew).max(0) as u64);
         expiry
@@ -158,7 +158,7 @@ impl World {
         let clients = self.clients.borrow();
         let meta = &clients[c].socket.as_ref()?.meta;
         let get = |name: &str| meta.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        let expiries = get("Presence-Exp")?
+        let expiries = get("Presence-Windows")?
             .split(',')
             .filter_map(|e| e.parse().ok())
             .collect();
@@ -293,7 +293,7 @@ impl World {
                         .and_then(|s| s.meta.iter().find(|(n, _)| n == name))
                         .map(|(_, v)| v.clone())
                 };
-                let expiry = meta("Presence-Exp")
+                let expiry = meta("Presence-Windows")
                     .and_then(|v| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
                     .map(|ms| (ms * 1000 - skew).max(0) as u64);
                 (expiry, meta("Presence-Id"))

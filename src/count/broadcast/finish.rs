@@ -1,22 +1,18 @@
-//! A won slot, counted and published: one listing reads the site's presence (its visits not
-//! folded yet are listed apart); the count, total and busiest pages are published (a sweep's only when they
-//! changed), stored as the site's snapshot, and the expired keys the listing found deleted.
+//! A won slot, counted and published: the census counts the slot's presence window (split
+//! over executions when the site is large; its visits not folded yet are listed apart); the
+//! count, total and busiest pages are published (a sweep's only when they changed), and stored
+//! as the site's snapshot.
 
-use crate::count::broadcast::plan::{BroadcastError, Counted, Plan, Reason, CLOCK_MARGIN_MS};
+use crate::count::broadcast::plan::{BroadcastError, Counted, Plan, Reason};
 use crate::count::broadcast::recovery;
 use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
-use crate::count::{history, page, peak, presence, totals};
-use crate::platform::kv::list_all;
+use crate::count::{census, history, page, peak, presence, totals};
 use crate::platform::log::Line;
-use crate::platform::publisher::{PublishError, PublishItem};
+use crate::platform::publisher::PublishItem;
 use crate::platform::Services;
-use crate::wire::hash::fnv1a;
-use crate::wire::protocol;
+use crate::wire::protocol::{self, Shown};
 use crate::wire::site::SiteId;
-
-/// The most expired keys one broadcast deletes (the rest wait for the next sweep).
-const MAX_SWEEP_DELETES: usize = 1000;
 
 /// The second half of [`run`](super::run), at or after [`Plan::wake_at_ms`]: counts, publishes, stores the
 /// snapshot, deletes what the count found expired.
@@ -24,15 +20,14 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let site = &plan.site;
     let now = services.clock.now_ms();
     recovery::note_started(services, plan, now);
-    // The presence listing reads presence keys only; the visits not folded yet are listed on
-    // their own (a popular page's visits of the last seconds, never a day of them).
-    let keys =
-        list_all(services.kv, &presence::site_prefix(site)).map_err(BroadcastError::Count)?;
-    let ttl_ms = u64::from(services.config.presence_ttl_secs) * 1000;
-    let census = presence::census_of(&keys, site, now, ttl_ms);
+    let mut last = last_snapshot(services, plan);
+    // The slot's window: a reader counted is one whose key for the window holding the slot's
+    // end was written. The last count says how finely to split the listing.
+    let window = presence::window_of(services.config, plan.slot_end_ms);
+    let census = census::count(services, site, window, last.as_ref().map(|l| l.count))
+        .map_err(BroadcastError::Count)?;
     let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
     let total = settled.as_ref().map(|s| s.total);
-    let mut last = last_snapshot(services, plan);
     let minute = peak::minute_of(plan.slot_end_ms);
     let mut current = Snapshot {
         slot_end_ms: plan.slot_end_ms,
@@ -45,9 +40,15 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             census.live,
         )),
     };
-    let needed = needs_publish(plan, &current, last.as_ref(), census.newest_join_ms, now);
+    let joined = last
+        .as_ref()
+        .is_some_and(|l| snapshot::joined_since(services.cache, site, l));
+    let needed = needs_publish(plan, &current, last.as_ref(), joined, now);
     let publish = if needed {
-        let result = publish(services, site, &current, last.as_ref());
+        let items = items(services, site, &current, last.as_ref());
+        // Nothing the pages show changed (a large count moved within its "1.2K"): the
+        // snapshot still takes the exact count, for the API and the badge.
+        let result = (!items.is_empty()).then(|| services.publisher.publish(&items));
         // A change counted from this POP's second-old copy: the stored snapshot may hold a
         // later broadcast's peaks (from another POP). Read it now, the pages told already.
         if plan.reason == Reason::Change {
@@ -62,14 +63,14 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
                 }
             }
         }
-        if result.is_ok() {
+        if result.as_ref().is_none_or(Result::is_ok) {
             // Best effort: a snapshot that could not be stored only means the next sweep
             // publishes again (so the POP remembers only what the store holds).
             if snapshot::write(services.kv, services.config, site, &current).is_ok() {
                 snapshot::remember(services.cache, site, &current);
             }
         }
-        Some(result)
+        result
     } else {
         None
     };
@@ -88,46 +89,28 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             });
         }
     }
-    // Each expired presence key is deleted once, not by every broadcast of a busy site that
-    // listed it meanwhile: a sweep (claimed once per sweep interval per site across every POP)
-    // deletes them all, and a change broadcast only its slot's share of them (a key's hash
-    // picks one slot of the sweep interval), so a site whose changes take every slot, and
-    // leave its sweeps nothing to claim, still loses every expired key within a sweep
-    // interval. Folded visits go with the fold that took them.
-    let mut doomed = match plan.reason {
-        Reason::Sweep { .. } => census.expired,
-        Reason::Change => {
-            let config = services.config;
-            let interval = u64::from(config.broadcast_interval_ms).max(1);
-            let shares = (u64::from(config.sweep_interval_secs) * 1000 / interval).max(1);
-            let share = (plan.slot_end_ms / interval) % shares;
-            census
-                .expired
-                .into_iter()
-                .filter(|k| fnv1a(k.as_bytes()) % shares == share)
-                .collect()
-        }
-    };
-    doomed.truncate(MAX_SWEEP_DELETES);
-    doomed.extend(settled.map(|s| s.to_delete).unwrap_or_default());
+    // Folded visits go with the fold that took them. (Presence keys are never deleted here:
+    // a count lists its own window only, and ended windows' keys lapse by their TTL.)
+    let doomed = settled.map(|s| s.to_delete).unwrap_or_default();
     let failed = services.kv.delete_many(&doomed).len();
     Ok(Counted {
         count: census.live,
         total,
         keys_listed: census.keys,
+        lists: census.pages_listed,
         deleted: doomed.len() - failed,
         publish,
     })
 }
 
 /// A change always publishes; a sweep publishes when the count or total differs from the
-/// stored snapshot, when a connection joined after it (a join and a leave in one slot leave
-/// the count as it was, but the new page needs it), or when the last publish is old.
+/// stored snapshot, when a reader joined in this POP after it (a join and a leave in one slot
+/// leave the count as it was, but the new page needs it), or when the last publish is old.
 fn needs_publish(
     plan: &Plan,
     current: &Snapshot,
     last: Option<&Snapshot>,
-    newest_join_ms: Option<u64>,
+    joined: bool,
     now: u64,
 ) -> bool {
     if plan.reason == Reason::Change {
@@ -138,7 +121,7 @@ fn needs_publish(
             last.count != current.count
                 || (current.total.is_some() && last.total != current.total)
                 || last.pages != current.pages
-                || newest_join_ms.is_some_and(|j| j + CLOCK_MARGIN_MS > last.slot_end_ms)
+                || joined
                 || now >= last.slot_end_ms + snapshot::REFRESH_MS
         }
         None => true,
@@ -168,46 +151,75 @@ pub(super) fn busiest_pages(pages: &std::collections::BTreeMap<String, u64>) -> 
     busiest
 }
 
-/// Every channel in one publish request: the site's, its totals', one per page with a count,
-/// and one per page that had a count in `last` and has none now (its readers, if any, learn
-/// it is 0 or fell out of the busiest pages). Item ids are unique per site and slot, and only
-/// one POP broadcasts a slot, so Fanout never drops a fresher count as a repeat.
-fn publish(
+/// How often every channel is told its count even when pages would show it as they do: a
+/// page told nothing because this POP's last snapshot was older than what another POP
+/// published catches up within this.
+pub const RESTATE_MS: u64 = 10_000;
+
+/// The items of one publish: the site's channel, its totals', one per page with a count, and
+/// one per page that had a count in `last` and has none now (its readers, if any, learn it is
+/// 0 or fell out of the busiest pages) — each only if what its pages show changes: a count of
+/// a thousand or more shows as "1.2K", and a change within it is not sent (the snapshot keeps
+/// the exact figure), except once every [`RESTATE_MS`]. Item ids are unique per site and
+/// slot, and only one POP broadcasts a slot, so Fanout never drops a fresher count as a
+/// repeat.
+fn items(
     services: &Services,
     site: &SiteId,
     s: &Snapshot,
     last: Option<&Snapshot>,
-) -> Result<(), PublishError> {
+) -> Vec<PublishItem> {
     let id = format!("{site}-{}", s.slot_end_ms);
     let floor = Floor::of(services.settings, site);
     let count = floor.show(s.count);
-    let mut items = vec![PublishItem {
-        channel: site.channel(),
-        id: Some(format!("count-{id}")),
-        content: protocol::update(count, None, Some(s.slot_end_ms)),
-    }];
-    if let Some(total) = s.total {
+    let restate = last.is_none() || s.slot_end_ms % RESTATE_MS == 0;
+    let alike = |now: Option<Shown>, before: Option<Shown>| match (now, before) {
+        (Some(a), Some(b)) => a.looks_like(&b),
+        (None, None) => true,
+        _ => false,
+    };
+    let count_alike = !restate && alike(Some(count), last.map(|l| floor.show(l.count)));
+    let mut items = Vec::new();
+    if !count_alike {
         items.push(PublishItem {
-            channel: site.totals_channel(),
-            id: Some(format!("totals-{id}")),
-            content: protocol::update(count, Some(total), Some(s.slot_end_ms)),
+            channel: site.channel(),
+            id: Some(format!("count-{id}")),
+            content: protocol::update(count, None, Some(s.slot_end_ms)),
         });
+    }
+    if let Some(total) = s.total {
+        let total_alike = count_alike
+            && alike(
+                Some(Shown::exact(total)),
+                last.and_then(|l| l.total).map(Shown::exact),
+            );
+        if !total_alike {
+            items.push(PublishItem {
+                channel: site.totals_channel(),
+                id: Some(format!("totals-{id}")),
+                content: protocol::update(count, Some(total), Some(s.slot_end_ms)),
+            });
+        }
     }
     let dropped = last
         .into_iter()
         .flat_map(|l| l.pages.iter())
         .filter(|(p, _)| !s.has_page(p));
     for (page_id, _) in s.pages.iter().chain(dropped) {
+        let shown = s.page_count(page_id).map(|n| floor.show(n));
+        let page_alike = count_alike
+            && alike(
+                shown,
+                last.and_then(|l| l.page_count(page_id)).map(|n| floor.show(n)),
+            );
+        if page_alike {
+            continue;
+        }
         items.push(PublishItem {
             channel: page::channel(site, page_id),
             id: Some(format!("page-{page_id}-{id}")),
-            content: protocol::page_update(
-                count,
-                None,
-                s.page_count(page_id).map(|n| floor.show(n)),
-                Some(s.slot_end_ms),
-            ),
+            content: protocol::page_update(count, None, shown, Some(s.slot_end_ms)),
         });
     }
-    services.publisher.publish(&items)
+    items
 }

@@ -1,6 +1,7 @@
 //! What a broadcast is: the plan a request wins (a slot's change, or a sweep), what running
 //! it comes to, and why it could fail.
 
+use crate::count::census::CensusError;
 use crate::platform::config::Config;
 use crate::platform::kv::KvError;
 use crate::platform::publisher::PublishError;
@@ -62,7 +63,9 @@ pub struct Counted {
     pub total: Option<u64>,
     /// Keys the count listed.
     pub keys_listed: u64,
-    /// Expired presence keys and folded visit keys deleted.
+    /// List pages the count read (in every execution it was split over).
+    pub lists: u64,
+    /// Folded visit keys deleted.
     pub deleted: usize,
     /// `None`: a sweep found nothing to publish.
     pub publish: Option<Result<(), PublishError>>,
@@ -72,7 +75,7 @@ pub struct Counted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BroadcastError {
     Claim(KvError),
-    Count(KvError),
+    Count(CensusError),
 }
 
 impl std::fmt::Display for BroadcastError {

@@ -82,7 +82,7 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
     // POP's memory of the last snapshot; a sweep knows it from the stored one).
     t.publisher.published.borrow_mut().clear();
     t.set_time(700);
-    presence::leave(&t.kv, &t.clock, &s, &blogger).expect("leave");
+    presence::leave(&t.kv, &t.clock, &t.config, &s, &blogger).expect("leave");
     let plan = schedule(&t.services(), &s).expect("won");
     counted(run(&t.services(), &plan));
     let mut got = page_items(&t);
@@ -322,51 +322,28 @@ fn a_sweep_is_claimed_once_per_period_and_publishes_only_a_change() {
     let quiet = counted(run(&t.services(), &sweep));
     assert_eq!((quiet.count, quiet.publish.clone()), (2, None));
 
-    // Connection 2 vanished (no event); connection 1 keeps its presence fresh.
+    // Connection 2 vanished (no event); connection 1 keeps its presence fresh. Connection
+    // 2's keys reach the window ending at 60 s (it joined at 0 s with 45 s of presence).
     let lease = presence::Lease {
         id: new_id_from([0, 1]),
-        expiries_ms: vec![45_000],
+        windows: vec![0, 1],
         page: None,
     };
     t.set_time(30_000);
     presence::refresh(&t.kv, &t.config, &s, &lease, 30_000).expect("refresh");
-    t.set_time(50_000);
+    t.set_time(55_000);
+    let sweep = sweep_due(&t.services(), &s).expect("next period");
+    let still = counted(run(&t.services(), &sweep));
+    assert_eq!(still.count, 2, "counted until its last window ends");
+    t.set_time(60_100);
     let sweep = sweep_due(&t.services(), &s).expect("next period");
     let noticed = counted(run(&t.services(), &sweep));
     assert_eq!(noticed.count, 1);
     assert_eq!(noticed.publish, Some(Ok(())));
-    // Its key was deleted by the sweep: production would have listed it for a day.
-    // Connection 1's just-expired first key is left to its own next refresh.
-    assert_eq!(noticed.deleted, 1);
-    let gone = presence::key(&s, &leaving.id, leaving.expiries_ms[0]);
-    assert_eq!(t.kv.lookup(&gone), Ok(None));
-
-    // Change broadcasts delete only their slot's share of the expired keys: over the slots of
-    // one sweep interval, every expired key goes, each once.
-    let expired = |t: &TestServices| {
-        t.kv.keys()
-            .iter()
-            .filter(|k| k.starts_with("site/a/p/"))
-            .filter(|k| k.rsplit('/').next().and_then(|e| e.parse::<u64>().ok()) < Some(90_000))
-            .count()
-    };
-    // Twenty readers who vanished: their keys expire at 85 s.
-    t.set_time(40_000);
-    for n in 0..20 {
-        join(&t, &s, 100 + n);
-    }
-    t.set_time(90_000);
-    let before = expired(&t);
-    assert!(before >= 20, "{before} expired keys");
-    let mut deleted = 0;
-    for n in 0..20u64 {
-        t.set_time(90_000 + n * 500);
-        join(&t, &s, 200 + n);
-        let change = schedule(&t.services(), &s).expect("won");
-        deleted += counted(run(&t.services(), &change)).deleted;
-    }
-    assert_eq!(expired(&t), 0, "every expired key deleted");
-    assert_eq!(deleted, before, "each once");
+    // Nothing to delete: the ended window is never listed again, its keys lapse by TTL.
+    assert_eq!(noticed.deleted, 0);
+    assert!(t.kv.lookup(&presence::key(&s, &leaving.id, 1)).expect("lookup").is_some());
+    assert_eq!(noticed.lists, 1, "one window listed, one page");
 }
 
 #[test]
@@ -380,10 +357,12 @@ fn a_sweep_publishes_a_join_even_when_a_leave_kept_the_count() {
         &t.services(),
         &schedule(&t.services(), &s).expect("won"),
     ));
-    // In one slot another POP's page joins and another leaves; the sweep wins the slot.
+    // In one slot a page joins here (and is shown a first count from the snapshot) and a
+    // reader leaves elsewhere; this POP's sweep wins the slot.
     t.set_time(20_000);
     join(&t, &s, 3);
-    presence::leave(&t.kv, &t.clock, &s, &leaving).expect("leave");
+    crate::count::snapshot::note_join(&t.cache, &s, 20_000);
+    presence::leave(&t.kv, &t.clock, &t.config, &s, &leaving).expect("leave");
     let sweep = sweep_due(&t.services(), &s).expect("won");
     let c = counted(run(&t.services(), &sweep));
     assert_eq!(c.count, 2, "as before");

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config_store;
 pub mod kv;
 pub mod log;
+pub mod peers;
 pub mod publisher;
 
 use fastly::{Request, Response, SecretStore};
@@ -25,6 +26,7 @@ use cache::HostCache;
 use config_store::HostConfig;
 use kv::HostKv;
 use log::HostLog;
+use peers::BackendPeers;
 use publisher::BackendPublisher;
 
 /// The Compute secret store behind [`Secrets`].
@@ -101,6 +103,7 @@ impl<'a> HostServices<'a> {
             secrets: &HostSecrets,
             settings: &self.settings,
             log: self.log,
+            peers: &BackendPeers,
         }
     }
 }

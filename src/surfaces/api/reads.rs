@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
+use crate::count::census::{self, CensusError};
+use crate::count::tally::Tally;
 use crate::count::{history, peak, presence, totals};
 use crate::platform::clock::iso8601;
 use crate::platform::log::Line;
@@ -31,7 +33,15 @@ pub(super) fn read(
     if let Some(value) = from_totals(&settled) {
         return Ok(value);
     }
-    presence::count(services.kv, services.config, site, now).map_err(|e| unavailable(e.to_string()))
+    count_now(services, site, now)
+        .map(|t| t.live)
+        .map_err(|e| unavailable(e.to_string()))
+}
+
+/// Counts the site's current window (a site no broadcast has counted yet: a small one, so
+/// from this execution alone).
+fn count_now(services: &Services, site: &SiteId, now: u64) -> Result<Tally, CensusError> {
+    census::count(services, site, presence::window_of(services.config, now), None)
 }
 
 /// The readers of one page (by page id): from the snapshot like [`read`]; None for a page
@@ -48,8 +58,7 @@ pub(super) fn read_page(
         Some(last) => Ok(last.page_count(page_id)),
         None => {
             let now = services.clock.now_ms();
-            let census = presence::census(services.kv, services.config, site, now)
-                .map_err(|e| unavailable(e.to_string()))?;
+            let census = count_now(services, site, now).map_err(|e| unavailable(e.to_string()))?;
             Ok(Some(census.pages.get(page_id).copied().unwrap_or(0)))
         }
     }

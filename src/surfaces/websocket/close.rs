@@ -15,7 +15,7 @@ pub(super) fn hand_over(services: &Services, conn: &mut Connection) {
     release_ticket(services, conn);
     if let Some(lease) = conn.lease.take() {
         conn.lease = Some(Lease {
-            expiries_ms: Vec::new(),
+            windows: Vec::new(),
             ..lease
         });
         conn.lease_changed = true;
@@ -36,10 +36,10 @@ pub(super) fn leave(services: &Services, conn: &mut Connection) {
     let Some(lease) = conn.lease.take() else {
         return;
     };
-    if lease.expiries_ms.is_empty() {
+    if lease.windows.is_empty() {
         return;
     }
-    if let Err(e) = presence::leave(services.kv, services.clock, &conn.site, &lease) {
+    if let Err(e) = presence::leave(services.kv, services.clock, services.config, &conn.site, &lease) {
         // Whatever was not deleted expires by itself within the TTL (and a sweep deletes it).
         services.log.emit(&Line::PresenceLeaveFailed {
             conn: &conn.id,
@@ -49,7 +49,7 @@ pub(super) fn leave(services: &Services, conn: &mut Connection) {
     }
     snapshot::note_leave(services.cache, &conn.site, services.clock.now_ms());
     conn.lease = Some(Lease {
-        expiries_ms: Vec::new(),
+        windows: Vec::new(),
         ..lease
     });
     conn.lease_changed = true;

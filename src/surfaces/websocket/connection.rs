@@ -21,8 +21,8 @@ pub const META_SITE: &str = "Site";
 /// Connection meta: the presence id.
 pub const META_PRESENCE_ID: &str = "Presence-Id";
 
-/// Connection meta: the expiries of the presence keys that may be alive.
-pub const META_PRESENCE_EXP: &str = "Presence-Exp";
+/// Connection meta: the windows the connection has presence keys in (see `presence`).
+pub const META_PRESENCE_WINDOWS: &str = "Presence-Windows";
 
 /// Connection meta: `1` when the connection asked for total visits.
 pub const META_TOTALS: &str = "Totals";
@@ -126,7 +126,7 @@ pub(super) fn open_connection(
             ))
         }
     };
-    let lease = match (meta(req, META_PRESENCE_ID), meta(req, META_PRESENCE_EXP)) {
+    let lease = match (meta(req, META_PRESENCE_ID), meta(req, META_PRESENCE_WINDOWS)) {
         (Some(pid), exp) => Some(
             Lease::from_meta(pid, exp.unwrap_or(""))
                 .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?
@@ -236,7 +236,7 @@ pub(super) fn encode_reply(
         if let Some(lease) = &conn.lease {
             builder = builder
                 .header(set_meta(META_PRESENCE_ID), lease.id.as_str())
-                .header(set_meta(META_PRESENCE_EXP), lease.expiries_meta())
+                .header(set_meta(META_PRESENCE_WINDOWS), lease.windows_meta())
                 .header(set_meta(META_PAGE), lease.page.as_deref().unwrap_or(""));
         }
     }

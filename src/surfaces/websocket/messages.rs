@@ -77,7 +77,7 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
 pub(super) fn refresh(services: &Services, conn: &mut Connection) {
     let Some(lease) = &conn.lease else { return };
     // A connection that left keeps nothing alive, its ticket included.
-    if lease.expiries_ms.is_empty() {
+    if lease.windows.is_empty() {
         return;
     }
     if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket) {
@@ -109,7 +109,7 @@ pub(super) fn relayed_visit(services: &Services, conn: &mut Connection) {
     let open = conn
         .lease
         .as_ref()
-        .is_some_and(|l| !l.expiries_ms.is_empty());
+        .is_some_and(|l| !l.windows.is_empty());
     if !open || !conn.totals || conn.relayed_visits >= handover::MAX_RELAYED_VISITS {
         return;
     }
@@ -130,7 +130,7 @@ pub(super) fn move_page(
     reply: &mut Reply,
 ) -> Result<(), HttpError> {
     let page = page.map(|p| page::id(&conn.site, &p)).transpose()?;
-    let Some(lease) = conn.lease.as_ref().filter(|l| !l.expiries_ms.is_empty()) else {
+    let Some(lease) = conn.lease.as_ref().filter(|l| !l.windows.is_empty()) else {
         return Ok(());
     };
     if lease.page == page {

@@ -33,7 +33,7 @@ pub(super) fn on_open(
         // In no count: a lease without keys, like one that left.
         Ok(Lease {
             id,
-            expiries_ms: Vec::new(),
+            windows: Vec::new(),
             page,
         })
     } else {

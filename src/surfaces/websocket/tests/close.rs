@@ -14,11 +14,11 @@ fn close_and_disconnect_delete_the_presence_at_once() {
         let t = services();
         let meta = open(&t, "shop");
         let other = open(&t, "shop");
-        assert_eq!(t.kv.len(), 2);
+        assert_eq!(t.kv.len(), 4, "two windows each");
         let handled = handle(&call("", &with_meta(&meta), body), &t.services()).expect("close");
         assert_eq!(events(&handled), reply);
-        assert_eq!(t.kv.len(), 1);
-        assert_eq!(set_meta(&handled, "Presence-Exp").as_deref(), Some(""));
+        assert_eq!(t.kv.len(), 2);
+        assert_eq!(set_meta(&handled, "Presence-Windows").as_deref(), Some(""));
         drop(other);
     }
 }

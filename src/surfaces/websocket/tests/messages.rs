@@ -10,7 +10,7 @@ fn heartbeat_is_answered_with_the_time_and_writes_at_most_once() {
     let beat = websocket_events::encode(&[Event::Text(
         r#"{"type":"heartbeat","siteId":"shop","clientId":"c","timestamp":1}"#.into(),
     )]);
-    // Right after open: the key is fresh, nothing is written.
+    // Right after open: the presence's windows are written, nothing more is.
     let handled = handle(&call("", &with_meta(&meta), &beat), &t.services()).expect("beat");
     assert_eq!(
         events(&handled),
@@ -19,13 +19,14 @@ fn heartbeat_is_answered_with_the_time_and_writes_at_most_once() {
             NOW_MS / 1000
         ))]
     );
-    assert_eq!(t.kv.len(), 1);
-    // An interval later: exactly one new key, and the lease in meta names both.
+    assert_eq!(t.kv.len(), 2);
+    // An interval later: exactly one new key (the window the presence now reaches), and the
+    // lease in meta names the windows not ended.
     t.set_time(NOW_MS + 30_000);
     let handled = handle(&call("", &with_meta(&meta), &beat), &t.services()).expect("beat");
-    assert_eq!(t.kv.len(), 2);
-    let exp = set_meta(&handled, "Presence-Exp").expect("lease updated");
-    assert_eq!(exp.split(',').count(), 2);
+    assert_eq!(t.kv.len(), 3);
+    let windows = set_meta(&handled, "Presence-Windows").expect("lease updated");
+    assert_eq!(windows.split(',').count(), 2);
 }
 
 #[test]
@@ -61,7 +62,7 @@ fn unknown_messages_and_pings_are_harmless() {
     ]);
     let handled = handle(&call("", &with_meta(&meta), &body), &t.services()).expect("handled");
     assert_eq!(events(&handled), vec![Event::Pong(b"p".to_vec())]);
-    assert_eq!(t.kv.len(), 1);
+    assert_eq!(t.kv.len(), 2);
 }
 
 #[test]
@@ -95,7 +96,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         ]
     );
     assert_eq!(set_meta(&opened, META_PAGE), Some(docs.clone()));
-    assert_eq!(kv.counts().insert, 1, "the page rides the presence key");
+    assert_eq!(kv.counts().insert, 2, "the page rides the presence keys");
     // The page itself is stored nowhere: only its id.
     assert!(t.kv.keys().iter().all(|k| !k.contains("docs")));
     let mut meta = meta_of(&opened);
@@ -124,10 +125,10 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         ]
     );
     assert!(moved.broadcast.is_some(), "a move claims a broadcast");
-    let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 2_000).expect("census");
+    let census = census_at(&t, &shop, NOW_MS + 2_000);
     assert_eq!((census.live, census.pages.get(&blog)), (1, Some(&1)));
     assert_eq!(census.pages.get(&docs), None);
-    meta.retain(|(n, _)| ![META_PRESENCE_EXP, META_PAGE].contains(n));
+    meta.retain(|(n, _)| ![META_PRESENCE_WINDOWS, META_PAGE].contains(n));
     meta.extend(meta_of(&moved));
     // Off pages: unsubscribed, still counted on the site.
     t.set_time(NOW_MS + 4_000);
@@ -137,7 +138,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         vec![grip::unsubscribe(&format!("page:shop:{blog}"))]
     );
     assert_eq!(set_meta(&off, META_PAGE).as_deref(), Some(""));
-    let census = presence::census(&t.kv, &t.config, &shop, NOW_MS + 4_000).expect("census");
+    let census = census_at(&t, &shop, NOW_MS + 4_000);
     assert_eq!((census.live, census.pages.len()), (1, 0));
     // A connection has a budget of moves.
     let mut spent = meta.clone();
@@ -220,7 +221,7 @@ fn the_holding_tab_relays_other_tabs_visits_up_to_its_share() {
 fn a_batch_over_the_size_limit_closes_its_connection_with_1009_in_a_200() {
     let t = services();
     let meta = open(&t, "shop");
-    assert_eq!(t.kv.len(), 1);
+    assert_eq!(t.kv.len(), 2);
     let huge = vec![b'x'; websocket_events::MAX_BODY_BYTES + 1];
     let handled = handle(&call("", &with_meta(&meta), &huge), &t.services()).expect("200");
     assert_eq!(handled.response.status(), 200);
@@ -270,8 +271,8 @@ fn a_heartbeat_after_the_connection_left_writes_nothing() {
         ("Site", "shop".to_string()),
         ("Presence-Id", set_meta(&closed, "Presence-Id").expect("id")),
         (
-            "Presence-Exp",
-            set_meta(&closed, "Presence-Exp").unwrap_or_default(),
+            "Presence-Windows",
+            set_meta(&closed, "Presence-Windows").unwrap_or_default(),
         ),
     ];
     assert_eq!(t.kv.len(), 0);
@@ -283,4 +284,9 @@ fn a_heartbeat_after_the_connection_left_writes_nothing() {
         0,
         "a late heartbeat must not bring the connection back"
     );
+}
+
+fn census_at(t: &TestServices, site: &SiteId, at_ms: u64) -> crate::count::tally::Tally {
+    let window = presence::window_of(&t.config, at_ms);
+    crate::count::tally::tally(&t.kv, site, window, "").expect("census")
 }

@@ -71,8 +71,8 @@ pub(super) fn open(t: &TestServices, site: &str) -> Vec<(&'static str, String)> 
             set_meta(&handled, "Presence-Id").expect("id meta"),
         ),
         (
-            "Presence-Exp",
-            set_meta(&handled, "Presence-Exp").expect("exp meta"),
+            "Presence-Windows",
+            set_meta(&handled, "Presence-Windows").expect("exp meta"),
         ),
     ]
 }
@@ -91,14 +91,14 @@ pub(super) fn open_and_join(t: &TestServices, services: &Services, query: &str) 
 
 pub(super) fn live(t: &TestServices, site: &str, at_ms: u64) -> u64 {
     let site = SiteId::parse(site).expect("site");
-    presence::count(&t.kv, &t.config, &site, at_ms).expect("count")
+    crate::count::tally::count(&t.kv, &t.config, &site, at_ms).expect("count")
 }
 
 pub(super) fn meta_of(handled: &Handled) -> Vec<(&'static str, String)> {
     [
         META_SITE,
         META_PRESENCE_ID,
-        META_PRESENCE_EXP,
+        META_PRESENCE_WINDOWS,
         META_TOTALS,
         META_VISITED,
         META_SHARED,

@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn open_accepts_subscribes_binds_the_site_and_writes_one_key() {
+fn open_accepts_subscribes_binds_the_site_and_writes_its_presence() {
     let t = services();
     let handled = handle(
         &call("?siteId=shop&clientId=abc", &[], b"OPEN\r\n"),
@@ -28,8 +28,8 @@ fn open_accepts_subscribes_binds_the_site_and_writes_one_key() {
             Event::Text(r#"c:{"type":"subscribe","channel":"site:shop"}"#.into()),
         ]
     );
-    assert_eq!(t.kv.len(), 1);
-    assert!(t.kv.keys()[0].starts_with("site/shop/p/"));
+    assert_eq!(t.kv.len(), 2, "a key for each window its presence reaches");
+    assert!(t.kv.keys().iter().all(|k| k.starts_with("site/shop/p/")));
     assert!(
         handled.broadcast.is_some(),
         "the first change of a slot wins its broadcast"
