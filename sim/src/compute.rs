@@ -263,8 +263,10 @@ impl Meter {
         self.check(now_us)
     }
 
-    /// The host call returned: the service's code runs again.
+    /// The host call returned: the service's code runs again. (Its heap is followed afresh
+    /// from here: the call may have run other executions on this thread, their heap theirs.)
     pub fn host_done(&self) {
+        reset_peak(held());
         if self.killed.get().is_none() {
             self.resume();
         }

@@ -371,6 +371,24 @@ pub struct RequestOps {
     pub watched_keys: u64,
 }
 
+impl RequestOps {
+    /// These operations and those of a share this request asked another execution for (its
+    /// listing is part of this request's count).
+    pub fn merged(self, other: &RequestOps) -> RequestOps {
+        let mut ops = self.ops;
+        ops.add(&other.ops);
+        let earliest = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
+        RequestOps {
+            ops,
+            first_list_us: earliest(self.first_list_us, other.first_list_us),
+            last_list_us: self.last_list_us.max(other.last_list_us),
+            watched_commit_us: self.watched_commit_us.max(other.watched_commit_us),
+            watched_pages: self.watched_pages + other.watched_pages,
+            watched_keys: self.watched_keys + other.watched_keys,
+        }
+    }
+}
+
 /// One POP's view of the store, on one request's clock: the service's `KvStore`.
 pub struct PopKv<'a> {
     pub model: &'a RefCell<KvModel>,

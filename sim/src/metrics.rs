@@ -326,6 +326,18 @@ impl Metrics {
         self.broadcasts.push(b);
     }
 
+    /// A count taken at `counted_us` found nothing pages would show differently (the site's
+    /// channel was not told): every change before it is settled at `done_us`.
+    pub fn settled_unsent(&mut self, counted_us: u64, done_us: u64) {
+        while let Some(&t) = self.pending.front() {
+            if t > counted_us {
+                break;
+            }
+            self.pending.pop_front();
+            self.settles.push((t - EPOCH_US, done_us.saturating_sub(t)));
+        }
+    }
+
     pub fn delivered(&mut self, t: u64, messages: u64) {
         *slot(
             &mut self.delivered_per_minute,

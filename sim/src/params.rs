@@ -36,6 +36,9 @@ pub struct Params {
     pub publish: Latency,
     /// From an accepted publish to the sockets of one POP.
     pub deliver: Latency,
+    /// A request from Compute to the service itself (a census share), each way, plus the new
+    /// execution's start.
+    pub self_call: Latency,
     /// How long Fanout remembers an item id to drop repeats.
     pub dedupe_window_ms: u64,
     /// Largest clock offset of a POP from true time (either way).
@@ -74,6 +77,7 @@ impl Default for Params {
             kv_max_page: 1000,
             publish: Latency::ms(20.0, 80.0),
             deliver: Latency::ms(20.0, 130.0),
+            self_call: Latency::ms(3.0, 12.0),
             dedupe_window_ms: 60_000,
             clock_skew_ms: 10,
             vanish_fraction: 0.01,
@@ -249,6 +253,16 @@ pub const FLAGS: &[Flag] = &[
         get: |p| p.kv_max_page.to_string(),
         set: |p, v| {
             p.kv_max_page = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "self-call-ms",
+        unit: "base,spread ms",
+        reason: "A census share is a backend request to the service's own domain: it leaves the POP's Compute host for the same POP's edge (a few ms each way) and starts a new execution (Compute starts one in well under a millisecond).",
+        get: |p| show(&p.self_call),
+        set: |p, v| {
+            p.self_call = latency(v)?;
             Ok(())
         },
     },

@@ -153,8 +153,9 @@ fn count_share(services: &Services, share: &Share) -> Result<Tally, CensusError>
 /// Answers a census request: checks its signature and expiry, counts its share (asking for
 /// parts in turn if it is not a leaf's), and replies with the tally as JSON.
 pub fn answer(services: &Services, req: &http::Request<Vec<u8>>) -> Result<String, HttpError> {
-    let key = census_key(services)
-        .ok_or_else(|| HttpError::Unavailable("census requests need the service's secret".into()))?;
+    let key = census_key(services).ok_or_else(|| {
+        HttpError::Unavailable("census requests need the service's secret".into())
+    })?;
     let share = Share::verify(req, &key, services.clock.now_ms())?;
     let tally = count_share(services, &share)
         .map_err(|e| HttpError::Unavailable(format!("census of shard {:?}: {e}", share.shard)))?;
@@ -187,7 +188,8 @@ impl Share {
         now_ms: u64,
     ) -> Result<Share, HttpError> {
         let param = |name: &str| {
-            query_param(req, name).ok_or_else(|| HttpError::BadRequest(format!("census: no {name}")))
+            query_param(req, name)
+                .ok_or_else(|| HttpError::BadRequest(format!("census: no {name}")))
         };
         let number = |name: &str| {
             param(name)?
@@ -207,7 +209,9 @@ impl Share {
         let sig = param("sig")?;
         let expected = sign(key, &share.signed_part(expires_ms));
         if !constant_time_eq(sig.as_bytes(), expected.as_bytes()) {
-            return Err(HttpError::Forbidden("census request not signed by this service".into()));
+            return Err(HttpError::Forbidden(
+                "census request not signed by this service".into(),
+            ));
         }
         if expires_ms < now_ms {
             return Err(HttpError::Forbidden("census request expired".into()));
@@ -326,7 +330,10 @@ mod tests {
         for last in [1_000u64, 20_000, 100_000, 1_000_000, 10_000_000] {
             let leaves = 1u64 << split_bits(Some(last));
             assert!(last * 11 / 10 / leaves <= LEAF_KEYS, "{last}");
-            assert!(last * 11 / 10 / leaves > LEAF_KEYS / 2, "{last}: not split too finely");
+            assert!(
+                last * 11 / 10 / leaves > LEAF_KEYS / 2,
+                "{last}: not split too finely"
+            );
         }
         assert_eq!(split_bits(Some(u64::MAX)), MAX_SPLIT_BITS);
     }
@@ -339,7 +346,13 @@ mod tests {
         assert_eq!(ANSWERED.with(Cell::get), 0);
         // Last counted at 3,000: 4 shares of about 750 keys.
         let split = count(&t.services(), &site(), 0, Some(3_000)).expect("split");
-        assert_eq!(split, Tally { pages_listed: 4, ..whole.clone() });
+        assert_eq!(
+            split,
+            Tally {
+                pages_listed: 4,
+                ..whole.clone()
+            }
+        );
         assert_eq!(ANSWERED.with(Cell::get), 4);
         // Last counted at 100,000: 8 requests, each asking 16 leaves.
         ANSWERED.with(|a| a.set(0));
@@ -378,7 +391,10 @@ mod tests {
         let answered = answer(&services, &good).expect("signed");
         assert!(decode(answered.as_bytes()).expect("tally").live > 0);
         let kv = CountingKv::new(&t.kv);
-        let counting = Services { kv: &kv, ..services };
+        let counting = Services {
+            kv: &kv,
+            ..services
+        };
         let forged = share.request(&[7; 32], 5_000);
         let err = answer(&counting, &forged).expect_err("forged");
         assert_eq!(err.status(), 403);
@@ -386,7 +402,10 @@ mod tests {
             .uri(good.uri().to_string().replace("shard=1", "shard=0"))
             .body(Vec::new())
             .expect("request");
-        assert_eq!(answer(&counting, &tampered).expect_err("tampered").status(), 403);
+        assert_eq!(
+            answer(&counting, &tampered).expect_err("tampered").status(),
+            403
+        );
         t.set_time(6_000);
         let err = answer(&t.services(), &good).expect_err("expired");
         assert_eq!(err.status(), 403);
@@ -400,7 +419,10 @@ mod tests {
             .uri(CENSUS_PATH)
             .body(Vec::new())
             .expect("request");
-        assert_eq!(answer(&counting, &missing).expect_err("empty").status(), 400);
+        assert_eq!(
+            answer(&counting, &missing).expect_err("empty").status(),
+            400
+        );
         assert_eq!(kv.counts().list, 0);
     }
 

@@ -312,7 +312,6 @@ fn write(
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +430,6 @@ mod tests {
             self.inner.list(prefix, cursor, limit)
         }
     }
-
 
     #[test]
     fn a_close_right_after_a_write_waits_out_the_keys_write_limit() {

@@ -134,11 +134,13 @@ impl Snapshot {
 
 /// How long a snapshot stays true with no newer one. While anyone reads the site, their
 /// heartbeats' sweeps store a snapshot at least every [`REFRESH_MS`]; one older than that plus
-/// a presence TTL and a sweep interval means nobody has heartbeat for a TTL: everyone it
-/// counted is gone (vanished without an event, say with a POP that died).
+/// a presence's longest reach (its lifetime and the rest of the window that ends in) and a
+/// sweep interval means nobody has heartbeat since: everyone it counted is gone (vanished
+/// without an event, say with a POP that died).
 pub fn lifetime_ms(config: &Config) -> u64 {
     REFRESH_MS
         + u64::from(config.presence_ttl_secs) * 1000
+        + crate::count::presence::window_ms(config)
         + u64::from(config.sweep_interval_secs) * 1000
 }
 

@@ -38,12 +38,7 @@ impl Tally {
 /// Counts the connections in `window` whose shard starts with `shard` (binary digits; empty
 /// for every connection), streaming the listing page by page: nothing is held but the page
 /// being read and the per-page counts.
-pub fn tally(
-    kv: &dyn KvStore,
-    site: &SiteId,
-    window: u64,
-    shard: &str,
-) -> Result<Tally, KvError> {
+pub fn tally(kv: &dyn KvStore, site: &SiteId, window: u64, shard: &str) -> Result<Tally, KvError> {
     let prefix = window_prefix(site, window, shard);
     let window_part = window_prefix(site, window, "");
     let mut counter = Counter::default();
@@ -141,7 +136,6 @@ fn shard_matches(shard: &str, id: &str) -> bool {
         .and_then(|h| u32::from_str_radix(h, 16).ok());
     shard.len() == SHARD_BITS && bits.is_some() && bits == leading
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -259,13 +253,36 @@ mod tests {
         let store = MemoryKv::default();
         let cfg = config();
         let page = |p: &str| Some(p.to_string());
-        let lease =
-            join_on(&store, &cfg, &site("a"), id(1), page("0123456789abcdef"), 1_000).expect("join");
+        let lease = join_on(
+            &store,
+            &cfg,
+            &site("a"),
+            id(1),
+            page("0123456789abcdef"),
+            1_000,
+        )
+        .expect("join");
         // The new page's key is written first: a listing in between sees both.
-        join_on(&store, &cfg, &site("a"), id(1), page("fedcba9876543210"), 2_000).expect("join");
+        join_on(
+            &store,
+            &cfg,
+            &site("a"),
+            id(1),
+            page("fedcba9876543210"),
+            2_000,
+        )
+        .expect("join");
         let both = tally(&store, &site("a"), 0, "").expect("tally");
         assert_eq!((both.live, both.keys), (1, 2));
-        move_to(&store, &cfg, &site("a"), &lease, page("fedcba9876543210"), 2_000).expect("move");
+        move_to(
+            &store,
+            &cfg,
+            &site("a"),
+            &lease,
+            page("fedcba9876543210"),
+            2_000,
+        )
+        .expect("move");
         let moved = tally(&store, &site("a"), 0, "").expect("tally");
         assert_eq!(moved.live, 1);
         assert_eq!(
@@ -311,7 +328,10 @@ mod tests {
         }
         let windows = window_of(&cfg, t) + 1;
         let inserts = u64::from(kv.counts().insert);
-        assert!(inserts <= windows + 1, "{inserts} writes for {windows} windows");
+        assert!(
+            inserts <= windows + 1,
+            "{inserts} writes for {windows} windows"
+        );
     }
 
     /// How long counting a listing takes per key, natively and inside Viceroy (Wasmtime, as on

@@ -154,9 +154,7 @@ impl Session {
             p if page::is_page_id(p) => Some(p.to_string()),
             _ => return Err(bad()),
         };
-        let lease = Lease::from_meta(id, windows)
-            .ok_or_else(bad)?
-            .on_page(page);
+        let lease = Lease::from_meta(id, windows).ok_or_else(bad)?.on_page(page);
         let totals = match totals {
             "0" => false,
             "1" => true,
@@ -388,7 +386,13 @@ fn leave(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     if session.lease.windows.is_empty() {
         return Ok(no_content().into());
     }
-    if let Err(e) = presence::leave(services.kv, services.clock, services.config, &site, &session.lease) {
+    if let Err(e) = presence::leave(
+        services.kv,
+        services.clock,
+        services.config,
+        &site,
+        &session.lease,
+    ) {
         services.log.emit(&Line::PresenceLeaveFailed {
             conn: "sse",
             site: &site,
@@ -468,7 +472,11 @@ mod tests {
         let body = String::from_utf8_lossy(resp.body()).into_owned();
         assert!(body.starts_with("event: session\ndata: "), "{body}");
         assert!(body.ends_with("data: {\"type\":\"update\",\"count\":1,\"pageCount\":1}\n\n"));
-        assert_eq!(t.kv.len(), 2, "one presence key a window its lifetime reaches");
+        assert_eq!(
+            t.kv.len(),
+            2,
+            "one presence key a window its lifetime reaches"
+        );
         assert!(opened.broadcast.is_some());
         let key = session_key(&t.services()).expect("a key");
         let session = Session::verify(&session_in(resp.body()), &key).expect("session");

@@ -72,7 +72,9 @@ impl Shown {
     /// Whether pages show `self` and `other` alike: both compact ("100K") and the same. Counts
     /// under a thousand are never taken as alike (every change there shows).
     pub fn looks_like(&self, other: &Shown) -> bool {
-        !self.below_min && !other.below_min && compact(self.value).is_some_and(|a| compact(other.value) == Some(a))
+        !self.below_min
+            && !other.below_min
+            && compact(self.value).is_some_and(|a| compact(other.value) == Some(a))
     }
 }
 
@@ -423,6 +425,9 @@ mod tests {
         let shown = Shown::exact;
         assert!(shown(100_010).looks_like(&shown(100_040)));
         assert!(!shown(100_010).looks_like(&shown(100_060)));
-        assert!(!shown(500).looks_like(&shown(500)), "small counts always show");
+        assert!(
+            !shown(500).looks_like(&shown(500)),
+            "small counts always show"
+        );
     }
 }

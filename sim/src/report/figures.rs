@@ -1,6 +1,7 @@
 //! The figures of one phase of a run: KV operations, counts and the keys they listed,
 //! broadcasts, deliveries, settle times and count errors.
 
+use liveuser_edge::count::census::LEAF_KEYS;
 use crate::clock::{MIN, SEC};
 use crate::kv::Ops;
 use crate::metrics::{ExecMinute, Metrics};
@@ -31,7 +32,9 @@ pub struct Figures {
     pub count_error: u64,
     /// Joins and leaves the service was told of.
     pub changes: u64,
-    /// The mean over counts of ⌈keys listed / 1000⌉: the pages a count needs at the least.
+    /// The mean over counts of the list pages a split count may take: one per leaf, and a
+    /// census splits into leaves of at least half [`LEAF_KEYS`] of the keys it expects (the
+    /// last count and a tenth), so ⌈1.1 × keys / 450⌉.
     pub pages_per_full_count: f64,
     /// List pages the counts made.
     pub count_pages: u64,
@@ -103,7 +106,7 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
         f.list_pages_per_count = counts.iter().map(|c| c.list_pages as f64).sum::<f64>() / n;
         f.pages_per_full_count = counts
             .iter()
-            .map(|c| c.keys_listed.div_ceil(1000).max(1) as f64)
+            .map(|c| (c.keys_listed as f64 * 1.1 / (LEAF_KEYS as f64 / 2.0)).ceil().max(1.0))
             .sum::<f64>()
             / n;
     }

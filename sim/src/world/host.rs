@@ -8,14 +8,16 @@ use liveuser_edge::count::presence;
 use liveuser_edge::platform::config::ConfigSource;
 use liveuser_edge::platform::ids::IdSource;
 use liveuser_edge::platform::log::{Line, Log};
+use liveuser_edge::platform::peers::{PeerError, Peers};
 use liveuser_edge::platform::publisher::{PublishError, PublishItem, Publisher};
 use liveuser_edge::platform::Services;
+use liveuser_edge::surfaces::router;
 
 use super::queue::Ev;
 use super::World;
 use crate::cache::PopCache;
 use crate::clock::{RequestClock, EPOCH_US, MS};
-use crate::compute::Meter;
+use crate::compute::{Meter, LIMITS};
 use crate::kv::{PopKv, RequestOps};
 use crate::metrics::{Broadcast, Metrics};
 use crate::rng::Rng;
@@ -87,6 +89,13 @@ impl World {
         };
         let ids = SimIds(&self.rng);
         let log = SimLog(&self.metrics);
+        let peers = SimPeers {
+            world: self,
+            pop,
+            clock: &clock,
+            ops: &ops,
+            meter,
+        };
         let services = Services {
             config: &self.config,
             publisher: &publisher,
@@ -98,6 +107,7 @@ impl World {
             secrets: &self.secrets,
             settings: &self.settings as &dyn ConfigSource,
             log: &log,
+            peers: &peers,
         };
         meter.begin_step();
         let result = f(&services, &clock);
@@ -185,6 +195,7 @@ impl SimPublisher<'_> {
                 );
             }
             if item.channel == site_channel {
+                w.site_told.set(true);
                 let ops = self.ops.get();
                 let counted_us = ops.first_list_us.unwrap_or(accepted_at);
                 let mut m = w.metrics.borrow_mut();
@@ -211,5 +222,60 @@ impl SimPublisher<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Requests to the service itself (a split count's shares) as one POP's execution makes them:
+/// each is a new execution at the same POP, under Compute's limits of its own, started a
+/// self-call's latency later; they run side by side, and the caller waits for the last.
+struct SimPeers<'a> {
+    world: &'a World,
+    pop: usize,
+    clock: &'a RequestClock,
+    ops: &'a Cell<RequestOps>,
+    meter: &'a Meter,
+}
+
+impl Peers for SimPeers<'_> {
+    fn send_all(
+        &self,
+        requests: Vec<http::Request<Vec<u8>>>,
+    ) -> Vec<Result<http::Response<Vec<u8>>, PeerError>> {
+        let w = self.world;
+        let start = self.clock.now_us();
+        let stopped = || Err(PeerError("execution stopped by Compute's limits".into()));
+        let allowed: Vec<bool> = requests
+            .iter()
+            .map(|_| self.meter.backend_request(start))
+            .collect();
+        if !self.meter.host_call(start) {
+            return requests.iter().map(|_| stopped()).collect();
+        }
+        let mut done = start;
+        let answers = requests
+            .iter()
+            .zip(allowed)
+            .map(|(req, allowed)| {
+                if !allowed {
+                    return stopped();
+                }
+                let there = w.params.self_call.draw(&w.rng);
+                let child = Meter::new(LIMITS, w.params.wasm_cpu_factor, start + there);
+                let (handled, ops, end) =
+                    w.with_services(self.pop, start + there, &child, |services, _| {
+                        router::handle(req, services)
+                    });
+                w.executed(&child, end);
+                self.ops.set(self.ops.get().merged(&ops));
+                done = done.max(end + w.params.self_call.draw(&w.rng));
+                if child.killed().is_some() || !w.pops[self.pop].alive.get() {
+                    return Err(PeerError("the share's execution was stopped".into()));
+                }
+                Ok(handled.response)
+            })
+            .collect();
+        self.clock.spend(done - start);
+        self.meter.host_done();
+        answers
     }
 }

@@ -3,6 +3,7 @@
 //! presence keys each minute.
 
 use liveuser_edge::count::presence;
+use liveuser_edge::wire::protocol::Shown;
 
 use super::{World, SETTLED_AFTER_US};
 use crate::clock::{EPOCH_US, SEC};
@@ -49,8 +50,13 @@ impl World {
             .filter_map(|(_, s)| *s)
             .collect();
         if let Some(&most) = shown.iter().max() {
-            let open = m.open as i64;
-            m.phantoms.push((t - EPOCH_US, most as i64 - open));
+            let open = m.open;
+            let over = if looks_alike(most, open) {
+                0
+            } else {
+                most as i64 - open as i64
+            };
+            m.phantoms.push((t - EPOCH_US, over));
         }
         // Settled: no change in the last two seconds, and no vanished connection expired since
         // the last sweep could have noticed it.
@@ -58,7 +64,14 @@ impl World {
         if t >= m.last_change_us + SETTLED_AFTER_US
             && t >= m.last_expiry_us + sweep + SETTLED_AFTER_US
         {
-            if let Some(err) = shown.iter().map(|s| s.abs_diff(designed)).max() {
+            let error = |s: &u64| {
+                if looks_alike(*s, designed) {
+                    0
+                } else {
+                    s.abs_diff(designed)
+                }
+            };
+            if let Some(err) = shown.iter().map(error).max() {
                 m.settled_error(t - EPOCH_US, err);
             }
         }
@@ -69,31 +82,33 @@ impl World {
         for p in &self.pops {
             p.cache.borrow_mut().collect_garbage(t);
         }
-        let groups = self
+        // What a count of the current window lists: its keys by shard, then id.
+        let now_ms = t / 1000;
+        let window = presence::window_of(&self.config, now_ms);
+        let by_shard = self
             .kv
             .borrow()
-            .listed_by_segment(&presence::site_prefix(&self.site), t);
-        let clients = self.clients.borrow();
-        // A connection's keys are those its lease names (a reader that reconnected naming its
-        // presence shares the id with its dead connection's keys until they expire).
-        let max_per_connection = clients
-            .iter()
-            .filter_map(|c| c.socket.as_ref())
-            .filter_map(|s| {
-                let meta = |name: &str| s.meta.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-                let lease: Vec<&str> = meta("Presence-Windows")?.split(',').collect();
-                let keys = groups.get(meta("Presence-Id")?)?;
-                Some(keys.iter().filter(|e| lease.contains(&e.as_str())).count() as u32)
-            })
-            .max()
-            .unwrap_or(0);
+            .listed_by_segment(&presence::window_prefix(&self.site, window, ""), t);
+        let mut per_id: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        for ids in by_shard.values() {
+            for id in ids {
+                *per_id.entry(id.as_str()).or_default() += 1;
+            }
+        }
+        let max_per_connection = per_id.values().copied().max().unwrap_or(0);
+        let listed_keys = by_shard.values().map(|ids| ids.len() as u64).sum();
         let mut m = self.metrics.borrow_mut();
         let open = m.open;
         m.key_samples.push(KeySample {
             at_us: t - EPOCH_US,
             open,
-            listed_keys: groups.values().map(|keys| keys.len() as u64).sum(),
+            listed_keys,
             max_per_connection,
         });
     }
+}
+
+/// Whether pages show counts `a` and `b` alike: the same count, or the same "1.2K".
+fn looks_alike(a: u64, b: u64) -> bool {
+    a == b || Shown::exact(a).looks_like(&Shown::exact(b))
 }

@@ -125,6 +125,9 @@ pub struct World {
     next_conn: Cell<u64>,
     /// The slot of the broadcast running now (its publishes belong to it).
     running_slot: Cell<u64>,
+    /// Whether the broadcast running now told the site's channel its count (a count pages
+    /// would show as they do is not sent).
+    site_told: Cell<bool>,
     /// No reader arrives or leaves any more (a quiet end, to see what pages settle on).
     frozen: Cell<bool>,
     /// Presence writes and deletes of the request running now, with their commit times.
@@ -158,7 +161,12 @@ impl World {
             params: params.clone(),
             config,
             settings: HashMap::new(),
-            secrets: HashMap::new(),
+            // The Grip key, as the local stack's secret store holds it (census requests are
+            // signed with a key derived from it).
+            secrets: HashMap::from([(
+                liveuser_edge::platform::fastly_toml::GRIP_KEY_SECRET.to_string(),
+                GRIP_KEY.to_vec(),
+            )]),
             grip: GripVerifier::hs256(GRIP_KEY, issuer),
             token,
             site: SiteId::parse("site").expect("a valid site id"),
@@ -175,6 +183,7 @@ impl World {
             shown_slot: RefCell::new(vec![None; weights.len()]),
             next_conn: Cell::new(0),
             running_slot: Cell::new(0),
+            site_told: Cell::new(false),
             frozen: Cell::new(false),
             commits: RefCell::new(Vec::new()),
             waiting: RefCell::new(HashMap::new()),

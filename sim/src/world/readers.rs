@@ -76,14 +76,28 @@ impl World {
         for ch in &socket.channels {
             fanout.unsubscribe(client.pop, ch);
         }
-        let skew = self.pops[client.pop].skew_us;
-        let expiry = socket
+        let windows = socket
             .meta
             .iter()
             .find(|(n, _)| n == "Presence-Windows")
-            .and_then(|(_, v)| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
-            .map(|ms| (ms * 1000 - skew).max(0) as u64);
-        expiry
+            .map(|(_, v)| v.clone());
+        self.presence_end_us(client.pop, windows.as_deref()?)
+    }
+
+    /// When presence naming `windows` (as connection meta lists them) stops counting, in true
+    /// time: when the last of its windows ends by the POP's clock.
+    fn presence_end_us(&self, pop: usize, windows: &str) -> Option<u64> {
+        let last = windows
+            .split(',')
+            .filter_map(|w| w.parse::<u64>().ok())
+            .max()?;
+        Some(self.window_end_us(pop, last))
+    }
+
+    /// When `window` ends, in true time, by `pop`'s clock.
+    fn window_end_us(&self, pop: usize, window: u64) -> u64 {
+        let end_ms = (window + 1) * presence::window_ms(&self.config);
+        (end_ms as i64 * 1000 - self.pops[pop].skew_us).max(0) as u64
     }
 
     pub(super) fn arrive(&self, c: usize, t: u64) {
@@ -153,7 +167,7 @@ impl World {
         }
     }
 
-    /// Client `c`'s presence id and lease expiries (ms, its POP's clock), from its meta.
+    /// Client `c`'s presence id and lease windows, from its meta.
     fn lease_of(&self, c: usize) -> Option<(String, Vec<u64>)> {
         let clients = self.clients.borrow();
         let meta = &clients[c].socket.as_ref()?.meta;
@@ -165,19 +179,18 @@ impl World {
         Some((get("Presence-Id")?, expiries))
     }
 
-    /// When the request that just ran stopped `lease` from counting: each key counts until its
-    /// delete committed or it expired, the connection until its last key stops.
+    /// When the request that just ran stopped `lease` from counting: each window's key counts
+    /// until its delete committed or its window ended, the connection until its last key stops.
     fn uncounted_at(&self, pop: usize, lease: Option<(String, Vec<u64>)>, fallback: u64) -> u64 {
-        let Some((id, expiries)) = lease else {
+        let Some((id, windows)) = lease else {
             return fallback;
         };
         let commits = self.commits.borrow();
-        let skew = self.pops[pop].skew_us;
-        expiries
+        windows
             .iter()
-            .map(|&e| {
-                let key = presence::key(&self.site, &id, e);
-                let expiry = (e as i64 * 1000 - skew).max(0) as u64;
+            .map(|&window| {
+                let key = presence::key(&self.site, &id, window);
+                let expiry = self.window_end_us(pop, window);
                 commits
                     .iter()
                     .filter(|(k, _)| *k == key)
@@ -285,7 +298,6 @@ impl World {
                 let mut clients = self.clients.borrow_mut();
                 let client = &mut clients[c];
                 client.generation += 1;
-                let skew = pop_ref.skew_us;
                 let socket = client.socket.take();
                 let meta = |name: &str| {
                     socket
@@ -293,11 +305,9 @@ impl World {
                         .and_then(|s| s.meta.iter().find(|(n, _)| n == name))
                         .map(|(_, v)| v.clone())
                 };
-                let expiry = meta("Presence-Windows")
-                    .and_then(|v| v.split(',').filter_map(|e| e.parse::<i64>().ok()).max())
-                    .map(|ms| (ms * 1000 - skew).max(0) as u64);
-                (expiry, meta("Presence-Id"))
+                (meta("Presence-Windows"), meta("Presence-Id"))
             };
+            let expiry = expiry.and_then(|w| self.presence_end_us(pop, &w));
             let expiry = expiry.unwrap_or(t);
             self.metrics.borrow_mut().vanished(t, expiry);
             if let Some(id) = id {

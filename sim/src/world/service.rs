@@ -20,7 +20,7 @@ impl World {
     }
 
     /// An execution ended at `t`: what it used goes into the metrics.
-    fn executed(&self, meter: &Meter, t: u64) {
+    pub(super) fn executed(&self, meter: &Meter, t: u64) {
         meter.check(t);
         self.metrics.borrow_mut().executed(t, meter.usage());
     }
@@ -106,12 +106,18 @@ impl World {
             return;
         }
         self.running_slot.set(plan.slot_end_ms);
-        let (_, ops, end) = self.with_services(pop, t, meter, |services, _| {
+        self.site_told.set(false);
+        let (counted, ops, end) = self.with_services(pop, t, meter, |services, _| {
             broadcast::finish(services, plan)
         });
         self.executed(meter, end);
         let mut m = self.metrics.borrow_mut();
         m.cost("broadcast", t, &ops.ops);
+        if counted.is_ok() && !self.site_told.get() {
+            // Counted, and pages show that count as they show the last: every change before
+            // the count is settled once the count is done.
+            m.settled_unsent(ops.first_list_us.unwrap_or(t), end);
+        }
         m.counts.push(crate::metrics::Count {
             at_us: t - EPOCH_US,
             keys_listed: ops.watched_keys,

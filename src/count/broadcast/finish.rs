@@ -9,7 +9,7 @@ use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
 use crate::count::{census, history, page, peak, presence, totals};
 use crate::platform::log::Line;
-use crate::platform::publisher::PublishItem;
+use crate::platform::publisher::{PublishError, PublishItem};
 use crate::platform::Services;
 use crate::wire::protocol::{self, Shown};
 use crate::wire::site::SiteId;
@@ -26,13 +26,11 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let window = presence::window_of(services.config, plan.slot_end_ms);
     let census = census::count(services, site, window, last.as_ref().map(|l| l.count))
         .map_err(BroadcastError::Count)?;
-    let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
-    let total = settled.as_ref().map(|s| s.total);
     let minute = peak::minute_of(plan.slot_end_ms);
     let mut current = Snapshot {
         slot_end_ms: plan.slot_end_ms,
         count: census.live,
-        total,
+        total: None,
         pages: busiest_pages(&census.pages),
         peak: Some(peak::next_peak(
             last.as_ref().map(Snapshot::last),
@@ -43,12 +41,25 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let joined = last
         .as_ref()
         .is_some_and(|l| snapshot::joined_since(services.cache, site, l));
-    let needed = needs_publish(plan, &current, last.as_ref(), joined, now);
-    let publish = if needed {
-        let items = items(services, site, &current, last.as_ref());
-        // Nothing the pages show changed (a large count moved within its "1.2K"): the
-        // snapshot still takes the exact count, for the API and the badge.
-        let result = (!items.is_empty()).then(|| services.publisher.publish(&items));
+    // The count's pages are told first; the total (whose visits not folded yet take a listing
+    // of their own) follows in a second publish, so a count never waits for it.
+    let count_needed = needs_publish(plan, &current, last.as_ref(), joined, now);
+    let told = Told::of(services, site, &current, last.as_ref());
+    let mut publish = None;
+    if count_needed {
+        publish = send(services, told.count_items(site, &current, last.as_ref()));
+    }
+    let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
+    current.total = settled.as_ref().map(|s| s.total);
+    let total_changed =
+        current.total.is_some() && last.as_ref().map(|l| l.total) != Some(current.total);
+    let needed = count_needed || total_changed;
+    if needed {
+        let totals = send(services, told.totals_items(site, &current, last.as_ref()));
+        publish = match (publish, totals) {
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+            (first, then) => first.or(then),
+        };
         // A change counted from this POP's second-old copy: the stored snapshot may hold a
         // later broadcast's peaks (from another POP). Read it now, the pages told already.
         if plan.reason == Reason::Change {
@@ -63,17 +74,17 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
                 }
             }
         }
-        if result.as_ref().is_none_or(Result::is_ok) {
+        // Pages told nothing when nothing they show changed (a large count moved within its
+        // "1.2K"): the snapshot still takes the exact count, for the API and the badge.
+        if publish.as_ref().is_none_or(Result::is_ok) {
             // Best effort: a snapshot that could not be stored only means the next sweep
             // publishes again (so the POP remembers only what the store holds).
             if snapshot::write(services.kv, services.config, site, &current).is_ok() {
                 snapshot::remember(services.cache, site, &current);
             }
         }
-        result
-    } else {
-        None
-    };
+    }
+    let total = current.total;
     // The slot is counted (its publish, if any, went out or failed and is a sweep's to
     // repeat): it is no longer owed.
     recovery::note_done(services, plan);
@@ -103,8 +114,8 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     })
 }
 
-/// A change always publishes; a sweep publishes when the count or total differs from the
-/// stored snapshot, when a reader joined in this POP after it (a join and a leave in one slot
+/// A change always counts as news; a sweep does when the count differs from the stored
+/// snapshot (a changed total is seen apart, once it is read), when a reader joined in this POP after it (a join and a leave in one slot
 /// leave the count as it was, but the new page needs it), or when the last publish is old.
 fn needs_publish(
     plan: &Plan,
@@ -119,7 +130,6 @@ fn needs_publish(
     match last {
         Some(last) => {
             last.count != current.count
-                || (current.total.is_some() && last.total != current.total)
                 || last.pages != current.pages
                 || joined
                 || now >= last.slot_end_ms + snapshot::REFRESH_MS
@@ -156,70 +166,105 @@ pub(super) fn busiest_pages(pages: &std::collections::BTreeMap<String, u64>) -> 
 /// published catches up within this.
 pub const RESTATE_MS: u64 = 10_000;
 
-/// The items of one publish: the site's channel, its totals', one per page with a count, and
-/// one per page that had a count in `last` and has none now (its readers, if any, learn it is
-/// 0 or fell out of the busiest pages) — each only if what its pages show changes: a count of
-/// a thousand or more shows as "1.2K", and a change within it is not sent (the snapshot keeps
-/// the exact figure), except once every [`RESTATE_MS`]. Item ids are unique per site and
-/// slot, and only one POP broadcasts a slot, so Fanout never drops a fresher count as a
-/// repeat.
-fn items(
-    services: &Services,
-    site: &SiteId,
-    s: &Snapshot,
-    last: Option<&Snapshot>,
-) -> Vec<PublishItem> {
-    let id = format!("{site}-{}", s.slot_end_ms);
-    let floor = Floor::of(services.settings, site);
-    let count = floor.show(s.count);
-    let restate = last.is_none() || s.slot_end_ms % RESTATE_MS == 0;
-    let alike = |now: Option<Shown>, before: Option<Shown>| match (now, before) {
-        (Some(a), Some(b)) => a.looks_like(&b),
-        (None, None) => true,
-        _ => false,
-    };
-    let count_alike = !restate && alike(Some(count), last.map(|l| floor.show(l.count)));
-    let mut items = Vec::new();
-    if !count_alike {
-        items.push(PublishItem {
-            channel: site.channel(),
-            id: Some(format!("count-{id}")),
-            content: protocol::update(count, None, Some(s.slot_end_ms)),
-        });
+/// What the pages are told, and what they are not: each channel gets an item only if what
+/// its pages show changes (a count of a thousand or more shows as "1.2K", and a change within
+/// it is not sent; the snapshot keeps the exact figure), except once every [`RESTATE_MS`].
+/// The site's channel, its totals', one per page with a count, and one per page that had a
+/// count in `last` and has none now (its readers, if any, learn it is 0 or fell out of the
+/// busiest pages). Item ids are unique per site and slot, and only one POP broadcasts a slot,
+/// so Fanout never drops a fresher count as a repeat.
+struct Told {
+    floor: Floor,
+    id: String,
+    restate: bool,
+}
+
+impl Told {
+    fn of(services: &Services, site: &SiteId, s: &Snapshot, last: Option<&Snapshot>) -> Told {
+        Told {
+            floor: Floor::of(services.settings, site),
+            id: format!("{site}-{}", s.slot_end_ms),
+            restate: last.is_none() || s.slot_end_ms % RESTATE_MS == 0,
+        }
     }
-    if let Some(total) = s.total {
-        let total_alike = count_alike
-            && alike(
-                Some(Shown::exact(total)),
-                last.and_then(|l| l.total).map(Shown::exact),
-            );
-        if !total_alike {
+
+    /// Whether pages show `now` as they show `before`.
+    fn alike(&self, now: Option<Shown>, before: Option<Shown>) -> bool {
+        !self.restate
+            && match (now, before) {
+                (Some(a), Some(b)) => a.looks_like(&b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    fn count_alike(&self, s: &Snapshot, last: Option<&Snapshot>) -> bool {
+        let floor = &self.floor;
+        self.alike(Some(floor.show(s.count)), last.map(|l| floor.show(l.count)))
+    }
+
+    /// The site's channel and the pages' channels.
+    fn count_items(
+        &self,
+        site: &SiteId,
+        s: &Snapshot,
+        last: Option<&Snapshot>,
+    ) -> Vec<PublishItem> {
+        let floor = &self.floor;
+        let count = floor.show(s.count);
+        let count_alike = self.count_alike(s, last);
+        let mut items = Vec::new();
+        if !count_alike {
             items.push(PublishItem {
-                channel: site.totals_channel(),
-                id: Some(format!("totals-{id}")),
-                content: protocol::update(count, Some(total), Some(s.slot_end_ms)),
+                channel: site.channel(),
+                id: Some(format!("count-{}", self.id)),
+                content: protocol::update(count, None, Some(s.slot_end_ms)),
             });
         }
-    }
-    let dropped = last
-        .into_iter()
-        .flat_map(|l| l.pages.iter())
-        .filter(|(p, _)| !s.has_page(p));
-    for (page_id, _) in s.pages.iter().chain(dropped) {
-        let shown = s.page_count(page_id).map(|n| floor.show(n));
-        let page_alike = count_alike
-            && alike(
-                shown,
-                last.and_then(|l| l.page_count(page_id)).map(|n| floor.show(n)),
-            );
-        if page_alike {
-            continue;
+        let dropped = last
+            .into_iter()
+            .flat_map(|l| l.pages.iter())
+            .filter(|(p, _)| !s.has_page(p));
+        for (page_id, _) in s.pages.iter().chain(dropped) {
+            let shown = s.page_count(page_id).map(|n| floor.show(n));
+            let before = last
+                .and_then(|l| l.page_count(page_id))
+                .map(|n| floor.show(n));
+            if count_alike && self.alike(shown, before) {
+                continue;
+            }
+            items.push(PublishItem {
+                channel: page::channel(site, page_id),
+                id: Some(format!("page-{page_id}-{}", self.id)),
+                content: protocol::page_update(count, None, shown, Some(s.slot_end_ms)),
+            });
         }
-        items.push(PublishItem {
-            channel: page::channel(site, page_id),
-            id: Some(format!("page-{page_id}-{id}")),
-            content: protocol::page_update(count, None, shown, Some(s.slot_end_ms)),
-        });
+        items
     }
-    items
+
+    /// The totals' channel (its pages show the count too), once the total is read.
+    fn totals_items(
+        &self,
+        site: &SiteId,
+        s: &Snapshot,
+        last: Option<&Snapshot>,
+    ) -> Vec<PublishItem> {
+        let Some(total) = s.total else {
+            return Vec::new();
+        };
+        let before = last.and_then(|l| l.total).map(Shown::exact);
+        if self.count_alike(s, last) && self.alike(Some(Shown::exact(total)), before) {
+            return Vec::new();
+        }
+        vec![PublishItem {
+            channel: site.totals_channel(),
+            id: Some(format!("totals-{}", self.id)),
+            content: protocol::update(self.floor.show(s.count), Some(total), Some(s.slot_end_ms)),
+        }]
+    }
+}
+
+/// Publishes `items` in one request; `None` when there are none.
+fn send(services: &Services, items: Vec<PublishItem>) -> Option<Result<(), PublishError>> {
+    (!items.is_empty()).then(|| services.publisher.publish(&items))
 }

@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
+use crate::count::census::{self, CensusError};
 use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
-use crate::count::census::{self, CensusError};
 use crate::count::tally::Tally;
 use crate::count::{history, peak, presence, totals};
 use crate::platform::clock::iso8601;
@@ -41,7 +41,12 @@ pub(super) fn read(
 /// Counts the site's current window (a site no broadcast has counted yet: a small one, so
 /// from this execution alone).
 fn count_now(services: &Services, site: &SiteId, now: u64) -> Result<Tally, CensusError> {
-    census::count(services, site, presence::window_of(services.config, now), None)
+    census::count(
+        services,
+        site,
+        presence::window_of(services.config, now),
+        None,
+    )
 }
 
 /// The readers of one page (by page id): from the snapshot like [`read`]; None for a page

@@ -39,7 +39,13 @@ pub(super) fn leave(services: &Services, conn: &mut Connection) {
     if lease.windows.is_empty() {
         return;
     }
-    if let Err(e) = presence::leave(services.kv, services.clock, services.config, &conn.site, &lease) {
+    if let Err(e) = presence::leave(
+        services.kv,
+        services.clock,
+        services.config,
+        &conn.site,
+        &lease,
+    ) {
         // Whatever was not deleted expires by itself within the TTL (and a sweep deletes it).
         services.log.emit(&Line::PresenceLeaveFailed {
             conn: &conn.id,

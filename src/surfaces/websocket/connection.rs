@@ -126,7 +126,10 @@ pub(super) fn open_connection(
             ))
         }
     };
-    let lease = match (meta(req, META_PRESENCE_ID), meta(req, META_PRESENCE_WINDOWS)) {
+    let lease = match (
+        meta(req, META_PRESENCE_ID),
+        meta(req, META_PRESENCE_WINDOWS),
+    ) {
         (Some(pid), exp) => Some(
             Lease::from_meta(pid, exp.unwrap_or(""))
                 .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?

@@ -106,10 +106,7 @@ pub(super) fn refresh(services: &Services, conn: &mut Connection) {
 
 /// Counts a page view another tab relayed, within the connection's and the client's shares.
 pub(super) fn relayed_visit(services: &Services, conn: &mut Connection) {
-    let open = conn
-        .lease
-        .as_ref()
-        .is_some_and(|l| !l.windows.is_empty());
+    let open = conn.lease.as_ref().is_some_and(|l| !l.windows.is_empty());
     if !open || !conn.totals || conn.relayed_visits >= handover::MAX_RELAYED_VISITS {
         return;
     }
