@@ -35,8 +35,9 @@ use crate::wire::site::SiteId;
 /// The path census requests are sent to.
 pub const CENSUS_PATH: &str = "/_liveuser/census";
 
-/// The most keys a leaf is meant to count: under a list page, so it lists once, with room
-/// for a share that drew more than its even part of the ids.
+/// The most keys a leaf is meant to count by default (`Config::census_leaf_keys`): under a
+/// list page, so it lists once, with room for a share that drew more than its even part of
+/// the ids.
 pub const LEAF_KEYS: u64 = 900;
 
 /// Shares the broadcast's own execution splits into (as bits: 8 requests, leaving room in its
@@ -53,11 +54,11 @@ pub const MAX_SPLIT_BITS: usize = 14;
 const REQUEST_LIFETIME_MS: u64 = 30_000;
 
 /// How finely to split a window whose last count was `last`: the fewest leading bits that
-/// leave each share at most [`LEAF_KEYS`] of the count, with a tenth more for growth.
-pub fn split_bits(last: Option<u64>) -> usize {
+/// leave each share at most `leaf_keys` of the count, with a tenth more for growth.
+pub fn split_bits(last: Option<u64>, leaf_keys: u64) -> usize {
     let expected = last.unwrap_or(0).saturating_mul(11) / 10;
     (0..=MAX_SPLIT_BITS)
-        .find(|bits| expected >> bits <= LEAF_KEYS)
+        .find(|bits| expected >> bits <= leaf_keys)
         .unwrap_or(MAX_SPLIT_BITS)
 }
 
@@ -90,7 +91,7 @@ pub struct Share {
     pub leaf_bits: usize,
 }
 
-/// Counts `window` of `site`, split [`split_bits`]`(last)` ways: from this execution alone
+/// Counts `window` of `site`, split [`split_bits`] ways: from this execution alone
 /// when that is 0 (or when the service has no secret to sign census requests with).
 pub fn count(
     services: &Services,
@@ -99,7 +100,7 @@ pub fn count(
     last: Option<u64>,
 ) -> Result<Tally, CensusError> {
     let leaf_bits = match census_key(services) {
-        Some(_) => split_bits(last),
+        Some(_) => split_bits(last, u64::from(services.config.census_leaf_keys)),
         None => 0,
     };
     let share = Share {
@@ -320,22 +321,26 @@ mod tests {
         t
     }
 
+    fn split_bits_default(last: Option<u64>) -> usize {
+        split_bits(last, LEAF_KEYS)
+    }
+
     #[test]
     fn splits_grow_with_the_last_count_and_leaves_stay_under_a_list_page() {
-        assert_eq!(split_bits(None), 0);
-        assert_eq!(split_bits(Some(800)), 0);
-        assert_eq!(split_bits(Some(20_000)), 5);
-        assert_eq!(split_bits(Some(100_000)), 7);
-        assert_eq!(split_bits(Some(1_000_000)), 11);
+        assert_eq!(split_bits_default(None), 0);
+        assert_eq!(split_bits_default(Some(800)), 0);
+        assert_eq!(split_bits_default(Some(20_000)), 5);
+        assert_eq!(split_bits_default(Some(100_000)), 7);
+        assert_eq!(split_bits_default(Some(1_000_000)), 11);
         for last in [1_000u64, 20_000, 100_000, 1_000_000, 10_000_000] {
-            let leaves = 1u64 << split_bits(Some(last));
+            let leaves = 1u64 << split_bits_default(Some(last));
             assert!(last * 11 / 10 / leaves <= LEAF_KEYS, "{last}");
             assert!(
                 last * 11 / 10 / leaves > LEAF_KEYS / 2,
                 "{last}: not split too finely"
             );
         }
-        assert_eq!(split_bits(Some(u64::MAX)), MAX_SPLIT_BITS);
+        assert_eq!(split_bits_default(Some(u64::MAX)), MAX_SPLIT_BITS);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct Config {
     pub broadcast_interval_ms: u32,
     /// How long a broadcaster waits for the KV store to settle before counting, in milliseconds.
     pub kv_settle_ms: u32,
+    /// How many readers one execution of a count lists at most (`census_leaf_keys`, default
+    /// 900: under one list page); a larger site's count is split over requests to the service
+    /// itself (see `count::census`).
+    pub census_leaf_keys: u32,
     /// How Fanout's `Grip-Sig` is verified.
     pub grip: GripMode,
     /// The issuer local HS256 signatures carry (`grip_hs256_issuer`): whatever signs locally.
@@ -83,6 +87,7 @@ impl Default for Config {
             sweep_interval_secs: 10,
             broadcast_interval_ms: 500,
             kv_settle_ms: 300,
+            census_leaf_keys: 900,
             grip: GripMode::FastlyEs256,
             grip_hs256_issuer: DEFAULT_HS256_ISSUER.to_string(),
             publish: PublishMode::Fastly,
@@ -170,6 +175,7 @@ impl Config {
             10_000,
         );
         let kv_settle_ms = read("kv_settle_ms", defaults.kv_settle_ms, 0, 5_000);
+        let census_leaf_keys = read("census_leaf_keys", defaults.census_leaf_keys, 1, 100_000);
         let limits = Limits {
             // A refused upgrade tries every ticket: the most is kept modest.
             sockets_per_site: read(
@@ -228,6 +234,7 @@ impl Config {
             sweep_interval_secs,
             broadcast_interval_ms,
             kv_settle_ms,
+            census_leaf_keys,
             grip,
             limits,
             log_endpoint,

@@ -212,7 +212,7 @@ fn a_burst_of_200_connects_costs_one_broadcast_per_slot_and_ends_exact() {
 }
 
 #[test]
-fn heartbeats_are_answered_and_cost_at_most_one_kv_write() {
+fn heartbeats_are_answered_and_cost_at_most_one_kv_write_a_window() {
     let stack =
         Stack::start_with(StackOptions::default().with_config("heartbeat_interval_secs", "2"));
     let mut client = Client::connect(&stack.ws_url("siteId=beats&enableTotalCount=false"));
@@ -240,22 +240,23 @@ fn heartbeats_are_answered_and_cost_at_most_one_kv_write() {
             other => panic!("expected heartbeat replies, got {other:?}"),
         }
     }
-    // Three heartbeats in a row: none wrote (the key is fresh), each request logged its cost.
-    let beat_lines: Vec<String> = stack
-        .app_log_lines("liveuser request method=POST path=/ws")
-        .into_iter()
-        .filter(|l| !l.contains("kv_insert=1"))
-        .collect();
-    assert!(!beat_lines.is_empty());
-    for line in stack.app_log_lines("liveuser request method=POST path=/ws") {
-        let inserts: u32 = line
-            .split(" kv_insert=")
-            .nth(1)
-            .and_then(|s| s.split(' ').next())
-            .and_then(|s| s.parse().ok())
-            .expect("kv_insert field");
-        assert!(inserts <= 1, "{line}");
-    }
+    // Three heartbeats in a row: at most one wrote (a key for the window its presence now
+    // reaches), each request logged its cost. The OPEN wrote a key for each window its
+    // presence reaches (two or three).
+    let lines = stack.app_log_lines("liveuser request method=POST path=/ws");
+    let inserts = |l: &String| liveuser_testkit::log::number(l, "kv_insert");
+    let (opens, beats): (Vec<String>, Vec<String>) =
+        lines.into_iter().partition(|l| l.contains("events=OPEN"));
+    assert!(!beats.is_empty());
+    assert!(
+        beats.iter().filter(|l| inserts(l) == 0).count() >= 2,
+        "{beats:?}"
+    );
+    assert!(beats.iter().all(|l| inserts(l) <= 1), "{beats:?}");
+    assert!(
+        opens.iter().all(|l| (2..=3).contains(&inserts(l))),
+        "{opens:?}"
+    );
 }
 
 #[test]
@@ -387,4 +388,48 @@ fn close_code(client: &mut Client) -> Option<u16> {
             Received::TimedOut => panic!("no close"),
         }
     }
+}
+
+#[test]
+fn a_count_too_large_for_one_execution_is_split_over_calls_to_the_service_itself() {
+    // Leaves of at most 4 readers: 20 readers are counted by 8 census requests through the
+    // `self` backend, each answered by an execution of its own (Viceroy runs them as Compute
+    // would, side by side).
+    let stack = Stack::start_with(StackOptions::default().with_config("census_leaf_keys", "4"));
+    let options = PeerOptions::default();
+    let mut peers = connect_many(&stack.ws_url("siteId=huge"), "huge", 20, &options);
+    wait_for_count(&peers, 20, SETTLE_LIMIT);
+    peers.extend(connect_many(
+        &stack.ws_url("siteId=huge"),
+        "huge",
+        12,
+        &options,
+    ));
+    wait_for_count(&peers, 32, SETTLE_LIMIT);
+    peers.truncate(25);
+    wait_for_count(&peers, 25, SETTLE_LIMIT);
+    let shares = stack.app_log_lines("path=/_liveuser/census");
+    assert!(shares.len() >= 8, "{shares:?}");
+    assert!(
+        shares.iter().all(|l| l.contains("status=200")),
+        "{shares:?}"
+    );
+    // Each share listed its own part of the readers, one page each.
+    assert!(shares
+        .iter()
+        .all(|l| liveuser_testkit::log::number(l, "kv_list") == 1));
+
+    // Nobody else can make the service count: an unsigned or forged request lists nothing.
+    for query in [
+        "",
+        "?site=huge&window=1&shard=0&leaf=1&exp=99999999999999&sig=00000000000000000000000000000000",
+    ] {
+        let path = format!("/_liveuser/census{query}");
+        let resp = liveuser_testkit::http::http_request(stack.app_port, "GET", &path, &[], b"");
+        assert!([400, 403].contains(&resp.status), "{path}: {}", resp.status);
+    }
+    let refused = stack.app_log_lines("path=/_liveuser/census status=4");
+    assert!(refused
+        .iter()
+        .all(|l| liveuser_testkit::log::number(l, "kv_list") == 0));
 }

@@ -1,11 +1,11 @@
 //! The figures of one phase of a run: KV operations, counts and the keys they listed,
 //! broadcasts, deliveries, settle times and count errors.
 
-use liveuser_edge::count::census::LEAF_KEYS;
 use crate::clock::{MIN, SEC};
 use crate::kv::Ops;
 use crate::metrics::{ExecMinute, Metrics};
 use crate::scenarios::Run;
+use liveuser_edge::count::census::LEAF_KEYS;
 
 /// The figures of one phase of a run.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +106,11 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
         f.list_pages_per_count = counts.iter().map(|c| c.list_pages as f64).sum::<f64>() / n;
         f.pages_per_full_count = counts
             .iter()
-            .map(|c| (c.keys_listed as f64 * 1.1 / (LEAF_KEYS as f64 / 2.0)).ceil().max(1.0))
+            .map(|c| {
+                (c.keys_listed as f64 * 1.1 / (LEAF_KEYS as f64 / 2.0))
+                    .ceil()
+                    .max(1.0)
+            })
             .sum::<f64>()
             / n;
     }
