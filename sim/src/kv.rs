@@ -6,7 +6,11 @@
 //!   `kv_lookup_lag_max_ms` (seconds) in lookups, which read the POP's eventual copy;
 //! - the store answers 429 to any call beyond `kv_store_ops_per_s` in one second;
 //! - a list page takes longer the farther the POP is from the primary store;
-//! - an expired key is not found by lookups, but stays listed for `kv_expired_listed_ms`;
+//! - an expired key is not found by lookups, but stays listed for `kv_expired_listed_ms`
+//!   (a day); the model forgets it sooner, `kv_forget_expired_ms` after it expired, to keep a
+//!   million readers' ended windows out of memory, and counts every expired key a listing
+//!   returns meanwhile: a design that listed expired keys would show there (the presence
+//!   keys' verdict is that none is), so forgetting them early changes no listing;
 //! - a key takes one write per `kv_key_write_interval_ms`; a faster write gets 429;
 //! - list pages hold at most the limit asked for (the default when none is), capped;
 //! - every operation costs its latency on the calling request's clock.
@@ -23,6 +27,8 @@ use crate::clock::{RequestClock, EPOCH_US, MIN};
 use crate::compute::Meter;
 use crate::params::Params;
 use crate::rng::{mix, Rng};
+
+pub use crate::ops::{Ops, RequestOps};
 
 #[derive(Debug, Clone)]
 struct Version {
@@ -41,40 +47,6 @@ struct History {
     last_write_us: Option<u64>,
 }
 
-/// Operation counts of one kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ops {
-    pub lookups: u64,
-    pub inserts: u64,
-    /// Inserts refused: precondition failed (lost a conditional write).
-    pub insert_conflicts: u64,
-    /// Writes refused with 429 (the key's write rate).
-    pub rate_limited: u64,
-    pub deletes: u64,
-    /// Deletes of keys already deleted (or never written): wasted operations.
-    pub deletes_of_gone: u64,
-    pub list_pages: u64,
-    pub keys_listed: u64,
-}
-
-impl Ops {
-    pub fn add(&mut self, o: &Ops) {
-        self.lookups += o.lookups;
-        self.inserts += o.inserts;
-        self.insert_conflicts += o.insert_conflicts;
-        self.rate_limited += o.rate_limited;
-        self.deletes += o.deletes;
-        self.deletes_of_gone += o.deletes_of_gone;
-        self.list_pages += o.list_pages;
-        self.keys_listed += o.keys_listed;
-    }
-
-    /// Every operation that reached the store (what is billed).
-    pub fn total(&self) -> u64 {
-        self.lookups + self.inserts + self.deletes + self.list_pages
-    }
-}
-
 /// The store itself.
 pub struct KvModel {
     keys: BTreeMap<String, History>,
@@ -86,6 +58,7 @@ pub struct KvModel {
     /// (second, operations in it) of the store as a whole.
     this_second: (u64, u64),
     expired_listed_us: u64,
+    forget_expired_us: u64,
     key_write_interval_us: u64,
     default_page: usize,
     max_page: usize,
@@ -104,6 +77,7 @@ impl KvModel {
             ops_per_s: params.kv_store_ops_per_s,
             this_second: (0, 0),
             expired_listed_us: params.kv_expired_listed_ms * 1000,
+            forget_expired_us: params.kv_forget_expired_ms * 1000,
             key_write_interval_us: params.kv_key_write_interval_ms * 1000,
             default_page: params.kv_default_page,
             max_page: params.kv_max_page,
@@ -279,6 +253,7 @@ impl KvModel {
         };
         let mut keys = Vec::new();
         let mut more = false;
+        let mut expired = 0;
         for (key, h) in self.keys.range((start, Bound::Unbounded)) {
             if !key.starts_with(prefix) {
                 break;
@@ -296,12 +271,14 @@ impl KvModel {
                 more = true;
                 break;
             }
+            expired += u64::from(v.expires_us.is_some_and(|e| e <= t));
             keys.push(key.clone());
         }
         let listed = keys.len() as u64;
         self.tally(t, |o| {
             o.list_pages += 1;
-            o.keys_listed += listed
+            o.keys_listed += listed;
+            o.expired_listed += expired;
         });
         let next_cursor = if more { keys.last().cloned() } else { None };
         ListPage { keys, next_cursor }
@@ -311,7 +288,7 @@ impl KvModel {
     /// past the time they may still be listed.
     pub fn collect_garbage(&mut self, t: u64) {
         let lag_max = self.lag_max_us.max(self.lookup_lag_max_us);
-        let listed = self.expired_listed_us;
+        let listed = self.expired_listed_us.min(self.forget_expired_us);
         self.keys.retain(|_, h| match h.versions.last() {
             Some(v) if v.deleted => v.committed_us + lag_max > t,
             Some(v) => v.expires_us.is_none_or(|e| e + listed > t),
@@ -352,40 +329,6 @@ impl KvModel {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
-    }
-}
-
-/// What one request did to the store (read back by the world after the request).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestOps {
-    pub ops: Ops,
-    /// When the request listed its first page of the watched prefix (a count is taken then).
-    pub first_list_us: Option<u64>,
-    /// When it listed its last page of the watched prefix.
-    pub last_list_us: Option<u64>,
-    /// When its last successful write of a key under the watched prefix committed (a join
-    /// takes effect then).
-    pub watched_commit_us: Option<u64>,
-    /// List pages under the watched prefix (the site's presence), and the keys they held.
-    pub watched_pages: u64,
-    pub watched_keys: u64,
-}
-
-impl RequestOps {
-    /// These operations and those of a share this request asked another execution for (its
-    /// listing is part of this request's count).
-    pub fn merged(self, other: &RequestOps) -> RequestOps {
-        let mut ops = self.ops;
-        ops.add(&other.ops);
-        let earliest = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
-        RequestOps {
-            ops,
-            first_list_us: earliest(self.first_list_us, other.first_list_us),
-            last_list_us: self.last_list_us.max(other.last_list_us),
-            watched_commit_us: self.watched_commit_us.max(other.watched_commit_us),
-            watched_pages: self.watched_pages + other.watched_pages,
-            watched_keys: self.watched_keys + other.watched_keys,
-        }
     }
 }
 

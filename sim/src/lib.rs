@@ -9,6 +9,7 @@ pub mod compute;
 pub mod fanout;
 pub mod kv;
 pub mod metrics;
+pub mod ops;
 pub mod params;
 pub mod report;
 pub mod rng;

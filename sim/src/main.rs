@@ -2,7 +2,7 @@
 //!
 //!   liveuser-sim [--scenario NAME]... [--out SIMULATION.md] [--plot FILE.svg] [--MODEL-FLAG VALUE]...
 //!
-//! Scenarios: steady-1pop, steady-50pops, flash-crowd, pop-death, churn, visits (default: all).
+//! Scenarios: see `--help` (default: all).
 
 use std::time::Instant;
 
@@ -94,19 +94,32 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
         "flash-crowd" => vec![scenarios::flash_crowd(params, config)],
         "pop-death" => vec![scenarios::pop_death(params, config)],
         "churn" => vec![scenarios::churn(params, config)],
+        "large-20k" => vec![scenarios::large(params, config, "large-20k", 20_000.0, 60)],
         "large-100k" => vec![scenarios::large(
             params,
             config,
             "large-100k",
             100_000.0,
-            15,
+            60,
         )],
         "large-1m" => vec![scenarios::large(
             params,
             config,
             "large-1m",
             1_000_000.0,
-            10,
+            60,
+        )],
+        "flash-1m" => vec![scenarios::flash_large(
+            params,
+            config,
+            "flash-1m",
+            1_000_000.0,
+        )],
+        "pop-death-1m" => vec![scenarios::pop_death_large(
+            params,
+            config,
+            "pop-death-1m",
+            1_000_000.0,
         )],
         "visits" => [16.0, 100.0, 500.0, 1000.0]
             .iter()
@@ -117,24 +130,26 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
 }
 
 /// The scenarios, in the order a full run makes them.
-const SCENARIOS: [&str; 7] = [
-    "steady-1pop",
+/// The longest first, so two cores finish together.
+const SCENARIOS: [&str; 11] = [
+    "large-1m",
+    "pop-death-1m",
+    "flash-1m",
+    "large-100k",
     "steady-50pops",
+    "large-20k",
+    "steady-1pop",
     "flash-crowd",
     "pop-death",
     "churn",
     "visits",
-    "large-100k",
 ];
 
 fn usage() {
     println!(
         "liveuser-sim [--scenario NAME]... [--out FILE.md] [--plot FILE.svg] [--FLAG VALUE]..."
     );
-    println!(
-        "scenarios (all by default): {}; large-1m on request",
-        SCENARIOS.join(", ")
-    );
+    println!("scenarios (all by default): {}", SCENARIOS.join(", "));
     println!("model flags (defaults, and why, are in SIMULATION.md):");
     for (name, value, unit, _) in Params::default().table() {
         let unit = if unit.is_empty() {

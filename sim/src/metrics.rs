@@ -64,6 +64,10 @@ pub struct Broadcast {
 #[derive(Debug, Clone, Copy)]
 pub struct Count {
     pub at_us: u64,
+    /// What it counted, and how many of those were beyond the sockets open (joins in
+    /// progress aside): see [`Metrics::over_open`]. `None`: the count failed.
+    pub count: Option<u64>,
+    pub over_open: u64,
     /// Presence keys its listing returned (visits are listed apart).
     pub keys_listed: u64,
     pub list_pages: u64,

@@ -26,6 +26,8 @@ pub struct Params {
     pub kv_store_ops_per_s: u64,
     /// How long an expired key can still be listed.
     pub kv_expired_listed_ms: u64,
+    /// When the model forgets an expired key (see `kv`): sooner than production may.
+    pub kv_forget_expired_ms: u64,
     /// The shortest time between two accepted writes to one key (faster writes get 429).
     pub kv_key_write_interval_ms: u64,
     /// Keys per list page when the caller names no limit.
@@ -57,6 +59,9 @@ pub struct Params {
     pub hours: f64,
     /// How much longer the service's code takes as wasm on Compute than natively here.
     pub wasm_cpu_factor: f64,
+    /// Share of readers whose heartbeats are aggregated (see `world::readers`); the scenarios
+    /// of a million readers set their own.
+    pub aggregated_fraction: f64,
 }
 
 impl Default for Params {
@@ -72,6 +77,7 @@ impl Default for Params {
             kv_list_far_ms: 250,
             kv_store_ops_per_s: 100_000,
             kv_expired_listed_ms: 24 * 3_600_000,
+            kv_forget_expired_ms: 120_000,
             kv_key_write_interval_ms: 1000,
             kv_default_page: 100,
             kv_max_page: 1000,
@@ -87,6 +93,7 @@ impl Default for Params {
             scale: 1.0,
             hours: 6.0,
             wasm_cpu_factor: 2.5,
+            aggregated_fraction: 0.0,
         }
     }
 }
@@ -223,6 +230,16 @@ pub const FLAGS: &[Flag] = &[
         get: |p| (p.kv_expired_listed_ms as f64 / 3_600_000.0).to_string(),
         set: |p, v| {
             p.kv_expired_listed_ms = (num::<f64>(v)? * 3_600_000.0) as u64;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "kv-forget-expired-s",
+        unit: "s",
+        reason: "Not production's: the model forgets an expired key this long after it expired, so a million readers' ended windows do not fill memory. Every expired key a listing returns before then is counted; none is, so no listing would have differed with a day.",
+        get: |p| (p.kv_forget_expired_ms / 1000).to_string(),
+        set: |p, v| {
+            p.kv_forget_expired_ms = num::<u64>(v)? * 1000;
             Ok(())
         },
     },

@@ -142,22 +142,23 @@ pub fn pop_death(p: &Params, config: &Config) -> Run {
 
 /// One large site: `readers` over 100 POPs (uneven: the busiest holds about a fifth), arriving
 /// over five minutes, then steady with 1% of readers turning over a minute, for `minutes`.
+/// At a million readers, nine heartbeats in ten are aggregated (see `world::readers`).
 pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minutes: u64) -> Run {
+    let p = &aggregated_at_scale(p, readers);
     let readers = scaled(p, readers);
     let w = World::new(p, config.clone(), &uneven(100));
     // 1% a minute leave (and are replaced): a reader stays 100 minutes on average.
     steady_audience(&w, readers, 5 * MIN, 100 * MIN);
-    let end = (minutes * MIN)
-        .min((p.hours * HOUR as f64) as u64)
-        .max(7 * MIN);
+    let end = 5 * MIN + (minutes * MIN).min((p.hours * HOUR as f64) as u64);
     w.run_for(end);
     w.freeze();
     w.run_for(MIN);
     Run {
         key,
         title: format!(
-            "{readers} readers of one site over 100 POPs (uneven), 1% turning over a minute, {} minutes",
-            end / MIN
+            "{readers} readers of one site over 100 POPs (uneven), 1% turning over a minute, {} minutes steady{}",
+            (end - 5 * MIN) / MIN,
+            aggregated_note(p)
         ),
         world: w,
         phases: vec![
@@ -167,6 +168,92 @@ pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minut
         ],
         pop_death_us: None,
         notes: Vec::new(),
+    }
+}
+
+/// A flash crowd on one site: 0 → `readers` over 100 POPs in five minutes, five minutes
+/// holding (1% a minute turning over), then half of them leave within a minute.
+pub fn flash_large(p: &Params, config: &Config, key: &'static str, readers: f64) -> Run {
+    let p = &aggregated_at_scale(p, readers);
+    let readers = scaled(p, readers);
+    let w = World::new(p, config.clone(), &uneven(100));
+    steady_audience(&w, readers, 5 * MIN, 100 * MIN);
+    w.run_for(10 * MIN);
+    let peak = w.clients_open();
+    w.half_leave(MIN);
+    w.run_for(2 * MIN);
+    Run {
+        key,
+        title: format!(
+            "Flash crowd: 0 → {readers} readers in 5 minutes over 100 POPs, 5 minutes holding, then half leave within a minute{}",
+            aggregated_note(p)
+        ),
+        world: w,
+        phases: vec![
+            ("arrivals (0–5 min)".into(), 0, 5 * MIN),
+            ("holding (5–10 min)".into(), 5 * MIN, 10 * MIN),
+            ("half leaving (10–12 min)".into(), 10 * MIN, 12 * MIN),
+        ],
+        pop_death_us: None,
+        notes: vec![("open at the peak".into(), peak.to_string())],
+    }
+}
+
+/// The busiest of 100 POPs (about a fifth of `readers`) dies once the audience is steady; its
+/// readers reconnect elsewhere, naming their presence. No other reader vanishes.
+pub fn pop_death_large(p: &Params, config: &Config, key: &'static str, readers: f64) -> Run {
+    let mut p = aggregated_at_scale(p, readers);
+    p.vanish_fraction = 0.0;
+    let p = &p;
+    let readers = scaled(p, readers);
+    let weights = uneven(100);
+    let w = World::new(p, config.clone(), &weights);
+    steady_audience(&w, readers, 5 * MIN, 100 * MIN);
+    let death = 10 * MIN;
+    w.run_for(death - SEC);
+    let before = w.clients_open();
+    let share = count_at(&w, 0);
+    w.kill_pop(0, SEC);
+    w.run_for(5 * MIN);
+    Run {
+        key,
+        title: format!(
+            "The busiest POP (holding {:.1}% of {readers} readers' sockets) dies at 10 min; its readers reconnect elsewhere within {} s{}",
+            100.0 * share as f64 / before.max(1) as f64,
+            p.reconnect_max_ms / 1000,
+            aggregated_note(p)
+        ),
+        world: w,
+        phases: vec![
+            ("before (5–10 min)".into(), 5 * MIN, death),
+            ("after (10–15 min)".into(), death, 15 * MIN),
+        ],
+        pop_death_us: Some(death),
+        notes: vec![
+            ("sockets at the dead POP".into(), share.to_string()),
+            ("open before".into(), before.to_string()),
+        ],
+    }
+}
+
+/// From half a million readers, nine heartbeats in ten are aggregated (unless asked
+/// otherwise): every other request, every count and every publish is the service's own.
+fn aggregated_at_scale(p: &Params, readers: f64) -> Params {
+    let mut p = p.clone();
+    if readers * p.scale >= 500_000.0 && p.aggregated_fraction == 0.0 {
+        p.aggregated_fraction = 0.9;
+    }
+    p
+}
+
+fn aggregated_note(p: &Params) -> String {
+    if p.aggregated_fraction > 0.0 {
+        format!(
+            " ({:.0}% of heartbeats aggregated)",
+            p.aggregated_fraction * 100.0
+        )
+    } else {
+        String::new()
     }
 }
 

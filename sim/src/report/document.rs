@@ -41,6 +41,7 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
     }
     md.push_str(DESIGN);
     md.push('\n');
+    md.push_str(include_str!("../../before.md"));
     md.push_str(include_str!("../../baseline.md"));
     md.push_str("\n## Scenarios\n\nEach table gives the figures of each phase of a run; *settle* is the time from a change (a join's or leave's request) until the last POP holding subscribers has delivered a broadcast counted after it; *count error once settled* compares what every page shows, sampled each second when no change happened in the 2 seconds before, with the designed count (sockets open, plus connections that vanished without an event and have not expired yet: the service cannot know of those before their TTL). KV operations are over all POPs.\n\n");
     for run in runs {
@@ -51,9 +52,11 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
     md.push_str("## The model\n\nService settings (the defaults of `Config`): ");
     let _ = writeln!(
         md,
-        "heartbeat every {} s, presence TTL {} s, sweeps every {} s, broadcast slots of {} ms, KV settle wait {} ms, Fanout keep-alive after {} s.\n",
+        "heartbeat every {} s (so presence windows of {} s), presence written {} s ahead, census leaves of at most {} readers, sweeps every {} s, broadcast slots of {} ms, KV settle wait {} ms, Fanout keep-alive after {} s.\n",
+        config.heartbeat_interval_secs,
         config.heartbeat_interval_secs,
         config.presence_ttl_secs,
+        config.census_leaf_keys,
         config.sweep_interval_secs,
         config.broadcast_interval_ms,
         config.kv_settle_ms,
@@ -68,48 +71,63 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
 }
 
 const MODEL_NOW: &str = "
-**Today's design under a stricter model.** The model now enforces Compute's limits on every
-execution (CPU time, heap, wall time, backend requests: see the last section), lets KV lookups
-read copies seconds old, makes list pages slower the farther a POP is from the primary store,
-and includes a site of 100,000 readers over 100 POPs. Under it, today's design fails where
-the verdicts below say: a count lists and sorts the whole site in one execution, so at 20,000
-readers a far POP's count takes seconds and its CPU nears half the limit, and at 100,000 the
-counts are stopped by Compute. These figures are the *before* of the redesign that keeps cost
-and settle time flat up to a million readers (issue 19, in progress).
+**A million readers on one site.** The model enforces Compute's limits on every execution (CPU
+time, heap, wall time, backend requests: see the last section), lets KV lookups read copies
+seconds old, makes list pages slower the farther a POP is from the primary store, and answers
+429 above a store-wide rate. The scenarios add one site of 20,000, 100,000 and 1,000,000
+readers over 100 POPs (the busiest holding about a fifth), a flash crowd to a million, and the
+busiest POP dying under a million readers. The table *Before* shows the design this replaced
+failing under the same model.
+
+**How a million readers fit in the run.** Every open, join, page move, leave, count, census
+share and publish is the service's own code, as on Compute. For the three scenarios of a
+million readers only, nine heartbeats in ten are *aggregated*: the heartbeat's work — renewing
+the socket's presence (`presence::refresh`) and claiming the site's sweep when due
+(`broadcast::sweep_due`) — is called directly on the same simulated host, metered as an
+execution like any, without the WebSocket-over-HTTP request around it (its parsing, the Grip
+signature check, the reply), which the other readers' heartbeats measure. The model also
+forgets an expired key two minutes after it expires rather than keep it listable for a day
+(`--kv-forget-expired-s`): no listing ever returns an expired key (a verdict below), so no
+listing would differ.
 
 ";
 
 const DESIGN: &str = "
 ## The design these figures are for
 
-- **Presence keys are bounded.** A connection writes `site/<site>/p/<id>/<expiry>[/<page id>]`
-  at OPEN and on each heartbeat, and each refresh deletes the keys older than the one it
-  replaces: at most two keys alive (the newest, and the previous one for one more interval,
-  because another POP may see the delete of an old key before the write of its successor). A
-  close deletes the lease's keys (waiting out the key's one-write-a-second limit if it closes
-  right after a refresh). Keys of connections that vanished without an event are deleted by the
-  sweep that finds them expired, so listings never carry a day of expired keys. Visits live
-  beside them (`site/<site>/v/…`) and are listed apart: a count lists presence keys only.
+- **Presence by window.** Time is cut into windows one heartbeat interval long. A connection
+  is counted in a window when it has that window's key:
+  `site/<site>/p/<window>/<shard>/<id>[/<page id>]`, where `<shard>` is the id's first 16 bits
+  in binary. Each heartbeat writes the keys of the windows its presence lifetime now reaches
+  that it has not written yet: one key a window, written a window ahead, and no delete. A close
+  deletes its current and coming windows' keys. Ended windows are never listed again, so their
+  keys lapse by TTL and nothing is swept. A connection that vanished counts until the last
+  window it wrote ends; one that reconnects naming its presence writes the very same keys.
+- **Counting streams one window.** A count lists the window holding its slot's end, in key
+  order: a connection's keys are adjacent, so it counts once, without grouping or sorting, and
+  only the page being read is held.
+- **A count too large for one execution is split.** From the last count (and a tenth for
+  growth), a broadcast picks the fewest id bits that leave each share at most 900 readers,
+  under one list page. It sends 8 signed requests to the service itself (the `self` backend);
+  each share still too large sends 16 more, and so on. Leaves list one page each and answer
+  their tally; inner nodes add them up. A million readers are 2,048 leaves in three levels,
+  each execution far inside Compute's limits, and the listing costs one page per thousand
+  readers as a single listing would.
 - **One broadcast per slot, across every POP.** A change claims its 500 ms slot first in the
-  POP's cache (one request per POP goes on), then with an insert-only KV write of the slot's
-  key: exactly one POP in the world wins, waits for the slot's end plus the KV settle time,
-  counts with full 1,000-key pages, and publishes. Trade-off: a slot with changes in P POPs
-  costs up to P insert-only writes (one wins) instead of P listings and P publishes.
-- **Counts in order.** Every count message names the slot it was counted for; a page keeps the
-  newest it has shown, so a slower broadcast of an earlier slot, from another POP, arriving
-  late is dropped. A POP never answers an older snapshot than one it has seen.
-- **Sweeps instead of per-heartbeat counts.** Heartbeats (and Fanout's keep-alive calls) claim a
-  sweep at most once per sweep interval per site, the same two-step way. The sweep counts,
-  deletes the expired keys nobody else will (every key of a connection gone without an event,
-  and a live connection's keys expired for longer than a TTL), and publishes only if the count
-  or total differs from the site's snapshot (or the last publish is five minutes old). Change
-  broadcasts delete nothing they list: each key is deleted once.
-- **A snapshot for reads.** Every publish stores `<slot> <count> <total>` in one of two rotating
-  KV keys (each written at most once a second); `/api/online`, `/api/total` and sweeps read it
-  with a lookup, never a listing.
-- **Visits without a hot key.** A visit is one insert-only write of its own key; broadcasts of
-  slots that start a new second fold finished seconds into the site's tally with one
-  conditional write (at most one a second), and delete the folded keys.
+  POP's cache, then with an insert-only KV write of the slot's key: exactly one POP in the
+  world wins, waits for the slot's end plus the KV settle time, counts and publishes. A won
+  slot whose execution dies is counted again by the next heartbeat's sweep in that POP.
+- **Pages are told what they would show differently.** The count goes out first; the total,
+  whose unfolded visits take a listing of their own, follows. A channel gets an item only when
+  what its pages display changes: above a thousand the widget shows \"1.2K\", so a count that
+  moves within it is not sent, except once every 10 s. Every count message names its slot; a
+  page keeps the newest it has shown. The snapshot keeps the exact figure for the API and the
+  badge.
+- **Sweeps instead of per-heartbeat counts.** Heartbeats claim a sweep at most once per sweep
+  interval per site, the same two-step way; the sweep counts and publishes only what changed.
+- **Visits without a hot key.** A visit is one insert-only write of its own key beside the
+  presence keys (`site/<site>/v/…`, never listed by a count); broadcasts of slots that start a
+  new second fold finished seconds into the site's tally with one conditional write.
 ";
 
 const LIMITS: &str = "
@@ -123,15 +141,26 @@ const LIMITS: &str = "
 - **A request runs to completion at the virtual time it arrives**; its own clock moves by each
   host call's latency, and its writes become visible to other POPs after their lag, but it does
   not see writes made by requests that arrive while it runs (a listing of several pages reads
-  them as of its first page, not as a cursor walk past concurrent writes). Concurrent requests
-  within one POP therefore never collapse on a cache miss, which the core cache would do anyway.
+  them as of its first page, not as a cursor walk past concurrent writes: a census leaf lists
+  one page, so only a share that grew past a thousand readers since the last count walks).
+  Concurrent requests within one POP therefore never collapse on a cache miss, which the core
+  cache would do anyway.
+- **Census shares** run as executions of their own at the POP that asked, a self-call's latency
+  later (`--self-call-ms`); production routes a request to the service's own domain through the
+  edge, most likely to the same POP, and a share that lands elsewhere lists from there.
+- **Key order**: a listing returns keys in lexicographic order, as Fastly's KV does; counting a
+  connection once while streaming relies on its keys being adjacent.
 - **KV**: lookups read a POP's copy up to `kv-lookup-lag-ms` old, listings the primary's state
   up to `kv-lag-ms` old; list pages are slower the farther the POP (`kv-list-far-ms`); the
   store as a whole answers 429 beyond `kv-store-ops-per-s` (an assumed figure: Fastly publishes
   none). Conditional writes are decided exactly at one primary store; production's KV is
   assumed to do the same (insert-only and generation-match writes would be unsafe otherwise).
 - **One site per world**: each scenario runs one site; other sites sharing the store and POPs
-  are not modelled, nor their share of the store-wide rate.
+  (the issue's fifty small sites beside the large one) are not modelled yet, nor their share
+  of the store-wide rate.
+- **Aggregated heartbeats** (a million readers only): nine in ten skip the WebSocket-over-HTTP
+  request around the heartbeat's presence work; their executions' CPU and heap are the
+  presence work's alone.
 - **Fanout** delivers every publish to every subscribed socket; its own limits and the browser
   side are not modelled (the widget's rule for counts out of order is: a page keeps the newest
   slot it has shown).

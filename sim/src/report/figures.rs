@@ -25,6 +25,7 @@ pub struct Figures {
     pub delivered_per_second: f64,
     pub settle_p50_ms: Option<f64>,
     pub settle_p99_ms: Option<f64>,
+    pub settle_p999_ms: Option<f64>,
     pub settle_max_ms: Option<f64>,
     /// The largest |shown − designed| when settled (None: never settled in this phase).
     pub settled_error: Option<u64>,
@@ -48,6 +49,12 @@ pub struct Figures {
 impl Figures {
     pub fn per_second(&self, n: u64) -> f64 {
         n as f64 / self.seconds.max(1.0)
+    }
+
+    /// KV writes, deletes and list pages per reader-hour: what a site owner pays for (lookups
+    /// are billed apart, and cheaper).
+    pub fn kv_class_a_per_reader_hour(&self) -> f64 {
+        self.per_reader_hour(self.kv.inserts + self.kv.deletes + self.kv.list_pages)
     }
 
     /// Reader-hours in the phase (mean sockets open × hours).
@@ -165,6 +172,7 @@ pub fn figures(run: &Run, from: u64, to: u64) -> Figures {
     settles.sort_unstable();
     f.settle_p50_ms = percentile(&settles, 0.5);
     f.settle_p99_ms = percentile(&settles, 0.99);
+    f.settle_p999_ms = percentile(&settles, 0.999);
     f.settle_max_ms = settles.last().map(|l| *l as f64 / 1000.0);
     f.settled_error = m
         .settled_error_per_minute

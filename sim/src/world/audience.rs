@@ -54,6 +54,7 @@ impl World {
             stay_us,
             leave,
             replaced,
+            aggregated: self.rng.unit() < self.params.aggregated_fraction,
             resume: None,
             generation: 0,
             socket: None,
@@ -65,6 +66,18 @@ impl World {
         let clients = self.clients.borrow();
         for (id, c) in clients.iter().enumerate() {
             if c.socket.is_some() {
+                let at = self.now.get() + self.rng.below(spread_us.max(1));
+                self.schedule(at, Ev::Leave(id, c.generation));
+            }
+        }
+    }
+
+    /// Makes every other open reader leave (for good), `spread_us` apart in random order.
+    pub fn half_leave(&self, spread_us: u64) {
+        let mut clients = self.clients.borrow_mut();
+        for (id, c) in clients.iter_mut().enumerate() {
+            if c.socket.is_some() && id % 2 == 0 {
+                c.replaced = false;
                 let at = self.now.get() + self.rng.below(spread_us.max(1));
                 self.schedule(at, Ev::Leave(id, c.generation));
             }

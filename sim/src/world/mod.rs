@@ -96,6 +96,9 @@ pub struct Client {
     pub leave: Leave,
     /// A reader that leaves is replaced by a new one (a steady audience).
     pub replaced: bool,
+    /// Its heartbeats are aggregated: the handler's presence work is called directly, not
+    /// through a WebSocket-over-HTTP request (see `readers`). Opens, joins and leaves are not.
+    pub aggregated: bool,
     /// The presence its dead socket held (id, and when it expires): its reconnect names it.
     resume: Option<(String, u64)>,
     generation: u32,

@@ -2,7 +2,7 @@
 //! leaves (a close, a disconnect, or vanishing without an event), or dies with its POP; and
 //! how each reply is applied to it (meta, subscriptions) and when it stopped counting.
 
-use liveuser_edge::count::presence;
+use liveuser_edge::count::{broadcast, presence};
 use liveuser_edge::surfaces::Handled;
 use liveuser_edge::wire::websocket_events::{self, Event};
 
@@ -238,6 +238,47 @@ impl World {
                 m.vanished(t, expiry.unwrap_or(t));
             }
             return false;
+        }
+        true
+    }
+
+    /// A heartbeat of an aggregated reader: what the WebSocket handler does with one (renew
+    /// the socket's presence, and claim the site's sweep if it is due), through the same
+    /// service functions on the same simulated host, but without the WebSocket-over-HTTP
+    /// request around them, which a million readers' heartbeats cannot afford here. Its
+    /// execution is metered as any; its KV operations are the handler's own.
+    pub(super) fn aggregated_heartbeat(&self, c: usize, generation: u32, t: u64) -> bool {
+        if !self.current(c, generation) {
+            return false;
+        }
+        let Some((id, windows)) = self.lease_of(c) else {
+            return true;
+        };
+        let pop = self.clients.borrow()[c].pop;
+        let lease = presence::Lease {
+            id,
+            windows,
+            page: None,
+        };
+        let meter = self.meter(t);
+        let ((updated, plan), ops, end) = self.with_services(pop, t, &meter, |services, _| {
+            let now = services.clock.now_ms();
+            let updated = presence::refresh(services.kv, services.config, &self.site, &lease, now);
+            (updated, broadcast::sweep_due(services, &self.site))
+        });
+        if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
+            socket.busy_until_us = end;
+            if let Ok((updated, _)) = updated {
+                socket.meta.retain(|(n, _)| n != "Presence-Windows");
+                socket
+                    .meta
+                    .push(("Presence-Windows".into(), updated.windows_meta()));
+            }
+        }
+        self.metrics.borrow_mut().cost("heartbeat", t, &ops.ops);
+        match plan {
+            Some(plan) => self.claim_broadcast(pop, plan, end, meter),
+            None => self.executed(&meter, end),
         }
         true
     }

@@ -60,7 +60,13 @@ impl World {
                     r#"{{"type":"heartbeat","siteId":"site","clientId":"c","timestamp":{}}}"#,
                     t / MS
                 );
-                if self.text(c, g, t, "heartbeat", &body) {
+                let aggregated = self.clients.borrow()[c].aggregated;
+                let alive = if aggregated {
+                    self.aggregated_heartbeat(c, g, t)
+                } else {
+                    self.text(c, g, t, "heartbeat", &body)
+                };
+                if alive {
                     let next = t + u64::from(self.config.heartbeat_interval_secs) * SEC;
                     self.schedule(next, Ev::Heartbeat(c, g));
                 }

@@ -15,7 +15,7 @@ use crate::kv::RequestOps;
 
 impl World {
     /// A new execution arriving at `t`, under Compute's limits.
-    fn meter(&self, t: u64) -> Meter {
+    pub(super) fn meter(&self, t: u64) -> Meter {
         Meter::new(LIMITS, self.params.wasm_cpu_factor, t)
     }
 
@@ -78,7 +78,7 @@ impl World {
     /// What `main` does once a request's reply is sent: claims the broadcast across POPs at
     /// once, then (if it won) finishes it when the plan wakes. The two halves run as separate
     /// events so the count sees every change made while it waited.
-    fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64, meter: Meter) {
+    pub(super) fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64, meter: Meter) {
         let (won, ops, end) = self.with_services(pop, at, &meter, |services, _| {
             broadcast::claim(services, &plan)
         });
@@ -118,8 +118,15 @@ impl World {
             // the count is settled once the count is done.
             m.settled_unsent(ops.first_list_us.unwrap_or(t), end);
         }
+        let count = counted.as_ref().ok().map(|c| c.count);
+        // The slot's end in true time, less the clock margin between POPs.
+        let slot_end = (plan.slot_end_ms as i64 * 1000 - 20_000).max(0) as u64;
+        let counted_to = ops.last_list_us.unwrap_or(end);
+        let over_open = count.map_or(0, |n| m.over_open(n, slot_end, counted_to));
         m.counts.push(crate::metrics::Count {
             at_us: t - EPOCH_US,
+            count,
+            over_open,
             keys_listed: ops.watched_keys,
             list_pages: ops.watched_pages,
         });

@@ -184,7 +184,7 @@ impl Told {
         Told {
             floor: Floor::of(services.settings, site),
             id: format!("{site}-{}", s.slot_end_ms),
-            restate: last.is_none() || s.slot_end_ms % RESTATE_MS == 0,
+            restate: last.is_none() || s.slot_end_ms.is_multiple_of(RESTATE_MS),
         }
     }
 
