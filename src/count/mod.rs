@@ -1,7 +1,8 @@
 //! Counting: the domain. Who is online and on which page, how a count reaches every reader
 //! within a slot, how many visits a site had, and what each reader may be shown or may do.
 //!
-//! Owns: presence keys and leases ([`presence`]), broadcasts and sweeps ([`broadcast`]), the
+//! Owns: presence keys and leases ([`presence`]), counting a window of them ([`tally`]) and
+//! splitting that count over executions ([`census`]), broadcasts and sweeps ([`broadcast`]), the
 //! snapshot every POP reads counts from ([`snapshot`]) and the peaks it carries ([`peak`]),
 //! per-minute history ([`history`]), total visits ([`totals`]) and the admission of one visit
 //! ([`visits`]), a reader's first count ([`first_count`]), per-page counts ([`page`]), the

@@ -1,6 +1,5 @@
 //! FNV-1a, 64 bits: a stable, tiny, dependency-free hash (not a cryptographic one). It tells
-//! versions of served bytes apart (strong ETags), and spreads work out by key (which slot
-//! deletes an expired key).
+//! versions of served bytes apart (strong ETags).
 
 /// 64-bit FNV-1a of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
