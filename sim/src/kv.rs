@@ -62,8 +62,12 @@ pub struct KvModel {
     key_write_interval_us: u64,
     default_page: usize,
     max_page: usize,
-    /// Operations per simulated minute.
+    /// Operations per simulated minute on the measured site's keys (every key names its site
+    /// second: `site/<site>/…`, `claim/<site>/…`, `snapshot/<site>/…`); other sites' count
+    /// against the store-wide rate only.
     pub per_minute: Vec<Ops>,
+    /// The measured site (`None`: every key).
+    pub focus: Option<String>,
 }
 
 impl KvModel {
@@ -82,10 +86,22 @@ impl KvModel {
             default_page: params.kv_default_page,
             max_page: params.kv_max_page,
             per_minute: Vec::new(),
+            focus: None,
         }
     }
 
-    fn tally(&mut self, at_us: u64, f: impl FnOnce(&mut Ops)) {
+    /// The store, counting operations on `site`'s keys only.
+    pub fn measuring(mut self, site: &str) -> KvModel {
+        self.focus = Some(site.to_string());
+        self
+    }
+
+    fn tally(&mut self, at_us: u64, key: &str, f: impl FnOnce(&mut Ops)) {
+        if let Some(focus) = &self.focus {
+            if key.split('/').nth(1) != Some(focus.as_str()) {
+                return;
+            }
+        }
         let minute = (at_us.saturating_sub(EPOCH_US) / MIN) as usize;
         if self.per_minute.len() <= minute {
             self.per_minute.resize(minute + 1, Ops::default());
@@ -137,7 +153,7 @@ impl KvModel {
     }
 
     pub fn lookup(&mut self, pop: usize, t: u64, key: &str) -> Option<Entry> {
-        self.tally(t, |o| o.lookups += 1);
+        self.tally(t, key, |o| o.lookups += 1);
         let h = self.keys.get(key)?;
         let v = self.seen_with(h, pop, t, self.lookup_lag_max_us)?;
         if v.deleted || v.expires_us.is_some_and(|e| e <= t) {
@@ -164,7 +180,7 @@ impl KvModel {
     ) -> Result<(), KvError> {
         let existing = self.keys.get(key);
         if self.rate_limited(existing, t) {
-            self.tally(t, |o| {
+            self.tally(t, key, |o| {
                 o.inserts += 1;
                 o.rate_limited += 1
             });
@@ -177,13 +193,13 @@ impl KvModel {
             WriteMode::IfGeneration(g) => live.is_some_and(|v| v.generation == g),
         };
         if !allowed {
-            self.tally(t, |o| {
+            self.tally(t, key, |o| {
                 o.inserts += 1;
                 o.insert_conflicts += 1
             });
             return Err(KvError::PreconditionFailed);
         }
-        self.tally(t, |o| o.inserts += 1);
+        self.tally(t, key, |o| o.inserts += 1);
         let version = Version {
             generation: self.next_generation,
             committed_us: t,
@@ -197,17 +213,17 @@ impl KvModel {
     }
 
     pub fn delete(&mut self, t: u64, key: &str) -> Result<(), KvError> {
-        self.tally(t, |o| o.deletes += 1);
+        self.tally(t, key, |o| o.deletes += 1);
         let Some(h) = self.keys.get(key) else {
-            self.tally(t, |o| o.deletes_of_gone += 1);
+            self.tally(t, key, |o| o.deletes_of_gone += 1);
             return Ok(());
         };
         if h.versions.last().is_some_and(|v| v.deleted) {
-            self.tally(t, |o| o.deletes_of_gone += 1);
+            self.tally(t, key, |o| o.deletes_of_gone += 1);
             return Ok(());
         }
         if self.rate_limited(Some(h), t) {
-            self.tally(t, |o| o.rate_limited += 1);
+            self.tally(t, key, |o| o.rate_limited += 1);
             return Err(KvError::TooManyRequests);
         }
         let version = Version {
@@ -275,7 +291,7 @@ impl KvModel {
             keys.push(key.clone());
         }
         let listed = keys.len() as u64;
-        self.tally(t, |o| {
+        self.tally(t, prefix, |o| {
             o.list_pages += 1;
             o.keys_listed += listed;
             o.expired_listed += expired;

@@ -9,11 +9,12 @@
 //! of those, if its share is still too large, asks 2^4 more, and so on down to shares of about
 //! [`LEAF_KEYS`] keys, each counted from one list page. Answers are summed on the way back.
 //!
-//! What this costs: one list page per leaf (leaves hold 450 to 900 keys, so about one page per
+//! What this costs: one list page per leaf (leaves hold about 400 to 900 keys, so one page per
 //! thousand readers, as one listing would), and a request per leaf and per inner node: a
 //! million readers are 2,048 leaves, 136 inner nodes, three levels, each execution far inside
-//! Compute's limits. At most [`ROOT_FANOUT_BITS`]^2 = 8 requests leave the broadcast's own
-//! execution, which publishes too; 16 leave an inner node.
+//! Compute's limits. 2^[`ROOT_FANOUT_BITS`] = 8 requests leave the broadcast's own execution,
+//! which publishes too, and 16 an inner node (twice as many if every share has to be asked
+//! again). One share that fails twice fails the count: a count is exact or not made.
 //!
 //! A census request carries its share and an expiry, signed with a key derived from the
 //! service's secret, so nobody else can make the service list (and amplify) on their behalf.
@@ -126,29 +127,52 @@ fn count_share(services: &Services, share: &Share) -> Result<Tally, CensusError>
     let bits = fanout.min(share.leaf_bits - share.shard.len());
     let key = census_key(services).ok_or_else(|| CensusError::Share("no census key".into()))?;
     let expires_ms = services.clock.now_ms() + REQUEST_LIFETIME_MS;
-    let requests = (0..1u32 << bits)
-        .map(|n| {
-            let part = Share {
-                shard: format!("{}{n:0bits$b}", share.shard),
-                ..share.clone()
-            };
-            part.request(&key, expires_ms)
+    let parts: Vec<Share> = (0..1u32 << bits)
+        .map(|n| Share {
+            shard: format!("{}{n:0bits$b}", share.shard),
+            ..share.clone()
         })
         .collect();
-    let mut total = Tally::default();
-    for answer in services.peers.send_all(requests) {
-        let resp = answer.map_err(|PeerError(e)| CensusError::Share(e))?;
-        if resp.status() != 200 {
-            let body = String::from_utf8_lossy(resp.body());
-            return Err(CensusError::Share(format!(
-                "status {}: {}",
-                resp.status().as_u16(),
-                body.chars().take(200).collect::<String>()
-            )));
+    let requests = parts.iter().map(|p| p.request(&key, expires_ms)).collect();
+    let mut answers: Vec<Result<Tally, String>> = services
+        .peers
+        .send_all(requests)
+        .into_iter()
+        .map(read_answer)
+        .collect();
+    // A share whose request failed is asked once more (an execution on a busy host, a lost
+    // connection): within the backend requests an execution may make (2 × 16 of 32).
+    let failed: Vec<usize> = (0..answers.len())
+        .filter(|i| answers[*i].is_err())
+        .collect();
+    if !failed.is_empty() {
+        let again = failed
+            .iter()
+            .map(|i| parts[*i].request(&key, expires_ms))
+            .collect();
+        for (i, answer) in failed.iter().zip(services.peers.send_all(again)) {
+            answers[*i] = read_answer(answer);
         }
-        total.add(decode(resp.body()).map_err(CensusError::Share)?);
+    }
+    let mut total = Tally::default();
+    for answer in answers {
+        total.add(answer.map_err(CensusError::Share)?);
     }
     Ok(total)
+}
+
+/// One share's answer, read.
+fn read_answer(answer: Result<http::Response<Vec<u8>>, PeerError>) -> Result<Tally, String> {
+    let resp = answer.map_err(|PeerError(e)| e)?;
+    if resp.status() != 200 {
+        let body = String::from_utf8_lossy(resp.body());
+        return Err(format!(
+            "status {}: {}",
+            resp.status().as_u16(),
+            body.chars().take(200).collect::<String>()
+        ));
+    }
+    decode(resp.body())
 }
 
 /// Answers a census request: checks its signature and expiry, counts its share (asking for
@@ -371,6 +395,30 @@ mod tests {
     fn no_execution_sends_more_than_sixteen_requests() {
         assert_eq!(1 << ROOT_FANOUT_BITS, 8);
         assert_eq!(1 << NODE_FANOUT_BITS, 16);
+    }
+
+    thread_local! {
+        static ASKED: std::cell::RefCell<std::collections::HashSet<String>> =
+            std::cell::RefCell::new(std::collections::HashSet::new());
+    }
+
+    /// The endpoint, failing the first request for each share (asked again, it answers).
+    fn flaky(services: &Services, req: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let shard = query_param(req, "shard").unwrap_or_default();
+        if ASKED.with(|a| a.borrow_mut().insert(shard)) {
+            let mut down = http::Response::new(b"busy".to_vec());
+            *down.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            return down;
+        }
+        endpoint(services, req)
+    }
+
+    #[test]
+    fn a_share_whose_request_failed_is_asked_once_more() {
+        let t = with_readers(2_000);
+        t.peer_handler.set(Some(flaky));
+        let tally = count(&t.services(), &site(), 0, Some(2_000)).expect("asked again");
+        assert_eq!(tally.live, 2_000);
     }
 
     #[test]

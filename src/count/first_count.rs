@@ -16,6 +16,8 @@ pub struct Reader<'a> {
     pub totals: bool,
     pub visited: bool,
     pub took_over: bool,
+    /// When its presence was written, if not by the request asking (a socket's, at OPEN).
+    pub written_ms: Option<u64>,
 }
 
 /// A reader's first count (a socket's, or a stream's), so it shows a number at once instead
@@ -28,9 +30,12 @@ pub struct Reader<'a> {
 pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<String> {
     let (lease, site) = (reader.lease, reader.site);
     let now = services.clock.now_ms();
-    // The reader's presence was written by the request asking (a join, a move, a stream's
-    // open); None for a connection in no count (an automated one): nothing of it is unseen.
-    let written_ms = lease.is_present().then_some(now);
+    // When the reader's presence was written: at a socket's OPEN, or by the request asking (a
+    // move, a stream's open); None for a connection in no count (an automated one): nothing
+    // of it is unseen.
+    let written_ms = lease
+        .is_present()
+        .then_some(reader.written_ms.unwrap_or(now));
     if written_ms.is_some() && !moved {
         snapshot::note_join(services.cache, site, now);
     }

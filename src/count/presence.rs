@@ -32,8 +32,8 @@ use crate::platform::config::Config;
 use crate::platform::kv::{KvError, KvStore, WriteMode, KEY_WRITE_INTERVAL_MS};
 use crate::wire::site::SiteId;
 
-/// The most windows a lease names: the current one and those its presence lifetime reaches,
-/// plus one whose delete failed on a move (it is retried on the next heartbeat).
+/// The most windows a lease names: the current one and those its presence lifetime reaches
+/// (at most two intervals: see `Config`), and one more for a heartbeat on a window's edge.
 const MAX_LEASE: usize = 4;
 
 /// How many of the id's leading bits name its shard. 2^16 shares is far more than any count
@@ -157,10 +157,39 @@ pub fn key_on(site: &SiteId, id: &str, window: u64, page: Option<&str>) -> Strin
 }
 
 /// The windows a connection seen at `now_ms` must have keys in: from the current one to the
-/// one its presence lifetime ends in.
+/// one its presence lifetime ends in. A lease's windows outside these have ended, or are not
+/// windows at all (a connection opened before presence was kept by window names expiries in
+/// milliseconds there: they lie far ahead, so its next heartbeat writes its windows afresh).
 fn windows_due(config: &Config, now_ms: u64) -> std::ops::RangeInclusive<u64> {
     let ttl_ms = u64::from(config.presence_ttl_secs) * 1000;
     window_of(config, now_ms)..=window_of(config, now_ms + ttl_ms)
+}
+
+/// The keys of `lease` that may count now or later: those of its windows still due.
+fn live_keys(config: &Config, site: &SiteId, lease: &Lease, now_ms: u64) -> Vec<String> {
+    let due = windows_due(config, now_ms);
+    lease
+        .windows
+        .iter()
+        .filter(|w| due.contains(w))
+        .map(|w| lease.key(site, *w))
+        .collect()
+}
+
+/// Deletes `keys`. A key takes about one write a second, and a delete is a write: a key
+/// written less than a second ago refuses its delete (429), which is tried again once the
+/// second has passed; otherwise the key would count until its window ends.
+fn delete_waiting(kv: &dyn KvStore, clock: &dyn Clock, keys: &[String]) -> Result<(), KvError> {
+    let mut failed = kv.delete_many(keys);
+    if failed.iter().any(|(_, e)| *e == KvError::TooManyRequests) {
+        clock.sleep_until(clock.now_ms() + KEY_WRITE_INTERVAL_MS);
+        let again: Vec<String> = failed.into_iter().map(|(k, _)| k).collect();
+        failed = kv.delete_many(&again);
+    }
+    match failed.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Registers a new connection: one KV write per window its presence lifetime reaches (two,
@@ -198,25 +227,25 @@ pub fn join_on(
 
 /// Moves a connection to another page (or off pages): writes its keys on the new page, then
 /// deletes those on the old one (a page move is a reader's navigation, not a heartbeat: a few
-/// operations are fine). A key whose delete fails stays counted until its window ends.
+/// operations are fine), waiting out a key's write limit if it was written a moment ago. A key
+/// whose delete still fails counts the reader on its old page too until its window ends (on
+/// the site, the reader still counts once).
 pub fn move_to(
     kv: &dyn KvStore,
+    clock: &dyn Clock,
     config: &Config,
     site: &SiteId,
     lease: &Lease,
     page: Option<String>,
-    now_ms: u64,
 ) -> Result<Lease, KvError> {
+    let now_ms = clock.now_ms();
     let moved = join_on(kv, config, site, lease.id.clone(), page, now_ms)?;
-    let current = window_of(config, now_ms);
-    let old: Vec<String> = lease
-        .windows
-        .iter()
-        .filter(|w| **w >= current)
-        .map(|w| lease.key(site, *w))
-        .filter(|k| !moved.windows.iter().any(|w| moved.key(site, *w) == *k))
+    let new_keys: Vec<String> = moved.windows.iter().map(|w| moved.key(site, *w)).collect();
+    let old: Vec<String> = live_keys(config, site, lease, now_ms)
+        .into_iter()
+        .filter(|k| !new_keys.contains(k))
         .collect();
-    let _ = kv.delete_many(&old);
+    let _ = delete_waiting(kv, clock, &old);
     Ok(moved)
 }
 
@@ -241,7 +270,7 @@ pub fn refresh(
             .windows
             .iter()
             .copied()
-            .filter(|w| *w >= *due.start())
+            .filter(|w| due.contains(w))
             .collect(),
         ..lease.clone()
     };
@@ -261,11 +290,8 @@ pub fn refresh(
 }
 
 /// Removes a connection at once: deletes its keys in the current and coming windows (no
-/// listing; ended windows are never counted again).
-///
-/// A key takes about one write a second, and a delete is a write: a connection that closes
-/// within a second of writing a key has that delete refused (429). It is tried again once the
-/// second has passed; otherwise the key would count until its window ends.
+/// listing; ended windows are never counted again), waiting out a key's write limit if one was
+/// written a moment ago.
 pub fn leave(
     kv: &dyn KvStore,
     clock: &dyn Clock,
@@ -273,23 +299,7 @@ pub fn leave(
     site: &SiteId,
     lease: &Lease,
 ) -> Result<(), KvError> {
-    let current = window_of(config, clock.now_ms());
-    let keys: Vec<String> = lease
-        .windows
-        .iter()
-        .filter(|w| **w >= current)
-        .map(|w| lease.key(site, *w))
-        .collect();
-    let mut failed = kv.delete_many(&keys);
-    if failed.iter().any(|(_, e)| *e == KvError::TooManyRequests) {
-        clock.sleep_until(clock.now_ms() + KEY_WRITE_INTERVAL_MS);
-        let again: Vec<String> = failed.into_iter().map(|(k, _)| k).collect();
-        failed = kv.delete_many(&again);
-    }
-    match failed.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
+    delete_waiting(kv, clock, &live_keys(config, site, lease, clock.now_ms()))
 }
 
 /// Writes `key`, the key of `window`, to live until the window has ended (KV TTLs are whole
@@ -375,6 +385,59 @@ mod tests {
         assert_eq!(kv.counts().delete, 0, "a heartbeat deletes nothing");
         // Ended windows leave the lease.
         assert_eq!(lease.windows, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_connection_opened_before_windows_writes_its_windows_on_its_next_heartbeat() {
+        // Its meta names key expiries in milliseconds: read as windows, far ahead of any due.
+        let store = MemoryKv::default();
+        let cfg = config();
+        let legacy = Lease::from_meta(&id(1), "1799999995000,1800000025000").expect("lease");
+        let (lease, wrote) =
+            refresh(&store, &cfg, &site("a"), &legacy, 1_800_000_000_000).expect("refresh");
+        assert!(wrote);
+        assert_eq!(lease.windows, vec![60_000_000, 60_000_001]);
+        assert_eq!(store.len(), 2);
+        // Its close deletes what it wrote, and no key that was never one.
+        let kv = CountingKv::new(&store);
+        leave(&kv, &clock_at(1_800_000_000_000), &cfg, &site("a"), &legacy).expect("leave");
+        assert_eq!(kv.counts().delete, 0);
+        leave(&kv, &clock_at(1_800_000_000_000), &cfg, &site("a"), &lease).expect("leave");
+        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn a_move_right_after_a_write_waits_out_the_keys_write_limit() {
+        let store = FailingDeletes {
+            inner: MemoryKv::default(),
+            failing: std::cell::Cell::new(1),
+        };
+        let cfg = config();
+        let page = |p: &str| Some(p.to_string());
+        let lease = join_on(
+            &store,
+            &cfg,
+            &site("a"),
+            id(1),
+            page("0123456789abcdef"),
+            1_000,
+        )
+        .expect("join");
+        let clock = clock_at(1_200);
+        let moved = move_to(
+            &store,
+            &clock,
+            &cfg,
+            &site("a"),
+            &lease,
+            page("fedcba9876543210"),
+        )
+        .expect("move");
+        assert_eq!(clock.now.get(), 2_200, "waited a second");
+        let keys = store.inner.keys();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.ends_with("/fedcba9876543210")));
+        assert_eq!(moved.windows, lease.windows);
     }
 
     #[test]

@@ -276,11 +276,11 @@ mod tests {
         assert_eq!((both.live, both.keys), (1, 2));
         move_to(
             &store,
+            &clock_at(2_000),
             &cfg,
             &site("a"),
             &lease,
             page("fedcba9876543210"),
-            2_000,
         )
         .expect("move");
         let moved = tally(&store, &site("a"), 0, "").expect("tally");

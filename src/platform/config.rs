@@ -23,10 +23,10 @@ impl ConfigSource for std::collections::HashMap<String, String> {
 pub struct Config {
     /// How often clients send a heartbeat, in seconds (the original client: 30).
     pub heartbeat_interval_secs: u32,
-    /// How long a presence entry lives without a heartbeat, in seconds. A connection that
-    /// vanishes without a close stops counting this long after its last heartbeat.
-    /// Default: one and a half intervals, so a vanished connection is gone (expired, then
-    /// noticed by a sweep) within two intervals.
+    /// How far ahead each heartbeat writes a connection's presence, in seconds (more than one
+    /// heartbeat interval, at most two). A connection that vanishes without a close stops
+    /// counting when the window (one interval long) this reaches ends: between this and an
+    /// interval more after its last heartbeat. Default: one and a half intervals.
     pub presence_ttl_secs: u32,
     /// How often, at most, a site's presence keys are swept for connections that vanished
     /// without an event (one sweep per site across all POPs), in seconds.
@@ -254,6 +254,16 @@ impl Config {
             });
             config.presence_ttl_secs = default_ttl(config.heartbeat_interval_secs);
         }
+        // A presence reaches at most three heartbeat-interval windows ahead (see `presence`):
+        // every heartbeat writes at most the windows it reaches, and a lease names them all.
+        if config.presence_ttl_secs > 2 * config.heartbeat_interval_secs {
+            warnings.push(ConfigWarning {
+                key: "presence_ttl_secs",
+                value: config.presence_ttl_secs.to_string(),
+                reason: "must be at most twice heartbeat_interval_secs",
+            });
+            config.presence_ttl_secs = default_ttl(config.heartbeat_interval_secs);
+        }
         (config, warnings)
     }
 
@@ -356,8 +366,28 @@ mod tests {
             (45, 10)
         );
         assert_eq!(defaults.keep_alive_secs(), 35);
-        // A vanished connection expires and is swept within two intervals.
-        assert!(defaults.presence_ttl_secs + defaults.sweep_interval_secs < 60);
+        // A vanished connection stops counting when the window its presence reaches ends
+        // (at most a lifetime and an interval), and a sweep notices within its interval.
+        let longest = defaults.presence_ttl_secs + defaults.heartbeat_interval_secs;
+        assert!(longest + defaults.sweep_interval_secs <= 3 * defaults.heartbeat_interval_secs);
+    }
+
+    #[test]
+    fn a_presence_reaches_at_most_two_intervals_ahead() {
+        let (config, warnings) = Config::load(&source(&[
+            ("heartbeat_interval_secs", "10"),
+            ("presence_ttl_secs", "45"),
+        ]));
+        assert_eq!(config.presence_ttl_secs, 15);
+        assert_eq!(
+            warnings[0].reason,
+            "must be at most twice heartbeat_interval_secs"
+        );
+        let (config, warnings) = Config::load(&source(&[
+            ("heartbeat_interval_secs", "10"),
+            ("presence_ttl_secs", "20"),
+        ]));
+        assert_eq!((config.presence_ttl_secs, warnings.len()), (20, 0));
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn join(
         totals: params.totals,
         visited,
         took_over,
+        written_ms: None,
     };
     if let Some(first) = first_count::first_count(services, &reader, false) {
         body.push_str(&event_stream::event(None, &first));

@@ -54,6 +54,7 @@ impl World {
             stay_us,
             leave,
             replaced,
+            site: 0,
             aggregated: self.rng.unit() < self.params.aggregated_fraction,
             resume: None,
             generation: 0,

@@ -16,6 +16,9 @@ impl World {
         if !self.pops[pop].alive.get() {
             return;
         }
+        if !self.is_measured_channel(channel) {
+            return;
+        }
         let n = self.fanout.borrow().subscribers(pop, channel);
         let mut m = self.metrics.borrow_mut();
         m.delivered(t, n);
@@ -34,6 +37,14 @@ impl World {
         }
         shown_slots[pop] = slot.or(shown_slot);
         self.shown.borrow_mut()[pop] = Some(count);
+    }
+
+    /// Whether `channel` is the measured site's (its count, totals or a page of it).
+    fn is_measured_channel(&self, channel: &str) -> bool {
+        let site = &self.site;
+        channel == site.channel()
+            || channel == site.totals_channel()
+            || channel.starts_with(&format!("page:{site}:"))
     }
 
     pub(super) fn sample_second(&self, t: u64) {

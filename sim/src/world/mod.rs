@@ -96,6 +96,9 @@ pub struct Client {
     pub leave: Leave,
     /// A reader that leaves is replaced by a new one (a steady audience).
     pub replaced: bool,
+    /// Which site it reads: 0 for the measured site, `n` for the n-th small site beside it
+    /// (whose readers load the store, the POPs and Fanout, but are not measured).
+    pub site: usize,
     /// Its heartbeats are aggregated: the handler's presence work is called directly, not
     /// through a WebSocket-over-HTTP request (see `readers`). Opens, joins and leaves are not.
     pub aggregated: bool,
@@ -113,6 +116,8 @@ pub struct World {
     grip: GripVerifier,
     token: String,
     pub site: SiteId,
+    /// Every site readers read: `sites[0]` is `site`, the measured one.
+    pub sites: Vec<SiteId>,
     pub kv: RefCell<KvModel>,
     pub pops: Vec<Pop>,
     pub fanout: RefCell<FanoutModel>,
@@ -122,6 +127,8 @@ pub struct World {
     pub now: Cell<u64>,
     pub clients: RefCell<Vec<Client>>,
     pub metrics: RefCell<Metrics>,
+    /// Where the small sites' figures go: nowhere anyone reads.
+    scratch: RefCell<Metrics>,
     /// The count each POP's count-only pages show, and the slot it was counted for.
     shown: RefCell<Vec<Option<u64>>>,
     shown_slot: RefCell<Vec<Option<u64>>>,
@@ -138,11 +145,24 @@ pub struct World {
     /// Executions waiting for their broadcast to wake, by number, and the next number.
     waiting: RefCell<HashMap<u64, Meter>>,
     next_execution: Cell<u64>,
+    /// Whether what runs now is the measured site's (its costs, executions and messages go
+    /// into the metrics) or a small site's beside it.
+    measured: Cell<bool>,
 }
 
 impl World {
     /// A network of POPs with the given shares of readers, running the service with `config`.
     pub fn new(params: &Params, config: Config, weights: &[f64]) -> World {
+        World::with_small_sites(params, config, weights, 0)
+    }
+
+    /// [`World::new`], with `small` more sites beside the measured one (`small-1`, …).
+    pub fn with_small_sites(
+        params: &Params,
+        config: Config,
+        weights: &[f64],
+        small: usize,
+    ) -> World {
         let rng = Rng::new(params.seed);
         let pops = weights
             .iter()
@@ -173,7 +193,11 @@ impl World {
             grip: GripVerifier::hs256(GRIP_KEY, issuer),
             token,
             site: SiteId::parse("site").expect("a valid site id"),
-            kv: RefCell::new(KvModel::new(params)),
+            sites: std::iter::once("site".to_string())
+                .chain((1..=small).map(|n| format!("small-{n}")))
+                .map(|s| SiteId::parse(&s).expect("a valid site id"))
+                .collect(),
+            kv: RefCell::new(KvModel::new(params).measuring("site")),
             pops,
             fanout: RefCell::new(FanoutModel::default()),
             rng,
@@ -182,6 +206,7 @@ impl World {
             now: Cell::new(EPOCH_US),
             clients: RefCell::new(Vec::new()),
             metrics: RefCell::new(Metrics::default()),
+            scratch: RefCell::new(Metrics::default()),
             shown: RefCell::new(vec![None; weights.len()]),
             shown_slot: RefCell::new(vec![None; weights.len()]),
             next_conn: Cell::new(0),
@@ -191,10 +216,33 @@ impl World {
             commits: RefCell::new(Vec::new()),
             waiting: RefCell::new(HashMap::new()),
             next_execution: Cell::new(0),
+            measured: Cell::new(true),
         };
         world.schedule(EPOCH_US + SEC, Ev::Second);
         world.schedule(EPOCH_US + MIN, Ev::Minute);
         world
+    }
+
+    /// Runs `f` accounted to client `c`'s site: the measured one's costs go into the metrics.
+    fn as_site_of<R>(&self, c: usize, f: impl FnOnce() -> R) -> R {
+        let measured = self.clients.borrow()[c].site == 0;
+        self.accounted(measured, f)
+    }
+
+    fn accounted<R>(&self, measured: bool, f: impl FnOnce() -> R) -> R {
+        let before = self.measured.replace(measured);
+        let result = f();
+        self.measured.set(before);
+        result
+    }
+
+    /// The metrics what runs now is measured into (a small site's go to a scratch copy).
+    fn measure(&self) -> std::cell::RefMut<'_, Metrics> {
+        if self.measured.get() {
+            self.metrics.borrow_mut()
+        } else {
+            self.scratch.borrow_mut()
+        }
     }
 
     /// Time since the run started, in microseconds.

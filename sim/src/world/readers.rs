@@ -129,11 +129,11 @@ impl World {
         let Some((handled, end, ops)) = self.call(c, t, &query, &[Event::Open]) else {
             return;
         };
-        self.metrics.borrow_mut().cost("OPEN", t, &ops.ops);
+        self.measure().cost("OPEN", t, &ops.ops);
         let (accepted, closed) = self.apply(c, &handled);
         if !accepted || closed {
             self.drop_socket(c);
-            self.metrics.borrow_mut().refused_opens += 1;
+            self.measure().refused_opens += 1;
             return;
         }
         let (generation, stay, visit, resumed) = {
@@ -148,7 +148,7 @@ impl World {
                 client.resume.take(),
             )
         };
-        let mut m = self.metrics.borrow_mut();
+        let mut m = self.measure();
         let counted_from = ops.watched_commit_us.unwrap_or(end);
         match resumed {
             Some((_, expiry)) => m.resumed(t, counted_from, expiry),
@@ -224,13 +224,13 @@ impl World {
         let Some((handled, _, ops)) = self.call(c, t, "", &[Event::Text(text.to_string())]) else {
             return false;
         };
-        self.metrics.borrow_mut().cost(kind, t, &ops.ops);
+        self.measure().cost(kind, t, &ops.ops);
         let (_, closed) = self.apply(c, &handled);
         if closed {
             // The service closed the socket (or refused the request: Fanout drops it).
             let gone = self.uncounted_at(pop, lease, t);
             let expiry = self.drop_socket(c);
-            let mut m = self.metrics.borrow_mut();
+            let mut m = self.measure();
             m.server_closes += 1;
             if handled.response.status() == 200 {
                 m.closed(t, gone);
@@ -275,7 +275,7 @@ impl World {
                     .push(("Presence-Windows".into(), updated.windows_meta()));
             }
         }
-        self.metrics.borrow_mut().cost("heartbeat", t, &ops.ops);
+        self.measure().cost("heartbeat", t, &ops.ops);
         match plan {
             Some(plan) => self.claim_broadcast(pop, plan, end, meter),
             None => self.executed(&meter, end),
@@ -301,14 +301,14 @@ impl World {
                     Some((_, _, ops)) => ops,
                     None => RequestOps::default(),
                 };
-                self.metrics.borrow_mut().cost(kind, t, &ops.ops);
+                self.measure().cost(kind, t, &ops.ops);
                 let gone = self.uncounted_at(pop, lease, t);
                 self.drop_socket(c);
-                self.metrics.borrow_mut().closed(t, gone);
+                self.measure().closed(t, gone);
             }
             Leave::Vanish => {
                 let expiry = self.drop_socket(c);
-                self.metrics.borrow_mut().vanished(t, expiry.unwrap_or(t));
+                self.measure().vanished(t, expiry.unwrap_or(t));
             }
         }
         if self.clients.borrow()[c].replaced {
@@ -350,7 +350,7 @@ impl World {
             };
             let expiry = expiry.and_then(|w| self.presence_end_us(pop, &w));
             let expiry = expiry.unwrap_or(t);
-            self.metrics.borrow_mut().vanished(t, expiry);
+            self.measure().vanished(t, expiry);
             if let Some(id) = id {
                 self.clients.borrow_mut()[c].resume = Some((id, expiry));
             }

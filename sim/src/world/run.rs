@@ -44,6 +44,17 @@ impl World {
                 return;
             }
         }
+        let measured = match &ev {
+            Ev::Arrive(c) | Ev::Join(c, _) | Ev::Heartbeat(c, _) | Ev::Leave(c, _) => {
+                self.clients.borrow()[*c].site == 0
+            }
+            Ev::Broadcast(_, plan, _) => plan.site == self.site,
+            _ => true,
+        };
+        self.accounted(measured, || self.take(ev, t));
+    }
+
+    fn take(&self, ev: Ev, t: u64) {
         match ev {
             Ev::Arrive(c) => self.arrive(c, t),
             Ev::Join(c, g) => {

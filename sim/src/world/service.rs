@@ -22,7 +22,7 @@ impl World {
     /// An execution ended at `t`: what it used goes into the metrics.
     pub(super) fn executed(&self, meter: &Meter, t: u64) {
         meter.check(t);
-        self.metrics.borrow_mut().executed(t, meter.usage());
+        self.measure().executed(t, meter.usage());
     }
 
     /// Sends one WebSocket-over-HTTP request for client `c`'s socket; returns the reply and
@@ -111,7 +111,7 @@ impl World {
             broadcast::finish(services, plan)
         });
         self.executed(meter, end);
-        let mut m = self.metrics.borrow_mut();
+        let mut m = self.measure();
         m.cost("broadcast", t, &ops.ops);
         if counted.is_ok() && !self.site_told.get() {
             // Counted, and pages show that count as they show the last: every change before

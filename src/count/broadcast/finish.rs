@@ -14,8 +14,8 @@ use crate::platform::Services;
 use crate::wire::protocol::{self, Shown};
 use crate::wire::site::SiteId;
 
-/// The second half of [`run`](super::run), at or after [`Plan::wake_at_ms`]: counts, publishes, stores the
-/// snapshot, deletes what the count found expired.
+/// The second half of [`run`](super::run), at or after [`Plan::wake_at_ms`]: counts, tells
+/// the pages, stores the snapshot, deletes the visits it folded.
 pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastError> {
     let site = &plan.site;
     let now = services.clock.now_ms();
@@ -44,7 +44,12 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // The count's pages are told first; the total (whose visits not folded yet take a listing
     // of their own) follows in a second publish, so a count never waits for it.
     let count_needed = needs_publish(plan, &current, last.as_ref(), joined, now);
-    let told = Told::of(services, site, &current, last.as_ref());
+    // A reader that joined here was shown a count made from the snapshot (and itself); a
+    // snapshot five minutes old may have missed pages: tell every channel, as it is.
+    let stale = last
+        .as_ref()
+        .is_some_and(|l| now >= l.slot_end_ms + snapshot::REFRESH_MS);
+    let told = Told::of(services, site, &current, last.as_ref(), joined || stale);
     let mut publish = None;
     if count_needed {
         publish = send(services, told.count_items(site, &current, last.as_ref()));
@@ -89,7 +94,7 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // repeat): it is no longer owed.
     recovery::note_done(services, plan);
     // After the publish, so the pages have their count first: a minute that has ended since
-    // the last snapshot goes into the site's history, and what the count found expired goes.
+    // the last snapshot goes into the site's history.
     if let Some(last) = &last {
         let quiet = history::Quiet::of(services.config);
         if let Err(e) = history::record(services.kv, site, last, minute, quiet) {
@@ -161,9 +166,9 @@ pub(super) fn busiest_pages(pages: &std::collections::BTreeMap<String, u64>) -> 
     busiest
 }
 
-/// How often every channel is told its count even when pages would show it as they do: a
-/// page told nothing because this POP's last snapshot was older than what another POP
-/// published catches up within this.
+/// How often every channel is told its count even when pages would show it as they do (the
+/// first count after each such boundary): a page told nothing because this POP's last
+/// snapshot was older than what another POP published catches up within this.
 pub const RESTATE_MS: u64 = 10_000;
 
 /// What the pages are told, and what they are not: each channel gets an item only if what
@@ -180,11 +185,23 @@ struct Told {
 }
 
 impl Told {
-    fn of(services: &Services, site: &SiteId, s: &Snapshot, last: Option<&Snapshot>) -> Told {
+    /// What `s` tells pages after `last`: everything when `force`d, when there is no `last`,
+    /// or when a [`RESTATE_MS`] boundary passed since it.
+    fn of(
+        services: &Services,
+        site: &SiteId,
+        s: &Snapshot,
+        last: Option<&Snapshot>,
+        force: bool,
+    ) -> Told {
+        let restate = match last {
+            Some(l) => force || l.slot_end_ms / RESTATE_MS != s.slot_end_ms / RESTATE_MS,
+            None => true,
+        };
         Told {
             floor: Floor::of(services.settings, site),
             id: format!("{site}-{}", s.slot_end_ms),
-            restate: last.is_none() || s.slot_end_ms.is_multiple_of(RESTATE_MS),
+            restate,
         }
     }
 

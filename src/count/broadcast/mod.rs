@@ -6,18 +6,18 @@
 //! in two steps: in the POP's cache (one request per POP and slot goes on), then in the KV
 //! store, with an insert-only write of the slot's key (exactly one POP in the world wins, since
 //! conditional writes are decided at the primary store). The winner waits for the slot's end
-//! plus `kv_settle_ms` (so every change of the slot, in every POP, is visible), counts afresh,
-//! and publishes one update. Fanout's publishes are global, so a site gets at most
+//! plus `kv_settle_ms` (so every change of the slot, in every POP, is visible), counts afresh
+//! (see `census`), and publishes one update. Fanout's publishes are global, so a site gets at most
 //! 1000 / interval broadcasts a second however many POPs serve it.
 //!
 //! The trade-off: a slot with changes in P POPs costs up to P insert-only writes (one wins),
 //! in exchange for one listing and one publish instead of P of each.
 //!
-//! Connections that vanish without any event (a POP dying, a lost DISCONNECT) expire; nothing
-//! announces it. Heartbeats claim a *sweep* at most once per `sweep_interval_secs` per site
-//! (the same two-step claim): the sweep counts, deletes the keys of connections whose presence
-//! has expired (production would list them for up to a day), and publishes only if the count
-//! or total differs from the site's snapshot. No heartbeat lists anything.
+//! Connections that vanish without any event (a POP dying, a lost DISCONNECT) stop counting
+//! when the last window their presence reached ends; nothing announces it. Heartbeats claim a
+//! *sweep* at most once per `sweep_interval_secs` per site (the same two-step claim): the
+//! sweep counts and publishes only if the count or total differs from the site's snapshot. No
+//! heartbeat lists anything, and no count deletes a presence key.
 //!
 //! Every broadcast also stores the site's [`snapshot`](crate::count::snapshot), from which
 //! any POP answers counts with a lookup, and folds finished seconds of visits into the site's
@@ -42,7 +42,7 @@ pub use plan::{BroadcastError, Counted, Outcome, Plan, Reason, CLOCK_MARGIN_MS};
 
 /// Runs a plan this POP won: claims it across POPs, waits for the slot to end and the store
 /// to settle, counts, publishes (a sweep: only what changed), stores the snapshot, and then
-/// deletes what the count found expired.
+/// deletes the visits it folded.
 pub fn run(services: &Services, plan: &Plan) -> Result<Outcome, BroadcastError> {
     if !claim(services, plan)? {
         return Ok(Outcome::Lost);

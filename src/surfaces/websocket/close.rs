@@ -46,7 +46,7 @@ pub(super) fn leave(services: &Services, conn: &mut Connection) {
         &conn.site,
         &lease,
     ) {
-        // Whatever was not deleted expires by itself within the TTL (and a sweep deletes it).
+        // Whatever was not deleted counts until its window ends, then is never read again.
         services.log.emit(&Line::PresenceLeaveFailed {
             conn: &conn.id,
             site: &conn.site,

@@ -24,6 +24,10 @@ pub const META_PRESENCE_ID: &str = "Presence-Id";
 /// Connection meta: the windows the connection has presence keys in (see `presence`).
 pub const META_PRESENCE_WINDOWS: &str = "Presence-Windows";
 
+/// Connection meta of connections opened before presence was kept by window: their keys'
+/// expiries (read only, so they go on being counted after the deploy).
+pub const META_LEGACY_EXPIRIES: &str = "Presence-Exp";
+
 /// Connection meta: `1` when the connection asked for total visits.
 pub const META_TOTALS: &str = "Totals";
 
@@ -48,6 +52,10 @@ pub const META_TOOK_OVER: &str = "Took-Over";
 /// Connection meta: `1` once the connection's first `join` was handled.
 pub const META_JOINED: &str = "Joined";
 
+/// Connection meta: when its presence was first written (ms, at OPEN), so its first count,
+/// made at its `join`, knows whether the last broadcast counted it already.
+pub const META_PRESENCE_SINCE: &str = "Presence-Since";
+
 /// Connection meta: the client's key (see `limits`), and the socket ticket it holds.
 pub const META_CLIENT: &str = "Client";
 
@@ -65,6 +73,8 @@ pub(super) struct Connection {
     pub(super) origin: Option<String>,
     pub(super) lease: Option<Lease>,
     pub(super) lease_changed: bool,
+    /// When its presence was first written (see [`META_PRESENCE_SINCE`]).
+    pub(super) presence_since: Option<u64>,
     pub(super) wants_broadcast: bool,
     pub(super) heartbeat_seen: bool,
     /// Its first `join` was handled (earlier, or in this request).
@@ -126,10 +136,10 @@ pub(super) fn open_connection(
             ))
         }
     };
-    let lease = match (
-        meta(req, META_PRESENCE_ID),
-        meta(req, META_PRESENCE_WINDOWS),
-    ) {
+    // A connection opened before presence was kept by window names its key expiries instead:
+    // read as windows, they lie far ahead, and its next heartbeat writes its windows afresh.
+    let windows = meta(req, META_PRESENCE_WINDOWS).or_else(|| meta(req, META_LEGACY_EXPIRIES));
+    let lease = match (meta(req, META_PRESENCE_ID), windows) {
         (Some(pid), exp) => Some(
             Lease::from_meta(pid, exp.unwrap_or(""))
                 .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?
@@ -146,6 +156,7 @@ pub(super) fn open_connection(
         origin: header(req, "origin").map(str::to_string),
         lease,
         lease_changed: false,
+        presence_since: meta(req, META_PRESENCE_SINCE).and_then(|v| v.parse().ok()),
         wants_broadcast: false,
         joined: meta(req, META_JOINED) == Some("1"),
         visited: meta(req, META_VISITED) == Some("1"),
@@ -241,6 +252,9 @@ pub(super) fn encode_reply(
                 .header(set_meta(META_PRESENCE_ID), lease.id.as_str())
                 .header(set_meta(META_PRESENCE_WINDOWS), lease.windows_meta())
                 .header(set_meta(META_PAGE), lease.page.as_deref().unwrap_or(""));
+        }
+        if let Some(since) = conn.presence_since {
+            builder = builder.header(set_meta(META_PRESENCE_SINCE), since);
         }
     }
     finish(builder, websocket_events::encode(&reply.events))

@@ -73,7 +73,7 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
     }
 }
 
-/// Extends the connection's presence on a heartbeat (at most one KV write).
+/// Extends the connection's presence on a heartbeat (a KV write once a window).
 pub(super) fn refresh(services: &Services, conn: &mut Connection) {
     let Some(lease) = &conn.lease else { return };
     // A connection that left keeps nothing alive, its ticket included.
@@ -133,8 +133,8 @@ pub(super) fn move_page(
     if lease.page == page {
         return Ok(());
     }
-    // Each move is a write (of a new key: no key's write rate is at stake): a connection has
-    // a budget of them.
+    // Each move writes its windows' keys on the new page and deletes the old page's: a
+    // connection has a budget of them.
     if conn.page_moves >= page::MAX_MOVES {
         services.log.emit(&Line::PageMoveLimited {
             conn: &conn.id,
@@ -144,9 +144,15 @@ pub(super) fn move_page(
     }
     conn.page_moves += 1;
     conn.page_moves_changed = true;
-    let now = services.clock.now_ms();
     let old_page = lease.page.clone();
-    match presence::move_to(services.kv, services.config, &conn.site, lease, page, now) {
+    match presence::move_to(
+        services.kv,
+        services.clock,
+        services.config,
+        &conn.site,
+        lease,
+        page,
+    ) {
         Ok(moved) => {
             conn.lease = Some(moved);
             conn.lease_changed = true;

@@ -54,6 +54,7 @@ pub(super) fn on_open(
         });
         HttpError::Unavailable("presence could not be recorded; try again".into())
     })?;
+    conn.presence_since = (!conn.uncounted).then(|| services.clock.now_ms());
     conn.lease = Some(lease);
     conn.lease_changed = true;
     conn.wants_broadcast = !conn.uncounted;
@@ -105,6 +106,8 @@ pub(super) fn first_update(services: &Services, conn: &Connection, moved: bool) 
         totals: conn.totals,
         visited: conn.visited,
         took_over: conn.took_over,
+        // The presence was written at OPEN; a move writes it now.
+        written_ms: if moved { None } else { conn.presence_since },
     };
     first_count(services, &reader, moved)
 }
