@@ -34,8 +34,22 @@ fn scaled(p: &Params, n: f64) -> usize {
 fn steady_audience(w: &World, readers: usize, ramp_us: u64, mean_stay_us: u64) {
     for i in 0..readers {
         let stay = w.rng.exp(mean_stay_us as f64) as u64;
-        let reader = w.reader(Some(stay), true);
+        let mut reader = w.reader(Some(stay), true);
+        reader.mean_stay_us = mean_stay_us;
         w.add_client(reader, ramp_us * i as u64 / readers as u64);
+    }
+}
+
+/// The small sites' readers: each stays ten minutes on average and is replaced.
+fn small_sites(w: &World) {
+    for site in 1..=SMALL_SITES {
+        for i in 0..SMALL_SITE_READERS {
+            let stay = w.rng.exp(10.0 * MIN as f64) as u64;
+            let mut reader = w.reader(Some(stay), true);
+            reader.site = site;
+            reader.mean_stay_us = 10 * MIN;
+            w.add_client(reader, 5 * MIN * i as u64 / SMALL_SITE_READERS as u64);
+        }
     }
 }
 
@@ -140,15 +154,22 @@ pub fn pop_death(p: &Params, config: &Config) -> Run {
     }
 }
 
+/// Small sites beside a large one, and the readers each has.
+const SMALL_SITES: usize = 50;
+const SMALL_SITE_READERS: usize = 20;
+
 /// One large site: `readers` over 100 POPs (uneven: the busiest holds about a fifth), arriving
-/// over five minutes, then steady with 1% of readers turning over a minute, for `minutes`.
-/// At a million readers, nine heartbeats in ten are aggregated (see `world::readers`).
+/// over five minutes, then steady with 1% of readers turning over a minute, for `minutes`;
+/// beside it, 50 small sites of 20 readers each share the store, the POPs and Fanout (the
+/// figures are the large site's). At a million readers, nine heartbeats in ten are aggregated
+/// (see `world::readers`).
 pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minutes: u64) -> Run {
     let p = &aggregated_at_scale(p, readers);
     let readers = scaled(p, readers);
-    let w = World::new(p, config.clone(), &uneven(100));
+    let w = World::with_small_sites(p, config.clone(), &uneven(100), SMALL_SITES);
     // 1% a minute leave (and are replaced): a reader stays 100 minutes on average.
     steady_audience(&w, readers, 5 * MIN, 100 * MIN);
+    small_sites(&w);
     let end = 5 * MIN + (minutes * MIN).min((p.hours * HOUR as f64) as u64);
     w.run_for(end);
     w.freeze();
@@ -156,7 +177,7 @@ pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minut
     Run {
         key,
         title: format!(
-            "{readers} readers of one site over 100 POPs (uneven), 1% turning over a minute, {} minutes steady{}",
+            "{readers} readers of one site over 100 POPs (uneven), 1% turning over a minute, {} minutes steady, beside {SMALL_SITES} sites of {SMALL_SITE_READERS} readers{}",
             (end - 5 * MIN) / MIN,
             aggregated_note(p)
         ),

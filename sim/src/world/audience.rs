@@ -54,6 +54,7 @@ impl World {
             stay_us,
             leave,
             replaced,
+            mean_stay_us: self.params.mean_stay_ms * 1000,
             site: 0,
             aggregated: self.rng.unit() < self.params.aggregated_fraction,
             resume: None,

@@ -94,8 +94,10 @@ pub struct Client {
     /// How long it stays once connected (`None`: until the scenario ends).
     pub stay_us: Option<u64>,
     pub leave: Leave,
-    /// A reader that leaves is replaced by a new one (a steady audience).
+    /// A reader that leaves is replaced by a new one (a steady audience), of the same site,
+    /// staying `mean_stay_us` on average.
     pub replaced: bool,
+    pub mean_stay_us: u64,
     /// Which site it reads: 0 for the measured site, `n` for the n-th small site beside it
     /// (whose readers load the store, the POPs and Fanout, but are not measured).
     pub site: usize,
@@ -223,12 +225,7 @@ impl World {
         world
     }
 
-    /// Runs `f` accounted to client `c`'s site: the measured one's costs go into the metrics.
-    fn as_site_of<R>(&self, c: usize, f: impl FnOnce() -> R) -> R {
-        let measured = self.clients.borrow()[c].site == 0;
-        self.accounted(measured, f)
-    }
-
+    /// Runs `f` accounted to the measured site (its costs go into the metrics) or not.
     fn accounted<R>(&self, measured: bool, f: impl FnOnce() -> R) -> R {
         let before = self.measured.replace(measured);
         let result = f();

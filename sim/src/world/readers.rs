@@ -116,7 +116,8 @@ impl World {
                 busy_until_us: 0,
             });
             let mut query = format!(
-                "?siteId=site&clientId=c{c}&enableTotalCount={}&visit={}",
+                "?siteId={}&clientId=c{c}&enableTotalCount={}&visit={}",
+                self.sites[client.site],
                 client.totals,
                 if client.visit { 1 } else { 0 }
             );
@@ -263,8 +264,9 @@ impl World {
         let meter = self.meter(t);
         let ((updated, plan), ops, end) = self.with_services(pop, t, &meter, |services, _| {
             let now = services.clock.now_ms();
-            let updated = presence::refresh(services.kv, services.config, &self.site, &lease, now);
-            (updated, broadcast::sweep_due(services, &self.site))
+            let site = &self.sites[self.clients.borrow()[c].site];
+            let updated = presence::refresh(services.kv, services.config, site, &lease, now);
+            (updated, broadcast::sweep_due(services, site))
         });
         if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
             socket.busy_until_us = end;
@@ -311,9 +313,15 @@ impl World {
                 self.measure().vanished(t, expiry.unwrap_or(t));
             }
         }
-        if self.clients.borrow()[c].replaced {
-            let stay = self.rng.exp(self.params.mean_stay_ms as f64 * 1000.0) as u64;
-            let reader = self.reader(Some(stay), true);
+        let (replaced, mean_stay_us, site) = {
+            let client = &self.clients.borrow()[c];
+            (client.replaced, client.mean_stay_us, client.site)
+        };
+        if replaced {
+            let stay = self.rng.exp(mean_stay_us as f64) as u64;
+            let mut reader = self.reader(Some(stay), true);
+            reader.mean_stay_us = mean_stay_us;
+            reader.site = site;
             self.add_client(reader, self.rng.below(SEC));
         }
     }

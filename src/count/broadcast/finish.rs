@@ -44,12 +44,23 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // The count's pages are told first; the total (whose visits not folded yet take a listing
     // of their own) follows in a second publish, so a count never waits for it.
     let count_needed = needs_publish(plan, &current, last.as_ref(), joined, now);
-    // A reader that joined here was shown a count made from the snapshot (and itself); a
-    // snapshot five minutes old may have missed pages: tell every channel, as it is.
+    // A reader that joined here was shown the snapshot's count and itself: where that shows
+    // differently from the snapshot's ("1K" and one more is "1.1K"), every channel is told as
+    // it is. So is a site whose snapshot is five minutes old (pages may have missed one).
+    let shown_apart = last.as_ref().is_some_and(|l| {
+        let floor = Floor::of(services.settings, site);
+        !floor.show(l.count).looks_like(&floor.show(l.count + 1))
+    });
     let stale = last
         .as_ref()
         .is_some_and(|l| now >= l.slot_end_ms + snapshot::REFRESH_MS);
-    let told = Told::of(services, site, &current, last.as_ref(), joined || stale);
+    let told = Told::of(
+        services,
+        site,
+        &current,
+        last.as_ref(),
+        (joined && shown_apart) || stale,
+    );
     let mut publish = None;
     if count_needed {
         publish = send(services, told.count_items(site, &current, last.as_ref()));
@@ -166,8 +177,8 @@ pub(super) fn busiest_pages(pages: &std::collections::BTreeMap<String, u64>) -> 
     busiest
 }
 
-/// How often every channel is told its count even when pages would show it as they do (the
-/// first count after each such boundary): a page told nothing because this POP's last
+/// How often every channel is told its count even when pages would show it as they do (in
+/// the first slot after each such boundary): a page told nothing because this POP's last
 /// snapshot was older than what another POP published catches up within this.
 pub const RESTATE_MS: u64 = 10_000;
 
@@ -186,7 +197,7 @@ struct Told {
 
 impl Told {
     /// What `s` tells pages after `last`: everything when `force`d, when there is no `last`,
-    /// or when a [`RESTATE_MS`] boundary passed since it.
+    /// or in the first slot after each [`RESTATE_MS`] boundary.
     fn of(
         services: &Services,
         site: &SiteId,
@@ -194,10 +205,10 @@ impl Told {
         last: Option<&Snapshot>,
         force: bool,
     ) -> Told {
-        let restate = match last {
-            Some(l) => force || l.slot_end_ms / RESTATE_MS != s.slot_end_ms / RESTATE_MS,
-            None => true,
-        };
+        // The first slot of each RESTATE_MS, whatever the slot length: the same slot in every
+        // POP (a POP's own last snapshot may be seconds old, and must not decide it).
+        let interval = u64::from(services.config.broadcast_interval_ms).max(1);
+        let restate = last.is_none() || force || s.slot_end_ms % RESTATE_MS < interval;
         Told {
             floor: Floor::of(services.settings, site),
             id: format!("{site}-{}", s.slot_end_ms),
