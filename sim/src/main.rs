@@ -102,12 +102,13 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
             100_000.0,
             60,
         )],
+        // Ten steady minutes: a million readers' simulated hour would take hours here.
         "large-1m" => vec![scenarios::large(
             params,
             config,
             "large-1m",
             1_000_000.0,
-            60,
+            10,
         )],
         "flash-1m" => vec![scenarios::flash_large(
             params,

@@ -230,24 +230,24 @@ pub fn pop_death_large(p: &Params, config: &Config, key: &'static str, readers: 
     let weights = uneven(100);
     let w = World::new(p, config.clone(), &weights);
     steady_audience(&w, readers, 5 * MIN, 100 * MIN);
-    let death = 10 * MIN;
+    let death = 8 * MIN;
     w.run_for(death - SEC);
     let before = w.clients_open();
     let share = count_at(&w, 0);
     w.kill_pop(0, SEC);
-    w.run_for(5 * MIN);
+    w.run_for(3 * MIN);
     Run {
         key,
         title: format!(
-            "The busiest POP (holding {:.1}% of {readers} readers' sockets) dies at 10 min; its readers reconnect elsewhere within {} s{}",
+            "The busiest POP (holding {:.1}% of {readers} readers' sockets) dies at 8 min; its readers reconnect elsewhere within {} s{}",
             100.0 * share as f64 / before.max(1) as f64,
             p.reconnect_max_ms / 1000,
             aggregated_note(p)
         ),
         world: w,
         phases: vec![
-            ("before (5–10 min)".into(), 5 * MIN, death),
-            ("after (10–15 min)".into(), death, 15 * MIN),
+            ("before (5–8 min)".into(), 5 * MIN, death),
+            ("after (8–11 min)".into(), death, 11 * MIN),
         ],
         pop_death_us: Some(death),
         notes: vec![
