@@ -4,11 +4,11 @@
 //!
 //! - `GET /sse?siteId=…` (the socket's parameters): the browser's request is handed to Fanout
 //!   as an upgrade is (same checks, same per-client limits); Fanout asks this service back,
-//!   signed, and `open` joins the reader (one KV write), counts its visit, and answers with
+//!   signed, and `open` joins the reader (a KV write a window), counts its visit, and answers with
 //!   the hold, a `session` event and the first count. Publishes reach the stream as
 //!   `data: <the same JSON>` events.
 //! - `POST /sse/heartbeat` with `{"session":…}` (as text, so no CORS preflight): `heartbeat`
-//!   refreshes the presence as a socket's heartbeat does (at most one KV write), and answers
+//!   refreshes the presence as a socket's heartbeat does (a KV write once a window), and answers
 //!   the next session.
 //! - `POST /sse/leave` with `{"session":…}` (the client's `sendBeacon` on `pagehide`):
 //!   `leave` removes the presence at once.
@@ -334,7 +334,7 @@ fn checked(req: &Request<Vec<u8>>, services: &Services) -> Result<Checked, HttpE
     })
 }
 
-/// A stream's heartbeat: refreshes its presence (at most one KV write), keeps its ticket, and
+/// A stream's heartbeat: refreshes its presence (a KV write once a window), keeps its ticket, and
 /// claims the site's sweep when one is due, as a socket's heartbeat does.
 fn heartbeat(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpError> {
     let Checked {
