@@ -280,8 +280,11 @@ impl Told {
         let Some(total) = s.total else {
             return Vec::new();
         };
-        let before = last.and_then(|l| l.total).map(Shown::exact);
-        if self.count_alike(s, last) && self.alike(Some(Shown::exact(total)), before) {
+        let before = last.and_then(|l| l.total);
+        let total_alike = !self.restate
+            && (before == Some(total)
+                || self.alike(Some(Shown::exact(total)), before.map(Shown::exact)));
+        if self.count_alike(s, last) && total_alike {
             return Vec::new();
         }
         vec![PublishItem {

@@ -483,3 +483,64 @@ fn a_won_slot_whose_execution_died_is_counted_by_the_next_request_of_its_pop() {
         "a sweep, not a recovery"
     );
 }
+
+#[test]
+fn a_large_count_that_moves_within_what_pages_show_is_stored_but_not_sent() {
+    let mut t = TestServices::new();
+    // Counted in one execution here (the census's split has tests of its own).
+    t.config.census_leaf_keys = 10_000;
+    let s = site("a");
+    // 1,200 readers, counted in the slot ending at 1.0 s: pages are told "1.2K".
+    t.set_time(500);
+    for n in 0..1_200 {
+        join(&t, &s, n);
+    }
+    let site_items = |t: &TestServices| {
+        t.publisher
+            .published
+            .borrow()
+            .iter()
+            .filter(|i| i.channel == s.channel())
+            .count()
+    };
+    counted(run(
+        &t.services(),
+        &schedule(&t.services(), &s).expect("won"),
+    ));
+    assert_eq!(site_items(&t), 1);
+    // Ten more in the next slot: still "1.2K". Nothing is sent; the snapshot has 1,210.
+    t.set_time(1_100);
+    for n in 1_200..1_210 {
+        join(&t, &s, n);
+    }
+    let quiet = counted(run(
+        &t.services(),
+        &schedule(&t.services(), &s).expect("won"),
+    ));
+    assert_eq!((quiet.count, quiet.publish.clone()), (1_210, None));
+    assert_eq!(site_items(&t), 1);
+    let stored = snapshot::read(&t.kv, &t.config, &s)
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.count, 1_210);
+    // Fifty more: "1.3K", sent at once.
+    t.set_time(1_600);
+    for n in 1_210..1_260 {
+        join(&t, &s, n);
+    }
+    let told = counted(run(
+        &t.services(),
+        &schedule(&t.services(), &s).expect("won"),
+    ));
+    assert_eq!((told.count, told.publish.clone()), (1_260, Some(Ok(()))));
+    assert_eq!(site_items(&t), 2);
+    // The first slot after a 10 s boundary tells every channel, changed or not.
+    t.set_time(9_600);
+    join(&t, &s, 2_000);
+    let restated = counted(run(
+        &t.services(),
+        &schedule(&t.services(), &s).expect("won"),
+    ));
+    assert_eq!(restated.publish, Some(Ok(())));
+    assert_eq!(site_items(&t), 3);
+}
