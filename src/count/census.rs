@@ -22,12 +22,12 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::count::tally::{self, Tally};
-use crate::platform::fastly_toml;
 use crate::platform::kv::KvError;
 use crate::platform::peers::PeerError;
+use crate::platform::secrets::derived_key;
 use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::request::query_param;
@@ -252,15 +252,7 @@ impl Share {
 /// The key census requests are signed with, derived from the service's publish token or its
 /// Grip-Sig key: `None` when it has neither (the count then stays in one execution).
 pub fn census_key(services: &Services) -> Option<[u8; 32]> {
-    let secret = services
-        .secrets
-        .get(fastly_toml::PUBLISH_TOKEN_SECRET)
-        .or_else(|| services.secrets.get(fastly_toml::GRIP_KEY_SECRET))?;
-    let digest = Sha256::new()
-        .chain_update(b"liveuser census\0")
-        .chain_update(&secret)
-        .finalize();
-    Some(digest.into())
+    derived_key(services.secrets, b"liveuser census")
 }
 
 /// 128 bits of HMAC-SHA256 over `text`, in hex.

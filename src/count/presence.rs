@@ -326,30 +326,8 @@ fn write(
 mod tests {
     use super::*;
     use crate::platform::kv::CountingKv;
-    use crate::platform::testing::{ManualClock, MemoryKv};
-
-    fn site(s: &str) -> SiteId {
-        SiteId::parse(s).expect("site")
-    }
-
-    /// Windows of 30 s, presence that lasts 45 s.
-    fn config() -> Config {
-        Config {
-            heartbeat_interval_secs: 30,
-            presence_ttl_secs: 45,
-            ..Config::default()
-        }
-    }
-
-    fn id(n: u64) -> String {
-        new_id_from([n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n])
-    }
-
-    fn clock_at(ms: u64) -> ManualClock {
-        let clock = ManualClock::default();
-        clock.now.set(ms);
-        clock
-    }
+    use crate::platform::testing::MemoryKv;
+    use fixtures::*;
 
     #[test]
     fn keys_name_the_window_and_the_ids_first_bits() {
@@ -506,5 +484,35 @@ mod tests {
         leave(&store, &clock, &cfg, &site("a"), &lease).expect("deleted on the second try");
         assert_eq!(store.inner.len(), 0);
         assert_eq!(clock.now.get(), 31_500, "waited a second");
+    }
+}
+
+/// What the tests of presence and of counting it share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+    use crate::platform::testing::ManualClock;
+
+    pub(crate) fn site(s: &str) -> SiteId {
+        SiteId::parse(s).expect("site")
+    }
+
+    /// Windows of 30 s, presence that lasts 45 s.
+    pub(crate) fn config() -> Config {
+        Config {
+            heartbeat_interval_secs: 30,
+            presence_ttl_secs: 45,
+            ..Config::default()
+        }
+    }
+
+    pub(crate) fn id(n: u64) -> String {
+        new_id_from([n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n])
+    }
+
+    pub(crate) fn clock_at(ms: u64) -> ManualClock {
+        let clock = ManualClock::default();
+        clock.now.set(ms);
+        clock
     }
 }

@@ -140,32 +140,10 @@ fn shard_matches(shard: &str, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::count::presence::{join, join_on, key_on, leave, move_to, new_id_from, refresh};
+    use crate::count::presence::fixtures::*;
+    use crate::count::presence::{join, join_on, key_on, leave, move_to, refresh};
     use crate::platform::kv::{CountingKv, WriteMode};
-    use crate::platform::testing::{ManualClock, MemoryKv};
-
-    fn site(s: &str) -> SiteId {
-        SiteId::parse(s).expect("site")
-    }
-
-    /// Windows of 30 s, presence that lasts 45 s.
-    fn config() -> Config {
-        Config {
-            heartbeat_interval_secs: 30,
-            presence_ttl_secs: 45,
-            ..Config::default()
-        }
-    }
-
-    fn id(n: u64) -> String {
-        new_id_from([n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n])
-    }
-
-    fn clock_at(ms: u64) -> ManualClock {
-        let clock = ManualClock::default();
-        clock.now.set(ms);
-        clock
-    }
+    use crate::platform::testing::MemoryKv;
 
     #[test]
     fn join_writes_the_windows_its_presence_reaches_and_counts() {

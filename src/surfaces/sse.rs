@@ -25,14 +25,14 @@ use hmac::{Hmac, Mac};
 use http::{header, Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::count::first_count::{self, Reader};
 use crate::count::limits::{self, ClientKey};
 use crate::count::presence::{self, Lease};
 use crate::count::{broadcast, page, registry, snapshot, visits};
-use crate::platform::fastly_toml;
 use crate::platform::log::Line;
+use crate::platform::secrets::derived_key;
 use crate::platform::Services;
 use crate::surfaces::{access, handoff, params, Handled};
 use crate::wire::error::HttpError;
@@ -69,15 +69,7 @@ pub struct Session {
 
 /// The key sessions are signed with, when the service has a secret to derive it from.
 pub fn session_key(services: &Services) -> Option<[u8; 32]> {
-    let secret = services
-        .secrets
-        .get(fastly_toml::PUBLISH_TOKEN_SECRET)
-        .or_else(|| services.secrets.get(fastly_toml::GRIP_KEY_SECRET))?;
-    let digest = Sha256::new()
-        .chain_update(b"liveuser sse session\0")
-        .chain_update(&secret)
-        .finalize();
-    Some(digest.into())
+    derived_key(services.secrets, b"liveuser sse session")
 }
 
 /// [`session_key`], or 503: without a secret no session can be trusted.
