@@ -23,7 +23,7 @@
 //! host call of the execution fails and nothing more it does takes effect, as when Compute stops
 //! it mid-way (what it already wrote stays written).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
 /// Compute's default limits on one execution.
@@ -146,10 +146,10 @@ fn reset_peak(to: usize) {
     let _ = PEAK.try_with(|p| p.set(to));
 }
 
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+// SAFETY: every call is forwarded to mimalloc unchanged; only counters are added.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        let p = mimalloc::MiMalloc.alloc(layout);
         if !p.is_null() {
             grew(layout.size());
         }
@@ -157,12 +157,12 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
+        mimalloc::MiMalloc.dealloc(ptr, layout);
         shrank(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
+        let p = mimalloc::MiMalloc.realloc(ptr, layout, new_size);
         if !p.is_null() {
             if new_size >= layout.size() {
                 grew(new_size - layout.size());

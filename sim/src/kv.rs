@@ -90,6 +90,11 @@ impl KvModel {
         }
     }
 
+    /// Forgets every key (a finished run keeps only its figures).
+    pub fn forget_keys(&mut self) {
+        self.keys = BTreeMap::new();
+    }
+
     /// The store, counting operations on `site`'s keys only.
     pub fn measuring(mut self, site: &str) -> KvModel {
         self.focus = Some(site.to_string());

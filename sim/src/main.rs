@@ -52,6 +52,9 @@ fn main() {
                 let Some(name) = chosen.get(i) else { break };
                 let started = Instant::now();
                 let runs = run_scenario(name, &params, &config);
+                for run in &runs {
+                    run.world.shed();
+                }
                 eprintln!("sim: {name} took {:.1} s", started.elapsed().as_secs_f64());
                 results.lock().map(|mut r| r.push((i, runs))).ok();
             });

@@ -96,6 +96,19 @@ impl World {
         self.frozen.set(true);
     }
 
+    /// Lets go of everything but the figures (readers, keys, caches, pending events), once the
+    /// scenario is over: a million readers' world is gigabytes, and the report reads only what
+    /// was measured.
+    pub fn shed(&self) {
+        *self.clients.borrow_mut() = Vec::new();
+        self.kv.borrow_mut().forget_keys();
+        *self.queue.borrow_mut() = Default::default();
+        self.waiting.borrow_mut().clear();
+        for pop in &self.pops {
+            pop.cache.borrow_mut().clear();
+        }
+    }
+
     /// Sockets open now.
     pub fn clients_open(&self) -> u64 {
         self.metrics.borrow().open
