@@ -113,17 +113,38 @@ pub fn count(
     count_share(services, &share)
 }
 
-/// Counts one share: lists it when it is a leaf's, asks for its parts otherwise.
+/// Counts one share: lists it when it is a leaf's, asks for its parts otherwise. A leaf's
+/// share that turns out to hold more than a list page (the site grew past its last count, or
+/// has none yet) is split further rather than listed on: one wasted page, not an execution
+/// that outgrows Compute's limits.
 fn count_share(services: &Services, share: &Share) -> Result<Tally, CensusError> {
-    if share.shard.len() >= share.leaf_bits {
-        return tally::tally(services.kv, &share.site, share.window, &share.shard)
-            .map_err(CensusError::Kv);
-    }
     let fanout = if share.shard.is_empty() {
         ROOT_FANOUT_BITS
     } else {
         NODE_FANOUT_BITS
     };
+    if share.shard.len() >= share.leaf_bits {
+        let splittable = census_key(services).is_some() && share.shard.len() < MAX_SPLIT_BITS;
+        let max_pages = if splittable { 1 } else { u64::MAX };
+        let (site, window) = (&share.site, share.window);
+        match tally::tally_within(services.kv, site, window, &share.shard, max_pages) {
+            Ok(Some(tally)) => return Ok(tally),
+            Ok(None) => {
+                let deeper = Share {
+                    leaf_bits: (share.shard.len() + fanout).min(MAX_SPLIT_BITS),
+                    ..share.clone()
+                };
+                return split(services, &deeper, fanout);
+            }
+            Err(e) => return Err(CensusError::Kv(e)),
+        }
+    }
+    split(services, share, fanout)
+}
+
+/// Asks for the parts of `share` (2^`fanout` of them, or fewer to reach its leaves), and adds
+/// up their answers.
+fn split(services: &Services, share: &Share, fanout: usize) -> Result<Tally, CensusError> {
     let bits = fanout.min(share.leaf_bits - share.shard.len());
     let key = census_key(services).ok_or_else(|| CensusError::Share("no census key".into()))?;
     let expires_ms = services.clock.now_ms() + REQUEST_LIFETIME_MS;
@@ -362,9 +383,8 @@ mod tests {
     #[test]
     fn a_split_count_adds_up_to_the_whole_from_one_list_page_a_leaf() {
         let t = with_readers(3_000);
-        let whole = count(&t.services(), &site(), 0, None).expect("one execution");
+        let whole = tally::tally(&t.kv, &site(), 0, "").expect("one listing");
         assert_eq!((whole.live, whole.pages_listed), (3_000, 3));
-        assert_eq!(ANSWERED.with(Cell::get), 0);
         // Last counted at 3,000: 4 shares of about 750 keys.
         let split = count(&t.services(), &site(), 0, Some(3_000)).expect("split");
         assert_eq!(
@@ -381,6 +401,20 @@ mod tests {
         assert_eq!((deep.live, deep.pages), (whole.live, whole.pages));
         assert_eq!(ANSWERED.with(Cell::get), 8 + 128);
         assert_eq!(deep.pages_listed, 128);
+    }
+
+    #[test]
+    fn a_share_larger_than_its_last_count_said_splits_itself() {
+        let t = with_readers(3_000);
+        // No last count: the broadcast's own execution lists a page, finds more, and splits.
+        let tally = count(&t.services(), &site(), 0, None).expect("split on the way");
+        assert_eq!(tally.live, 3_000);
+        assert_eq!(ANSWERED.with(Cell::get), 8);
+        assert_eq!(tally.pages_listed, 8, "the wasted page is not a share's");
+        // A last count of 1: the same.
+        ANSWERED.with(|a| a.set(0));
+        let tally = count(&t.services(), &site(), 0, Some(1)).expect("split on the way");
+        assert_eq!((tally.live, ANSWERED.with(Cell::get)), (3_000, 8));
     }
 
     #[test]

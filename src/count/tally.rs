@@ -39,6 +39,18 @@ impl Tally {
 /// for every connection), streaming the listing page by page: nothing is held but the page
 /// being read and the per-page counts.
 pub fn tally(kv: &dyn KvStore, site: &SiteId, window: u64, shard: &str) -> Result<Tally, KvError> {
+    tally_within(kv, site, window, shard, u64::MAX).map(|t| t.unwrap_or_default())
+}
+
+/// [`tally`], reading at most `max_pages` list pages: `None` when the share holds more (it
+/// must be split further; see `census`).
+pub fn tally_within(
+    kv: &dyn KvStore,
+    site: &SiteId,
+    window: u64,
+    shard: &str,
+    max_pages: u64,
+) -> Result<Option<Tally>, KvError> {
     let prefix = window_prefix(site, window, shard);
     let window_part = window_prefix(site, window, "");
     let mut counter = Counter::default();
@@ -50,8 +62,9 @@ pub fn tally(kv: &dyn KvStore, site: &SiteId, window: u64, shard: &str) -> Resul
             counter.take(key.strip_prefix(&window_part));
         }
         match page.next_cursor {
+            Some(_) if counter.tally.pages_listed >= max_pages => return Ok(None),
             Some(next) if !next.is_empty() => cursor = Some(next),
-            _ => return Ok(counter.finish()),
+            _ => return Ok(Some(counter.finish())),
         }
     }
 }
