@@ -105,7 +105,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
 
     eprintln!("bench: per-event costs");
-    let costs = scenarios::costs(&stack, 200, 30_000);
+    let costs = scenarios::costs(&stack, 200);
     let mut waves = Vec::new();
     for n in &opts.sizes {
         eprintln!("bench: wave of {n}");

@@ -308,7 +308,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 
 /// Runs `rounds` of: no-op, OPEN, heartbeat (key fresh), heartbeat (key due), CLOSE, each a
 /// signed WebSocket-over-HTTP request straight to the app, one at a time.
-pub fn costs(stack: &Stack, rounds: usize, heartbeat_interval_ms: u64) -> Costs {
+pub fn costs(stack: &Stack, rounds: usize) -> Costs {
     let mut samples: [Vec<Duration>; 5] = Default::default();
     let heartbeat = b"TEXT 12\r\n{\"type\":\"heartbeat\"}\r\n".to_vec();
     let heartbeat = fix_length(&heartbeat);
@@ -337,12 +337,9 @@ pub fn costs(stack: &Stack, rounds: usize, heartbeat_interval_ms: u64) -> Costs 
         let fresh = with_exp(exp.clone());
         let (_, d) = timed(|| stack.signed_events("", &conn, &as_refs(&fresh), &heartbeat));
         samples[2].push(d);
-        // As if the key had been written one interval ago: this heartbeat must write.
-        let due_exp: u64 = exp
-            .parse::<u64>()
-            .unwrap_or(0)
-            .saturating_sub(heartbeat_interval_ms);
-        let due = with_exp(due_exp.to_string());
+        // As if the presence reached one window less: this heartbeat must write that window.
+        let due_windows = exp.rsplit_once(',').map_or(exp.as_str(), |(head, _)| head);
+        let due = with_exp(due_windows.to_string());
         let (_, d) = timed(|| stack.signed_events("", &conn, &as_refs(&due), &heartbeat));
         samples[3].push(d);
         let (_, d) =

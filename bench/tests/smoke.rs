@@ -19,7 +19,8 @@ fn the_generator_drives_a_small_wave_and_churn_and_reports_them() {
     );
     assert_eq!(wave.leave_settle.count, 27);
     assert_eq!(wave.open.requests, 30);
-    assert!(wave.open.max_writes <= 1 && wave.open.kv_lists == 0.0);
+    // An OPEN writes a key for each window its presence reaches: two, or three.
+    assert!(wave.open.max_writes <= 3 && wave.open.kv_lists == 0.0);
     let slots = scenarios::broadcast_slots(&stack, "smoke", 0);
     let distinct: BTreeSet<u64> = slots.iter().copied().collect();
     assert_eq!(
@@ -33,7 +34,7 @@ fn the_generator_drives_a_small_wave_and_churn_and_reports_them() {
     assert!(churn.joins >= 8);
     assert!(churn.max_in_a_second <= 2);
 
-    let costs = scenarios::costs(&stack, 5, 30_000);
+    let costs = scenarios::costs(&stack, 5);
     assert_eq!(costs.beat_ops.requests, 10);
     assert!(costs.beat_ops.max_writes <= 1);
     assert!(costs.beat_ops.kv_writes > 0.0, "the due heartbeats wrote");
