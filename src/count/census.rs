@@ -100,7 +100,9 @@ pub fn count(
     window: u64,
     last: Option<u64>,
 ) -> Result<Tally, CensusError> {
-    let leaf_bits = match census_key(services) {
+    // The key is read once: every share this execution asks for is signed with it.
+    let key = census_key(services);
+    let leaf_bits = match key {
         Some(_) => split_bits(last, u64::from(services.config.census_leaf_keys)),
         None => 0,
     };
@@ -110,21 +112,27 @@ pub fn count(
         shard: String::new(),
         leaf_bits,
     };
-    count_share(services, &share)
+    count_share(services, key.as_ref(), &share)
 }
 
 /// Counts one share: lists it when it is a leaf's, asks for its parts otherwise. A leaf's
 /// share that turns out to hold more than a list page (the site grew past its last count, or
 /// has none yet) is split further rather than listed on: one wasted page, not an execution
 /// that outgrows Compute's limits.
-fn count_share(services: &Services, share: &Share) -> Result<Tally, CensusError> {
+/// (`key`: what census requests are signed with; `None` when the service has no secret, and
+/// then nothing is split.)
+fn count_share(
+    services: &Services,
+    key: Option<&[u8; 32]>,
+    share: &Share,
+) -> Result<Tally, CensusError> {
     let fanout = if share.shard.is_empty() {
         ROOT_FANOUT_BITS
     } else {
         NODE_FANOUT_BITS
     };
     if share.shard.len() >= share.leaf_bits {
-        let splittable = census_key(services).is_some() && share.shard.len() < MAX_SPLIT_BITS;
+        let splittable = key.is_some() && share.shard.len() < MAX_SPLIT_BITS;
         let max_pages = if splittable { 1 } else { u64::MAX };
         let (site, window) = (&share.site, share.window);
         match tally::tally_within(services.kv, site, window, &share.shard, max_pages) {
@@ -134,19 +142,24 @@ fn count_share(services: &Services, share: &Share) -> Result<Tally, CensusError>
                     leaf_bits: (share.shard.len() + fanout).min(MAX_SPLIT_BITS),
                     ..share.clone()
                 };
-                return split(services, &deeper, fanout);
+                return split(services, key, &deeper, fanout);
             }
             Err(e) => return Err(CensusError::Kv(e)),
         }
     }
-    split(services, share, fanout)
+    split(services, key, share, fanout)
 }
 
 /// Asks for the parts of `share` (2^`fanout` of them, or fewer to reach its leaves), and adds
 /// up their answers.
-fn split(services: &Services, share: &Share, fanout: usize) -> Result<Tally, CensusError> {
+fn split(
+    services: &Services,
+    key: Option<&[u8; 32]>,
+    share: &Share,
+    fanout: usize,
+) -> Result<Tally, CensusError> {
     let bits = fanout.min(share.leaf_bits - share.shard.len());
-    let key = census_key(services).ok_or_else(|| CensusError::Share("no census key".into()))?;
+    let key = key.ok_or_else(|| CensusError::Share("no census key".into()))?;
     let expires_ms = services.clock.now_ms() + REQUEST_LIFETIME_MS;
     let parts: Vec<Share> = (0..1u32 << bits)
         .map(|n| Share {
@@ -154,7 +167,7 @@ fn split(services: &Services, share: &Share, fanout: usize) -> Result<Tally, Cen
             ..share.clone()
         })
         .collect();
-    let requests = parts.iter().map(|p| p.request(&key, expires_ms)).collect();
+    let requests = parts.iter().map(|p| p.request(key, expires_ms)).collect();
     let mut answers: Vec<Result<Tally, String>> = services
         .peers
         .send_all(requests)
@@ -169,7 +182,7 @@ fn split(services: &Services, share: &Share, fanout: usize) -> Result<Tally, Cen
     if !failed.is_empty() {
         let again = failed
             .iter()
-            .map(|i| parts[*i].request(&key, expires_ms))
+            .map(|i| parts[*i].request(key, expires_ms))
             .collect();
         for (i, answer) in failed.iter().zip(services.peers.send_all(again)) {
             answers[*i] = read_answer(answer);
@@ -203,7 +216,7 @@ pub fn answer(services: &Services, req: &http::Request<Vec<u8>>) -> Result<Strin
         HttpError::Unavailable("census requests need the service's secret".into())
     })?;
     let share = Share::verify(req, &key, services.clock.now_ms())?;
-    let tally = count_share(services, &share)
+    let tally = count_share(services, Some(&key), &share)
         .map_err(|e| HttpError::Unavailable(format!("census of shard {:?}: {e}", share.shard)))?;
     Ok(encode(&tally))
 }

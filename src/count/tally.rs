@@ -69,8 +69,8 @@ pub fn tally_within(
     }
 }
 
-/// Counts the connections alive at `now_ms` from one execution (small sites, and sites no
-/// broadcast has counted yet; a large site's count is split by `census`).
+/// Counts the connections alive at `now_ms` with one unbounded listing (for tests and tools:
+/// the service counts through `census`, which splits a large site).
 pub fn count(
     kv: &dyn KvStore,
     config: &Config,

@@ -47,15 +47,16 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // A reader that joined here was shown the snapshot's count and itself: where that shows
     // differently from the snapshot's ("1K" and one more is "1.1K"), every channel is told as
     // it is. So is a site whose snapshot is five minutes old (pages may have missed one).
-    let shown_apart = last.as_ref().is_some_and(|l| {
-        let floor = Floor::of(services.settings, site);
-        !floor.show(l.count).looks_like(&floor.show(l.count + 1))
-    });
+    let floor = Floor::of(services.settings, site);
+    let shown_apart = last
+        .as_ref()
+        .is_some_and(|l| !floor.show(l.count).looks_like(&floor.show(l.count + 1)));
     let stale = last
         .as_ref()
         .is_some_and(|l| now >= l.slot_end_ms + snapshot::REFRESH_MS);
     let told = Told::of(
         services,
+        floor,
         site,
         &current,
         last.as_ref(),
@@ -131,8 +132,9 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
 }
 
 /// A change always counts as news; a sweep does when the count differs from the stored
-/// snapshot (a changed total is seen apart, once it is read), when a reader joined in this POP after it (a join and a leave in one slot
-/// leave the count as it was, but the new page needs it), or when the last publish is old.
+/// snapshot (a changed total is seen apart, once it is read), when a reader joined in this
+/// POP after it (a join and a leave in one slot leave the count as it was, but the new page
+/// needs it), or when the last publish is old.
 fn needs_publish(
     plan: &Plan,
     current: &Snapshot,
@@ -200,6 +202,7 @@ impl Told {
     /// or in the first slot after each [`RESTATE_MS`] boundary.
     fn of(
         services: &Services,
+        floor: Floor,
         site: &SiteId,
         s: &Snapshot,
         last: Option<&Snapshot>,
@@ -210,7 +213,7 @@ impl Told {
         let interval = u64::from(services.config.broadcast_interval_ms).max(1);
         let restate = last.is_none() || force || s.slot_end_ms % RESTATE_MS < interval;
         Told {
-            floor: Floor::of(services.settings, site),
+            floor,
             id: format!("{site}-{}", s.slot_end_ms),
             restate,
         }
