@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use liveuser_reliability::report::{self, Run};
-use liveuser_reliability::{forgery, inputs, scenarios};
+use liveuser_reliability::{census_forgery, forgery, inputs, scenarios};
 
 struct Options {
     inputs: u64,
@@ -84,6 +84,8 @@ fn main() {
     }
     step("forged signatures");
     let forgery = forgery::forgeries(o.forgeries, o.seed);
+    step("forged census requests");
+    let census_forgery = census_forgery::census_forgeries(o.forgeries, o.seed);
     let mut run = Run {
         date: liveuser_edge::platform::clock::iso8601(
             liveuser_edge::platform::clock::Clock::now_ms(
@@ -95,6 +97,7 @@ fn main() {
         seed: o.seed,
         inputs: input_figures,
         forgery,
+        census_forgery,
         visits: None,
         killed: None,
         held: None,

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::census_forgery::CensusForgeryFigure;
 use crate::forgery::ForgeryFigure;
 use crate::inputs::InputFigure;
 use crate::scenarios::{Flood, Held, PublishDown, PushpinKilled, Visits};
@@ -13,6 +14,7 @@ pub struct Run {
     pub seed: u64,
     pub inputs: Vec<InputFigure>,
     pub forgery: ForgeryFigure,
+    pub census_forgery: CensusForgeryFigure,
     pub visits: Option<Visits>,
     pub killed: Option<PushpinKilled>,
     pub held: Option<Held>,
@@ -24,6 +26,7 @@ impl Run {
     pub fn holds(&self) -> bool {
         self.inputs.iter().all(InputFigure::holds)
             && self.forgery.holds()
+            && self.census_forgery.holds()
             && self.visits.as_ref().is_none_or(Visits::holds)
             && self.killed.as_ref().is_none_or(PushpinKilled::holds)
             && self.held.as_ref().is_none_or(Held::holds)
@@ -149,6 +152,34 @@ pub fn markdown(run: &Run) -> String {
         .map(|(r, n)| format!("`{r}` {}", thousands(*n)))
         .collect();
     let _ = writeln!(w, "\nRefused as: {}.", reasons.join(", "));
+
+    let c = &run.census_forgery;
+    let _ = writeln!(w, "\n## Forged census requests\n");
+    let _ = writeln!(
+        w,
+        "A census request (`/_liveuser/census`) makes the service list a share of a site's \
+         presence, and an inner share asks for sixteen more: one accepted forgery would be an \
+         amplifier. {} forged requests, spread evenly over the kinds below, checked by \
+         `Share::verify` as the endpoint does: **{} accepted**. The control: {} of {} genuine \
+         requests accepted, each naming the share it was made for. {} ({:.1} s)\n",
+        thousands(c.forged),
+        c.accepted,
+        thousands(c.genuine_accepted),
+        thousands(c.genuine),
+        verdict(c.holds()),
+        c.seconds
+    );
+    let _ = writeln!(w, "| forgery | tried | accepted |");
+    let _ = writeln!(w, "|---|---:|---:|");
+    for (kind, tried, accepted) in &c.by_kind {
+        let _ = writeln!(w, "| {kind} | {} | {accepted} |", thousands(*tried));
+    }
+    let statuses: Vec<String> = c
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s} {}", thousands(*n)))
+        .collect();
+    let _ = writeln!(w, "\nRefused with: {}.", statuses.join(", "));
 
     let _ = writeln!(w, "\n## On the local stack\n");
     let _ = writeln!(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use liveuser_reliability::{forgery, inputs, scenarios};
+use liveuser_reliability::{census_forgery, forgery, inputs, scenarios};
 
 #[test]
 fn generated_inputs_meet_only_values_and_clear_errors() {
@@ -26,6 +26,14 @@ fn no_forged_signature_is_accepted_and_every_genuine_one_is() {
     let figure = forgery::forgeries(10_000, 5);
     assert!(figure.holds(), "{figure:?}");
     assert!(figure.by_kind.iter().all(|(_, tried, _)| *tried == 1_000));
+}
+
+#[test]
+fn no_forged_census_request_is_accepted_and_every_genuine_one_is() {
+    let figure = census_forgery::census_forgeries(8_000, 5);
+    assert!(figure.holds(), "{figure:?}");
+    assert!(figure.by_kind.iter().all(|(_, tried, _)| *tried == 1_000));
+    assert!(figure.statuses.iter().all(|(s, _)| *s == 400 || *s == 403));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use liveuser_edge::platform::cache::{CacheFailed, SharedCache};
 
 use crate::clock::{RequestClock, MS};
-use crate::compute::Meter;
+use crate::compute::{Meter, Returned};
 
 /// One POP's cache contents: value and expiry (µs).
 #[derive(Default)]
@@ -38,12 +38,12 @@ pub struct PopCache<'a> {
 
 impl PopCache<'_> {
     /// Runs one host call, unless Compute has stopped the execution (then `stopped`).
-    fn host<T>(&self, stopped: T, call: impl FnOnce() -> T) -> T {
+    fn host<T: Returned>(&self, stopped: T, call: impl FnOnce() -> T) -> T {
         if !self.meter.host_call(self.clock.now_us()) {
             return stopped;
         }
         let result = call();
-        self.meter.host_done();
+        self.meter.host_done(result.heap_bytes());
         result
     }
 

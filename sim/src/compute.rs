@@ -9,13 +9,19 @@
 //! them:
 //!
 //! - **CPU**: the thread's CPU time while the service's code runs, paused during every host
-//!   call (the model's own work is not the service's), times `wasm_cpu_factor`: the service runs
+//!   call (the model's own work is not the service's), and measured a second time when it
+//!   looks large (over [`REMEASURE_ABOVE`] of the limit at a step's end, or over the limit at
+//!   a host call): the step's code is run again on the answers it got, and the lesser time is
+//!   the work's, the rest the host's noise (see `replay`). Times `wasm_cpu_factor`: the service runs
 //!   here natively, on Compute as wasm under Wasmtime. The factor is measured: counting a listing
 //!   (`presence::census_cost`, the heaviest loop a broadcast runs) takes 2.4 times as long per
 //!   key inside Viceroy's Wasmtime as natively on the same machine, same optimization level.
 //! - **Heap**: the most bytes the thread holds above what it held when each part of the
-//!   execution began, counted by a counting allocator (the model's allocations during host calls
-//!   are included: a listing's keys are the service's heap once returned).
+//!   execution began, counted by a counting allocator. What a host call hands back (a listing's
+//!   keys, a lookup's value, a share's answer) is the service's heap from then on; whatever
+//!   else the thread's heap grew or shrank by during the call is the model's own state (its
+//!   store, its queue of events, its figures) and is not the service's: a host call moves the
+//!   step's baseline by that much (see [`Returned`]).
 //! - **Wall time**: virtual time from the request's arrival to the execution's last step.
 //! - **Backend requests**: publishes (and, for designs that fan out, requests to the service).
 //!
@@ -84,6 +90,13 @@ pub struct Usage {
     pub wall_us: u64,
     pub backend_requests: u32,
     pub killed: Option<Limit>,
+    /// How many times a step of the execution was measured again.
+    pub remeasured: u32,
+    /// Second measurements that proved nothing: the step's code took another path on the
+    /// same answers (the first measurement stood).
+    pub inconclusive: u32,
+    /// CPU (as wasm) a second measurement showed was the host's noise, not the service's.
+    pub noise_ms: f64,
 }
 
 impl Usage {
@@ -107,9 +120,29 @@ impl Usage {
             wall_us: self.wall_us.max(o.wall_us),
             backend_requests: self.backend_requests.max(o.backend_requests),
             killed: self.killed.or(o.killed),
+            remeasured: self.remeasured.max(o.remeasured),
+            inconclusive: self.inconclusive.max(o.inconclusive),
+            noise_ms: self.noise_ms.max(o.noise_ms),
         }
     }
 }
+
+/// The share of the CPU limit above which a step's CPU is measured a second time at its end.
+pub const REMEASURE_ABOVE: f64 = 0.2;
+
+thread_local! {
+    static REMEASURE_SHARE: Cell<f64> = const { Cell::new(REMEASURE_ABOVE) };
+}
+
+/// Measures every step a second time on this thread from now on (`true`), or only those over
+/// [`REMEASURE_ABOVE`] of the limit: a test that every step of the service runs the same way
+/// on the same answers, which the second measurement relies on.
+pub fn remeasure_every_step(every: bool) {
+    REMEASURE_SHARE.with(|s| s.set(if every { -1.0 } else { REMEASURE_ABOVE }));
+}
+
+/// The most second measurements one execution gets (each runs its step again).
+const MAX_REMEASURES: u32 = 4;
 
 /// Counts the bytes each thread holds, and the most it held since the last reset. Per thread,
 /// so simulations run side by side (tests) do not count each other's heap; a block freed by
@@ -178,7 +211,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// This thread's CPU time, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -192,6 +225,61 @@ fn thread_cpu_ns() -> u64 {
     }
 }
 
+/// The heap a host call's answer holds: the service's from the moment it is returned.
+pub trait Returned {
+    fn heap_bytes(&self) -> usize;
+}
+
+impl Returned for () {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Returned for bool {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Returned for Vec<u8> {
+    fn heap_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl Returned for String {
+    fn heap_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl<T: Returned> Returned for Option<T> {
+    fn heap_bytes(&self) -> usize {
+        self.as_ref().map_or(0, Returned::heap_bytes)
+    }
+}
+
+impl<T: Returned, E> Returned for Result<T, E> {
+    fn heap_bytes(&self) -> usize {
+        // An error's text is a few bytes; the answer is what can be large.
+        self.as_ref().map_or(0, Returned::heap_bytes)
+    }
+}
+
+impl<T: Returned> Returned for Vec<T> {
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * std::mem::size_of::<T>()
+            + self.iter().map(Returned::heap_bytes).sum::<usize>()
+    }
+}
+
+impl<A: Returned, B> Returned for (A, B) {
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
 /// One execution's use of Compute's limits, followed across the steps the simulator runs it in.
 #[derive(Debug)]
 pub struct Meter {
@@ -199,10 +287,20 @@ pub struct Meter {
     wasm_cpu_factor: f64,
     started_us: u64,
     cpu_ns: Cell<u64>,
+    /// `cpu_ns` when the current step began.
+    step_cpu_from: Cell<u64>,
+    remeasured: Cell<u32>,
+    inconclusive: Cell<u32>,
+    noise_ns: Cell<u64>,
     /// The thread's CPU time when the service's code last resumed (None: paused).
     running_since: Cell<Option<u64>>,
-    /// Bytes held when the current step began.
+    /// Bytes held when the current step began, moved by what host calls added to (or took
+    /// from) the model's own state.
     heap_base: Cell<usize>,
+    /// Bytes held when the current host call began.
+    held_at_call: Cell<usize>,
+    /// What the execution is (a socket's request, a broadcast, a census share…), for reports.
+    kind: Cell<&'static str>,
     heap_peak: Cell<u64>,
     last_us: Cell<u64>,
     backend_requests: Cell<u32>,
@@ -217,8 +315,14 @@ impl Meter {
             wasm_cpu_factor,
             started_us,
             cpu_ns: Cell::new(0),
+            step_cpu_from: Cell::new(0),
+            remeasured: Cell::new(0),
+            inconclusive: Cell::new(0),
+            noise_ns: Cell::new(0),
             running_since: Cell::new(None),
             heap_base: Cell::new(0),
+            held_at_call: Cell::new(0),
+            kind: Cell::new("execution"),
             heap_peak: Cell::new(0),
             last_us: Cell::new(started_us),
             backend_requests: Cell::new(0),
@@ -226,11 +330,22 @@ impl Meter {
         }
     }
 
+    /// Names what the execution is doing from now on (the last name given is reported).
+    pub fn set_kind(&self, kind: &'static str) {
+        self.kind.set(kind);
+    }
+
+    /// What the execution was last doing.
+    pub fn kind(&self) -> &'static str {
+        self.kind.get()
+    }
+
     /// The service's code starts a step (a handler call, a claim, a count).
     pub fn begin_step(&self) {
         let held = held();
         self.heap_base.set(held);
         reset_peak(held);
+        self.step_cpu_from.set(self.cpu_ns.get());
         self.resume();
     }
 
@@ -238,6 +353,55 @@ impl Meter {
     pub fn end_step(&self, now_us: u64) {
         self.pause();
         self.check(now_us);
+    }
+
+    /// The step ends at virtual time `now_us`; if its CPU looks large, `remeasure` (the step
+    /// run again on the answers it got: its CPU time, or `None` if that proved nothing) may
+    /// show part of it was the host's.
+    pub fn finish_step(&self, now_us: u64, remeasure: impl FnOnce() -> Option<u64>) {
+        self.pause();
+        let step_ms = self.scaled_ms(self.cpu_ns.get() - self.step_cpu_from.get());
+        let above = REMEASURE_SHARE.with(Cell::get) * self.limits.cpu_ms;
+        if self.killed.get().is_none() && step_ms > above {
+            self.remeasure(remeasure);
+        }
+        self.check(now_us);
+    }
+
+    /// A host call is about to be made: if the CPU used has passed the limit, `remeasure` may
+    /// show the excess was the host's (else the call's check stops the execution).
+    pub fn confirm_cpu(&self, remeasure: impl FnOnce() -> Option<u64>) {
+        if self.killed.get().is_some() {
+            return;
+        }
+        self.pause();
+        if self.scaled_ms(self.cpu_ns.get()) > self.limits.cpu_ms {
+            self.remeasure(remeasure);
+        }
+        self.resume();
+    }
+
+    /// Measures the current step again; the lesser time is the step's.
+    fn remeasure(&self, remeasure: impl FnOnce() -> Option<u64>) {
+        if self.remeasured.get() >= MAX_REMEASURES {
+            return;
+        }
+        self.remeasured.set(self.remeasured.get() + 1);
+        let again = remeasure();
+        // The second run's heap was its own, and is gone.
+        reset_peak(held());
+        let first = self.cpu_ns.get() - self.step_cpu_from.get();
+        if again.is_none() {
+            self.inconclusive.set(self.inconclusive.get() + 1);
+        }
+        if let Some(again) = again.filter(|&a| a < first) {
+            self.cpu_ns.set(self.step_cpu_from.get() + again);
+            self.noise_ns.set(self.noise_ns.get() + (first - again));
+        }
+    }
+
+    fn scaled_ms(&self, ns: u64) -> f64 {
+        ns as f64 / 1e6 * self.wasm_cpu_factor
     }
 
     fn resume(&self) {
@@ -260,13 +424,21 @@ impl Meter {
     /// False when the execution has been stopped (the call must fail and do nothing).
     pub fn host_call(&self, now_us: u64) -> bool {
         self.pause();
+        self.held_at_call.set(held());
         self.check(now_us)
     }
 
-    /// The host call returned: the service's code runs again. (Its heap is followed afresh
-    /// from here: the call may have run other executions on this thread, their heap theirs.)
-    pub fn host_done(&self) {
-        reset_peak(held());
+    /// The host call returned `returned` bytes to the service: its code runs again. The heap
+    /// the call added beyond those (or freed) is the model's, so the baseline moves by it; the
+    /// peak is followed afresh from here (the call may have run other executions on this
+    /// thread, their heap theirs).
+    pub fn host_done(&self, returned: usize) {
+        let now = held();
+        let model_growth = now as i128 - self.held_at_call.get() as i128 - returned as i128;
+        let base = (self.heap_base.get() as i128 + model_growth).max(0);
+        self.heap_base
+            .set(usize::try_from(base).unwrap_or(usize::MAX));
+        reset_peak(now);
         if self.killed.get().is_none() {
             self.resume();
         }
@@ -308,11 +480,14 @@ impl Meter {
     /// What the execution has used so far.
     pub fn usage(&self) -> Usage {
         Usage {
-            cpu_ms: self.cpu_ns.get() as f64 / 1e6 * self.wasm_cpu_factor,
+            cpu_ms: self.scaled_ms(self.cpu_ns.get()),
             heap_bytes: self.heap_peak.get(),
             wall_us: self.last_us.get().saturating_sub(self.started_us),
             backend_requests: self.backend_requests.get(),
             killed: self.killed.get(),
+            remeasured: self.remeasured.get(),
+            inconclusive: self.inconclusive.get(),
+            noise_ms: self.scaled_ms(self.noise_ns.get()),
         }
     }
 }
@@ -335,7 +510,7 @@ mod tests {
         let m = Meter::new(tight(), 1.0, 0);
         m.begin_step();
         assert!(m.host_call(10));
-        m.host_done();
+        m.host_done(0);
         assert!(m.backend_request(20));
         assert!(m.backend_request(30));
         assert!(
@@ -367,6 +542,24 @@ mod tests {
     }
 
     #[test]
+    fn what_a_host_call_returns_is_the_services_heap_and_the_rest_the_models() {
+        let m = Meter::new(tight(), 1.0, 0);
+        m.begin_step();
+        assert!(m.host_call(1));
+        let model_state = vec![0u8; 8 << 20]; // the model's store grows by 8 MiB
+        let answer = vec![1u8; 100 << 10]; // and hands back 100 KiB
+        m.host_done(answer.heap_bytes());
+        m.end_step(2);
+        assert!(m.killed().is_none(), "{:?}", m.usage());
+        let heap = m.usage().heap_bytes;
+        assert!(
+            (100 << 10..1 << 20).contains(&heap),
+            "the answer counts, the model's growth does not: {heap}"
+        );
+        drop((model_state, answer));
+    }
+
+    #[test]
     fn cpu_counts_the_service_only_scaled_to_wasm() {
         let m = Meter::new(tight(), 3.0, 0);
         m.begin_step();
@@ -381,7 +574,7 @@ mod tests {
         spin(20);
         assert!(m.host_call(1));
         spin(50); // the host's work, not counted
-        m.host_done();
+        m.host_done(0);
         m.end_step(2);
         let cpu = m.usage().cpu_ms;
         assert!(

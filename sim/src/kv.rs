@@ -24,7 +24,7 @@ use std::ops::Bound;
 use liveuser_edge::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 
 use crate::clock::{RequestClock, EPOCH_US, MIN};
-use crate::compute::Meter;
+use crate::compute::{Meter, Returned};
 use crate::params::Params;
 use crate::rng::{mix, Rng};
 
@@ -296,8 +296,11 @@ impl KvModel {
             keys.push(key.clone());
         }
         let listed = keys.len() as u64;
+        // A presence listing (`site/<site>/p/…`) read past its first page.
+        let walked = cursor.is_some() && prefix.split('/').nth(2) == Some("p");
         self.tally(t, prefix, |o| {
             o.list_pages += 1;
+            o.walked_pages += u64::from(walked);
             o.keys_listed += listed;
             o.expired_listed += expired;
         });
@@ -389,7 +392,7 @@ impl PopKv<'_> {
 
     /// Runs one host call, unless Compute has stopped the execution; the service's CPU does
     /// not count meanwhile.
-    fn host<T>(&self, call: impl FnOnce() -> Result<T, KvError>) -> Result<T, KvError> {
+    fn host<T: Returned>(&self, call: impl FnOnce() -> Result<T, KvError>) -> Result<T, KvError> {
         if !self.meter.host_call(self.clock.now_us()) {
             return Err(stopped(self.meter));
         }
@@ -401,8 +404,20 @@ impl PopKv<'_> {
             self.count(|o| o.rate_limited += 1);
             Err(KvError::TooManyRequests)
         };
-        self.meter.host_done();
+        self.meter.host_done(result.heap_bytes());
         result
+    }
+}
+
+impl Returned for Entry {
+    fn heap_bytes(&self) -> usize {
+        self.value.capacity()
+    }
+}
+
+impl Returned for ListPage {
+    fn heap_bytes(&self) -> usize {
+        self.keys.heap_bytes() + self.next_cursor.heap_bytes()
     }
 }
 
@@ -447,7 +462,7 @@ impl KvStore for PopKv<'_> {
             return keys.iter().map(|k| (k.clone(), e.clone())).collect();
         }
         let failed = self.delete_many_now(keys);
-        self.meter.host_done();
+        self.meter.host_done(failed.heap_bytes());
         failed
     }
 

@@ -11,6 +11,7 @@ pub mod kv;
 pub mod metrics;
 pub mod ops;
 pub mod params;
+pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenarios;

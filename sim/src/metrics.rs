@@ -27,6 +27,10 @@ pub struct ExecMinute {
     pub executions: u64,
     pub killed: u64,
     pub over_half: u64,
+    /// Executions a step of which was measured a second time (see `replay`).
+    pub remeasured: u64,
+    /// Second measurements that proved nothing (the code took another path).
+    pub inconclusive: u64,
     pub worst: Usage,
 }
 
@@ -36,8 +40,21 @@ impl ExecMinute {
         self.executions += o.executions;
         self.killed += o.killed;
         self.over_half += o.over_half;
+        self.remeasured += o.remeasured;
+        self.inconclusive += o.inconclusive;
         self.worst = self.worst.max(o.worst);
     }
+}
+
+/// How many executions over half of a limit are kept whole for the report.
+pub const OUTLIERS_KEPT: usize = 50;
+
+/// One execution that used more than half of a Compute limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Outlier {
+    pub at_us: u64,
+    pub kind: &'static str,
+    pub usage: Usage,
 }
 
 /// One count broadcast.
@@ -121,6 +138,8 @@ pub struct Metrics {
     pub log_lines: BTreeMap<String, u64>,
     /// Executions per minute, measured against Compute's limits.
     pub executions_per_minute: Vec<ExecMinute>,
+    /// The first [`OUTLIERS_KEPT`] executions over half of a limit, each whole.
+    pub outliers: Vec<Outlier>,
     /// Count messages that reached pages after one counted for a later slot: the widget keeps
     /// the later, so none is shown.
     pub arrived_out_of_order: u64,
@@ -350,14 +369,24 @@ impl Metrics {
     }
 
     /// An execution ended at `t` having used `usage`.
-    pub fn executed(&mut self, t: u64, usage: Usage) {
+    pub fn executed(&mut self, t: u64, kind: &'static str, usage: Usage) {
+        let over_half = usage.worst_share(&LIMITS) > 0.5;
+        if over_half && self.outliers.len() < OUTLIERS_KEPT {
+            self.outliers.push(Outlier {
+                at_us: t.saturating_sub(EPOCH_US),
+                kind,
+                usage,
+            });
+        }
         let m = slot(
             &mut self.executions_per_minute,
             (t.saturating_sub(EPOCH_US) / MIN) as usize,
         );
         m.executions += 1;
         m.killed += u64::from(usage.killed.is_some());
-        m.over_half += u64::from(usage.worst_share(&LIMITS) > 0.5);
+        m.over_half += u64::from(over_half);
+        m.remeasured += u64::from(usage.remeasured > 0);
+        m.inconclusive += u64::from(usage.inconclusive);
         m.worst = m.worst.max(usage);
     }
 

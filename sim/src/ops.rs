@@ -17,6 +17,9 @@ pub struct Ops {
     pub keys_listed: u64,
     /// Keys listed whose TTL had passed (production may list them for a day).
     pub expired_listed: u64,
+    /// Presence list pages read past a cursor: the later pages of a walk, which writes made
+    /// while it walks could skew (a key written behind the cursor missed).
+    pub walked_pages: u64,
 }
 
 impl Ops {
@@ -30,6 +33,7 @@ impl Ops {
         self.list_pages += o.list_pages;
         self.keys_listed += o.keys_listed;
         self.expired_listed += o.expired_listed;
+        self.walked_pages += o.walked_pages;
     }
 
     /// Every operation that reached the store (what is billed).

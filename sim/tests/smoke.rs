@@ -59,3 +59,26 @@ fn many_pops_a_pop_dying_and_a_visit_peak_hold_every_bound() {
     assert!(steady.mean_open > 900.0, "{}", steady.mean_open);
     assert!(steady.broadcasts > 100);
 }
+
+/// The second measurement of a step's CPU runs the step's code again on the answers the host
+/// gave it: that is only sound if the service takes the same path on the same answers. Every
+/// step of a short large-site run (joins, heartbeats, leaves, claims, counts split over
+/// census shares, publishes) is measured twice here, and none may stray.
+#[test]
+fn every_step_of_the_service_runs_the_same_way_on_the_same_answers() {
+    liveuser_sim::compute::remeasure_every_step(true);
+    let mut params = quick();
+    params.set("hours", "0.1").expect("hours");
+    let run = scenarios::large(&params, &Config::default(), "large-20k", 20_000.0, 3);
+    liveuser_sim::compute::remeasure_every_step(false);
+    let mut executions = liveuser_sim::metrics::ExecMinute::default();
+    for e in &run.world.metrics.borrow().executions_per_minute {
+        executions.add(e);
+    }
+    assert!(
+        executions.remeasured * 2 > executions.executions,
+        "most executions were measured twice: {executions:?}"
+    );
+    assert_eq!(executions.inconclusive, 0, "{executions:?}");
+    assert_eq!(executions.killed, 0, "{executions:?}");
+}

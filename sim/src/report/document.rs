@@ -143,11 +143,11 @@ const LIMITS: &str = "
   waits for a host call (a long pure loop is stopped at its end).
 - **A request runs to completion at the virtual time it arrives**; its own clock moves by each
   host call's latency, and its writes become visible to other POPs after their lag, but it does
-  not see writes made by requests that arrive while it runs (a listing of several pages reads
-  them as of its first page, not as a cursor walk past concurrent writes: a census leaf lists
-  one page, so only a share that grew past a thousand readers since the last count walks).
-  Concurrent requests within one POP therefore never collapse on a cache miss, which the core
-  cache would do anyway.
+  not see writes made by requests that arrive while it runs. A listing of several pages would
+  therefore read them as of its first page, not as a cursor walk that concurrent writes skew;
+  the design never walks (a census leaf reads one page and splits its share when there is
+  more), and a verdict checks that no count read a page past a cursor. Concurrent requests
+  within one POP never collapse on a cache miss, which the core cache would do anyway.
 - **Census shares** run as executions of their own at the POP that asked, a self-call's latency
   later (`--self-call-ms`); production routes a request to the service's own domain through the
   edge, most likely to the same POP, and a share that lands elsewhere lists from there.
@@ -158,9 +158,9 @@ const LIMITS: &str = "
   store as a whole answers 429 beyond `kv-store-ops-per-s` (an assumed figure: Fastly publishes
   none). Conditional writes are decided exactly at one primary store; production's KV is
   assumed to do the same (insert-only and generation-match writes would be unsafe otherwise).
-- **One site per world**: each scenario runs one site; other sites sharing the store and POPs
-  (the issue's fifty small sites beside the large one) are not modelled yet, nor their share
-  of the store-wide rate.
+- **Other sites**: the large-site scenarios run fifty sites of twenty readers beside the large
+  one, sharing the store (and its store-wide rate), the POPs and Fanout; the figures are the
+  large site's. The older scenarios run one site alone.
 - **Aggregated heartbeats** (a million readers only): nine in ten skip the WebSocket-over-HTTP
   request around the heartbeat's presence work; their executions' CPU and heap are the
   presence work's alone.

@@ -20,6 +20,7 @@ use crate::clock::{RequestClock, EPOCH_US, MS};
 use crate::compute::{Meter, LIMITS};
 use crate::kv::{PopKv, RequestOps};
 use crate::metrics::{Broadcast, Metrics};
+use crate::replay::{NoLog, Recorder, Replay, Tape};
 use crate::rng::Rng;
 
 /// The service's log lines, counted by kind (a lost visit or a failed delete shows in the
@@ -48,13 +49,15 @@ impl IdSource for SimIds<'_> {
 
 impl World {
     /// Runs `f` with the services of `pop` on a request clock starting at `t`, as one step of
-    /// the execution `meter` follows.
+    /// the execution `meter` follows. Every answer the host gives `f` is recorded, so that a
+    /// CPU time that looks too large can be measured again by running `f` once more on the
+    /// same answers (`replay`): `f` must do the same work each time it is run on them.
     pub(super) fn with_services<R>(
         &self,
         pop: usize,
         t: u64,
         meter: &Meter,
-        f: impl FnOnce(&Services, &RequestClock) -> R,
+        f: impl Fn(&Services) -> R,
     ) -> (R, RequestOps, u64) {
         let clock = RequestClock::new(t, self.pops[pop].skew_us);
         let ops = Cell::new(RequestOps::default());
@@ -96,22 +99,54 @@ impl World {
             ops: &ops,
             meter,
         };
-        let services = Services {
-            config: &self.config,
-            publisher: &publisher,
+        let tape = Tape::default();
+        // `f` again on the answers so far: its CPU time up to there.
+        let replay = || {
+            let r = Replay::new(&tape, tape.len());
+            let replayed = Services {
+                config: &self.config,
+                publisher: &r,
+                kv: &r,
+                cache: &r,
+                clock: &r,
+                ids: &r,
+                grip: &self.grip,
+                secrets: &self.secrets,
+                settings: &self.settings as &dyn ConfigSource,
+                log: &NoLog,
+                peers: &r,
+            };
+            r.resume();
+            let _ = f(&replayed);
+            r.measured_ns()
+        };
+        let before_call = || meter.confirm_cpu(replay);
+        let recorder = Recorder {
             kv: &kv,
             cache: &cache,
+            publisher: &publisher,
             clock: &clock,
             ids: &ids,
+            peers: &peers,
+            tape: &tape,
+            before_call: &before_call,
+        };
+        let services = Services {
+            config: &self.config,
+            publisher: &recorder,
+            kv: &recorder,
+            cache: &recorder,
+            clock: &recorder,
+            ids: &recorder,
             grip: &self.grip,
             secrets: &self.secrets,
             settings: &self.settings as &dyn ConfigSource,
             log: &log,
-            peers: &peers,
+            peers: &recorder,
         };
         meter.begin_step();
-        let result = f(&services, &clock);
-        meter.end_step(clock.now_us());
+        let result = f(&services);
+        meter.finish_step(clock.now_us(), replay);
         (result, ops.get(), clock.now_us())
     }
 }
@@ -150,7 +185,7 @@ impl Publisher for SimPublisher<'_> {
             ));
         }
         let result = self.deliver(items);
-        self.meter.host_done();
+        self.meter.host_done(0);
         result
     }
 }
@@ -252,7 +287,7 @@ impl Peers for SimPeers<'_> {
             return requests.iter().map(|_| stopped()).collect();
         }
         let mut done = start;
-        let answers = requests
+        let answers: Vec<Result<http::Response<Vec<u8>>, PeerError>> = requests
             .iter()
             .zip(allowed)
             .map(|(req, allowed)| {
@@ -261,8 +296,9 @@ impl Peers for SimPeers<'_> {
                 }
                 let there = w.params.self_call.draw(&w.rng);
                 let child = Meter::new(LIMITS, w.params.wasm_cpu_factor, start + there);
+                child.set_kind("census share");
                 let (handled, ops, end) =
-                    w.with_services(self.pop, start + there, &child, |services, _| {
+                    w.with_services(self.pop, start + there, &child, |services| {
                         router::handle(req, services)
                     });
                 w.executed(&child, end);
@@ -275,7 +311,11 @@ impl Peers for SimPeers<'_> {
             })
             .collect();
         self.clock.spend(done - start);
-        self.meter.host_done();
+        let returned = answers
+            .iter()
+            .map(|a| a.as_ref().map_or(0, |r| r.body().capacity()))
+            .sum();
+        self.meter.host_done(returned);
         answers
     }
 }

@@ -262,7 +262,8 @@ impl World {
             page: None,
         };
         let meter = self.meter(t);
-        let ((updated, plan), ops, end) = self.with_services(pop, t, &meter, |services, _| {
+        meter.set_kind("aggregated heartbeat");
+        let ((updated, plan), ops, end) = self.with_services(pop, t, &meter, |services| {
             let now = services.clock.now_ms();
             let site = &self.sites[self.clients.borrow()[c].site];
             let updated = presence::refresh(services.kv, services.config, site, &lease, now);

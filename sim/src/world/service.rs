@@ -22,7 +22,7 @@ impl World {
     /// An execution ended at `t`: what it used goes into the metrics.
     pub(super) fn executed(&self, meter: &Meter, t: u64) {
         meter.check(t);
-        self.measure().executed(t, meter.usage());
+        self.measure().executed(t, meter.kind(), meter.usage());
     }
 
     /// Sends one WebSocket-over-HTTP request for client `c`'s socket; returns the reply and
@@ -54,8 +54,14 @@ impl World {
             (client.pop, req)
         };
         let meter = self.meter(t);
+        meter.set_kind(match events.first() {
+            Some(Event::Open) => "socket opening",
+            Some(Event::Text(_)) => "socket message",
+            Some(Event::Close { .. }) | Some(Event::Disconnect) => "socket closing",
+            _ => "socket request",
+        });
         let (mut handled, ops, end) =
-            self.with_services(pop, t, &meter, |services, _| router::handle(&req, services));
+            self.with_services(pop, t, &meter, |services| router::handle(&req, services));
         if let Some(socket) = self.clients.borrow_mut()[c].socket.as_mut() {
             socket.busy_until_us = end;
         }
@@ -79,7 +85,8 @@ impl World {
     /// once, then (if it won) finishes it when the plan wakes. The two halves run as separate
     /// events so the count sees every change made while it waited.
     pub(super) fn claim_broadcast(&self, pop: usize, plan: Plan, at: u64, meter: Meter) {
-        let (won, ops, end) = self.with_services(pop, at, &meter, |services, _| {
+        meter.set_kind("broadcast claim");
+        let (won, ops, end) = self.with_services(pop, at, &meter, |services| {
             broadcast::claim(services, &plan)
         });
         self.metrics
@@ -105,11 +112,11 @@ impl World {
         if !self.pops[pop].alive.get() {
             return;
         }
+        meter.set_kind("broadcast count");
         self.running_slot.set(plan.slot_end_ms);
         self.site_told.set(false);
-        let (counted, ops, end) = self.with_services(pop, t, meter, |services, _| {
-            broadcast::finish(services, plan)
-        });
+        let (counted, ops, end) =
+            self.with_services(pop, t, meter, |services| broadcast::finish(services, plan));
         self.executed(meter, end);
         let mut m = self.measure();
         m.cost("broadcast", t, &ops.ops);
@@ -136,7 +143,7 @@ impl World {
     pub fn stored_total(&self) -> Option<u64> {
         // The report's own read, not a request anyone makes: no limits apply.
         let meter = Meter::new(ComputeLimits::unlimited(), 1.0, self.now.get());
-        let (total, _, _) = self.with_services(0, self.now.get(), &meter, |services, _| {
+        let (total, _, _) = self.with_services(0, self.now.get(), &meter, |services| {
             liveuser_edge::count::totals::settle(
                 services.kv,
                 &self.site,
