@@ -134,10 +134,16 @@ impl KvModel {
         t: u64,
         max_us: u64,
     ) -> Option<&'h Version> {
-        h.versions
-            .iter()
-            .rev()
-            .find(|v| v.committed_us + self.lag_us(pop, v.generation, max_us) <= t)
+        // The newest version, once every POP can see it, is what each sees (most keys, most
+        // of the time: no per-POP lag to work out).
+        match h.versions.last() {
+            Some(newest) if newest.committed_us + max_us <= t => Some(newest),
+            _ => h
+                .versions
+                .iter()
+                .rev()
+                .find(|v| v.committed_us + self.lag_us(pop, v.generation, max_us) <= t),
+        }
     }
 
     /// Counts one call against the store-wide rate: false when it is over (429).
@@ -269,14 +275,19 @@ impl KvModel {
     ) -> ListPage {
         let limit = limit.unwrap_or(self.default_page).clamp(1, self.max_page);
         let start = match cursor {
-            Some(c) if c >= prefix => Bound::Excluded(c.to_string()),
-            _ => Bound::Included(prefix.to_string()),
+            Some(c) if c >= prefix => Bound::Excluded(c),
+            _ => Bound::Included(prefix),
         };
+        // Every key under the prefix sorts before its successor: no per-key prefix test.
+        let successor = prefix_successor(prefix);
+        let end = successor
+            .as_deref()
+            .map_or(Bound::Unbounded, Bound::Excluded);
         let mut keys = Vec::new();
         let mut more = false;
         let mut expired = 0;
-        for (key, h) in self.keys.range((start, Bound::Unbounded)) {
-            if !key.starts_with(prefix) {
+        for (key, h) in self.keys.range::<str, _>((start, end)) {
+            if successor.is_none() && !key.starts_with(prefix) {
                 break;
             }
             let Some(v) = self.seen(h, pop, t) else {
@@ -419,6 +430,21 @@ impl Returned for ListPage {
     fn heap_bytes(&self) -> usize {
         self.keys.heap_bytes() + self.next_cursor.heap_bytes()
     }
+}
+
+/// The least string greater than every string that starts with `prefix` (`None` when there
+/// is none: a prefix of only U+10FFFF characters, or empty).
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1).or_else(|| char::from_u32(0xE000)) {
+            if next > last {
+                chars.push(next);
+                return Some(chars.into_iter().collect());
+            }
+        }
+    }
+    None
 }
 
 /// What a host call of a stopped execution gets.
@@ -598,6 +624,24 @@ mod tests {
             .count();
         assert!(stale > 0, "lookups lag longer than listings");
         assert!((0..50).all(|p| kv.lookup(p, lookup_lag, "k").is_some()));
+    }
+
+    #[test]
+    fn a_listing_holds_the_keys_under_its_prefix_and_no_other() {
+        let mut kv = model();
+        for k in ["a", "a/", "a/x", "a/\u{10FFFF}", "a0", "a/x/y", "b"] {
+            kv.insert(0, k, b"v", None, WriteMode::Overwrite)
+                .expect("insert");
+        }
+        let t = 10 * SEC;
+        let listed = |kv: &mut KvModel, prefix: &str| kv.list(0, t, prefix, None, None).keys;
+        assert_eq!(listed(&mut kv, "a/"), ["a/", "a/x", "a/x/y", "a/\u{10FFFF}"]);
+        assert_eq!(listed(&mut kv, "a/x"), ["a/x", "a/x/y"]);
+        assert_eq!(listed(&mut kv, "").len(), 7);
+        assert_eq!(prefix_successor("a/"), Some("a0".to_string()));
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_string()));
+        assert_eq!(prefix_successor("\u{D7FF}"), Some("\u{E000}".to_string()));
+        assert_eq!(prefix_successor(""), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use liveuser_sim::params::Params;
 use liveuser_sim::{report, scenarios};
 
 fn main() {
+    liveuser_sim::compute::tune_allocator();
     let mut params = Params::default();
     let mut chosen: Vec<String> = Vec::new();
     let mut out: Option<String> = None;
@@ -105,13 +106,12 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
             100_000.0,
             60,
         )],
-        // Ten steady minutes: a million readers' simulated hour would take hours here.
         "large-1m" => vec![scenarios::large(
             params,
             config,
             "large-1m",
             1_000_000.0,
-            10,
+            60,
         )],
         "flash-1m" => vec![scenarios::flash_large(
             params,
