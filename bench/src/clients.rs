@@ -11,6 +11,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Whether a page told `told` shows what it would for `expected`: the same number, or above a
+/// thousand the same short form ("4.5K"). The service tells pages only what they would show
+/// differently (the API and the badge keep the exact count), so that is what a page is
+/// judged on.
+pub fn shows_as(told: u64, expected: u64) -> bool {
+    use liveuser_edge::wire::protocol::compact;
+    told == expected || compact(told).is_some_and(|shown| compact(expected) == Some(shown))
+}
+
 /// What one client saw.
 #[derive(Debug, Default, Clone)]
 pub struct ClientLog {
@@ -26,11 +35,11 @@ impl ClientLog {
         self.updates.last().map(|(_, c)| *c)
     }
 
-    /// When this client was first told `count` at or after `since`.
+    /// When this client was first told a count its page shows as `count` at or after `since`.
     pub fn first_told(&self, count: u64, since: Instant) -> Option<Instant> {
         self.updates
             .iter()
-            .filter(|(at, c)| *c == count && *at >= since)
+            .filter(|(at, c)| shows_as(*c, count) && *at >= since)
             .map(|(at, _)| *at)
             .next()
     }
@@ -216,7 +225,7 @@ pub async fn close_many(clients: Vec<Client>, parallel: usize) -> Option<Instant
     ends.into_iter().max()
 }
 
-/// Waits until every client's last count is `expected`, or `limit` passes.
+/// Waits until every client's page shows `expected` (see [`shows_as`]), or `limit` passes.
 pub async fn wait_for_count(
     clients: &[Client],
     expected: u64,
@@ -226,17 +235,32 @@ pub async fn wait_for_count(
     loop {
         let behind = clients
             .iter()
-            .filter(|c| c.log().last_count() != Some(expected))
+            .filter(|c| !c.log().last_count().is_some_and(|n| shows_as(n, expected)))
             .count();
         if behind == 0 {
             return Ok(());
         }
         if start.elapsed() > limit {
             return Err(format!(
-                "{behind} of {} clients not at {expected} after {limit:?}",
+                "{behind} of {} clients not showing {expected} after {limit:?}",
                 clients.len()
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shows_as;
+
+    #[test]
+    fn a_page_is_judged_on_what_the_widget_shows() {
+        assert!(shows_as(999, 999));
+        assert!(!shows_as(998, 999), "below a thousand, the number itself");
+        assert!(shows_as(4_540, 4_500), "both 4.5K");
+        assert!(!shows_as(4_560, 4_500), "4.6K is not 4.5K");
+        assert!(shows_as(4_950, 5_000), "toFixed(1) of 4.95 is 5.0: 5K");
+        assert!(!shows_as(1_000, 999), "1K is not 999");
     }
 }
