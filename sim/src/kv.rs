@@ -45,6 +45,16 @@ struct History {
     /// Oldest first; older versions are kept only while some POP may still see them.
     versions: Vec<Version>,
     last_write_us: Option<u64>,
+    /// What a listing needs of the newest version, kept beside the key (a listing of a
+    /// million keys reads this rather than follow each key's versions).
+    newest: Newest,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Newest {
+    committed_us: u64,
+    expires_us: Option<u64>,
+    deleted: bool,
 }
 
 /// The store itself.
@@ -253,6 +263,11 @@ impl KvModel {
         let lag_max = self.lag_max_us.max(self.lookup_lag_max_us);
         let h = self.keys.entry(key.to_string()).or_default();
         h.last_write_us = Some(t);
+        h.newest = Newest {
+            committed_us: version.committed_us,
+            expires_us: version.expires_us,
+            deleted: version.deleted,
+        };
         h.versions.push(version);
         // Versions older than one every POP already sees are unreachable.
         if let Some(i) = h
@@ -290,20 +305,23 @@ impl KvModel {
             if successor.is_none() && !key.starts_with(prefix) {
                 break;
             }
-            let Some(v) = self.seen(h, pop, t) else {
-                continue;
+            // Once every POP sees the newest version, it is what this one sees.
+            let (deleted, expires_us) = if h.newest.committed_us + self.lag_max_us <= t {
+                (h.newest.deleted, h.newest.expires_us)
+            } else {
+                let Some(v) = self.seen(h, pop, t) else {
+                    continue;
+                };
+                (v.deleted, v.expires_us)
             };
-            if v.deleted
-                || v.expires_us
-                    .is_some_and(|e| e + self.expired_listed_us <= t)
-            {
+            if deleted || expires_us.is_some_and(|e| e + self.expired_listed_us <= t) {
                 continue;
             }
             if keys.len() == limit {
                 more = true;
                 break;
             }
-            expired += u64::from(v.expires_us.is_some_and(|e| e <= t));
+            expired += u64::from(expires_us.is_some_and(|e| e <= t));
             keys.push(key.clone());
         }
         let listed = keys.len() as u64;

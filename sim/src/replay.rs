@@ -285,7 +285,7 @@ impl<'a> Replay<'a> {
 
     /// The code starts (or resumes) running.
     pub fn resume(&self) {
-        if self.next.get() < self.upto && !self.strayed.get() {
+        if !self.strayed.get() {
             self.running_since.set(Some(thread_cpu_ns()));
         }
     }
@@ -297,15 +297,16 @@ impl<'a> Replay<'a> {
         }
     }
 
-    /// The code's CPU time up to where the first run had got, or `None` when the replay
-    /// strayed from the tape or stopped short of that point.
+    /// The code's CPU time up to where the first run had got (the end, when the tape is
+    /// whole), or `None` when the replay strayed from the tape or stopped short of that point.
     pub fn measured_ns(&self) -> Option<u64> {
         self.pause();
         (!self.strayed.get() && self.next.get() >= self.upto).then(|| self.cpu_ns.get())
     }
 
     /// The next answer, if it is of the kind `pick` takes; `None` (and the replay strays)
-    /// otherwise, or past the measured part.
+    /// otherwise. Asking for answer `upto` is where the first run had got: the measuring
+    /// stops there, and every later call gets `None`.
     fn answer<T>(&self, pick: impl FnOnce(Answer) -> Option<T>) -> Option<T> {
         self.pause();
         let i = self.next.get();
@@ -565,6 +566,19 @@ mod tests {
         replay.resume();
         let _ = replay.list("p", None, 10); // the tape's first answer is a lookup
         assert_eq!(replay.measured_ns(), None);
+    }
+
+    #[test]
+    fn a_replay_from_before_the_first_answer_measures_the_code_before_it() {
+        let tape = Tape::default();
+        step(&recorder(&Host, &tape));
+        let none_yet = Replay::new(&tape, 0);
+        none_yet.resume();
+        let spin = thread_cpu_ns() + 2_000_000;
+        while thread_cpu_ns() < spin {}
+        step(&none_yet);
+        let ns = none_yet.measured_ns().expect("measured");
+        assert!(ns >= 2_000_000, "the 2 ms before the first call count: {ns}");
     }
 
     #[test]
