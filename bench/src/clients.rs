@@ -35,6 +35,21 @@ impl ClientLog {
         self.updates.last().map(|(_, c)| *c)
     }
 
+    /// From when this client's page has shown `count` (see [`shows_as`]) without a break, if
+    /// it shows it now: `since` when it already did before then (a page told 4,960 shows 5K,
+    /// and is not told again when the count becomes 5,000).
+    pub fn showing_since(&self, count: u64, since: Instant) -> Option<Instant> {
+        let mut showing: Option<Instant> = None;
+        for (at, told) in &self.updates {
+            if !shows_as(*told, count) {
+                showing = None;
+            } else if showing.is_none() {
+                showing = Some((*at).max(since));
+            }
+        }
+        showing
+    }
+
     /// When this client was first told a count its page shows as `count` at or after `since`.
     pub fn first_told(&self, count: u64, since: Instant) -> Option<Instant> {
         self.updates
@@ -253,6 +268,37 @@ pub async fn wait_for_count(
 #[cfg(test)]
 mod tests {
     use super::shows_as;
+
+    #[test]
+    fn a_page_settles_when_it_shows_the_count_for_good() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let log = super::ClientLog {
+            updates: vec![
+                (at(0), 4_960),
+                (at(10), 4_800),
+                (at(20), 4_990),
+                (at(30), 5_000),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            log.showing_since(5_000, at(15)),
+            Some(at(20)),
+            "shows 5K from 20 ms on"
+        );
+        assert_eq!(
+            log.showing_since(5_000, at(25)),
+            Some(at(25)),
+            "already showing it"
+        );
+        assert_eq!(
+            log.showing_since(4_800, at(0)),
+            None,
+            "no longer shows 4.8K"
+        );
+    }
 
     #[test]
     fn a_page_is_judged_on_what_the_widget_shows() {

@@ -138,11 +138,11 @@ impl Wave {
     }
 }
 
-/// Settle latency of each client: from `last_change` until it was first told `count`.
+/// Settle latency of each client: from `last_change` until its page shows `count` for good.
 fn settle_of(clients: &[Client], count: u64, last_change: Instant) -> Spread {
     let samples: Vec<Duration> = clients
         .iter()
-        .filter_map(|c| c.log().first_told(count, last_change))
+        .filter_map(|c| c.log().showing_since(count, last_change))
         .map(|at| at.saturating_duration_since(last_change))
         .collect();
     Spread::of(&samples)

@@ -141,6 +141,10 @@ pub fn remeasure_every_step(every: bool) {
     REMEASURE_SHARE.with(|s| s.set(if every { -1.0 } else { REMEASURE_ABOVE }));
 }
 
+/// How much shorter than the first a second measurement must be (besides a quarter) to be
+/// taken as the step's: the host's bursts are milliseconds long.
+const NOISE_MARGIN_NS: u64 = 1_000_000;
+
 /// The most second measurements one execution gets (each runs its step again).
 const MAX_REMEASURES: u32 = 4;
 
@@ -289,6 +293,18 @@ impl<T: Returned> Returned for Vec<T> {
     }
 }
 
+impl Returned for http::Response<Vec<u8>> {
+    fn heap_bytes(&self) -> usize {
+        // The body, and its headers at their names' and values' length.
+        self.body().capacity()
+            + self
+                .headers()
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>()
+    }
+}
+
 impl<A: Returned, B> Returned for (A, B) {
     fn heap_bytes(&self) -> usize {
         self.0.heap_bytes()
@@ -314,6 +330,8 @@ pub struct Meter {
     heap_base: Cell<usize>,
     /// Bytes held when the current host call began.
     held_at_call: Cell<usize>,
+    /// Inside a host call window opened by `open_host` (the recorder's).
+    in_host: Cell<u32>,
     /// What the execution is (a socket's request, a broadcast, a census share…), for reports.
     kind: Cell<&'static str>,
     heap_peak: Cell<u64>,
@@ -337,6 +355,7 @@ impl Meter {
             running_since: Cell::new(None),
             heap_base: Cell::new(0),
             held_at_call: Cell::new(0),
+            in_host: Cell::new(0),
             kind: Cell::new("execution"),
             heap_peak: Cell::new(0),
             last_us: Cell::new(started_us),
@@ -383,15 +402,25 @@ impl Meter {
         self.check(now_us);
     }
 
-    /// A host call is about to be made: the service's CPU stops counting (as in
-    /// [`Self::host_call`], which then reads no clock again), and if the CPU used has passed
-    /// the limit, `remeasure` may show the excess was the host's (else the call's check stops
-    /// the execution).
-    pub fn confirm_cpu(&self, remeasure: impl FnOnce() -> Option<u64>) {
+    /// A host call of the service's begins (its answer will be recorded within the window):
+    /// the service's CPU stops counting, and what the thread's heap does until
+    /// [`Self::close_host`] is the host's. If the CPU used has passed the limit, `remeasure`
+    /// (the step run again up to this call) may show the excess was the host's; if not, the
+    /// call's check stops the execution. The calls the host services make inside the window
+    /// ([`Self::host_call`], [`Self::host_done`]) only check the limits.
+    pub fn open_host(&self, remeasure: impl FnOnce() -> Option<u64>) {
         self.pause();
+        self.held_at_call.set(held());
+        self.in_host.set(self.in_host.get() + 1);
         if self.killed.get().is_none() && self.scaled_ms(self.cpu_ns.get()) > self.limits.cpu_ms {
             self.remeasure(remeasure);
         }
+    }
+
+    /// The host call opened by [`Self::open_host`] returned `returned` bytes to the service.
+    pub fn close_host(&self, returned: usize) {
+        self.in_host.set(self.in_host.get().saturating_sub(1));
+        self.host_done(returned);
     }
 
     /// Measures the current step again; the lesser time is the step's.
@@ -407,7 +436,10 @@ impl Meter {
         if again.is_none() {
             self.inconclusive.set(self.inconclusive.get() + 1);
         }
-        if let Some(again) = again.filter(|&a| a < first) {
+        // A second run is warmer (caches, allocator, faulted pages), so it is taken only when
+        // it is shorter by more than warmth explains: by over a millisecond and a quarter.
+        let noise = |a: u64| first.saturating_sub(a) > NOISE_MARGIN_NS.max(a / 4);
+        if let Some(again) = again.filter(|&a| noise(a)) {
             self.cpu_ns.set(self.step_cpu_from.get() + again);
             self.noise_ns.set(self.noise_ns.get() + (first - again));
         }
@@ -436,8 +468,10 @@ impl Meter {
     /// A host call begins at `now_us`: the service's CPU stops counting until [`Self::host_done`].
     /// False when the execution has been stopped (the call must fail and do nothing).
     pub fn host_call(&self, now_us: u64) -> bool {
-        self.pause();
-        self.held_at_call.set(held());
+        if self.in_host.get() == 0 {
+            self.pause();
+            self.held_at_call.set(held());
+        }
         self.check(now_us)
     }
 
@@ -446,6 +480,9 @@ impl Meter {
     /// peak is followed afresh from here (the call may have run other executions on this
     /// thread, their heap theirs).
     pub fn host_done(&self, returned: usize) {
+        if self.in_host.get() > 0 {
+            return;
+        }
         let now = held();
         let model_growth = now as i128 - self.held_at_call.get() as i128 - returned as i128;
         let base = (self.heap_base.get() as i128 + model_growth).max(0);
@@ -577,7 +614,10 @@ mod tests {
         tune_allocator();
         // SAFETY: reading an option.
         let now = unsafe { libmimalloc_sys::mi_option_get(34) };
-        assert_eq!(now, 1_000_000, "option 34 is generic_collect, default 10,000");
+        assert_eq!(
+            now, 1_000_000,
+            "option 34 is generic_collect, default 10,000"
+        );
     }
 
     #[test]

@@ -301,7 +301,15 @@ impl KvModel {
         let mut keys = Vec::new();
         let mut more = false;
         let mut expired = 0;
-        for (key, h) in self.keys.range::<str, _>((start, end)) {
+        // A cursor at or past the end leaves nothing to list (and no range to ask for).
+        let past_end = matches!((cursor, &successor), (Some(c), Some(e)) if c >= e.as_str());
+        let range = if past_end {
+            self.keys
+                .range::<str, _>((Bound::Included(""), Bound::Excluded("")))
+        } else {
+            self.keys.range::<str, _>((start, end))
+        };
+        for (key, h) in range {
             if successor.is_none() && !key.starts_with(prefix) {
                 break;
             }
@@ -653,9 +661,17 @@ mod tests {
         }
         let t = 10 * SEC;
         let listed = |kv: &mut KvModel, prefix: &str| kv.list(0, t, prefix, None, None).keys;
-        assert_eq!(listed(&mut kv, "a/"), ["a/", "a/x", "a/x/y", "a/\u{10FFFF}"]);
+        assert_eq!(
+            listed(&mut kv, "a/"),
+            ["a/", "a/x", "a/x/y", "a/\u{10FFFF}"]
+        );
         assert_eq!(listed(&mut kv, "a/x"), ["a/x", "a/x/y"]);
         assert_eq!(listed(&mut kv, "").len(), 7);
+        let past = kv.list(0, t, "a/", Some("a0"), None);
+        assert!(
+            past.keys.is_empty() && past.next_cursor.is_none(),
+            "a cursor past the end"
+        );
         assert_eq!(prefix_successor("a/"), Some("a0".to_string()));
         assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_string()));
         assert_eq!(prefix_successor("\u{D7FF}"), Some("\u{E000}".to_string()));

@@ -20,7 +20,7 @@ use crate::clock::{RequestClock, EPOCH_US, MS};
 use crate::compute::{Meter, LIMITS};
 use crate::kv::{PopKv, RequestOps};
 use crate::metrics::{Broadcast, Metrics};
-use crate::replay::{NoLog, Recorder, Replay, Tape};
+use crate::replay::{NoLog, Recorder, Replay, Tape, Until};
 use crate::rng::Rng;
 
 /// The service's log lines, counted by kind (a lost visit or a failed delete shows in the
@@ -99,10 +99,10 @@ impl World {
             ops: &ops,
             meter,
         };
-        let tape = Tape::default();
-        // `f` again on the answers so far: its CPU time up to there.
-        let replay = || {
-            let r = Replay::new(&tape, tape.len());
+        let tape = Tape::new();
+        // `f` again on the answers so far: its CPU time up to where it had got.
+        let replay = |until: Until| {
+            let r = Replay::new(&tape, until);
             let replayed = Services {
                 config: &self.config,
                 publisher: &r,
@@ -116,11 +116,9 @@ impl World {
                 log: &NoLog,
                 peers: &r,
             };
-            r.resume();
-            let _ = f(&replayed);
-            r.measured_ns()
+            r.run(|| drop(f(&replayed)))
         };
-        let before_call = || meter.confirm_cpu(replay);
+        let remeasure = |call| replay(Until::Call(tape.len(), call));
         let recorder = Recorder {
             kv: &kv,
             cache: &cache,
@@ -129,7 +127,8 @@ impl World {
             ids: &ids,
             peers: &peers,
             tape: &tape,
-            before_call: &before_call,
+            meter,
+            remeasure: &remeasure,
         };
         let services = Services {
             config: &self.config,
@@ -146,7 +145,7 @@ impl World {
         };
         meter.begin_step();
         let result = f(&services);
-        meter.finish_step(clock.now_us(), replay);
+        meter.finish_step(clock.now_us(), || replay(Until::End));
         (result, ops.get(), clock.now_us())
     }
 }
