@@ -34,6 +34,9 @@ pub struct CensusForgeryFigure {
     pub by_kind: Vec<(&'static str, u64, u64)>,
     /// Refusals by HTTP status.
     pub statuses: Vec<(u16, u64)>,
+    /// Kinds refused with another status than the one their check gives (403 for a signature
+    /// or expiry that does not hold, 400 for a signed but malformed share, or a missing part).
+    pub misjudged: u64,
     pub genuine: u64,
     pub genuine_accepted: u64,
     pub seconds: f64,
@@ -41,7 +44,7 @@ pub struct CensusForgeryFigure {
 
 impl CensusForgeryFigure {
     pub fn holds(&self) -> bool {
-        self.accepted == 0 && self.genuine_accepted == self.genuine
+        self.accepted == 0 && self.genuine_accepted == self.genuine && self.misjudged == 0
     }
 }
 
@@ -129,7 +132,11 @@ fn forge(kind: usize, k: &[u8; 32], other: &[u8; 32], rng: &Rng) -> http::Reques
             request(&pairs)
         }
         2 => {
-            let donor = query(&share(rng).request(k, exp));
+            let mut other = share(rng);
+            while other == genuine {
+                other = share(rng);
+            }
+            let donor = query(&other.request(k, exp));
             let donor_sig = donor
                 .iter()
                 .find(|(n, _)| n == "sig")
@@ -149,7 +156,8 @@ fn forge(kind: usize, k: &[u8; 32], other: &[u8; 32], rng: &Rng) -> http::Reques
         5 => genuine.request(k, NOW_MS - 1 - rng.below(1_000_000)),
         6 => {
             let cut = if rng.below(2) == 0 {
-                sig[..rng.below(sig.len() as u64) as usize].to_string()
+                // Cut short, but not to nothing (that is the kind above).
+                sig[..1 + rng.below(sig.len() as u64 - 1) as usize].to_string()
             } else {
                 format!("{sig}{}", &sig[..1 + rng.below(8) as usize])
             };
@@ -176,13 +184,26 @@ pub fn census_forgeries(n: u64, seed: u64) -> CensusForgeryFigure {
     let rng = Rng::new(seed);
     let mut tried = vec![(0u64, 0u64); KINDS.len()];
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut misjudged = 0;
     for i in 0..n {
         let kind = (i as usize) % KINDS.len();
         let req = forge(kind, &k, &other, &rng);
         tried[kind].0 += 1;
         match Share::verify(&req, &k, NOW_MS) {
             Ok(_) => tried[kind].1 += 1,
-            Err(e) => *statuses.entry(e.status()).or_default() += 1,
+            Err(e) => {
+                let status = e.status();
+                *statuses.entry(status).or_default() += 1;
+                // A missing signature is a missing part (400); a malformed share, 400; the
+                // rest are refused on the signature or the expiry (403).
+                let missing_sig = query(&req).iter().all(|(n, _)| n != "sig");
+                let expected = if kind == 7 || (kind == 4 && missing_sig) {
+                    400
+                } else {
+                    403
+                };
+                misjudged += u64::from(status != expected);
+            }
         }
     }
     let genuine = (n / 10).max(1);
@@ -202,6 +223,7 @@ pub fn census_forgeries(n: u64, seed: u64) -> CensusForgeryFigure {
             .map(|(k, (t, a))| (*k, *t, *a))
             .collect(),
         statuses: statuses.into_iter().collect(),
+        misjudged,
         genuine,
         genuine_accepted,
         seconds: started.elapsed().as_secs_f64(),

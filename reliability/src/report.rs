@@ -179,7 +179,14 @@ pub fn markdown(run: &Run) -> String {
         .iter()
         .map(|(s, n)| format!("{s} {}", thousands(*n)))
         .collect();
-    let _ = writeln!(w, "\nRefused with: {}.", statuses.join(", "));
+    let _ = writeln!(
+        w,
+        "\nRefused with: {}. Refused with another status than its check gives (403 for a \
+         signature or an expiry that does not hold, 400 for a missing part or a malformed \
+         share): {}.",
+        statuses.join(", "),
+        c.misjudged
+    );
 
     let _ = writeln!(w, "\n## On the local stack\n");
     let _ = writeln!(
