@@ -49,11 +49,14 @@ impl Style {
         let label = query_value(query, "label").unwrap_or_else(|| "online".to_string());
         let label_ok = !label.trim().is_empty()
             && label.chars().count() <= MAX_LABEL_CHARS
-            && !label.chars().any(char::is_control);
+            && label.chars().all(shows_as_itself);
         if !label_ok {
             return Err(HttpError::InvalidParameter {
                 code: "invalid_label",
-                message: format!("label must be 1–{MAX_LABEL_CHARS} characters, none a control"),
+                message: format!(
+                    "label must be 1–{MAX_LABEL_CHARS} characters, none a control, a format \
+                     character or a noncharacter"
+                ),
             });
         }
         let color = query_value(query, "color").unwrap_or_else(|| "brightgreen".to_string());
@@ -65,6 +68,41 @@ impl Style {
         }
         Ok(Style { label, color })
     }
+}
+
+/// Whether `c` draws as itself in a label: not a control character, not a Unicode format
+/// character (general category Cf: bidirectional overrides such as U+202E turn the rest of
+/// the badge around, zero-width ones hide text), and not a noncharacter (U+FDD0–U+FDEF, and
+/// the last two code points of every plane, U+FFFE and U+FFFF among them).
+fn shows_as_itself(c: char) -> bool {
+    /// General category Cf, Unicode 15.1.
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let cp = u32::from(c);
+    let format = FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&cp));
+    let noncharacter = (0xFDD0..=0xFDEF).contains(&cp) || cp & 0xFFFE == 0xFFFE;
+    !c.is_control() && !format && !noncharacter
 }
 
 /// The SVG fill for a colour name or hex digits.
@@ -161,9 +199,30 @@ mod tests {
             "brightgreen"
         );
         assert!(Style::from_query(Some("color=ABC")).is_ok());
+        // Letters of any script, accents and emoji are labels.
+        for label in [
+            "l%C3%A9ctores",
+            "%E8%AA%AD%E8%80%85",
+            "%D7%A7%D7%95%D7%A8%D7%90%D7%99%D7%9D",
+            "%F0%9F%91%80",
+        ] {
+            assert!(
+                Style::from_query(Some(&format!("label={label}"))).is_ok(),
+                "{label}"
+            );
+        }
         for (query, code) in [
             ("label=", "invalid_label"),
             ("label=%0A", "invalid_label"),
+            // U+202E (right-to-left override), U+200B (zero width space), U+FEFF, U+FFFE,
+            // U+FDD0, U+10FFFF, U+E0041 (a tag character).
+            ("label=a%E2%80%AEb", "invalid_label"),
+            ("label=a%E2%80%8Bb", "invalid_label"),
+            ("label=%EF%BB%BFa", "invalid_label"),
+            ("label=a%EF%BF%BE", "invalid_label"),
+            ("label=a%EF%B7%90", "invalid_label"),
+            ("label=a%F4%8F%BF%BF", "invalid_label"),
+            ("label=a%F3%A0%81%81", "invalid_label"),
             (
                 &*format!("label={}", "x".repeat(MAX_LABEL_CHARS + 1)),
                 "invalid_label",
