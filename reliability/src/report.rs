@@ -237,13 +237,15 @@ pub fn markdown(run: &Run) -> String {
             w,
             "{} sockets heartbeating every {} s; Pushpin (and every process it started) killed \
              with SIGKILL, so no close or DISCONNECT reaches the app, then restarted. Counted \
-             before: {}. Count reached 0 after {}. Phantoms two heartbeat intervals ({} s) after \
-             the kill: **{}**. A socket opened after the restart was told {}.",
+             before: {}. Count reached 0 after {}. Phantoms {} s after the kill (the longest a \
+             vanished connection counts: the presence TTL, 1.5 heartbeat intervals, to the end of \
+             the window it reaches, and 5 s of API cache): **{}**. A socket opened after the \
+             restart was told {}.",
             thousands(k.sockets),
             k.heartbeat_secs,
             opt(k.before),
             secs(k.gone_after),
-            2 * k.heartbeat_secs,
+            crate::scenarios::linger_bound(k.heartbeat_secs).as_secs(),
             opt(k.phantoms),
             opt(k.new_socket_told)
         );
@@ -258,8 +260,9 @@ pub fn markdown(run: &Run) -> String {
             writeln!(
             w,
             "{} sockets held {:.0} minutes, heartbeating every 30 s. Every 5 s: is every socket \
-             open and told exactly {}, and does the API say so? {} of {} samples. Resident \
-             memory, first sample → last ({}):\n",
+             open and showing {} (as the widget shows it: above 1,000 pages are told only what \
+             they would show differently), and does the API say exactly that? {} of {} samples. \
+             Resident memory, first sample → last ({}):\n",
             thousands(h.sockets),
             h.minutes,
             thousands(h.sockets),
