@@ -43,13 +43,13 @@ fn first_visits_at_once_are_counted_exactly() {
 }
 
 #[test]
-fn a_killed_pushpin_leaves_no_phantoms_two_intervals_later() {
+fn a_killed_pushpin_leaves_no_phantoms_once_presence_runs_out() {
     let figure = scenarios::pushpin_killed(60, 4);
     assert!(figure.holds(), "{figure:?}");
 }
 
 #[test]
-fn held_sockets_stay_exact() {
+fn held_sockets_stay_counted() {
     let figure = scenarios::held(60, Duration::from_secs(20), 4);
     assert!(figure.holds(), "{figure:?}");
 }
