@@ -8,12 +8,14 @@
 //! The simulator runs those as separate events, so a [`Meter`] follows the execution across
 //! them:
 //!
-//! - **CPU**: the thread's CPU time while the service's code runs, paused during every host
-//!   call (the model's own work is not the service's), and measured a second time when it
-//!   looks large (over [`REMEASURE_ABOVE`] of the limit at a step's end, or over the limit at
-//!   a host call): the step's code is run again on the answers it got, and the lesser time is
-//!   the work's, the rest the host's noise (see `replay`). Times `wasm_cpu_factor`: the service runs
-//!   here natively, on Compute as wasm under Wasmtime. The factor is measured: counting a listing
+//! - **CPU**: the time the service's code runs, paused during every host call (the model's own
+//!   work is not the service's), on the monotonic clock: at least the code's CPU time, and
+//!   read without a system call (the thread's CPU clock takes one, and reading it around every
+//!   host call was a tenth of a long run). Measured a second time, on the thread's CPU clock,
+//!   when it looks large (over [`REMEASURE_ABOVE`] of the limit at a step's end, or over
+//!   the limit at a host call): the step's code is run again on the answers it got, and the
+//!   lesser time is the work's, the rest the host's noise (see `replay`). Times
+//!   `wasm_cpu_factor`: the service runs here natively, on Compute as wasm under Wasmtime. The factor is measured: counting a listing
 //!   (`presence::census_cost`, the heaviest loop a broadcast runs) takes 2.4 times as long per
 //!   key inside Viceroy's Wasmtime as natively on the same machine, same optimization level.
 //! - **Heap**: the most bytes the thread holds above what it held when each part of the
@@ -220,27 +222,43 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Tunes mimalloc for a world of several GB: by default it visits every page of a thread's heap
 /// every 10,000 allocations that miss its fast path, which at a million readers was a tenth of
-/// the run. Once every million is enough. (Only if the option's number holds its documented
-/// default, so another mimalloc version's numbering cannot set something else.)
+/// the run: once every million is enough. And it hands freed memory back to the system 10 ms
+/// later, so the next growth faults it in and zeroes it again (a twentieth of the run): the
+/// simulator keeps it. (Only if each option's number holds its documented default, so another
+/// mimalloc version's numbering cannot set something else.)
 pub fn tune_allocator() {
     /// `mi_option_generic_collect` in the `mi_option_e` of the mimalloc 3 this links.
     const GENERIC_COLLECT: libmimalloc_sys::mi_option_t = 34;
+    /// `mi_option_purge_delay` there.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: reading and setting an option are plain calls on a running allocator.
     unsafe {
         if libmimalloc_sys::mi_option_get(GENERIC_COLLECT) == 10_000 {
             libmimalloc_sys::mi_option_set(GENERIC_COLLECT, 1_000_000);
+        }
+        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 10 {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
         }
     }
 }
 
 /// This thread's CPU time, in nanoseconds.
 pub(crate) fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Monotonic time, in nanoseconds.
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid timespec for the call to fill.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    let ok = unsafe { libc::clock_gettime(clock, &mut ts) } == 0;
     if ok {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     } else {
@@ -327,7 +345,7 @@ pub struct Meter {
     remeasured: Cell<u32>,
     inconclusive: Cell<u32>,
     noise_ns: Cell<u64>,
-    /// The thread's CPU time when the service's code last resumed (None: paused).
+    /// Monotonic time when the service's code last resumed (None: paused).
     running_since: Cell<Option<u64>>,
     /// Bytes held when the current step began, moved by what host calls added to (or took
     /// from) the model's own state.
@@ -467,13 +485,13 @@ impl Meter {
 
     fn resume(&self) {
         if self.running_since.get().is_none() {
-            self.running_since.set(Some(thread_cpu_ns()));
+            self.running_since.set(Some(monotonic_ns()));
         }
     }
 
     fn pause(&self) {
         if let Some(since) = self.running_since.take() {
-            let now = thread_cpu_ns();
+            let now = monotonic_ns();
             self.cpu_ns
                 .set(self.cpu_ns.get() + now.saturating_sub(since));
         }

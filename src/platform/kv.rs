@@ -28,7 +28,7 @@ impl fmt::Display for KvError {
 impl std::error::Error for KvError {}
 
 /// How an insert treats an existing value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WriteMode {
     /// Replace whatever is there.
     Overwrite,

@@ -15,9 +15,10 @@
 //! - list pages hold at most the limit asked for (the default when none is), capped;
 //! - every operation costs its latency on the calling request's clock.
 //!
-//! [`KvModel`] (`model.rs`) is the store itself; [`PopKv`] (`pop.rs`) is one POP's view,
-//! implementing the service's own `KvStore` trait.
+//! [`KvModel`] (`model.rs`) is the store itself, its keys kept inline (`key.rs`); [`PopKv`]
+//! (`pop.rs`) is one POP's view, implementing the service's own `KvStore` trait.
 
+mod key;
 mod model;
 mod pop;
 

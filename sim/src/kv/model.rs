@@ -12,6 +12,8 @@ use crate::rng::mix;
 
 use crate::ops::Ops;
 
+use super::key::Key;
+
 #[derive(Debug, Clone)]
 struct Version {
     generation: u64,
@@ -41,7 +43,7 @@ struct Newest {
 
 /// The store itself.
 pub struct KvModel {
-    keys: BTreeMap<String, History>,
+    keys: BTreeMap<Key, History>,
     next_generation: u64,
     lag_seed: u64,
     lag_max_us: u64,
@@ -243,7 +245,7 @@ impl KvModel {
 
     fn commit(&mut self, key: &str, version: Version, t: u64) {
         let lag_max = self.lag_max_us.max(self.lookup_lag_max_us);
-        let h = self.keys.entry(key.to_string()).or_default();
+        let h = self.keys.entry(Key::new(key)).or_default();
         h.last_write_us = Some(t);
         h.newest = Newest {
             committed_us: version.committed_us,
@@ -292,6 +294,7 @@ impl KvModel {
             self.keys.range::<str, _>((start, end))
         };
         for (key, h) in range {
+            let key = key.as_str();
             if successor.is_none() && !key.starts_with(prefix) {
                 break;
             }
@@ -312,7 +315,7 @@ impl KvModel {
                 break;
             }
             expired += u64::from(expires_us.is_some_and(|e| e <= t));
-            keys.push(key.clone());
+            keys.push(key.to_string());
         }
         let listed = keys.len() as u64;
         // A presence listing (`site/<site>/p/…`) read past its first page.
@@ -348,6 +351,7 @@ impl KvModel {
             .keys
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
         {
+            let key = key.as_str();
             if !key.starts_with(prefix) {
                 break;
             }

@@ -60,7 +60,7 @@ impl KvStore for Recorder<'_> {
         mode: WriteMode,
     ) -> Result<(), KvError> {
         self.record(
-            call("insert", (key, value, ttl_secs, format!("{mode:?}"))),
+            call("insert", (key, value, ttl_secs, mode)),
             || self.kv.insert(key, value, ttl_secs, mode),
             |r| Answer::Write(r.clone()),
         )

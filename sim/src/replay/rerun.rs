@@ -134,7 +134,7 @@ impl KvStore for Replay<'_> {
         ttl_secs: Option<u32>,
         mode: WriteMode,
     ) -> Result<(), KvError> {
-        let fingerprint = call("insert", (key, value, ttl_secs, format!("{mode:?}")));
+        let fingerprint = call("insert", (key, value, ttl_secs, mode));
         self.answer(fingerprint, |a| match a {
             Answer::Write(r) => Some(r),
             _ => None,

@@ -136,18 +136,21 @@ const LIMITS: &str = "
 ## What production could still do differently from this model
 
 - **Compute's limits** are enforced per execution (see `sim/src/compute.rs`): CPU time of the
-  service's own code, scaled by a measured wasm factor; heap by a counting allocator (what host
-  calls return counts, the model's own growth during them does not); wall time on the virtual
-  clock; publishes and census shares as backend requests. An execution that passes one is
+  service's own code (the monotonic time it ran between host calls: at least its CPU time, as
+  the thread may also have waited), scaled by a measured wasm factor; heap by a counting
+  allocator (what host calls return counts, the model's own growth during them does not);
+  wall time on the virtual clock; publishes and census shares as backend requests. An execution that passes one is
   stopped at its next host call. Assumed: Compute's CPUs are as fast as this machine's, and
   stopping waits for a host call (a long pure loop is stopped at its end).
-- **CPU time is measured twice when it looks large.** This machine is a virtual machine whose
-  thread CPU clock now and then charges a thread for milliseconds it did not run: a fixed
+- **CPU time is measured twice when it looks large.** A thread may wait while its code runs
+  (the monotonic clock counts that), and this machine is a virtual machine whose thread CPU
+  clock now and then charges a thread for milliseconds it did not run: a fixed
   0.4 ms loop read 5 to 13 ms three times in four minutes, and three runs of one scenario with
   the same seed gave slowest executions of 116, 18 and 0.8 ms. So every answer the host gives
   a step is recorded, and a step whose CPU passes a fifth of the limit (or whose execution
   passes the limit, before it is stopped) is run once more on the same answers, with no effect
-  on the world (`sim/src/replay.rs`); the lesser time is the step's. A second run that takes
+  on the world (`sim/src/replay/`), timed on the thread's CPU clock; the lesser time is the
+  step's. A second run that takes
   another path proves nothing and the first time stands (the verdict counts those, and a test
   runs every step of a short run twice and requires the same path). Compute measures its own
   hosts' time, which this cannot model.

@@ -13,7 +13,7 @@ use liveuser_edge::platform::publisher::{PublishError, PublishItem, Publisher};
 use liveuser_edge::platform::Services;
 use liveuser_edge::surfaces::router;
 
-use super::queue::Ev;
+use super::queue::{Delivery, Ev};
 use super::World;
 use crate::cache::PopCache;
 use crate::clock::{RequestClock, EPOCH_US, MS};
@@ -220,12 +220,12 @@ impl SimPublisher<'_> {
                 last_delivery = last_delivery.max(at);
                 w.schedule(
                     at,
-                    Ev::Deliver {
+                    Ev::Deliver(Box::new(Delivery {
                         pop,
                         channel: item.channel.clone(),
                         count,
                         slot,
-                    },
+                    })),
                 );
             }
             if item.channel == site_channel {

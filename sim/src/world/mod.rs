@@ -28,8 +28,7 @@ mod run;
 mod service;
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use liveuser_edge::platform::config::Config;
 use liveuser_edge::wire::grip_sig::GripVerifier;
@@ -44,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::params::Params;
 use crate::rng::Rng;
 
-use queue::{Ev, Queued};
+use queue::{Ev, Queue, Queued};
 
 /// The Grip-Sig key the simulated Fanout signs with.
 const GRIP_KEY: &[u8] = b"simulated-fanout-key";
@@ -124,7 +123,7 @@ pub struct World {
     pub pops: Vec<Pop>,
     pub fanout: RefCell<FanoutModel>,
     pub rng: Rng,
-    queue: RefCell<BinaryHeap<Reverse<Queued>>>,
+    queue: RefCell<Queue>,
     seq: Cell<u64>,
     pub now: Cell<u64>,
     pub clients: RefCell<Vec<Client>>,
@@ -203,7 +202,7 @@ impl World {
             pops,
             fanout: RefCell::new(FanoutModel::default()),
             rng,
-            queue: RefCell::new(BinaryHeap::new()),
+            queue: RefCell::new(Queue::default()),
             seq: Cell::new(0),
             now: Cell::new(EPOCH_US),
             clients: RefCell::new(Vec::new()),
@@ -250,8 +249,6 @@ impl World {
     fn schedule(&self, at: u64, ev: Ev) {
         let seq = self.seq.get();
         self.seq.set(seq + 1);
-        self.queue
-            .borrow_mut()
-            .push(Reverse(Queued { at, seq, ev }));
+        self.queue.borrow_mut().push(Queued { at, seq, ev });
     }
 }

@@ -1,8 +1,6 @@
 //! The event loop: events are taken in (time, sequence) order and each is handed to the part
 //! of the world it concerns; a socket still busy with a request holds its next one back.
 
-use std::cmp::Reverse;
-
 use super::queue::Ev;
 use super::World;
 use crate::clock::{MIN, MS, SEC};
@@ -12,13 +10,7 @@ impl World {
     pub fn run_for(&self, duration_us: u64) {
         let until = self.now.get() + duration_us;
         loop {
-            let next = {
-                let mut q = self.queue.borrow_mut();
-                match q.peek() {
-                    Some(Reverse(item)) if item.at <= until => q.pop().map(|Reverse(i)| i),
-                    _ => None,
-                }
-            };
+            let next = self.queue.borrow_mut().pop_until(until);
             let Some(item) = next else { break };
             self.now.set(item.at);
             self.dispatch(item.ev);
@@ -48,7 +40,7 @@ impl World {
             Ev::Arrive(c) | Ev::Join(c, _) | Ev::Heartbeat(c, _) | Ev::Leave(c, _) => {
                 self.clients.borrow()[*c].site == 0
             }
-            Ev::Broadcast(_, plan, _) => plan.site == self.site,
+            Ev::Broadcast(wake) => wake.plan.site == self.site,
             _ => true,
         };
         self.accounted(measured, || self.take(ev, t));
@@ -67,14 +59,14 @@ impl World {
                 );
             }
             Ev::Heartbeat(c, g) => {
-                let body = format!(
-                    r#"{{"type":"heartbeat","siteId":"site","clientId":"c","timestamp":{}}}"#,
-                    t / MS
-                );
                 let aggregated = self.clients.borrow()[c].aggregated;
                 let alive = if aggregated {
                     self.aggregated_heartbeat(c, g, t)
                 } else {
+                    let body = format!(
+                        r#"{{"type":"heartbeat","siteId":"site","clientId":"c","timestamp":{}}}"#,
+                        t / MS
+                    );
                     self.text(c, g, t, "heartbeat", &body)
                 };
                 if alive {
@@ -83,13 +75,8 @@ impl World {
                 }
             }
             Ev::Leave(c, g) => self.leave(c, g, t),
-            Ev::Broadcast(pop, plan, execution) => self.broadcast(pop, &plan, t, execution),
-            Ev::Deliver {
-                pop,
-                channel,
-                count,
-                slot,
-            } => self.deliver(pop, &channel, count, slot, t),
+            Ev::Broadcast(wake) => self.broadcast(wake.pop, &wake.plan, t, wake.execution),
+            Ev::Deliver(d) => self.deliver(d.pop, &d.channel, d.count, d.slot, t),
             Ev::Second => {
                 self.sample_second(t);
                 self.schedule(t + SEC, Ev::Second);

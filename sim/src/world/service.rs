@@ -7,7 +7,7 @@ use liveuser_edge::count::broadcast::{self, Plan};
 use liveuser_edge::wire::websocket_events::{self, Event};
 use liveuser_edge::{surfaces::router, surfaces::Handled};
 
-use super::queue::Ev;
+use super::queue::{Ev, Wake};
 use super::World;
 use crate::clock::EPOCH_US;
 use crate::compute::{ComputeLimits, Meter, LIMITS};
@@ -97,7 +97,14 @@ impl World {
             let id = self.next_execution.get();
             self.next_execution.set(id + 1);
             self.waiting.borrow_mut().insert(id, meter);
-            self.schedule((wake.max(0) as u64).max(end), Ev::Broadcast(pop, plan, id));
+            self.schedule(
+                (wake.max(0) as u64).max(end),
+                Ev::Broadcast(Box::new(Wake {
+                    pop,
+                    plan,
+                    execution: id,
+                })),
+            );
         } else {
             self.executed(&meter, end);
         }
