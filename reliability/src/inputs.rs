@@ -237,7 +237,11 @@ fn judge_message(text: &str) -> Outcome {
         Ok(ClientMessage::Page { page: Some(page) }) if page.len() <= text.len() => {
             let site =
                 liveuser_edge::wire::site::SiteId::parse("reliability").expect("a valid site");
-            match liveuser_edge::count::page::id(&site, &page) {
+            let secrets = std::collections::HashMap::from([(
+                liveuser_edge::platform::fastly_toml::GRIP_KEY_SECRET.to_string(),
+                b"reliability".to_vec(),
+            )]);
+            match liveuser_edge::count::page::id(&secrets, &site, &page) {
                 Ok(id) if liveuser_edge::count::page::is_page_id(&id) => Outcome::Value,
                 Ok(id) => Outcome::Violation(format!("page id {id:?}")),
                 Err(e) => clear(&e),

@@ -72,7 +72,7 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
         // The broadcast will tell it.
         Err(_) => return None,
     };
-    let floor = Floor::of(services.settings, site);
+    let floor = Floor::of(services, site);
     Some(match page_count {
         Some(page_count) => protocol::page_update(
             floor.show(count),

@@ -4,8 +4,10 @@
 //! loop.
 //!
 //! The address is never stored or logged: it is turned at once into a [`ClientKey`], an HMAC of
-//! it under a key that lives only in the POP's cache and changes every day, so a key says
-//! nothing outside that POP and that day.
+//! it under a key that changes every day, so a key says nothing outside that day. The day's key
+//! is derived from the service's own secret, so no cache fault can change it request by request
+//! (which would give every request a fresh share, and switch every limit off); only a service
+//! with no secret at all keeps a random one in the POP's cache instead.
 //!
 //! Limits are counted in the POP's cache, which works the same on Fastly and locally (Fastly's
 //! Edge Rate Limiting would not: Viceroy's is a no-op). A limit is a set of numbered tickets:
@@ -26,6 +28,7 @@ use sha2::Sha256;
 use crate::platform::cache::{self, CacheFailed, SharedCache};
 use crate::platform::config::{Config, Limits};
 use crate::platform::ids::IdSource;
+use crate::platform::secrets::{derived_key, Secrets};
 use crate::wire::site::SiteId;
 
 /// The hashed address of one client, as limits key it.
@@ -88,28 +91,42 @@ fn network_of(address: &str) -> String {
 
 /// The client key of `address` today (the address itself goes no further).
 pub fn client_key(
+    secrets: &dyn Secrets,
     cache: &dyn SharedCache,
     ids: &dyn IdSource,
     now_ms: u64,
     address: &str,
 ) -> ClientKey {
     let day = now_ms / DAY_MS;
-    // Today's secret: made by the first request of the day in this POP, kept by its cache a
-    // little over a day (requests a moment either side of midnight use their own day's).
-    let mut make = || {
-        let [a, b] = ids.random_u64s();
-        Some(format!("{a:016x}{b:016x}").into_bytes())
+    let secret = match derived_key(secrets, LIMITS_KEY_LABEL) {
+        Some(key) => hmac(&key, &day.to_be_bytes()).to_vec(),
+        None => {
+            // No service secret: today's is made by the first request of the day in this POP,
+            // kept by its cache a little over a day (requests a moment either side of
+            // midnight use their own day's).
+            let mut make = || {
+                let [a, b] = ids.random_u64s();
+                Some(format!("{a:016x}{b:016x}").into_bytes())
+            };
+            cache
+                .get_or_compute(&format!("limits/secret/{day}"), DAY_MS + HOUR_MS, &mut make)
+                .unwrap_or_default()
+        }
     };
-    let secret = cache
-        .get_or_compute(&format!("limits/secret/{day}"), DAY_MS + HOUR_MS, &mut make)
-        .unwrap_or_default();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap_or_else(|_| {
+    let digest = hmac(&secret, network_of(address).as_bytes());
+    ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the limits' daily keys are derived under (see `secrets::derived_key`).
+const LIMITS_KEY_LABEL: &[u8] = b"liveuser limits";
+
+fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| {
         // HMAC takes keys of any length; this arm is never taken.
         Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
     });
-    mac.update(network_of(address).as_bytes());
-    let digest = mac.finalize().into_bytes();
-    ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// Takes a socket ticket for `client` on `site` while it holds fewer than the limit. The
@@ -211,7 +228,9 @@ pub fn socket_ticket_ttl_ms(config: &Config) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::fastly_toml::GRIP_KEY_SECRET;
     use crate::platform::testing::{CountingIds, MemoryCache};
+    use std::collections::HashMap;
 
     fn limits() -> Limits {
         Limits {
@@ -225,14 +244,18 @@ mod tests {
         SiteId::parse(s).expect("site")
     }
 
+    fn secrets() -> HashMap<String, Vec<u8>> {
+        HashMap::from([(GRIP_KEY_SECRET.to_string(), b"service secret".to_vec())])
+    }
+
     #[test]
     fn keys_are_stable_within_a_day_and_tell_nothing_across_days() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
-        let a = client_key(&cache, &ids, 1_000, "192.0.2.1");
-        assert_eq!(a, client_key(&cache, &ids, 2_000, "192.0.2.1"));
-        assert_ne!(a, client_key(&cache, &ids, 2_000, "192.0.2.2"));
+        let a = client_key(&secrets(), &cache, &ids, 1_000, "192.0.2.1");
+        assert_eq!(a, client_key(&secrets(), &cache, &ids, 2_000, "192.0.2.1"));
+        assert_ne!(a, client_key(&secrets(), &cache, &ids, 2_000, "192.0.2.2"));
         cache.clock_ms.set(DAY_MS + 1);
-        let tomorrow = client_key(&cache, &ids, DAY_MS + 1, "192.0.2.1");
+        let tomorrow = client_key(&secrets(), &cache, &ids, DAY_MS + 1, "192.0.2.1");
         assert_ne!(a, tomorrow, "a new day, a new secret");
         assert!(!a.as_str().contains("192"));
         assert_eq!(ClientKey::parse(a.as_str()), Some(a.clone()));
@@ -240,11 +263,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_fault_changes_no_key_so_no_limit_is_switched_off() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let before = client_key(&secrets(), &cache, &ids, 0, "192.0.2.1");
+        cache.failing.set(true);
+        let during = client_key(&secrets(), &cache, &ids, 1, "192.0.2.1");
+        assert_eq!(before, during);
+        assert_eq!(during, client_key(&secrets(), &cache, &ids, 2, "192.0.2.1"));
+        // Another service's secret, another key.
+        let other = HashMap::from([(GRIP_KEY_SECRET.to_string(), b"other".to_vec())]);
+        assert_ne!(before, client_key(&other, &cache, &ids, 0, "192.0.2.1"));
+    }
+
+    #[test]
+    fn a_service_without_a_secret_keeps_a_random_daily_key_in_its_cache() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let none = HashMap::new();
+        let a = client_key(&none, &cache, &ids, 0, "192.0.2.1");
+        assert_eq!(a, client_key(&none, &cache, &ids, 1, "192.0.2.1"));
+        assert_ne!(a, client_key(&secrets(), &cache, &ids, 1, "192.0.2.1"));
+        cache.clock_ms.set(DAY_MS + 1);
+        assert_ne!(a, client_key(&none, &cache, &ids, DAY_MS + 1, "192.0.2.1"));
+    }
+
+    #[test]
     fn a_client_holds_at_most_its_sockets_and_gets_one_back_when_one_closes() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
         let (me, other) = (
-            client_key(&cache, &ids, 0, "192.0.2.1"),
-            client_key(&cache, &ids, 0, "192.0.2.2"),
+            client_key(&secrets(), &cache, &ids, 0, "192.0.2.1"),
+            client_key(&secrets(), &cache, &ids, 0, "192.0.2.2"),
         );
         let tickets: Vec<SocketAdmission> = (0..5)
             .map(|_| take_socket(&cache, &limits(), &site("a"), &me, 60_000))
@@ -279,7 +326,7 @@ mod tests {
     #[test]
     fn visits_and_api_reads_are_counted_per_window() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
-        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        let me = client_key(&secrets(), &cache, &ids, 0, "192.0.2.1");
         let visits: Vec<Verdict> = (0..6)
             .map(|_| take_visit(&cache, &limits(), &site("a"), &me, 0))
             .collect();
@@ -302,7 +349,7 @@ mod tests {
     #[test]
     fn an_ipv6_client_is_one_client_across_its_64() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
-        let key = |a: &str| client_key(&cache, &ids, 0, a);
+        let key = |a: &str| client_key(&secrets(), &cache, &ids, 0, a);
         assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
@@ -312,7 +359,7 @@ mod tests {
     #[test]
     fn a_cache_that_fails_applies_no_limit() {
         let (cache, ids) = (MemoryCache::default(), CountingIds::default());
-        let me = client_key(&cache, &ids, 0, "192.0.2.1");
+        let me = client_key(&secrets(), &cache, &ids, 0, "192.0.2.1");
         cache.failing.set(true);
         assert_eq!(
             take_socket(&cache, &limits(), &site("a"), &me, 60_000),

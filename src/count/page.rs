@@ -1,14 +1,20 @@
 //! Per-page counts ("N reading this page"): a reader may name the page it is on (`page`, a
 //! path or any key up to [`MAX_PAGE_LEN`] visible ASCII characters), and is then counted on
-//! that page too. The page itself is never stored, published or logged: a page id, the first
-//! 64 bits of SHA-256 of the site and page, stands for it in keys, channels and snapshots.
+//! that page too. The page itself is never stored, published or logged: a page id stands for it
+//! in keys, channels and snapshots, the first 64 bits of an HMAC-SHA-256 of the site and page
+//! under a key derived from the service's secret. A bare hash would not hide the page: anyone
+//! can hash a site's likely paths and match them. (A service with no secret at all, which no
+//! deploy is, keys with an empty key.) Rotating that secret changes every page id: per-page
+//! counts start again from the next heartbeat of each reader.
 //!
 //! A site has at most [`MAX_PAGES`] pages with counts: the busiest ones, as the last broadcast
 //! found them. A reader of any other page is still counted on the site, and is told its page
 //! has no count (`pageCount: null`), so the widget can say so rather than show a wrong number.
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
+use crate::platform::secrets::{derived_key, Secrets};
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
 
@@ -20,24 +26,37 @@ pub const MAX_PAGES: usize = 50;
 /// are logged and not taken (the reader stays counted on its last page).
 pub const MAX_MOVES: u32 = 100;
 
-/// The id of `page` on `site`, after checking the page name.
-pub fn id(site: &SiteId, page: &str) -> Result<String, HttpError> {
+/// What page ids are keyed under (see `secrets::derived_key`).
+const PAGE_KEY_LABEL: &[u8] = b"liveuser page ids";
+
+/// Checks a page name: 1–[`MAX_PAGE_LEN`] visible ASCII characters.
+pub fn check(page: &str) -> Result<(), HttpError> {
     let valid = !page.is_empty()
         && page.len() <= MAX_PAGE_LEN
         && page.bytes().all(|b| b.is_ascii_graphic());
-    if !valid {
-        return Err(HttpError::InvalidParameter {
-            code: "invalid_page",
-            message: format!(
-                "page must be 1–{MAX_PAGE_LEN} visible ASCII characters (percent-encode the rest)"
-            ),
-        });
+    if valid {
+        return Ok(());
     }
-    let digest = Sha256::new()
-        .chain_update(site.as_str().as_bytes())
-        .chain_update([0u8])
-        .chain_update(page.as_bytes())
-        .finalize();
+    Err(HttpError::InvalidParameter {
+        code: "invalid_page",
+        message: format!(
+            "page must be 1–{MAX_PAGE_LEN} visible ASCII characters (percent-encode the rest)"
+        ),
+    })
+}
+
+/// The id of `page` on `site`, after checking the page name.
+pub fn id(secrets: &dyn Secrets, site: &SiteId, page: &str) -> Result<String, HttpError> {
+    check(page)?;
+    let key = derived_key(secrets, PAGE_KEY_LABEL).unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this arm is never taken.
+        Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
+    });
+    mac.update(site.as_str().as_bytes());
+    mac.update(&[0u8]);
+    mac.update(page.as_bytes());
+    let digest = mac.finalize().into_bytes();
     Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -58,22 +77,47 @@ pub fn channel(site: &SiteId, page_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::fastly_toml::GRIP_KEY_SECRET;
+    use std::collections::HashMap;
+
+    fn secrets(secret: &[u8]) -> HashMap<String, Vec<u8>> {
+        HashMap::from([(GRIP_KEY_SECRET.to_string(), secret.to_vec())])
+    }
 
     #[test]
     fn page_ids_are_per_site_and_pages_are_checked() {
+        let s = secrets(b"service secret");
         let (a, b) = (
             SiteId::parse("a").expect("site"),
             SiteId::parse("b").expect("site"),
         );
-        let id_a = id(&a, "/docs/intro").expect("id");
+        let id_a = id(&s, &a, "/docs/intro").expect("id");
         assert!(is_page_id(&id_a));
-        assert_eq!(id_a, id(&a, "/docs/intro").expect("id"));
-        assert_ne!(id_a, id(&b, "/docs/intro").expect("id"));
-        assert_ne!(id_a, id(&a, "/docs/other").expect("id"));
+        assert_eq!(id_a, id(&s, &a, "/docs/intro").expect("id"));
+        assert_ne!(id_a, id(&s, &b, "/docs/intro").expect("id"));
+        assert_ne!(id_a, id(&s, &a, "/docs/other").expect("id"));
         for bad in ["", "/a b", "/é", &"x".repeat(MAX_PAGE_LEN + 1)] {
-            assert_eq!(id(&a, bad).map_err(|e| e.status()), Err(400), "{bad:?}");
+            assert_eq!(id(&s, &a, bad).map_err(|e| e.status()), Err(400), "{bad:?}");
+            assert_eq!(check(bad).map_err(|e| e.status()), Err(400), "{bad:?}");
         }
-        assert!(id(&a, &"x".repeat(MAX_PAGE_LEN)).is_ok());
+        assert!(id(&s, &a, &"x".repeat(MAX_PAGE_LEN)).is_ok());
         assert!(!is_page_id("/docs/intro"));
+    }
+
+    #[test]
+    fn page_ids_cannot_be_matched_without_the_service_secret() {
+        use sha2::Digest;
+        let a = SiteId::parse("a").expect("site");
+        let id_a = id(&secrets(b"service secret"), &a, "/docs/intro").expect("id");
+        // Not the bare hash a dictionary of paths would find,
+        let bare = Sha256::new()
+            .chain_update(b"a")
+            .chain_update([0u8])
+            .chain_update(b"/docs/intro")
+            .finalize();
+        let bare: String = bare[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_ne!(id_a, bare);
+        // and another secret gives another id.
+        assert_ne!(id_a, id(&secrets(b"other"), &a, "/docs/intro").expect("id"));
     }
 }

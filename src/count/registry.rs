@@ -3,7 +3,7 @@
 //! privacy floor (`min_count.<siteId>`). Every endpoint checks a site here before anything is
 //! stored or subscribed.
 
-use crate::platform::config::ConfigSource;
+use crate::platform::config::{ConfigSource, ConfigUnreadable};
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
 
@@ -20,13 +20,20 @@ pub fn site_is_known(source: &dyn ConfigSource, site: &SiteId) -> bool {
 const MAX_MIN_COUNT: u64 = 1_000_000;
 
 /// The per-site privacy floor, from the `min_count.<siteId>` setting (see `floor`): a whole
-/// number from 2 to 1,000,000. Anything else, or no setting, means no floor.
-pub fn min_count(source: &dyn ConfigSource, site: &SiteId) -> Option<u64> {
-    let raw = source.get(&format!("min_count.{site}"))?;
-    raw.trim()
+/// number from 2 to 1,000,000. Anything else, or no setting, means no floor; a store that
+/// cannot be read says so (the floor keeps its last value then).
+pub fn min_count(
+    source: &dyn ConfigSource,
+    site: &SiteId,
+) -> Result<Option<u64>, ConfigUnreadable> {
+    let Some(raw) = source.read(&format!("min_count.{site}"))? else {
+        return Ok(None);
+    };
+    Ok(raw
+        .trim()
         .parse::<u64>()
         .ok()
-        .filter(|n| (2..=MAX_MIN_COUNT).contains(n))
+        .filter(|n| (2..=MAX_MIN_COUNT).contains(n)))
 }
 
 /// The per-site allow-list of page origins, from the `origins.<siteId>` setting: a

@@ -171,6 +171,12 @@ pub enum Line<'a> {
         key: &'a str,
         error: &'a str,
     },
+    /// The config store could not be read for a site's privacy floor: the last floor this POP
+    /// saw is kept (`None`: it saw none).
+    FloorKept {
+        site: &'a SiteId,
+        floor: Option<u64>,
+    },
     /// The service panicked (a bug): where, and the message.
     Panic {
         message: &'a str,
@@ -203,6 +209,7 @@ impl Line<'_> {
             Line::PresenceLeaveFailed { .. } => "presence-leave-failed",
             Line::KvOpenFailed { .. } => "kv-open-failed",
             Line::CacheSetFailed { .. } => "cache-set-failed",
+            Line::FloorKept { .. } => "floor-kept",
             Line::Panic { .. } => "panic",
         }
     }
@@ -300,6 +307,10 @@ impl Line<'_> {
             Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),
             Line::CacheSetFailed { key, error } => write!(f, "key={key} error={error:?}"),
+            Line::FloorKept { site, floor } => match floor {
+                Some(min) => write!(f, "site={site} floor={min}"),
+                None => write!(f, "site={site} floor=none"),
+            },
             Line::Panic { message } => write!(f, "message={message:?}"),
         }
     }

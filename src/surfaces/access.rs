@@ -22,6 +22,7 @@ pub fn client_of(req: &Request<Vec<u8>>, services: &Services) -> Option<ClientKe
     let ClientAddress(address) = req.extensions().get::<ClientAddress>()?;
     let now_ms = services.clock.now_ms();
     Some(limits::client_key(
+        services.secrets,
         services.cache,
         services.ids,
         now_ms,

@@ -108,7 +108,7 @@ pub fn client_config(
         heartbeat_interval: config.heartbeat_interval_secs * 1000,
         debug: flag("debug"),
         count_tabs: flag("countTabs"),
-        page: query_value(query, "page").filter(|p| p == "auto" || page::id(&site, p).is_ok()),
+        page: query_value(query, "page").filter(|p| p == "auto" || page::check(p).is_ok()),
         page_element_id: element_id("pageElementId", "liveuser_page"),
         transport: query_value(query, "transport")
             .filter(|t| ["auto", "websocket", "sse"].contains(&t.as_str()))

@@ -3,6 +3,7 @@
 //! store or a channel is involved, and again when Fanout calls back.
 
 use crate::count::{handover, page, presence};
+use crate::platform::secrets::Secrets;
 use crate::wire::error::HttpError;
 use crate::wire::request::{parse_bool, query_value};
 use crate::wire::site::SiteId;
@@ -33,7 +34,10 @@ pub struct ConnectParams {
 /// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
 /// `visit`). Used before the handoff, so a bad request is refused before Fanout, the store or
 /// a channel is involved, and again at OPEN.
-pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
+pub fn connect_params(
+    secrets: &dyn Secrets,
+    query: Option<&str>,
+) -> Result<ConnectParams, HttpError> {
     let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
     let client_id_len = query_value(query, "clientId").map_or(0, |c| c.len());
     if client_id_len > MAX_CLIENT_ID_LEN {
@@ -51,7 +55,7 @@ pub fn connect_params(query: Option<&str>) -> Result<ConnectParams, HttpError> {
         ));
     }
     let page = query_value(query, PAGE_PARAM)
-        .map(|p| page::id(&site, &p))
+        .map(|p| page::id(secrets, &site, &p))
         .transpose()?;
     Ok(ConnectParams {
         page,
@@ -75,17 +79,25 @@ fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, Ht
 mod tests {
     use super::*;
 
+    fn no_secrets() -> std::collections::HashMap<String, Vec<u8>> {
+        std::collections::HashMap::new()
+    }
+
     #[test]
     fn connect_params_check_site_and_client_id() {
         assert_eq!(
-            connect_params(None).map(|p| p.site.to_string()),
+            connect_params(&no_secrets(), None).map(|p| p.site.to_string()),
             Ok("default-site".into())
         );
         assert_eq!(
-            connect_params(Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
+            connect_params(&no_secrets(), Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
             Ok("a".into())
         );
-        assert!(connect_params(Some(&format!("clientId={}", "x".repeat(129)))).is_err());
-        assert!(connect_params(Some("siteId=%3Cscript%3E")).is_err());
+        assert!(connect_params(
+            &no_secrets(),
+            Some(&format!("clientId={}", "x".repeat(129)))
+        )
+        .is_err());
+        assert!(connect_params(&no_secrets(), Some("siteId=%3Cscript%3E")).is_err());
     }
 }

@@ -50,7 +50,7 @@ pub struct UpgradeRequest<'a> {
 /// browser (see `automated`) is handed off marked uncounted: it sees the count, it is not in it.
 pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
-    let checked = params::connect_params(query).and_then(|params| {
+    let checked = params::connect_params(services.secrets, query).and_then(|params| {
         registry::check_site(services.settings, &params.site)?;
         registry::check_origin(services.settings, &params.site, origin)?;
         Ok(params.site)
@@ -71,7 +71,13 @@ pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
         };
     };
     let now_ms = services.clock.now_ms();
-    let client = limits::client_key(services.cache, services.ids, now_ms, address);
+    let client = limits::client_key(
+        services.secrets,
+        services.cache,
+        services.ids,
+        now_ms,
+        address,
+    );
     let ttl_ms = limits::socket_ticket_ttl_ms(services.config);
     let limits = &services.config.limits;
     match limits::take_socket(services.cache, limits, &site, &client, ttl_ms) {

@@ -190,7 +190,7 @@ fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErro
     let opened = join(req, services, &client, ticket);
     // A stream refused here gives back the socket ticket its handoff took.
     if let (Err(_), Some(client), Some(ticket)) = (&opened, &client, ticket) {
-        if let Ok(params) = params::connect_params(req.uri().query()) {
+        if let Ok(params) = params::connect_params(services.secrets, req.uri().query()) {
             limits::release_socket(services.cache, &params.site, client, ticket);
         }
     }
@@ -205,7 +205,7 @@ fn join(
     ticket: Option<u32>,
 ) -> Result<Handled, HttpError> {
     let key = required_session_key(services)?;
-    let params = params::connect_params(req.uri().query())?;
+    let params = params::connect_params(services.secrets, req.uri().query())?;
     let site = params.site.clone();
     registry::check_site(services.settings, &site)?;
     registry::check_origin(services.settings, &site, header_value(req, "origin"))?;
@@ -456,7 +456,7 @@ mod tests {
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         assert_eq!(resp.headers()["grip-hold"], "stream");
         let shop = SiteId::parse("shop").expect("site");
-        let page_id = page::id(&shop, "/docs").expect("id");
+        let page_id = page::id(&t.secrets, &shop, "/docs").expect("id");
         assert_eq!(
             resp.headers()["grip-channel"],
             format!("site:shop, page:shop:{page_id}").as_str()

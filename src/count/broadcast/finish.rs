@@ -47,7 +47,7 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // A reader that joined here was shown the snapshot's count and itself: where that shows
     // differently from the snapshot's ("1K" and one more is "1.1K"), every channel is told as
     // it is. So is a site whose snapshot is five minutes old (pages may have missed one).
-    let floor = Floor::of(services.settings, site);
+    let floor = Floor::of(services, site);
     let shown_apart = last
         .as_ref()
         .is_some_and(|l| !floor.show(l.count).looks_like(&floor.show(l.count + 1)));

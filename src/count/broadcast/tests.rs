@@ -34,8 +34,8 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
     let s = site("a");
     t.set_time(0);
     let (docs, blog) = (
-        page::id(&s, "/docs").expect("id"),
-        page::id(&s, "/blog").expect("id"),
+        page::id(&t.secrets, &s, "/docs").expect("id"),
+        page::id(&t.secrets, &s, "/blog").expect("id"),
     );
     let on = |n: u64, p: &str| {
         presence::join_on(

@@ -142,9 +142,9 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         }
         (Endpoint::Online, _) => {
             let page = request::query_value(req.uri().query(), PAGE_PARAM)
-                .map(|p| page::id(&site, &p))
+                .map(|p| page::id(services.secrets, &site, &p))
                 .transpose()?;
-            let floor = Floor::of(services.settings, &site);
+            let floor = Floor::of(services, &site);
             let found = snapshot_of(services, &site)?;
             let online = floor.show(read_online(services, &site, found.as_ref())?);
             let mut body =
@@ -178,7 +178,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         }
         (Endpoint::Badge | Endpoint::Shields, _) => {
             let style = badge::Style::from_query(req.uri().query())?;
-            let floor = Floor::of(services.settings, &site);
+            let floor = Floor::of(services, &site);
             let found = snapshot_of(services, &site)?;
             let message = badge::message(floor.show(read_online(services, &site, found.as_ref())?));
             if endpoint == Endpoint::Shields {

@@ -89,7 +89,7 @@ pub(super) fn read_history(
     );
     let mut failure = None;
     let mut compute = || {
-        let floor = Floor::of(services.settings, site);
+        let floor = Floor::of(services, site);
         let quiet = history::Quiet::of(services.config);
         match history::read(
             services.kv,

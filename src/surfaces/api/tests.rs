@@ -64,7 +64,7 @@ fn online_answers_for_a_page_too() {
     let t = TestServices::new();
     t.set_time(1_795_862_040_123);
     let shop = SiteId::parse("shop").expect("site");
-    let docs = page::id(&shop, "/docs").expect("id");
+    let docs = page::id(&t.secrets, &shop, "/docs").expect("id");
     let now = t.clock.now.get();
     for n in 1..=2 {
         let id = presence::new_id_from([0, n]);

@@ -126,7 +126,9 @@ pub(super) fn move_page(
     page: Option<String>,
     reply: &mut Reply,
 ) -> Result<(), HttpError> {
-    let page = page.map(|p| page::id(&conn.site, &p)).transpose()?;
+    let page = page
+        .map(|p| page::id(services.secrets, &conn.site, &p))
+        .transpose()?;
     let Some(lease) = conn.lease.as_ref().filter(|l| !l.windows.is_empty()) else {
         return Ok(());
     };

@@ -70,8 +70,8 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
     let t = services();
     let shop = SiteId::parse("shop").expect("site");
     let (docs, blog) = (
-        page::id(&shop, "/docs").expect("id"),
-        page::id(&shop, "/blog").expect("id"),
+        page::id(&t.secrets, &shop, "/docs").expect("id"),
+        page::id(&t.secrets, &shop, "/blog").expect("id"),
     );
     let last = snapshot::Snapshot {
         slot_end_ms: NOW_MS - 60_000,
