@@ -147,7 +147,9 @@ fn on_event(
         Event::Ping(payload) => reply.events.push(Event::Pong(payload.clone())),
         Event::Pong(_) => {}
         Event::Close { code, .. } => {
-            if *code == Some(handover::CLOSE_CODE) {
+            // Only a tab group's socket hands over: from any other, 4001 would free its
+            // ticket and leave its presence counted (open/close loops made phantoms).
+            if *code == Some(handover::CLOSE_CODE) && conn.shared {
                 hand_over(services, conn);
             } else {
                 leave(services, conn);

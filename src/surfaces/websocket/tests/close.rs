@@ -85,6 +85,24 @@ fn a_closing_tab_hands_its_presence_to_the_tab_that_takes_over() {
 }
 
 #[test]
+fn a_socket_that_is_no_tab_group_s_leaves_on_a_handover_close() {
+    let t = services();
+    let meta = open(&t, "solo");
+    assert_eq!(live(&t, "solo", NOW_MS + 1_000), 1);
+    let bye = websocket_events::encode(&[Event::close(handover::CLOSE_CODE, "")]);
+    let closed = handle(&call("", &with_meta(&meta), &bye), &t.services()).expect("close");
+    assert_eq!(
+        events(&closed),
+        vec![Event::close(handover::CLOSE_CODE, "")]
+    );
+    assert_eq!(
+        live(&t, "solo", NOW_MS + 1_000),
+        0,
+        "its presence is gone at once"
+    );
+}
+
+#[test]
 fn a_close_is_echoed_only_with_a_code_that_may_be_sent() {
     for (sent, echoed) in [
         (Some(4001), 4001),
