@@ -34,6 +34,10 @@
   var HEALTHY_AFTER = 10000;
   // A burst of URL changes (an app booting, replaceState on every keystroke) is one move.
   var MOVE_DEBOUNCE = 300;
+  // The service makes one move every two seconds at most (a sooner one waits there for the
+  // next heartbeat): moves are spaced a little wider here, so network jitter never makes one
+  // wait.
+  var MOVE_INTERVAL = 2500;
   var MAX_PAGE_LENGTH = 256;
   // Sockets that closed before ever opening, this many times, mean a network that blocks them.
   var SOCKET_FAILURES_BEFORE_SSE = 2;
@@ -50,6 +54,7 @@
   // The page this connection is counted on, and a move waiting for its turn.
   var sentPage = null;
   var moveTimer = null;
+  var lastMoveAt = 0;
   // The SSE fallback: the stream, the session the service gave it, and failed socket opens.
   var stream = null;
   var session = null;
@@ -455,7 +460,8 @@
       return;
     }
     clearTimeout(moveTimer);
-    moveTimer = setTimeout(sendMove, MOVE_DEBOUNCE);
+    var wait = Math.max(MOVE_DEBOUNCE, lastMoveAt + MOVE_INTERVAL - Date.now());
+    moveTimer = setTimeout(sendMove, wait);
   }
 
   function sendMove() {
@@ -476,6 +482,7 @@
       return;
     }
     sentPage = currentPage();
+    lastMoveAt = Date.now();
     log("moving to page", sentPage);
     // A new page: its counts start afresh.
     last.pageSlot = undefined;

@@ -25,6 +25,9 @@ pub const MAX_PAGES: usize = 50;
 /// The most page moves (a single-page app's navigations) one connection makes; later ones
 /// are logged and not taken (the reader stays counted on its last page).
 pub const MAX_MOVES: u32 = 100;
+/// The shortest time between two page moves of one connection, in milliseconds: a move
+/// costs KV writes, and a page changing its URL in a loop must not cost more than this pace.
+pub const MOVE_INTERVAL_MS: u64 = 2_000;
 
 /// What page ids are keyed under (see `secrets::derived_key`).
 const PAGE_KEY_LABEL: &[u8] = b"liveuser page ids";

@@ -41,6 +41,12 @@ pub const META_PAGE: &str = "Page";
 /// Connection meta: how many page moves the connection made.
 pub const META_PAGE_MOVES: &str = "Page-Moves";
 
+/// Connection meta: when (ms) the connection last moved to another page.
+pub const META_PAGE_MOVED: &str = "Page-Moved";
+
+/// Connection meta: a page move waiting for its turn (the page id, or `-` for the site only).
+pub const META_PAGE_PENDING: &str = "Page-Pending";
+
 /// Connection meta: `1` when the connection's OPEN counted a visit.
 pub const META_VISITED: &str = "Visited";
 
@@ -100,6 +106,11 @@ pub(super) struct Connection {
     /// Page moves it made, and whether that changed in this request.
     pub(super) page_moves: u32,
     pub(super) page_moves_changed: bool,
+    /// When it last moved, a move waiting for its turn (`Some(None)`: off pages), and the
+    /// move this request's messages asked for last (see `messages::settle_page`).
+    pub(super) page_moved_ms: Option<u64>,
+    pub(super) page_pending: Option<Option<String>>,
+    pub(super) page_asked: Option<Option<String>>,
     pub(super) closed: bool,
 }
 
@@ -188,6 +199,13 @@ pub(super) fn open_connection(
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
         page_moves_changed: false,
+        page_moved_ms: meta(req, META_PAGE_MOVED).and_then(|ms| ms.parse().ok()),
+        page_pending: meta(req, META_PAGE_PENDING).and_then(|p| match p {
+            "-" => Some(None),
+            id if crate::count::page::is_page_id(id) => Some(Some(id.to_string())),
+            _ => None,
+        }),
+        page_asked: None,
         joined_now: false,
         heartbeat_seen: false,
         closed: false,
@@ -241,6 +259,15 @@ pub(super) fn encode_reply(
     }
     if conn.page_moves_changed {
         builder = builder.header(set_meta(META_PAGE_MOVES), conn.page_moves);
+        if let Some(ms) = conn.page_moved_ms {
+            builder = builder.header(set_meta(META_PAGE_MOVED), ms);
+        }
+        let pending = match &conn.page_pending {
+            Some(Some(id)) => id.as_str(),
+            Some(None) => "-",
+            None => "",
+        };
+        builder = builder.header(set_meta(META_PAGE_PENDING), pending);
     }
     if conn.ticket_released {
         builder = builder.header(set_meta(META_TICKET), "");

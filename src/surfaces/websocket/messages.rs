@@ -8,7 +8,7 @@ use crate::platform::Services;
 use crate::surfaces::websocket::close::close;
 use crate::surfaces::websocket::connection::{Connection, Reply};
 use crate::surfaces::websocket::open::{first_update, greet};
-use crate::wire::error::{CloseCode, HttpError};
+use crate::wire::error::CloseCode;
 use crate::wire::grip;
 use crate::wire::protocol::{self, ClientMessage, ProtocolError};
 use crate::wire::websocket_events::Event;
@@ -45,14 +45,19 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
         }
         Ok(ClientMessage::Visit) => relayed_visit(services, conn),
         Ok(ClientMessage::Page { page }) => {
-            if let Err(e) = move_page(services, conn, page, reply) {
-                close(
+            // Only the last move a batch asks for is made (see `settle_page`).
+            let id = page
+                .map(|p| page::id(services.secrets, &conn.site, &p))
+                .transpose();
+            match id {
+                Ok(id) => conn.page_asked = Some(id),
+                Err(e) => close(
                     services,
                     conn,
                     reply,
                     CloseCode::InvalidPayload,
                     &e.to_string(),
-                );
+                ),
             }
         }
         Ok(ClientMessage::Unknown { .. }) => {}
@@ -117,23 +122,45 @@ pub(super) fn relayed_visit(services: &Services, conn: &mut Connection) {
     }
 }
 
-/// Moves the reader to another page (or off pages, `None`): its presence key names the new
-/// page (one write; the old keys are deleted), its subscriptions follow, and the reply tells
-/// it the new page's count. A connection moves at most `page::MAX_MOVES` times.
-pub(super) fn move_page(
-    services: &Services,
-    conn: &mut Connection,
-    page: Option<String>,
-    reply: &mut Reply,
-) -> Result<(), HttpError> {
-    let page = page
-        .map(|p| page::id(services.secrets, &conn.site, &p))
-        .transpose()?;
+/// After a request's messages: makes the last page move they asked for, or one still waiting
+/// from an earlier request. A move costs writes (the new page's keys, deletes of the old), so
+/// a connection moves at most once every [`page::MOVE_INTERVAL_MS`]: a move asked sooner waits
+/// (in the connection's meta) and is made by the first request after that, its heartbeat at
+/// the latest; a later ask replaces it. The client paces its moves the same way, so a page
+/// that behaves never waits.
+pub(super) fn settle_page(services: &Services, conn: &mut Connection, reply: &mut Reply) {
+    if conn.closed {
+        return;
+    }
+    let Some(page) = conn.page_asked.take().or_else(|| conn.page_pending.clone()) else {
+        return;
+    };
+    let now = services.clock.now_ms();
+    let due = conn
+        .page_moved_ms
+        .is_none_or(|at| now >= at.saturating_add(page::MOVE_INTERVAL_MS));
+    if !due {
+        if conn.page_pending.as_ref() != Some(&page) {
+            conn.page_pending = Some(page);
+            conn.page_moves_changed = true;
+        }
+        return;
+    }
+    if conn.page_pending.take().is_some() {
+        conn.page_moves_changed = true;
+    }
+    move_page(services, conn, page, reply);
+}
+
+/// Moves the reader to another page (or off pages, `None`; a page id): its presence key names
+/// the new page (one write; the old keys are deleted), its subscriptions follow, and the reply
+/// tells it the new page's count. A connection moves at most `page::MAX_MOVES` times.
+fn move_page(services: &Services, conn: &mut Connection, page: Option<String>, reply: &mut Reply) {
     let Some(lease) = conn.lease.as_ref().filter(|l| !l.windows.is_empty()) else {
-        return Ok(());
+        return;
     };
     if lease.page == page {
-        return Ok(());
+        return;
     }
     // Each move writes its windows' keys on the new page and deletes the old page's: a
     // connection has a budget of them.
@@ -142,10 +169,11 @@ pub(super) fn move_page(
             conn: &conn.id,
             site: &conn.site,
         });
-        return Ok(());
+        return;
     }
     conn.page_moves += 1;
     conn.page_moves_changed = true;
+    conn.page_moved_ms = Some(services.clock.now_ms());
     let old_page = lease.page.clone();
     match presence::move_to(
         services.kv,
@@ -166,7 +194,7 @@ pub(super) fn move_page(
                 site: &conn.site,
                 error: &e.to_string(),
             });
-            return Ok(());
+            return;
         }
     }
     if let Some(old) = old_page {
@@ -183,5 +211,4 @@ pub(super) fn move_page(
             reply.events.push(Event::Text(update));
         }
     }
-    Ok(())
 }

@@ -32,7 +32,7 @@ use crate::wire::websocket_events::{self, CodecError, Event};
 
 use close::{close, hand_over, leave, release_ticket};
 use connection::{encode_reply, log_fields, open_connection, Connection, Reply};
-use messages::{on_text, refresh};
+use messages::{on_text, refresh, settle_page};
 use open::on_open;
 
 /// Handles one WebSocket-over-HTTP request from Fanout.
@@ -70,6 +70,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
             break;
         }
     }
+    settle_page(services, &mut conn, &mut reply);
     let log_fields = log_fields(&conn, &events);
     let broadcast = if conn.wants_broadcast {
         broadcast::schedule(services, &conn.site)

@@ -142,6 +142,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
     assert_eq!((census.live, census.pages.len()), (1, 0));
     // A connection has a budget of moves.
     let mut spent = meta.clone();
+    spent.retain(|(n, _)| *n != META_PAGE_MOVES);
     spent.push((META_PAGE_MOVES, page::MAX_MOVES.to_string()));
     let refused = say(&spent, r#"{"type":"page","page":"/docs"}"#);
     assert!(events(&refused).is_empty());
@@ -289,4 +290,71 @@ fn a_heartbeat_after_the_connection_left_writes_nothing() {
 fn census_at(t: &TestServices, site: &SiteId, at_ms: u64) -> crate::count::tally::Tally {
     let window = presence::window_of(&t.config, at_ms);
     crate::count::tally::tally(&t.kv, site, window, "").expect("census")
+}
+
+#[test]
+fn a_batch_makes_only_its_last_page_move_and_moves_wait_their_turn() {
+    let t = services();
+    let shop = SiteId::parse("shop").expect("site");
+    let id = |p: &str| page::id(&t.secrets, &shop, p).expect("id");
+    let opened = handle(
+        &call("?siteId=shop&page=/a", &[], b"OPEN\r\n"),
+        &t.services(),
+    )
+    .expect("open");
+    let mut meta = meta_of(&opened);
+    let send = |meta: &[(&'static str, String)], texts: &[&str]| {
+        let body = websocket_events::encode(
+            &texts
+                .iter()
+                .map(|t| Event::Text(t.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        handle(&call("", &with_meta(meta), &body), &t.services()).expect("reply")
+    };
+    let on_page = |at: u64| {
+        let census = census_at(&t, &shop, at);
+        let mut pages: Vec<String> = census.pages.keys().cloned().collect();
+        pages.sort();
+        pages
+    };
+    let update = |meta: &mut Vec<(&'static str, String)>, handled: &Handled| {
+        let set = meta_of(handled);
+        meta.retain(|(n, _)| !set.iter().any(|(m, _)| m == n));
+        meta.extend(set);
+    };
+    // Fifty moves in one batch: one is made, the last, with one key written.
+    t.set_time(NOW_MS + 1_000);
+    let many: Vec<String> = (0..50)
+        .map(|n| format!(r#"{{"type":"page","page":"/p{n}"}}"#))
+        .collect();
+    let kv_before = t.kv.len();
+    let moved = send(&meta, &many.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(on_page(NOW_MS + 1_000), vec![id("/p49")]);
+    assert_eq!(
+        t.kv.len(),
+        kv_before,
+        "the old page's key gone, the new one's written"
+    );
+    assert_eq!(set_meta(&moved, META_PAGE_MOVES).as_deref(), Some("1"));
+    update(&mut meta, &moved);
+    // Another move within two seconds waits, in meta, and moves nothing yet;
+    t.set_time(NOW_MS + 2_000);
+    let early = send(&meta, &[r#"{"type":"page","page":"/b"}"#]);
+    assert_eq!(events(&early), vec![]);
+    assert_eq!(set_meta(&early, "Page-Pending"), Some(id("/b")));
+    assert_eq!(on_page(NOW_MS + 2_000), vec![id("/p49")]);
+    update(&mut meta, &early);
+    // a heartbeat before its turn does not make it,
+    t.set_time(NOW_MS + 2_500);
+    let beat = send(&meta, &[r#"{"type":"heartbeat"}"#]);
+    assert_eq!(on_page(NOW_MS + 2_500), vec![id("/p49")]);
+    update(&mut meta, &beat);
+    // and the first request after it does: the reply has the new page's subscription.
+    t.set_time(NOW_MS + 3_000);
+    let due = send(&meta, &[r#"{"type":"heartbeat"}"#]);
+    assert!(events(&due).contains(&grip::subscribe(&format!("page:shop:{}", id("/b")))));
+    assert_eq!(on_page(NOW_MS + 3_000), vec![id("/b")]);
+    assert_eq!(set_meta(&due, "Page-Pending").as_deref(), Some(""));
+    assert_eq!(set_meta(&due, META_PAGE_MOVES).as_deref(), Some("2"));
 }

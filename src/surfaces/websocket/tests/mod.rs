@@ -106,6 +106,9 @@ pub(super) fn meta_of(handled: &Handled) -> Vec<(&'static str, String)> {
         META_JOINED,
         META_RELAYED_VISITS,
         META_PAGE,
+        META_PAGE_MOVES,
+        META_PAGE_MOVED,
+        META_PAGE_PENDING,
     ]
     .into_iter()
     .filter_map(|n| set_meta(handled, n).map(|v| (n, v)))
