@@ -268,12 +268,14 @@ impl Share {
         let sig = param("sig")?;
         let expected = sign(key, &share.signed_part(expires_ms));
         if !constant_time_eq(sig.as_bytes(), expected.as_bytes()) {
-            return Err(HttpError::Forbidden(
-                "census request not signed by this service".into(),
-            ));
+            return Err(HttpError::NotSigned {
+                reason: "census request not signed by this service".into(),
+            });
         }
         if expires_ms < now_ms {
-            return Err(HttpError::Forbidden("census request expired".into()));
+            return Err(HttpError::NotSigned {
+                reason: "census request expired".into(),
+            });
         }
         let binary = share.shard.bytes().all(|b| b == b'0' || b == b'1');
         if !binary || share.leaf_bits > MAX_SPLIT_BITS || share.shard.len() > share.leaf_bits {

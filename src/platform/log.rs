@@ -233,13 +233,19 @@ impl Line<'_> {
                 method,
                 path,
                 error,
-            } => write!(
-                f,
-                "method={method} path={path} status={} error={} message={:?}",
-                error.status(),
-                error.code(),
-                error.to_string()
-            ),
+            } => {
+                write!(
+                    f,
+                    "method={method} path={path} status={} error={} message={:?}",
+                    error.status(),
+                    error.code(),
+                    error.to_string()
+                )?;
+                match error.reason() {
+                    Some(reason) => write!(f, " reason={reason:?}"),
+                    None => Ok(()),
+                }
+            }
             Line::Broadcast {
                 site,
                 slot_end_ms,
@@ -340,6 +346,23 @@ impl Log for Stdout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_signature_s_reason_is_logged() {
+        let e = HttpError::NotSigned {
+            reason: "Grip-Sig expired".into(),
+        };
+        let line = Line::Error {
+            method: "POST",
+            path: "/ws",
+            error: &e,
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "liveuser error method=POST path=/ws status=403 error=forbidden message=\"this endpoint takes signed requests only\" reason=\"Grip-Sig expired\""
+        );
+    }
 
     #[test]
     fn lines_have_one_format_the_testkit_parser_reads() {

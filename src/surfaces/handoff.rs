@@ -26,5 +26,7 @@ pub fn check_signature(req: &Request<Vec<u8>>, services: &Services) -> Result<()
             header(req, grip::SIGNATURE_HEADER),
             services.clock.now_secs(),
         )
-        .map_err(|e| HttpError::Forbidden(e.to_string()))
+        .map_err(|e| HttpError::NotSigned {
+            reason: e.to_string(),
+        })
 }

@@ -28,9 +28,12 @@ pub enum HttpError {
     BadEvents(CodecError),
     /// An admin request without a valid bearer token.
     Unauthorized(String),
-    /// The request is not signed by Fanout, or the signature does not verify; or the
-    /// endpoint is switched off.
+    /// The endpoint is switched off, or the request's origin may not use it.
     Forbidden(String),
+    /// A request that must be signed (by Fanout, or by this service for its own calls) is not,
+    /// or its signature does not verify. The body says only that: why (`reason`: missing,
+    /// expired, which check failed) is for the log, not for whoever is probing the verifier.
+    NotSigned { reason: String },
     /// The body is larger than allowed.
     PayloadTooLarge { max: usize },
     /// The service has a registry of sites (config `sites`) and this one is not in it.
@@ -59,7 +62,7 @@ impl HttpError {
             | HttpError::InvalidParameter { .. }
             | HttpError::BadEvents(_) => 400,
             HttpError::Unauthorized(_) => 401,
-            HttpError::Forbidden(_) => 403,
+            HttpError::Forbidden(_) | HttpError::NotSigned { .. } => 403,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnknownSite => 404,
             HttpError::TooMany { .. } => 429,
@@ -80,13 +83,21 @@ impl HttpError {
             HttpError::InvalidParameter { code, .. } => code,
             HttpError::BadEvents(_) => "bad_websocket_events",
             HttpError::Unauthorized(_) => "unauthorized",
-            HttpError::Forbidden(_) => "forbidden",
+            HttpError::Forbidden(_) | HttpError::NotSigned { .. } => "forbidden",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnknownSite => "unknown_site",
             HttpError::TooMany { .. } => "too_many_requests",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
             HttpError::Unavailable(_) => "unavailable",
             HttpError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the log says beyond the body, if anything.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            HttpError::NotSigned { reason } => Some(reason),
+            _ => None,
         }
     }
 
@@ -111,6 +122,7 @@ impl fmt::Display for HttpError {
             }
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
             HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) => write!(f, "{msg}"),
+            HttpError::NotSigned { .. } => write!(f, "this endpoint takes signed requests only"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
             HttpError::UnknownSite => write!(f, "this service does not serve that site"),
             HttpError::TooMany {
@@ -191,6 +203,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_signature_refused_gives_no_reason_in_its_body() {
+        for reason in [
+            "Grip-Sig cannot be verified: no grip_hs256_key in store liveuser_secrets",
+            "Grip-Sig expired",
+            "census request not signed by this service",
+        ] {
+            let e = HttpError::NotSigned {
+                reason: reason.into(),
+            };
+            assert_eq!(e.status(), 403);
+            assert!(!e.body().contains(reason));
+            assert!(!e.body().contains("Grip") && !e.body().contains("liveuser_secrets"));
+            assert_eq!(e.reason(), Some(reason));
+        }
+    }
+
+    #[test]
     fn every_error_has_a_json_body_with_its_code() {
         let errors = [
             HttpError::NotFound,
@@ -201,6 +230,7 @@ mod tests {
             HttpError::BadEvents(CodecError::UnknownType { name: "X".into() }),
             HttpError::Unauthorized("who".into()),
             HttpError::Forbidden("no".into()),
+            HttpError::NotSigned { reason: "x".into() },
             HttpError::PayloadTooLarge { max: 1 },
             HttpError::UnsupportedMediaType,
             HttpError::Unavailable("kv".into()),

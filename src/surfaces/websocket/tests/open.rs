@@ -43,7 +43,7 @@ fn a_forged_or_missing_signature_is_403_and_touches_nothing() {
     req.headers_mut().remove("Grip-Sig");
     assert!(matches!(
         handle(&req, &t.services()),
-        Err(HttpError::Forbidden(_))
+        Err(HttpError::NotSigned { .. })
     ));
     let forged = hs256_token(b"wrong", "pushpin", NOW_MS / 1000 + 3600);
     req.headers_mut()
