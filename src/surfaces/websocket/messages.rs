@@ -78,16 +78,18 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
     }
 }
 
-/// Extends the connection's presence on a heartbeat (a KV write once a window).
+/// Extends the connection's presence on a heartbeat (a KV write once a window), and its
+/// socket ticket on every heartbeat and keep-alive call while Fanout holds it, counted or not:
+/// an uncounted (crawler's) socket holds a share of the client's sockets as long as any.
+/// (A connection that left gave its ticket back, and keeps nothing alive.)
 pub(super) fn refresh(services: &Services, conn: &mut Connection) {
-    let Some(lease) = &conn.lease else { return };
-    // A connection that left keeps nothing alive, its ticket included.
-    if lease.windows.is_empty() {
-        return;
-    }
     if let (Some(client), Some(ticket)) = (&conn.client, conn.ticket) {
         let ttl = limits::socket_ticket_ttl_ms(services.config);
         limits::keep_socket(services.cache, &conn.site, client, ticket, ttl);
+    }
+    let Some(lease) = &conn.lease else { return };
+    if lease.windows.is_empty() {
+        return;
     }
     match presence::refresh(
         services.kv,

@@ -263,6 +263,40 @@ fn an_uncounted_connection_sees_the_count_and_is_not_in_it() {
 }
 
 #[test]
+fn an_uncounted_socket_keeps_its_ticket_while_it_is_held() {
+    use crate::count::limits::{self, ClientKey, SocketAdmission};
+    use crate::surfaces::handoff::{CLIENT_HEADER, TICKET_HEADER};
+    let t = services();
+    let shop = SiteId::parse("shop").expect("site");
+    let client = ClientKey::parse(&"ab".repeat(16)).expect("key");
+    let ttl = limits::socket_ticket_ttl_ms(&t.config);
+    let take = || limits::take_socket(&t.cache, &t.config.limits, &shop, &client, ttl);
+    assert_eq!(take(), SocketAdmission::Ticket(0));
+    let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
+    for (name, value) in [
+        (UNCOUNTED_HEADER, "1".to_string()),
+        (CLIENT_HEADER, client.as_str().to_string()),
+        (TICKET_HEADER, "0".to_string()),
+    ] {
+        req.headers_mut()
+            .insert(name, value.parse().expect("header"));
+    }
+    let opened = handle(&req, &t.services()).expect("open");
+    let mut meta = meta_of(&opened);
+    for name in [META_CLIENT, META_TICKET] {
+        meta.extend(set_meta(&opened, name).map(|v| (name, v)));
+    }
+    // Held for three ticket lifetimes, kept alive by Fanout's calls (no presence to refresh):
+    for n in 1..=6 {
+        t.set_time(NOW_MS + n * ttl / 2);
+        handle(&call("", &with_meta(&meta), b""), &t.services()).expect("keep-alive");
+    }
+    // its ticket is still taken, so the client's next socket gets the next one.
+    assert_eq!(take(), SocketAdmission::Ticket(1));
+    assert_eq!(t.kv.len(), 0, "and it wrote no presence");
+}
+
+#[test]
 fn a_header_that_is_not_utf8_is_a_400_not_a_panic() {
     let t = services();
     let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
