@@ -128,6 +128,16 @@ mod tests {
         down: Cell<bool>,
     }
 
+    impl Flaky {
+        /// Site `a`'s floor at `min`, the store readable.
+        fn with_floor(min: &str) -> Flaky {
+            Flaky {
+                settings: HashMap::from([("min_count.a".to_string(), min.to_string())]),
+                down: Cell::new(false),
+            }
+        }
+    }
+
     impl ConfigSource for Flaky {
         fn get(&self, key: &str) -> Option<String> {
             self.read(key).ok().flatten()
@@ -144,10 +154,7 @@ mod tests {
     #[test]
     fn a_store_that_cannot_be_read_keeps_the_last_floor() {
         let t = TestServices::new();
-        let flaky = Flaky {
-            settings: HashMap::from([("min_count.a".to_string(), "5".to_string())]),
-            down: Cell::new(false),
-        };
+        let flaky = Flaky::with_floor("5");
         let services = Services {
             settings: &flaky,
             ..t.services()
@@ -173,10 +180,7 @@ mod tests {
             .any(|l| l == "liveuser floor-kept site=b floor=none"));
         // The store back: its floor again (a changed one too).
         flaky.down.set(false);
-        let flaky_changed = Flaky {
-            settings: HashMap::from([("min_count.a".to_string(), "9".to_string())]),
-            down: Cell::new(false),
-        };
+        let flaky_changed = Flaky::with_floor("9");
         let services = Services {
             settings: &flaky_changed,
             ..t.services()

@@ -135,7 +135,7 @@ const DESIGN: &str = "
 const LIMITS: &str = "
 ## What production could still do differently from this model
 
-- **Compute's limits** are enforced per execution (see `sim/src/compute.rs`): CPU time of the
+- **Compute's limits** are enforced per execution (see `sim/src/compute/`): CPU time of the
   service's own code (the monotonic time it ran between host calls: at least its CPU time, as
   the thread may also have waited), scaled by a measured wasm factor; heap by a counting
   allocator (what host calls return counts, the model's own growth during them does not);

@@ -15,15 +15,17 @@
 //!   when it looks large (over [`REMEASURE_ABOVE`] of the limit at a step's end, or over
 //!   the limit at a host call): the step's code is run again on the answers it got, and the
 //!   lesser time is the work's, the rest the host's noise (see `replay`). Times
-//!   `wasm_cpu_factor`: the service runs here natively, on Compute as wasm under Wasmtime. The factor is measured: counting a listing
-//!   (`presence::census_cost`, the heaviest loop a broadcast runs) takes 2.4 times as long per
-//!   key inside Viceroy's Wasmtime as natively on the same machine, same optimization level.
+//!   `wasm_cpu_factor`: the service runs here natively, on Compute as wasm under Wasmtime.
+//!   The factor is measured: counting a listing (`presence::census_cost`, the heaviest loop a
+//!   broadcast runs) takes 2.4 times as long per key inside Viceroy's Wasmtime as natively on
+//!   the same machine, same optimization level.
 //! - **Heap**: the most bytes the thread holds above what it held when each part of the
 //!   execution began, counted by a counting allocator. What a host call hands back (a listing's
 //!   keys, a lookup's value, a share's answer) is the service's heap from then on; whatever
 //!   else the thread's heap grew or shrank by during the call is the model's own state (its
 //!   store, its queue of events, its figures) and is not the service's: a host call moves the
-//!   step's baseline by that much (see [`Returned`]).
+//!   step's baseline by that much (see [`Returned`]). The allocator and the clocks are
+//!   `heap.rs`'s.
 //! - **Wall time**: virtual time from the request's arrival to the execution's last step.
 //! - **Backend requests**: publishes (and, for designs that fan out, requests to the service).
 //!
@@ -31,8 +33,13 @@
 //! host call of the execution fails and nothing more it does takes effect, as when Compute stops
 //! it mid-way (what it already wrote stays written).
 
-use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+
+mod heap;
+
+use heap::{held, peak, reset_peak};
+pub(crate) use heap::{monotonic_ns, thread_cpu_ns};
+pub use heap::{tune_allocator, CountingAllocator, Returned};
 
 /// Compute's default limits on one execution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,185 +160,6 @@ const RETRY_PAUSES_MS: [u64; 3] = [0, 100, 500];
 
 /// The most second measurements one execution gets (each runs its step again).
 const MAX_REMEASURES: u32 = 4;
-
-/// Counts the bytes each thread holds, and the most it held since the last reset. Per thread,
-/// so simulations run side by side (tests) do not count each other's heap; a block freed by
-/// another thread than the one that took it is not subtracted there (none is, here).
-pub struct CountingAllocator;
-
-thread_local! {
-    static HELD: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grew(bytes: usize) {
-    // `try_with`: a thread's counters are gone while it is being torn down.
-    let _ = HELD.try_with(|h| {
-        let held = h.get() + bytes;
-        h.set(held);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(held)));
-    });
-}
-
-fn shrank(bytes: usize) {
-    let _ = HELD.try_with(|h| h.set(h.get().saturating_sub(bytes)));
-}
-
-fn held() -> usize {
-    HELD.try_with(Cell::get).unwrap_or(0)
-}
-
-fn peak() -> usize {
-    PEAK.try_with(Cell::get).unwrap_or(0)
-}
-
-fn reset_peak(to: usize) {
-    let _ = PEAK.try_with(|p| p.set(to));
-}
-
-// SAFETY: every call is forwarded to mimalloc unchanged; only counters are added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = mimalloc::MiMalloc.alloc(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        mimalloc::MiMalloc.dealloc(ptr, layout);
-        shrank(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = mimalloc::MiMalloc.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                shrank(layout.size() - new_size);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Tunes mimalloc for a world of several GB: by default it visits every page of a thread's heap
-/// every 10,000 allocations that miss its fast path, which at a million readers was a tenth of
-/// the run: once every million is enough. And it hands freed memory back to the system 10 ms
-/// later, so the next growth faults it in and zeroes it again (a twentieth of the run): the
-/// simulator keeps it. (Only if each option's number holds its documented default, so another
-/// mimalloc version's numbering cannot set something else.)
-pub fn tune_allocator() {
-    /// `mi_option_generic_collect` in the `mi_option_e` of the mimalloc 3 this links.
-    const GENERIC_COLLECT: libmimalloc_sys::mi_option_t = 34;
-    /// `mi_option_purge_delay` there.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: reading and setting an option are plain calls on a running allocator.
-    unsafe {
-        if libmimalloc_sys::mi_option_get(GENERIC_COLLECT) == 10_000 {
-            libmimalloc_sys::mi_option_set(GENERIC_COLLECT, 1_000_000);
-        }
-        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 10 {
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
-        }
-    }
-}
-
-/// This thread's CPU time, in nanoseconds.
-pub(crate) fn thread_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// Monotonic time, in nanoseconds.
-pub(crate) fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let ok = unsafe { libc::clock_gettime(clock, &mut ts) } == 0;
-    if ok {
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    } else {
-        0
-    }
-}
-
-/// The heap a host call's answer holds: the service's from the moment it is returned.
-pub trait Returned {
-    fn heap_bytes(&self) -> usize;
-}
-
-impl Returned for () {
-    fn heap_bytes(&self) -> usize {
-        0
-    }
-}
-
-impl Returned for bool {
-    fn heap_bytes(&self) -> usize {
-        0
-    }
-}
-
-impl Returned for Vec<u8> {
-    fn heap_bytes(&self) -> usize {
-        self.capacity()
-    }
-}
-
-impl Returned for String {
-    fn heap_bytes(&self) -> usize {
-        self.capacity()
-    }
-}
-
-impl<T: Returned> Returned for Option<T> {
-    fn heap_bytes(&self) -> usize {
-        self.as_ref().map_or(0, Returned::heap_bytes)
-    }
-}
-
-impl<T: Returned, E> Returned for Result<T, E> {
-    fn heap_bytes(&self) -> usize {
-        // An error's text is a few bytes; the answer is what can be large.
-        self.as_ref().map_or(0, Returned::heap_bytes)
-    }
-}
-
-impl<T: Returned> Returned for Vec<T> {
-    fn heap_bytes(&self) -> usize {
-        self.capacity() * std::mem::size_of::<T>()
-            + self.iter().map(Returned::heap_bytes).sum::<usize>()
-    }
-}
-
-impl Returned for http::Response<Vec<u8>> {
-    fn heap_bytes(&self) -> usize {
-        // The body, and its headers at their names' and values' length.
-        self.body().capacity()
-            + self
-                .headers()
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>()
-    }
-}
-
-impl<A: Returned, B> Returned for (A, B) {
-    fn heap_bytes(&self) -> usize {
-        self.0.heap_bytes()
-    }
-}
 
 /// One execution's use of Compute's limits, followed across the steps the simulator runs it in.
 #[derive(Debug)]
