@@ -4,8 +4,9 @@
 //! in keys, channels and snapshots, the first 64 bits of an HMAC-SHA-256 of the site and page
 //! under a key derived from the service's secret. A bare hash would not hide the page: anyone
 //! can hash a site's likely paths and match them. (A service with no secret at all, which no
-//! deploy is, keys with an empty key.) Rotating that secret changes every page id: per-page
-//! counts start again from the next heartbeat of each reader.
+//! deploy is, keys with an empty key.) Rotating that secret changes every page id: a page is
+//! looked up under its new id, while connected readers stay counted under the old one until they
+//! reconnect or move.
 //!
 //! A site has at most [`MAX_PAGES`] pages with counts: the busiest ones, as the last broadcast
 //! found them. A reader of any other page is still counted on the site, and is told its page
