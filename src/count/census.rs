@@ -21,13 +21,10 @@
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::count::tally::{self, Tally};
 use crate::platform::kv::KvError;
 use crate::platform::peers::PeerError;
-use crate::platform::secrets::derived_key;
+use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256};
 use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::request::query_param;
@@ -293,11 +290,7 @@ pub fn census_key(services: &Services) -> Option<[u8; 32]> {
 
 /// 128 bits of HMAC-SHA256 over `text`, in hex.
 fn sign(key: &[u8; 32], text: &str) -> String {
-    // HMAC takes keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("a 32-byte key");
-    mac.update(text.as_bytes());
-    let tag = mac.finalize().into_bytes();
-    tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex_prefix(&hmac_sha256(key, &[text.as_bytes()]), 16)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -22,13 +22,10 @@
 //! A new day's secret gives every client a new key, and with it a fresh share: around
 //! midnight UTC a client may briefly hold up to twice its sockets.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::platform::cache::{self, CacheFailed, SharedCache};
 use crate::platform::config::{Config, Limits};
 use crate::platform::ids::IdSource;
-use crate::platform::secrets::{derived_key, Secrets};
+use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
 use crate::wire::site::SiteId;
 
 /// The hashed address of one client, as limits key it.
@@ -99,7 +96,7 @@ pub fn client_key(
 ) -> ClientKey {
     let day = now_ms / DAY_MS;
     let secret = match derived_key(secrets, LIMITS_KEY_LABEL) {
-        Some(key) => hmac(&key, &day.to_be_bytes()).to_vec(),
+        Some(key) => hmac_sha256(&key, &[&day.to_be_bytes()]).to_vec(),
         None => {
             // No service secret: today's is made by the first request of the day in this POP,
             // kept by its cache a little over a day (requests a moment either side of
@@ -113,21 +110,12 @@ pub fn client_key(
                 .unwrap_or_default()
         }
     };
-    let digest = hmac(&secret, network_of(address).as_bytes());
-    ClientKey(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    let digest = hmac_sha256(&secret, &[network_of(address).as_bytes()]);
+    ClientKey(hex_prefix(&digest, 16))
 }
 
 /// What the limits' daily keys are derived under (see `secrets::derived_key`).
 const LIMITS_KEY_LABEL: &[u8] = b"liveuser limits";
-
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| {
-        // HMAC takes keys of any length; this arm is never taken.
-        Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
-    });
-    mac.update(message);
-    mac.finalize().into_bytes().into()
-}
 
 /// Takes a socket ticket for `client` on `site` while it holds fewer than the limit. The
 /// ticket lives `ttl_ms` unless refreshed.

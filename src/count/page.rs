@@ -12,10 +12,7 @@
 //! found them. A reader of any other page is still counted on the site, and is told its page
 //! has no count (`pageCount: null`), so the widget can say so rather than show a wrong number.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::platform::secrets::{derived_key, Secrets};
+use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
 
@@ -53,15 +50,8 @@ pub fn check(page: &str) -> Result<(), HttpError> {
 pub fn id(secrets: &dyn Secrets, site: &SiteId, page: &str) -> Result<String, HttpError> {
     check(page)?;
     let key = derived_key(secrets, PAGE_KEY_LABEL).unwrap_or_default();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| {
-        // HMAC takes keys of any length; this arm is never taken.
-        Hmac::<Sha256>::new_from_slice(b"liveuser").expect("a fixed key")
-    });
-    mac.update(site.as_str().as_bytes());
-    mac.update(&[0u8]);
-    mac.update(page.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    let digest = hmac_sha256(&key, &[site.as_str().as_bytes(), &[0u8], page.as_bytes()]);
+    Ok(hex_prefix(&digest, 8))
 }
 
 /// Whether `text` is a page id as [`id`] makes them.
@@ -110,7 +100,7 @@ mod tests {
 
     #[test]
     fn page_ids_cannot_be_matched_without_the_service_secret() {
-        use sha2::Digest;
+        use sha2::{Digest, Sha256};
         let a = SiteId::parse("a").expect("site");
         let id_a = id(&secrets(b"service secret"), &a, "/docs/intro").expect("id");
         // Not the bare hash a dictionary of paths would find,
@@ -119,7 +109,7 @@ mod tests {
             .chain_update([0u8])
             .chain_update(b"/docs/intro")
             .finalize();
-        let bare: String = bare[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let bare = hex_prefix(&bare, 8);
         assert_ne!(id_a, bare);
         // and another secret gives another id.
         assert_ne!(id_a, id(&secrets(b"other"), &a, "/docs/intro").expect("id"));

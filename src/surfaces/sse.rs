@@ -32,7 +32,7 @@ use crate::count::limits::{self, ClientKey};
 use crate::count::presence::{self, Lease};
 use crate::count::{broadcast, page, registry, snapshot, visits};
 use crate::platform::log::Line;
-use crate::platform::secrets::derived_key;
+use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256};
 use crate::platform::Services;
 use crate::surfaces::{access, handoff, params, Handled};
 use crate::wire::error::HttpError;
@@ -95,12 +95,8 @@ impl Session {
     /// [`Session::encode`], then `|` and its signature (128 bits of HMAC, hex).
     pub fn sign(&self, key: &[u8; 32]) -> String {
         let payload = self.encode();
-        let tag = mac(key)
-            .chain_update(payload.as_bytes())
-            .finalize()
-            .into_bytes();
-        let hex: String = tag[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{payload}|{hex}")
+        let tag = hex_prefix(&hmac_sha256(key, &[payload.as_bytes()]), 16);
+        format!("{payload}|{tag}")
     }
 
     /// A signed session, checked (in constant time) against `key`, then parsed.
