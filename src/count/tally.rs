@@ -130,15 +130,26 @@ impl Counter {
     }
 }
 
-/// Splits `<shard>/<id>[/<page id>]`; foreign or malformed keys are skipped.
+/// Splits `<shard>/<id>[/<page id>]`; foreign or malformed keys are skipped. Every part has
+/// a fixed width ([`SHARD_BITS`] binary digits, a 32-digit id, a 16-digit page id), so the
+/// parts are cut where they must be, not searched for: this runs once a key a count lists,
+/// a million times a count at a million readers.
 fn parse_key(rest: &str) -> Option<(&str, Option<&str>)> {
-    let (shard, rest) = rest.split_once('/')?;
-    let (id, page) = match rest.split_once('/') {
-        Some((id, page)) if crate::count::page::is_page_id(page) => (id, Some(page)),
-        Some(_) => return None,
-        None => (rest, None),
+    const ID_AT: usize = SHARD_BITS + 1;
+    const ID_END: usize = ID_AT + 32;
+    let bytes = rest.as_bytes();
+    // '/' is ASCII, so every cut below is at a character boundary (`get` checks anyway).
+    let page = match bytes.len() {
+        ID_END => None,
+        n if n == ID_END + 1 + 16 && bytes[ID_END] == b'/' => Some(rest.get(ID_END + 1..)?),
+        _ => return None,
     };
-    (is_presence_id(id) && shard_matches(shard, id)).then_some((id, page))
+    if bytes[SHARD_BITS] != b'/' {
+        return None;
+    }
+    let (shard, id) = (rest.get(..SHARD_BITS)?, rest.get(ID_AT..ID_END)?);
+    let page_ok = page.is_none_or(crate::count::page::is_page_id);
+    (page_ok && is_presence_id(id) && shard_matches(shard, id)).then_some((id, page))
 }
 
 /// Whether `shard` is `id`'s shard ([`shard_of`], without making a string of it).
@@ -198,6 +209,45 @@ mod tests {
         assert_eq!(kv.counts().delete, 3);
         assert_eq!(count(&store, &cfg, &site("a"), 50_000), Ok(1));
         assert_eq!(count(&store, &cfg, &site("a"), 70_000), Ok(1));
+    }
+
+    /// `parse_key` as it was, searching for each '/': the fixed-width cut must agree with it.
+    fn parse_key_by_search(rest: &str) -> Option<(&str, Option<&str>)> {
+        let (shard, rest) = rest.split_once('/')?;
+        let (id, page) = match rest.split_once('/') {
+            Some((id, page)) if crate::count::page::is_page_id(page) => (id, Some(page)),
+            Some(_) => return None,
+            None => (rest, None),
+        };
+        (is_presence_id(id) && shard_matches(shard, id)).then_some((id, page))
+    }
+
+    #[test]
+    fn keys_are_cut_at_fixed_widths_as_searching_would() {
+        let id = format!("{:032x}", 0xabcd_u128 << 112 | 7);
+        let shard = crate::count::presence::shard_of(&id);
+        let page = "0123456789abcdef";
+        let good = [format!("{shard}/{id}"), format!("{shard}/{id}/{page}")];
+        let mut keys: Vec<String> = good.to_vec();
+        // Every good key cut short, lengthened, and with each byte replaced.
+        for key in &good {
+            for n in 0..key.len() {
+                keys.push(key[..n].to_string());
+                for b in ["/", "0", "1", "g", "A", "é", "ab"] {
+                    let mut k = key.clone();
+                    k.replace_range(n..n + 1, b);
+                    keys.push(k);
+                }
+            }
+            keys.push(format!("{key}/"));
+            keys.push(format!("{key}0"));
+        }
+        keys.push(format!("{shard}/{id}/{page}/{page}"));
+        keys.push(format!("0{shard}/{id}"));
+        for key in &keys {
+            assert_eq!(parse_key(key), parse_key_by_search(key), "{key:?}");
+        }
+        assert_eq!(parse_key(&good[1]), Some((id.as_str(), Some(page))));
     }
 
     #[test]

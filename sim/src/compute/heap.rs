@@ -74,9 +74,10 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 /// Tunes mimalloc for a world of several GB: by default it visits every page of a thread's heap
 /// every 10,000 allocations that miss its fast path, which at a million readers was a tenth of
 /// the run: once every million is enough. And it hands freed memory back to the system 10 ms
-/// later, so the next growth faults it in and zeroes it again (a twentieth of the run): the
-/// simulator keeps it. (Only if each option's number holds its documented default, so another
-/// mimalloc version's numbering cannot set something else.)
+/// later (a second, in the mimalloc 3 this links; its header still says 10 ms), so the next
+/// growth faults it in and zeroes it again (a twentieth of the run): the simulator keeps it.
+/// (Only if each option's number holds a documented default, so another mimalloc version's
+/// numbering cannot set something else.)
 pub fn tune_allocator() {
     /// `mi_option_generic_collect` in the `mi_option_e` of the mimalloc 3 this links.
     const GENERIC_COLLECT: libmimalloc_sys::mi_option_t = 34;
@@ -87,7 +88,7 @@ pub fn tune_allocator() {
         if libmimalloc_sys::mi_option_get(GENERIC_COLLECT) == 10_000 {
             libmimalloc_sys::mi_option_set(GENERIC_COLLECT, 1_000_000);
         }
-        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 10 {
+        if matches!(libmimalloc_sys::mi_option_get(PURGE_DELAY), 10 | 1_000) {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
         }
     }

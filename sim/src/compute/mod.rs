@@ -11,10 +11,16 @@
 //! - **CPU**: the time the service's code runs, paused during every host call (the model's own
 //!   work is not the service's), on the monotonic clock: at least the code's CPU time, and
 //!   read without a system call (the thread's CPU clock takes one, and reading it around every
-//!   host call was a tenth of a long run). Measured a second time, on the thread's CPU clock,
-//!   when it looks large (over [`REMEASURE_ABOVE`] of the limit at a step's end, or over
-//!   the limit at a host call): the step's code is run again on the answers it got, and the
-//!   lesser time is the work's, the rest the host's noise (see `replay`). Times
+//!   host call was a tenth of a long run). When it looks large (over [`REMEASURE_ABOVE`] of
+//!   the limit at a step's end, or over the limit at a host call) it is checked twice:
+//!   1. against the thread's CPU clock since the step began, read once at the step's start:
+//!      that counts the host calls' work too but never a moment the thread was preempted
+//!      (which the monotonic clock counts), so it is a second bound, and the lesser stands;
+//!   2. if still large, by running the step's code again on the answers it got, measured on
+//!      the thread's CPU clock: the lesser time is the work's, the rest the host's noise (see
+//!      `replay`).
+//!
+//!   Times
 //!   `wasm_cpu_factor`: the service runs here natively, on Compute as wasm under Wasmtime.
 //!   The factor is measured: counting a listing (`presence::census_cost`, the heaviest loop a
 //!   broadcast runs) takes 2.4 times as long per key inside Viceroy's Wasmtime as natively on
@@ -156,7 +162,8 @@ const NOISE_MARGIN_NS: u64 = 1_000_000;
 
 /// Before each run of a step measured again, a pause (in real time, not the simulation's):
 /// none before the first, then long enough to leave a noisy episode of the host's behind.
-const RETRY_PAUSES_MS: [u64; 3] = [0, 100, 500];
+/// The last, longest, only for a step that would otherwise be stopped.
+const RETRY_PAUSES_MS: [u64; 4] = [0, 100, 500, 2_000];
 
 /// The most second measurements one execution gets (each runs its step again).
 const MAX_REMEASURES: u32 = 4;
@@ -170,6 +177,8 @@ pub struct Meter {
     cpu_ns: Cell<u64>,
     /// `cpu_ns` when the current step began.
     step_cpu_from: Cell<u64>,
+    /// The thread's CPU clock when the current step began.
+    step_thread_from: Cell<u64>,
     remeasured: Cell<u32>,
     inconclusive: Cell<u32>,
     noise_ns: Cell<u64>,
@@ -199,6 +208,7 @@ impl Meter {
             started_us,
             cpu_ns: Cell::new(0),
             step_cpu_from: Cell::new(0),
+            step_thread_from: Cell::new(0),
             remeasured: Cell::new(0),
             inconclusive: Cell::new(0),
             noise_ns: Cell::new(0),
@@ -230,6 +240,7 @@ impl Meter {
         self.heap_base.set(held);
         reset_peak(held);
         self.step_cpu_from.set(self.cpu_ns.get());
+        self.step_thread_from.set(thread_cpu_ns());
         self.resume();
     }
 
@@ -244,10 +255,13 @@ impl Meter {
     /// show part of it was the host's.
     pub fn finish_step(&self, now_us: u64, remeasure: impl Fn() -> Option<u64>) {
         self.pause();
-        let step_ms = self.scaled_ms(self.cpu_ns.get() - self.step_cpu_from.get());
         let above = REMEASURE_SHARE.with(Cell::get) * self.limits.cpu_ms;
-        if self.killed.get().is_none() && step_ms > above {
-            self.remeasure(remeasure);
+        let step_ms = || self.scaled_ms(self.cpu_ns.get() - self.step_cpu_from.get());
+        if self.killed.get().is_none() && step_ms() > above {
+            self.bound_by_thread_clock();
+            if step_ms() > above {
+                self.remeasure(remeasure);
+            }
         }
         self.check(now_us);
     }
@@ -262,8 +276,24 @@ impl Meter {
         self.pause();
         self.held_at_call.set(held());
         self.in_host.set(self.in_host.get() + 1);
-        if self.killed.get().is_none() && self.scaled_ms(self.cpu_ns.get()) > self.limits.cpu_ms {
-            self.remeasure(remeasure);
+        let over = || self.scaled_ms(self.cpu_ns.get()) > self.limits.cpu_ms;
+        if self.killed.get().is_none() && over() {
+            self.bound_by_thread_clock();
+            if over() {
+                self.remeasure(remeasure);
+            }
+        }
+    }
+
+    /// The step's CPU so far is at most what the thread's CPU clock counted since it began
+    /// (the host calls' work included, but no moment the thread was preempted): where that is
+    /// less than the monotonic count, it stands, and the difference was the host's.
+    fn bound_by_thread_clock(&self) {
+        let monotonic = self.cpu_ns.get() - self.step_cpu_from.get();
+        let thread = thread_cpu_ns().saturating_sub(self.step_thread_from.get());
+        if thread < monotonic {
+            self.cpu_ns.set(self.step_cpu_from.get() + thread);
+            self.noise_ns.set(self.noise_ns.get() + (monotonic - thread));
         }
     }
 
@@ -286,7 +316,14 @@ impl Meter {
         // The host's noise comes in episodes (of hundreds of milliseconds, at times): a second
         // run as long as the first is tried again after a pause that outlasts one.
         let mut least: Option<u64> = None;
-        for pause_ms in RETRY_PAUSES_MS {
+        let stopped = |least: Option<u64>| {
+            let step = least.map_or(first, |l| l.min(first));
+            self.scaled_ms(self.step_cpu_from.get() + step) > self.limits.cpu_ms
+        };
+        for (i, pause_ms) in RETRY_PAUSES_MS.into_iter().enumerate() {
+            if i + 1 == RETRY_PAUSES_MS.len() && !stopped(least) {
+                break;
+            }
             std::thread::sleep(std::time::Duration::from_millis(pause_ms));
             let again = remeasure();
             // That run's heap was its own, and is gone.
@@ -480,35 +517,71 @@ mod tests {
             now, 1_000_000,
             "option 34 is generic_collect, default 10,000"
         );
+        // SAFETY: reading an option.
+        let purge = unsafe { libmimalloc_sys::mi_option_get(15) };
+        assert_eq!(purge, -1, "option 15 is purge_delay, default 1,000 (10 in mimalloc 2)");
+    }
+
+    /// A step of 30 ms of CPU under `limits`, whose runs again measure `answers` in turn:
+    /// what it used, and how many times it ran again.
+    fn step_under(limits: ComputeLimits, answers: [u64; 4]) -> (Usage, usize) {
+        let until = thread_cpu_ns() + 30_000_000;
+        let m = Meter::new(limits, 1.0, 0);
+        m.begin_step();
+        while thread_cpu_ns() < until {}
+        let runs = Cell::new(0);
+        m.finish_step(1, || {
+            runs.set(runs.get() + 1);
+            Some(answers[runs.get() - 1])
+        });
+        (m.usage(), runs.get())
     }
 
     #[test]
     fn a_step_measured_long_again_is_tried_after_a_pause_and_the_noise_taken_out() {
         remeasure_every_step(true);
-        let spin = |ms: u64| {
-            let until = thread_cpu_ns() + ms * 1_000_000;
-            while thread_cpu_ns() < until {}
-        };
-        let step_of = |answers: [u64; 3]| {
-            let m = Meter::new(tight(), 1.0, 0);
-            m.begin_step();
-            spin(30);
-            let runs = Cell::new(0);
-            m.finish_step(1, || {
-                runs.set(runs.get() + 1);
-                Some(answers[runs.get() - 1])
-            });
-            (m.usage(), runs.get())
-        };
+        let step_of = |answers: [u64; 4]| step_under(tight(), answers);
         // The first second run is as long (a noisy episode), the next is not.
-        let (usage, runs) = step_of([29_000_000, 2_000_000, 2_000_000]);
+        let (usage, runs) = step_of([29_000_000, 2_000_000, 2_000_000, 2_000_000]);
         assert_eq!(runs, 2);
         assert!(usage.cpu_ms < 3.0 && usage.noise_ms > 25.0, "{usage:?}");
         // Every run as long: the work is the work.
-        let (usage, runs) = step_of([29_000_000; 3]);
-        assert_eq!(runs, 3);
-        assert!(usage.cpu_ms >= 30.0 && usage.noise_ms == 0.0, "{usage:?}");
+        let (usage, runs) = step_of([29_000_000; 4]);
+        assert_eq!(runs, 3, "the longest pause is for steps that would be stopped");
+        // (The thread's CPU clock may shave the fraction of a millisecond the monotonic
+        // clock counted around the work.)
+        assert!(usage.cpu_ms >= 29.0 && usage.noise_ms < 1.0, "{usage:?}");
+        // A step that would be stopped gets one more try after the longest pause.
+        let stopping = ComputeLimits {
+            cpu_ms: 20.0,
+            ..tight()
+        };
+        let (usage, runs) = step_under(stopping, [29_000_000, 29_000_000, 29_000_000, 2_000_000]);
+        assert_eq!(runs, 4);
+        assert!(usage.killed.is_none() && usage.cpu_ms < 3.0, "{usage:?}");
         remeasure_every_step(false);
+    }
+
+    #[test]
+    fn time_the_thread_did_not_run_is_not_the_services() {
+        // The monotonic clock counts 40 ms in which the thread ran nothing (as when it is
+        // preempted); the thread's CPU clock bounds the step, and no second run is needed.
+        let limits = ComputeLimits {
+            cpu_ms: 100.0,
+            ..tight()
+        };
+        let m = Meter::new(limits, 1.0, 0);
+        m.begin_step();
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        let runs = Cell::new(0);
+        m.finish_step(1, || {
+            runs.set(runs.get() + 1);
+            None
+        });
+        let usage = m.usage();
+        assert_eq!(runs.get(), 0, "{usage:?}");
+        assert!(usage.cpu_ms < 5.0 && usage.noise_ms > 35.0, "{usage:?}");
+        assert!(usage.killed.is_none());
     }
 
     #[test]

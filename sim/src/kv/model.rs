@@ -282,7 +282,7 @@ impl KvModel {
         let end = successor
             .as_deref()
             .map_or(Bound::Unbounded, Bound::Excluded);
-        let mut keys = Vec::new();
+        let mut keys = Vec::with_capacity(limit.min(1024));
         let mut more = false;
         let mut expired = 0;
         // A cursor at or past the end leaves nothing to list (and no range to ask for).
