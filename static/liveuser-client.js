@@ -381,7 +381,9 @@
     stream.onerror = onStreamError;
   }
 
-  // The stream is held: heartbeat over HTTP, as a socket would over itself.
+  // The stream is held. No heartbeats: while Fanout holds the stream it renews the presence
+  // itself, so a tab hidden for long (its timers slowed to once a minute) stays counted. The
+  // session is kept for the leave beacon only.
   function onSession(event) {
     try {
       session = JSON.parse(event.data).session;
@@ -391,31 +393,8 @@
     if (!openedAt) {
       openedAt = Date.now();
       visitCounted = true;
-      heartbeatTimer = setInterval(streamHeartbeat, config.heartbeatInterval);
       onNavigate();
     }
-  }
-
-  function streamHeartbeat() {
-    var sent = session;
-    if (!sent || !window.fetch) {
-      return;
-    }
-    // A text body: a simple request, so no CORS preflight.
-    fetch(httpBase() + "/sse/heartbeat", {
-      method: "POST",
-      body: JSON.stringify({ session: sent })
-    })
-      .then(function (response) {
-        return response.ok ? response.json() : null;
-      })
-      .then(function (reply) {
-        // Only if the stream it refreshed is still the one open (no leave sent since).
-        if (reply && reply.session && session === sent) {
-          session = reply.session;
-        }
-      })
-      .catch(function () {});
   }
 
   // EventSource would reconnect by itself, with the same URL (a second visit): reconnect here.

@@ -342,15 +342,20 @@ pub fn markdown(run: &Run) -> String {
             f.visit_limit.min(f.visits_tried),
             f.others_accepted
         );
-        let _ =
-            writeln!(
+        let _ = writeln!(
             w,
-            "- API reads: {} reads in one minute from one address (limit {}): {} served, the rest \
-             429 with `Retry-After`; another address was {}.",
+            "- API reads that cost the store (each of a site the POP holds nothing for): {} in one \
+             minute from one address (limit {}): {} served, the rest 429 with `Retry-After`; \
+             another address was {}. Then, its share spent, the same address read the flooded \
+             site's count {} times in {} s: {} served (the POP's cache answers them, and they \
+             are not charged; at most each second's first may reach the store and be refused).",
             thousands(f.reads_tried),
             f.read_limit,
             f.reads_served,
-            if f.other_reader_served { "served" } else { "NOT served" }
+            if f.other_reader_served { "served" } else { "NOT served" },
+            f.cached_tried,
+            f.cached_secs,
+            f.cached_served
         );
     }
     out

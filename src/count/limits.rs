@@ -1,6 +1,7 @@
 //! What one client (one network address) may do: hold a few sockets open on one site, count a
-//! few visits an hour on one site, and read the API so often a minute. Without these, one host
-//! could open thousands of counted sockets, add a visit with every open, or read the API in a
+//! few visits an hour on one site, and make the API read the store so often a minute (reads the
+//! POP's cache answers are free: see `surfaces::access`). Without these, one host could open
+//! thousands of counted sockets, add a visit with every open, or make the store answer in a
 //! loop.
 //!
 //! The address is never stored or logged: it is turned at once into a [`ClientKey`], an HMAC of

@@ -302,6 +302,24 @@ pub fn leave(
     delete_waiting(kv, clock, &live_keys(config, site, lease, clock.now_ms()))
 }
 
+/// [`leave`] for a lease that may not name every window it has keys in (an SSE reader's, whose
+/// presence Fanout's calls renewed after the session the browser holds was given): deletes
+/// its key in every window due now, written or not (deleting a missing key is no error).
+pub fn leave_all_due(
+    kv: &dyn KvStore,
+    clock: &dyn Clock,
+    config: &Config,
+    site: &SiteId,
+    lease: &Lease,
+) -> Result<(), KvError> {
+    let now_ms = clock.now_ms();
+    let every = Lease {
+        windows: windows_due(config, now_ms).collect(),
+        ..lease.clone()
+    };
+    delete_waiting(kv, clock, &live_keys(config, site, &every, now_ms))
+}
+
 /// Writes `key`, the key of `window`, to live until the window has ended (KV TTLs are whole
 /// seconds; a count lists its own window only, so a key that outlives its window is never
 /// counted).

@@ -177,6 +177,13 @@ pub enum Line<'a> {
         site: &'a SiteId,
         floor: Option<u64>,
     },
+    /// Fanout's call for a held stream ended the stream instead of renewing it: its link did
+    /// not verify (`invalid-link`: another key's, or not this service's), its reader had left
+    /// (`left`), or its site is not served any more (`unknown-site`).
+    StreamEnded {
+        site: Option<&'a SiteId>,
+        reason: &'a str,
+    },
     /// The service panicked (a bug): where, and the message.
     Panic {
         message: &'a str,
@@ -210,6 +217,7 @@ impl Line<'_> {
             Line::KvOpenFailed { .. } => "kv-open-failed",
             Line::CacheSetFailed { .. } => "cache-set-failed",
             Line::FloorKept { .. } => "floor-kept",
+            Line::StreamEnded { .. } => "stream-ended",
             Line::Panic { .. } => "panic",
         }
     }
@@ -316,6 +324,10 @@ impl Line<'_> {
             Line::FloorKept { site, floor } => match floor {
                 Some(min) => write!(f, "site={site} floor={min}"),
                 None => write!(f, "site={site} floor=none"),
+            },
+            Line::StreamEnded { site, reason } => match site {
+                Some(site) => write!(f, "site={site} reason={reason}"),
+                None => write!(f, "site=- reason={reason}"),
             },
             Line::Panic { message } => write!(f, "message={message:?}"),
         }

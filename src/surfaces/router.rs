@@ -36,6 +36,16 @@ pub fn wants_fanout_handoff(
     method == Method::GET && (upgrade || stream)
 }
 
+/// `path` as the logs may show it: a next link's path holds a stream's session (its presence
+/// id, its client's daily key), which no log line of this service keeps.
+pub fn loggable_path(path: &str) -> &str {
+    if path.starts_with(sse::ALIVE_PREFIX) {
+        "/sse/alive/…"
+    } else {
+        path
+    }
+}
+
 /// Answers every request that is not handed off.
 pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Handled {
     match route(req, services) {
@@ -43,7 +53,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Handled {
         Err(e) => {
             services.log.emit(&Line::Error {
                 method: req.method().as_str(),
-                path: req.uri().path(),
+                path: loggable_path(req.uri().path()),
                 error: &e,
             });
             response::error(&e).into()
@@ -60,7 +70,7 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     let with_cors_on_error = |e: HttpError| -> Handled {
         services.log.emit(&Line::Error {
             method: req.method().as_str(),
-            path,
+            path: loggable_path(path),
             error: &e,
         });
         access::with_cors(response::error(&e)).into()

@@ -167,7 +167,7 @@ pub fn request(
     // One compact line per request, so tests and benchmarks can count what each event cost.
     services.log.emit(&Line::Request {
         method,
-        path,
+        path: router::loggable_path(path),
         cost: RequestCost {
             status,
             kv: kv.counts(),

@@ -34,6 +34,8 @@ pub enum HttpError {
     /// or its signature does not verify. The body says only that: why (`reason`: missing,
     /// expired, which check failed) is for the log, not for whoever is probing the verifier.
     NotSigned { reason: String },
+    /// The endpoint is retired: what replaced it.
+    Gone(String),
     /// The body is larger than allowed.
     PayloadTooLarge { max: usize },
     /// The service has a registry of sites (config `sites`) and this one is not in it.
@@ -63,6 +65,7 @@ impl HttpError {
             | HttpError::BadEvents(_) => 400,
             HttpError::Unauthorized(_) => 401,
             HttpError::Forbidden(_) | HttpError::NotSigned { .. } => 403,
+            HttpError::Gone(_) => 410,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnknownSite => 404,
             HttpError::TooMany { .. } => 429,
@@ -84,6 +87,7 @@ impl HttpError {
             HttpError::BadEvents(_) => "bad_websocket_events",
             HttpError::Unauthorized(_) => "unauthorized",
             HttpError::Forbidden(_) | HttpError::NotSigned { .. } => "forbidden",
+            HttpError::Gone(_) => "gone",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnknownSite => "unknown_site",
             HttpError::TooMany { .. } => "too_many_requests",
@@ -121,7 +125,9 @@ impl fmt::Display for HttpError {
                 write!(f, "{msg}")
             }
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
-            HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) => write!(f, "{msg}"),
+            HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) | HttpError::Gone(msg) => {
+                write!(f, "{msg}")
+            }
             HttpError::NotSigned { .. } => write!(f, "this endpoint takes signed requests only"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
             HttpError::UnknownSite => write!(f, "this service does not serve that site"),
@@ -231,6 +237,7 @@ mod tests {
             HttpError::Unauthorized("who".into()),
             HttpError::Forbidden("no".into()),
             HttpError::NotSigned { reason: "x".into() },
+            HttpError::Gone("see /b".into()),
             HttpError::PayloadTooLarge { max: 1 },
             HttpError::UnsupportedMediaType,
             HttpError::Unavailable("kv".into()),

@@ -31,6 +31,8 @@ pub const HOLD_HEADER: &str = "Grip-Hold";
 pub const CHANNEL_HEADER: &str = "Grip-Channel";
 /// Reply header: what Fanout writes to an idle held stream, and how often.
 pub const KEEP_ALIVE_STREAM_HEADER: &str = "Grip-Keep-Alive";
+/// The next link Fanout calls while it holds a stream (`<uri>; rel=next; timeout=N`).
+pub const LINK_HEADER: &str = "Grip-Link";
 
 /// A GRIP control message for the connection the reply belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

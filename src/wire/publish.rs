@@ -1,7 +1,9 @@
 //! The body of a publish request: GRIP's format,
 //! `{"items":[{"channel":…,"id":…,"formats":{"ws-message":{"content":…},
 //! "http-stream":{"content":"data: …\n\n"}}}]}`. Each item reaches WebSocket readers as a text
-//! message and SSE readers as a server-sent event, whichever a channel holds.
+//! message and SSE readers as a server-sent event, whichever a channel holds; or, for an item
+//! that closes streams, `{"http-stream":{"action":"close"}}`: Fanout ends every stream it holds
+//! on the channel.
 
 use serde::Serialize;
 
@@ -15,6 +17,20 @@ pub struct PublishItem {
     pub id: Option<String>,
     /// The WebSocket text message delivered to every subscriber.
     pub content: String,
+    /// Instead of a message: end every HTTP stream held on the channel.
+    pub close_streams: bool,
+}
+
+impl PublishItem {
+    /// An item that ends every stream Fanout holds on `channel`.
+    pub fn close_streams(channel: String) -> PublishItem {
+        PublishItem {
+            channel,
+            id: None,
+            content: String::new(),
+            close_streams: true,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -31,16 +47,28 @@ struct WireItem<'a> {
 }
 
 #[derive(Serialize)]
-struct Formats<'a> {
-    #[serde(rename = "ws-message")]
-    ws_message: Content<'a>,
-    #[serde(rename = "http-stream")]
-    http_stream: Content<'a>,
+#[serde(untagged)]
+enum Formats<'a> {
+    Message {
+        #[serde(rename = "ws-message")]
+        ws_message: Content<'a>,
+        #[serde(rename = "http-stream")]
+        http_stream: Content<'a>,
+    },
+    CloseStreams {
+        #[serde(rename = "http-stream")]
+        http_stream: Action,
+    },
 }
 
 #[derive(Serialize)]
 struct Content<'a> {
     content: &'a str,
+}
+
+#[derive(Serialize)]
+struct Action {
+    action: &'static str,
 }
 
 /// The JSON body of a publish request for `items`.
@@ -56,11 +84,17 @@ pub fn request_body(items: &[PublishItem]) -> String {
             .map(|(item, event)| WireItem {
                 channel: &item.channel,
                 id: item.id.as_deref(),
-                formats: Formats {
-                    ws_message: Content {
-                        content: &item.content,
-                    },
-                    http_stream: Content { content: event },
+                formats: if item.close_streams {
+                    Formats::CloseStreams {
+                        http_stream: Action { action: "close" },
+                    }
+                } else {
+                    Formats::Message {
+                        ws_message: Content {
+                            content: &item.content,
+                        },
+                        http_stream: Content { content: event },
+                    }
                 },
             })
             .collect(),
@@ -80,12 +114,15 @@ mod tests {
                 channel: "site.a".into(),
                 id: Some("1".into()),
                 content: "{\"type\":\"update\",\"count\":3}".into(),
+                close_streams: false,
             },
             PublishItem {
                 channel: "site.b".into(),
                 id: None,
                 content: "x".into(),
+                close_streams: false,
             },
+            PublishItem::close_streams("stream:a:1".into()),
         ]);
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(
@@ -96,7 +133,8 @@ mod tests {
                     "http-stream": {"content": "data: {\"type\":\"update\",\"count\":3}\n\n"}}},
                 {"channel": "site.b", "formats": {
                     "ws-message": {"content": "x"},
-                    "http-stream": {"content": "data: x\n\n"}}}
+                    "http-stream": {"content": "data: x\n\n"}}},
+                {"channel": "stream:a:1", "formats": {"http-stream": {"action": "close"}}}
             ]})
         );
     }

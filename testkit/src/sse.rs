@@ -23,6 +23,8 @@ pub struct EventStream {
     raw: Vec<u8>,
     /// Decoded body not yet split into events.
     text: String,
+    /// The server ended the stream (closed the connection, or sent the last chunk).
+    ended: bool,
 }
 
 impl EventStream {
@@ -46,6 +48,7 @@ impl EventStream {
             chunked: false,
             raw: Vec::new(),
             text: String::new(),
+            ended: false,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -80,7 +83,10 @@ impl EventStream {
         let _ = self.stream.set_read_timeout(Some(left));
         let mut buf = [0u8; 4096];
         match self.stream.read(&mut buf) {
-            Ok(0) => Ok(false),
+            Ok(0) => {
+                self.ended = true;
+                Ok(false)
+            }
             Ok(n) => {
                 self.raw.extend_from_slice(&buf[..n]);
                 Ok(true)
@@ -102,12 +108,37 @@ impl EventStream {
             let Ok(size) = usize::from_str_radix(size_text.trim(), 16) else {
                 return;
             };
+            if size == 0 {
+                // The last chunk: the response, and so the stream, is over.
+                self.ended = true;
+                self.raw.clear();
+                return;
+            }
             if self.raw.len() < line_end + 2 + size + 2 {
                 return;
             }
             let chunk = self.raw[line_end + 2..line_end + 2 + size].to_vec();
             self.text.push_str(&String::from_utf8_lossy(&chunk));
             self.raw.drain(..line_end + 2 + size + 2);
+        }
+    }
+
+    /// Whether the server ends the stream within `wait` (events before the end are dropped).
+    pub fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            self.decode();
+            self.text.clear();
+            if self.ended {
+                return true;
+            }
+            match self.read_some(deadline) {
+                Ok(true) => continue,
+                _ => {
+                    self.decode();
+                    return self.ended;
+                }
+            }
         }
     }
 

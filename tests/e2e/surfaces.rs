@@ -158,7 +158,7 @@ fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
     update_where(&mut socket, |u| u["count"] == 2);
     assert_eq!(stack.get_json("/api/total/streams")["totalCount"], 1);
 
-    // A heartbeat keeps the presence (one write at most) and hands back the next session.
+    // Heartbeats are retired: the held stream keeps the presence (see the next test).
     let body = serde_json::json!({ "session": session }).to_string();
     let resp = stack.http(
         "POST",
@@ -166,21 +166,19 @@ fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
         &[("Content-Type", "text/plain")],
         body.as_bytes(),
     );
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
-    let next = resp.json()["session"]
-        .as_str()
-        .expect("session")
-        .to_string();
+    assert_eq!(
+        (resp.status, resp.json()["error"].clone()),
+        (410, Value::from("gone"))
+    );
     // A session that is not one this service gave is 400.
-    let forged = stack.http("POST", "/sse/heartbeat", &[], br#"{"session":"x|y"}"#);
+    let forged = stack.http("POST", "/sse/leave", &[], br#"{"session":"x|y"}"#);
     assert_eq!(
         (forged.status, forged.json()["error"].clone()),
         (400, Value::from("invalid_session"))
     );
 
     // The page goes: its beacon removes the presence at once.
-    let body = serde_json::json!({ "session": next }).to_string();
+    let body = serde_json::json!({ "session": session }).to_string();
     let resp = stack.http(
         "POST",
         "/sse/leave",
@@ -192,4 +190,71 @@ fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
     assert!(eventually(|| stack.get_json("/api/online/streams")
         ["online"]
         == 1));
+}
+
+/// Polls the site's count every half second until it is `want` or `within` has passed; how long
+/// it took.
+fn online_becomes(stack: &Stack, site: &str, want: u64, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if stack.get_json(&format!("/api/online/{site}"))["online"] == want {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+#[test]
+fn an_sse_readers_presence_is_kept_by_its_held_stream_and_ends_with_it() {
+    // A presence lives 3 s here (2 s heartbeats): only Pushpin's calls while it holds a stream
+    // (its next link, every 2 s) can keep a stream's reader counted; the page sends nothing.
+    let stack =
+        Stack::start_with(StackOptions::default().with_config("heartbeat_interval_secs", "2"));
+    let open = || {
+        let mut stream =
+            EventStream::open(stack.app_port, "/sse?siteId=held", &[]).expect("a stream");
+        let session = session_of(&mut stream);
+        (stream, session)
+    };
+    let (_held, _) = open();
+    let (closing, _) = open();
+    let (mut leaving, leaving_session) = open();
+    assert!(online_becomes(&stack, "held", 3, Duration::from_secs(15)).is_some());
+    // Twenty seconds (over six presence lifetimes) pass with nothing sent by the readers: all
+    // three stay counted.
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(20) {
+        assert_eq!(stack.get_json("/api/online/held")["online"], 3);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(!stack.app_log_lines("events=SSE-ALIVE").is_empty());
+
+    // One stream's connection drops (no beacon): Pushpin stops calling, and the reader stops
+    // being counted within a presence lifetime and an interval (and a count's settling).
+    drop(closing);
+    let took = online_becomes(&stack, "held", 2, Duration::from_secs(15)).expect("dropped out");
+    println!("a closed stream stopped being counted after {took:?}");
+
+    // Another page leaves with its beacon but keeps its stream open: the presence goes at once,
+    // and Pushpin ends the stream.
+    let body = serde_json::json!({ "session": leaving_session }).to_string();
+    let resp = stack.http(
+        "POST",
+        "/sse/leave",
+        &[("Content-Type", "text/plain")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 204);
+    assert!(online_becomes(&stack, "held", 1, Duration::from_secs(10)).is_some());
+    assert!(
+        leaving.ends_within(Duration::from_secs(15)),
+        "the stream ended"
+    );
+    // Ended by the close the leave published on the stream's own channel (one publish).
+    let leaves = stack.app_log_lines("events=SSE-LEAVE");
+    assert!(leaves.iter().all(|l| l.contains("publish=1")), "{leaves:?}");
+    // The stream still held stays counted.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(stack.get_json("/api/online/held")["online"], 1);
 }

@@ -293,7 +293,8 @@ impl Meter {
         let thread = thread_cpu_ns().saturating_sub(self.step_thread_from.get());
         if thread < monotonic {
             self.cpu_ns.set(self.step_cpu_from.get() + thread);
-            self.noise_ns.set(self.noise_ns.get() + (monotonic - thread));
+            self.noise_ns
+                .set(self.noise_ns.get() + (monotonic - thread));
         }
     }
 
@@ -519,7 +520,10 @@ mod tests {
         );
         // SAFETY: reading an option.
         let purge = unsafe { libmimalloc_sys::mi_option_get(15) };
-        assert_eq!(purge, -1, "option 15 is purge_delay, default 1,000 (10 in mimalloc 2)");
+        assert_eq!(
+            purge, -1,
+            "option 15 is purge_delay, default 1,000 (10 in mimalloc 2)"
+        );
     }
 
     /// A step of 30 ms of CPU under `limits`, whose runs again measure `answers` in turn:
@@ -547,7 +551,10 @@ mod tests {
         assert!(usage.cpu_ms < 3.0 && usage.noise_ms > 25.0, "{usage:?}");
         // Every run as long: the work is the work.
         let (usage, runs) = step_of([29_000_000; 4]);
-        assert_eq!(runs, 3, "the longest pause is for steps that would be stopped");
+        assert_eq!(
+            runs, 3,
+            "the longest pause is for steps that would be stopped"
+        );
         // (The thread's CPU clock may shave the fraction of a millisecond the monotonic
         // clock counted around the work.)
         assert!(usage.cpu_ms >= 29.0 && usage.noise_ms < 1.0, "{usage:?}");

@@ -250,6 +250,7 @@ impl Told {
                 channel: site.channel(),
                 id: Some(format!("count-{}", self.id)),
                 content: protocol::update(count, None, Some(s.slot_end_ms)),
+                close_streams: false,
             });
         }
         let dropped = last
@@ -268,6 +269,7 @@ impl Told {
                 channel: page::channel(site, page_id),
                 id: Some(format!("page-{page_id}-{}", self.id)),
                 content: protocol::page_update(count, None, shown, Some(s.slot_end_ms)),
+                close_streams: false,
             });
         }
         items
@@ -294,6 +296,7 @@ impl Told {
             channel: site.totals_channel(),
             id: Some(format!("totals-{}", self.id)),
             content: protocol::update(self.floor.show(s.count), Some(total), Some(s.slot_end_ms)),
+            close_streams: false,
         }]
     }
 }

@@ -21,10 +21,10 @@ use serde_json::json;
 
 use crate::count::floor::Floor;
 use crate::count::registry::check_site;
-use crate::count::{broadcast, history, limits, page, peak};
+use crate::count::{broadcast, history, page, peak};
 use crate::platform::clock::iso8601;
 use crate::platform::Services;
-use crate::surfaces::access::{client_of, may_read, with_cors};
+use crate::surfaces::access::{charged, with_cors};
 use crate::surfaces::params::PAGE_PARAM;
 use crate::surfaces::{badge, Handled};
 use crate::wire::error::HttpError;
@@ -110,92 +110,13 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
     }
     let site = SiteId::parse(raw_site)?;
     check_site(services.settings, &site)?;
-    let now_ms = services.clock.now_ms();
-    let now = iso8601(now_ms);
+    let now = iso8601(services.clock.now_ms());
     match (endpoint, req.method()) {
         (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
-        (_, &Method::GET)
-            if !may_read(
-                services,
-                req.uri().path(),
-                client_of(req, services).as_ref(),
-            ) =>
-        {
-            Err(HttpError::TooMany {
-                what: "API reads",
-                retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),
-            })
-        }
-        (Endpoint::Total, &Method::GET) => {
-            let found = snapshot_of(services, &site)?;
-            let total = read(
-                services,
-                &site,
-                found.as_ref(),
-                |s| s.total,
-                |t| Some(t.total),
-            )?;
-            Ok(
-                public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
-                    .into(),
-            )
-        }
-        (Endpoint::Online, _) => {
-            let page = request::query_value(req.uri().query(), PAGE_PARAM)
-                .map(|p| page::id(services.secrets, &site, &p))
-                .transpose()?;
-            let floor = Floor::of(services, &site);
-            let found = snapshot_of(services, &site)?;
-            let online = floor.show(read_online(services, &site, found.as_ref())?);
-            let mut body =
-                json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
-            let today = found
-                .as_ref()
-                .map(|s| floor.show(peak::today_peak(s.last(), now_ms)));
-            body["todayPeak"] = json!(today.map(|p| p.value));
-            if let Some(min) = floor.min() {
-                body["minCount"] = json!(min);
-                body["belowMin"] = json!(online.below_min);
-                body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
-            }
-            if let Some(page_id) = page {
-                let page =
-                    read_page(services, &site, found.as_ref(), &page_id)?.map(|n| floor.show(n));
-                body["pageOnline"] = json!(page.map(|p| p.value));
-                if floor.min().is_some() {
-                    body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
-                }
-            }
-            Ok(public(body).into())
-        }
-        (Endpoint::History, _) => {
-            let range = request::query_value(req.uri().query(), "range").unwrap_or_default();
-            let range = history::Range::parse(&range).ok_or(HttpError::InvalidParameter {
-                code: "invalid_range",
-                message: "range must be 1h, 24h or 7d".into(),
-            })?;
-            Ok(public(read_history(services, &site, range)?).into())
-        }
-        (Endpoint::Badge | Endpoint::Shields, _) => {
-            let style = badge::Style::from_query(req.uri().query())?;
-            let floor = Floor::of(services, &site);
-            let found = snapshot_of(services, &site)?;
-            let message = badge::message(floor.show(read_online(services, &site, found.as_ref())?));
-            if endpoint == Endpoint::Shields {
-                return Ok(public(badge::shields(&style, &message)).into());
-            }
-            let builder = Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, badge::CONTENT_TYPE)
-                .header(header::CACHE_CONTROL, badge::CACHE_CONTROL)
-                .header("X-Content-Type-Options", "nosniff")
-                // Opened on its own, the image may run nothing and load nothing.
-                .header(
-                    "Content-Security-Policy",
-                    "default-src 'none'; style-src 'unsafe-inline'",
-                );
-            Ok(with_cors(finish(builder, badge::svg(&style, &message).into_bytes())).into())
-        }
+        // Charged to the client only when the POP's cache cannot answer.
+        (_, &Method::GET) => charged(req, services, |services| {
+            get(endpoint, req, services, &site)
+        }),
         (Endpoint::Total, _) => {
             authorize(req, services)?;
             let value = seed_value(req.body())?;
@@ -221,6 +142,95 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
                 log_fields: String::new(),
             })
         }
+        _ => Err(HttpError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        }),
+    }
+}
+
+/// Answers a GET of a public read.
+fn get(
+    endpoint: Endpoint,
+    req: &Request<Vec<u8>>,
+    services: &Services,
+    site: &SiteId,
+) -> Result<Handled, HttpError> {
+    let now_ms = services.clock.now_ms();
+    let now = iso8601(now_ms);
+    match endpoint {
+        Endpoint::Total => {
+            let found = snapshot_of(services, site)?;
+            let total = read(
+                services,
+                site,
+                found.as_ref(),
+                |s| s.total,
+                |t| Some(t.total),
+            )?;
+            Ok(
+                public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
+                    .into(),
+            )
+        }
+        Endpoint::Online => {
+            let page = request::query_value(req.uri().query(), PAGE_PARAM)
+                .map(|p| page::id(services.secrets, site, &p))
+                .transpose()?;
+            let floor = Floor::of(services, site);
+            let found = snapshot_of(services, site)?;
+            let online = floor.show(read_online(services, site, found.as_ref())?);
+            let mut body =
+                json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
+            let today = found
+                .as_ref()
+                .map(|s| floor.show(peak::today_peak(s.last(), now_ms)));
+            body["todayPeak"] = json!(today.map(|p| p.value));
+            if let Some(min) = floor.min() {
+                body["minCount"] = json!(min);
+                body["belowMin"] = json!(online.below_min);
+                body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
+            }
+            if let Some(page_id) = page {
+                let page =
+                    read_page(services, site, found.as_ref(), &page_id)?.map(|n| floor.show(n));
+                body["pageOnline"] = json!(page.map(|p| p.value));
+                if floor.min().is_some() {
+                    body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
+                }
+            }
+            Ok(public(body).into())
+        }
+        Endpoint::History => {
+            let range = request::query_value(req.uri().query(), "range").unwrap_or_default();
+            let range = history::Range::parse(&range).ok_or(HttpError::InvalidParameter {
+                code: "invalid_range",
+                message: "range must be 1h, 24h or 7d".into(),
+            })?;
+            Ok(public(read_history(services, site, range)?).into())
+        }
+        Endpoint::Badge | Endpoint::Shields => {
+            let style = badge::Style::from_query(req.uri().query())?;
+            let floor = Floor::of(services, site);
+            let found = snapshot_of(services, site)?;
+            let message = badge::message(floor.show(read_online(services, site, found.as_ref())?));
+            if endpoint == Endpoint::Shields {
+                return Ok(public(badge::shields(&style, &message)).into());
+            }
+            let builder = Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, badge::CONTENT_TYPE)
+                .header(header::CACHE_CONTROL, badge::CACHE_CONTROL)
+                .header("X-Content-Type-Options", "nosniff")
+                // Opened on its own, the image may run nothing and load nothing.
+                .header(
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                );
+            Ok(with_cors(finish(builder, badge::svg(&style, &message).into_bytes())).into())
+        }
+        Endpoint::Reset => Err(HttpError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        }),
     }
 }
 

@@ -333,6 +333,46 @@ fn a_client_reads_its_share_a_minute_then_gets_429_with_retry_after() {
 }
 
 #[test]
+fn answers_the_pops_cache_gives_are_not_charged() {
+    // 200 readers behind one address (a company's NAT, an image proxy fetching a badge) read a
+    // site whose count the POP holds: none is refused. Only reads that reach the store count.
+    let mut t = TestServices::new();
+    t.config.limits.api_reads_per_minute = 2;
+    let now = 1_800_000_010_000;
+    t.set_time(now);
+    let shop = SiteId::parse("shop").expect("site");
+    let last = Snapshot {
+        slot_end_ms: now,
+        count: 4,
+        ..Snapshot::default()
+    };
+    snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+    let from = |path: &str| {
+        let mut req = request("GET", path, None, "");
+        req.extensions_mut()
+            .insert(ClientAddress("192.0.2.1".into()));
+        handle(&req, &t.services()).map(|h| h.response.status().as_u16())
+    };
+    // The first read fetches the snapshot from the store (charged); the POP keeps it a second.
+    let statuses: Vec<_> = (0..200)
+        .map(|n| {
+            from(if n % 2 == 0 {
+                "/api/online/shop"
+            } else {
+                "/badge/shop.svg"
+            })
+        })
+        .collect();
+    assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    // A site the POP knows nothing of costs a store read each time: charged, then refused.
+    let err = (0..3)
+        .map(|_| from("/api/total/elsewhere"))
+        .find_map(Result::err)
+        .expect("refused");
+    assert_eq!((err.status(), err.code()), (429, "too_many_requests"));
+}
+
+#[test]
 fn preflight_answers_cors() {
     let t = TestServices::new();
     let resp = call(&t, "OPTIONS", "/api/online/shop", None, "").expect("preflight");
