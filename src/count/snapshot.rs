@@ -22,6 +22,12 @@ pub const CACHE_MS: u64 = 1000;
 /// anyone reads the site.
 pub const REFRESH_MS: u64 = 300_000;
 
+/// How long a stored snapshot lives after the write that stored it, in seconds: a day. Every
+/// broadcast renews it (a site with readers is swept every few seconds and republished every
+/// [`REFRESH_MS`] at least), so only a site nobody has read for a day loses it, and with it
+/// nothing a page could show; an invented site id leaves no key behind for good.
+pub const TTL_SECS: u32 = 86_400;
+
 /// What a broadcast published.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
@@ -169,7 +175,7 @@ pub fn write(
     kv.insert(
         &key(site, i),
         snapshot.encode().as_bytes(),
-        None,
+        Some(TTL_SECS),
         WriteMode::Overwrite,
     )
 }

@@ -36,6 +36,10 @@ const MAX_PAUSE_MS: u64 = 25;
 /// How long an unfolded visit key lives. Folds run every second a site has traffic; a day is
 /// a safety net for keys nobody folded, not a delay anyone waits for.
 const VISIT_TTL_SECS: u32 = 86_400;
+/// How long the tally lives after the write that stored it, in seconds: 400 days. Every fold
+/// (a second with visits) and every reset or seed renews it, so a site loses its total only
+/// after 400 days without a single visit; an invented site id's tally does not stay for good.
+pub const TALLY_TTL_SECS: u32 = 400 * 86_400;
 /// How far behind the folder's clock a visit must be to be folded, in milliseconds.
 const FOLD_LAG_MS: u64 = 2000;
 
@@ -218,7 +222,12 @@ pub fn settle_listed(
             .generation
             .map_or(WriteMode::AddOnly, WriteMode::IfGeneration);
         let value = format!("{} {target}", folded.total);
-        match kv.insert(&tally_key(site), value.as_bytes(), None, mode) {
+        match kv.insert(
+            &tally_key(site),
+            value.as_bytes(),
+            Some(TALLY_TTL_SECS),
+            mode,
+        ) {
             Ok(()) => {
                 if tally.generation.is_none() {
                     settled.to_delete.extend(legacy_shards(kv, site)?);
@@ -260,7 +269,7 @@ pub fn set(
         match kv.insert(
             &tally_key(site),
             text.as_bytes(),
-            None,
+            Some(TALLY_TTL_SECS),
             WriteMode::Overwrite,
         ) {
             Ok(()) => {

@@ -17,6 +17,8 @@ use crate::wire::grip_sig::GripVerifier;
 /// An in-memory KV store that, like production, never drops expired keys by itself.
 pub struct MemoryKv {
     entries: RefCell<BTreeMap<String, Entry>>,
+    /// The TTL each key was last written with (`None`: none, the key stays for good).
+    ttls: RefCell<BTreeMap<String, Option<u32>>>,
     next_generation: Cell<u64>,
     page_size: usize,
 }
@@ -31,6 +33,7 @@ impl MemoryKv {
     pub fn with_page_size(page_size: usize) -> Self {
         MemoryKv {
             entries: RefCell::new(BTreeMap::new()),
+            ttls: RefCell::new(BTreeMap::new()),
             next_generation: Cell::new(1),
             page_size,
         }
@@ -43,6 +46,20 @@ impl MemoryKv {
     pub fn keys(&self) -> Vec<String> {
         self.entries.borrow().keys().cloned().collect()
     }
+
+    /// The keys held that were last written with no TTL: they would stay for good.
+    pub fn keys_without_ttl(&self) -> Vec<String> {
+        let ttls = self.ttls.borrow();
+        self.keys()
+            .into_iter()
+            .filter(|k| ttls.get(k).copied().flatten().is_none())
+            .collect()
+    }
+
+    /// The TTL `key` was last written with.
+    pub fn ttl_of(&self, key: &str) -> Option<u32> {
+        self.ttls.borrow().get(key).copied().flatten()
+    }
 }
 
 impl KvStore for MemoryKv {
@@ -54,7 +71,7 @@ impl KvStore for MemoryKv {
         &self,
         key: &str,
         value: &[u8],
-        _ttl_secs: Option<u32>,
+        ttl_secs: Option<u32>,
         mode: WriteMode,
     ) -> Result<(), KvError> {
         let mut entries = self.entries.borrow_mut();
@@ -76,6 +93,7 @@ impl KvStore for MemoryKv {
                 generation,
             },
         );
+        self.ttls.borrow_mut().insert(key.to_string(), ttl_secs);
         Ok(())
     }
 

@@ -511,6 +511,19 @@ fn route(s: &mut State, req: &Recorded) -> (u16, Value) {
             }
             (200, json!({"id": id, "name": name}))
         }
+        ("GET", ["resources", "stores", "config", id, "item", key]) => {
+            match s.config_stores.iter().find(|st| st.id == *id) {
+                Some(st) => match st.entries.get(*key) {
+                    Some(v) => (
+                        200,
+                        json!({"store_id": id, "item_key": key,
+                               "item_value": String::from_utf8_lossy(v)}),
+                    ),
+                    None => (404, json!({"msg": "no such item"})),
+                },
+                None => (404, json!({"msg": "no such store"})),
+            }
+        }
         ("PUT", ["resources", "stores", "config", id, "item", key]) => {
             match s.config_stores.iter_mut().find(|st| st.id == *id) {
                 Some(st) => {

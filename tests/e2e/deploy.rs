@@ -115,6 +115,11 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
         "configure-service failed:\n{}",
         text(&out)
     );
+    assert!(
+        text(&out).contains("WARNING: no sites are registered"),
+        "an open registry is said loudly:\n{}",
+        text(&out)
+    );
     let admin_token = fs::read_to_string(dir.join("admin-token")).expect("admin token file");
     let admin_token = admin_token.trim();
     assert!(admin_token.len() >= 32);
@@ -242,5 +247,40 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
         api.with_state(|s| s.service().and_then(|svc| svc.active()).map(|v| v.number)),
         Some(2)
     );
+
+    // The owner registers its sites; a later run names them and warns no more.
+    let configure_with = |extra: &[&str]| {
+        run(
+            Command::new(&configure)
+                .arg("--publish-token-file")
+                .arg(dir.join("publish-token"))
+                .args(extra),
+            &api,
+            &dir,
+        )
+    };
+    let bad = configure_with(&["--sites", "docs,my site"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("'my site' is not a site id"),
+        "{}",
+        text(&bad)
+    );
+    let out = configure_with(&["--sites", "docs, blog"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sites = api.with_state(|s| {
+        s.config_stores
+            .iter()
+            .find(|st| st.name == CONFIG_STORE)
+            .and_then(|st| st.entries.get("sites").cloned())
+    });
+    assert_eq!(sites.as_deref(), Some(&b"docs,blog"[..]));
+    let out = configure_with(&[]);
+    assert!(
+        text(&out).contains("sites registered: docs,blog"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("WARNING"), "{}", text(&out));
     let _ = fs::remove_dir_all(&dir);
 }

@@ -545,3 +545,33 @@ fn a_large_count_that_moves_within_what_pages_show_is_stored_but_not_sent() {
     assert_eq!(restated.publish, Some(Ok(())));
     assert_eq!(site_items(&t), 3);
 }
+
+#[test]
+fn every_key_a_site_leaves_in_the_store_expires() {
+    // An invented site id, read and written a few times, leaves no key for good: presence,
+    // visits, snapshots, the tally and history each live a bounded time after their last write.
+    let t = TestServices::new();
+    let s = site("invented");
+    t.set_time(60_000);
+    join(&t, &s, 1);
+    assert!(crate::count::visits::count_visit(
+        &t.services(),
+        "ws",
+        &s,
+        None
+    ));
+    for n in 0..4 {
+        t.set_time(61_000 + n * 61_000);
+        join(&t, &s, 2 + n);
+        if let Some(plan) = schedule(&t.services(), &s) {
+            t.set_time(plan.slot_end_ms + 1_000);
+            counted(run(&t.services(), &plan));
+        }
+    }
+    crate::count::totals::set(&t.kv, &t.clock, &s, 5).expect("seed");
+    let keys = t.kv.keys();
+    for kind in ["/p/", "history/", "snapshot/", "total/"] {
+        assert!(keys.iter().any(|k| k.contains(kind)), "{kind} in {keys:?}");
+    }
+    assert_eq!(t.kv.keys_without_ttl(), Vec::<String>::new());
+}
