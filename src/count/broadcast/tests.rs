@@ -574,4 +574,16 @@ fn every_key_a_site_leaves_in_the_store_expires() {
         assert!(keys.iter().any(|k| k.contains(kind)), "{kind} in {keys:?}");
     }
     assert_eq!(t.kv.keys_without_ttl(), Vec::<String>::new());
+    assert_eq!(
+        t.kv.ttl_of("total/invented/tally"),
+        Some(crate::count::totals::TALLY_TTL_SECS)
+    );
+    let snapshot_ttls: Vec<_> = keys
+        .iter()
+        .filter(|k| k.starts_with("snapshot/"))
+        .map(|k| t.kv.ttl_of(k))
+        .collect();
+    assert!(snapshot_ttls
+        .iter()
+        .all(|ttl| *ttl == Some(snapshot::TTL_SECS)));
 }
