@@ -11,7 +11,12 @@
 //! A site has at most [`MAX_PAGES`] pages with counts: the busiest ones, as the last broadcast
 //! found them. A reader of any other page is still counted on the site, and is told its page
 //! has no count (`pageCount: null`), so the widget can say so rather than show a wrong number.
+//! A site may list the page prefixes it counts (`pages.<siteId>`, see `registry`): a page
+//! outside them is counted on the site only, so pages someone invents (50 of them, each with a
+//! reader) cannot crowd the real ones out of the busiest.
 
+use crate::count::registry;
+use crate::platform::config::ConfigSource;
 use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
@@ -52,6 +57,20 @@ pub fn id(secrets: &dyn Secrets, site: &SiteId, page: &str) -> Result<String, Ht
     let key = derived_key(secrets, PAGE_KEY_LABEL).unwrap_or_default();
     let digest = hmac_sha256(&key, &[site.as_str().as_bytes(), &[0u8], page.as_bytes()]);
     Ok(hex_prefix(&digest, 8))
+}
+
+/// The id `page` is counted under on `site`, after checking the page name: `None` when the
+/// site lists the page prefixes it counts and `page` starts with none of them.
+pub fn counted_id(
+    secrets: &dyn Secrets,
+    settings: &dyn ConfigSource,
+    site: &SiteId,
+    page: &str,
+) -> Result<Option<String>, HttpError> {
+    check(page)?;
+    let listed = registry::page_prefixes(settings, site)
+        .is_none_or(|prefixes| prefixes.iter().any(|p| page.starts_with(p.as_str())));
+    listed.then(|| id(secrets, site, page)).transpose()
 }
 
 /// Whether `text` is a page id as [`id`] makes them.

@@ -1,6 +1,6 @@
 //! The site registry and per-site settings, read on demand from the config store: which sites
-//! are served (`sites`), which page origins may connect to one (`origins.<siteId>`), and its
-//! privacy floor (`min_count.<siteId>`). Every endpoint checks a site here before anything is
+//! are served (`sites`), which page origins may connect to one (`origins.<siteId>`), its
+//! privacy floor (`min_count.<siteId>`), and the page prefixes it counts (`pages.<siteId>`). Every endpoint checks a site here before anything is
 //! stored or subscribed.
 
 use crate::platform::config::{ConfigSource, ConfigUnreadable};
@@ -47,6 +47,19 @@ pub fn allowed_origins(source: &dyn ConfigSource, site: &SiteId) -> Option<Vec<S
         .filter(|o| !o.is_empty())
         .collect();
     Some(list)
+}
+
+/// The page prefixes a site counts pages under, from the `pages.<siteId>` setting: a
+/// comma-separated list such as `/docs/, /blog/`. `None` (no setting, or an empty list) counts
+/// every page.
+pub fn page_prefixes(source: &dyn ConfigSource, site: &SiteId) -> Option<Vec<String>> {
+    let raw = source.get(&format!("pages.{site}"))?;
+    let list: Vec<String> = raw
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!list.is_empty()).then_some(list)
 }
 
 /// Refuses a site the registry (config `sites`) does not list; without a registry every

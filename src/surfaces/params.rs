@@ -3,7 +3,7 @@
 //! store or a channel is involved, and again when Fanout calls back.
 
 use crate::count::{handover, page, presence};
-use crate::platform::secrets::Secrets;
+use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::request::{parse_bool, query_value};
 use crate::wire::site::SiteId;
@@ -35,7 +35,7 @@ pub struct ConnectParams {
 /// `visit`). Used before the handoff, so a bad request is refused before Fanout, the store or
 /// a channel is involved, and again at OPEN.
 pub fn connect_params(
-    secrets: &dyn Secrets,
+    services: &Services,
     query: Option<&str>,
 ) -> Result<ConnectParams, HttpError> {
     let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
@@ -55,8 +55,9 @@ pub fn connect_params(
         ));
     }
     let page = query_value(query, PAGE_PARAM)
-        .map(|p| page::id(secrets, &site, &p))
-        .transpose()?;
+        .map(|p| page::counted_id(services.secrets, services.settings, &site, &p))
+        .transpose()?
+        .flatten();
     Ok(ConnectParams {
         page,
         site,
@@ -79,25 +80,58 @@ fn bool_param(query: Option<&str>, name: &str, default: bool) -> Result<bool, Ht
 mod tests {
     use super::*;
 
-    fn no_secrets() -> std::collections::HashMap<String, Vec<u8>> {
-        std::collections::HashMap::new()
-    }
+    use crate::platform::testing::TestServices;
 
     #[test]
     fn connect_params_check_site_and_client_id() {
+        let t = TestServices::new();
+        let s = t.services();
         assert_eq!(
-            connect_params(&no_secrets(), None).map(|p| p.site.to_string()),
+            connect_params(&s, None).map(|p| p.site.to_string()),
             Ok("default-site".into())
         );
         assert_eq!(
-            connect_params(&no_secrets(), Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
+            connect_params(&s, Some("siteId=a&clientId=x")).map(|p| p.site.to_string()),
             Ok("a".into())
         );
-        assert!(connect_params(
-            &no_secrets(),
-            Some(&format!("clientId={}", "x".repeat(129)))
-        )
-        .is_err());
-        assert!(connect_params(&no_secrets(), Some("siteId=%3Cscript%3E")).is_err());
+        assert!(connect_params(&s, Some(&format!("clientId={}", "x".repeat(129)))).is_err());
+        assert!(connect_params(&s, Some("siteId=%3Cscript%3E")).is_err());
+    }
+
+    #[test]
+    fn a_site_that_lists_its_page_prefixes_counts_only_those_pages() {
+        let mut t = TestServices::new();
+        t.settings
+            .insert("pages.docs".into(), "/guide/, /api/".into());
+        let page_of = |t: &TestServices, query: &str| {
+            connect_params(&t.services(), Some(query)).map(|p| p.page)
+        };
+        let listed = page_of(&t, "siteId=docs&page=/guide/intro").expect("params");
+        assert_eq!(
+            listed,
+            Some(
+                page::id(
+                    &t.secrets,
+                    &SiteId::parse("docs").expect("site"),
+                    "/guide/intro"
+                )
+                .expect("id")
+            )
+        );
+        assert_eq!(
+            page_of(&t, "siteId=docs&page=/invented-1"),
+            Ok(None),
+            "the site only"
+        );
+        assert_eq!(
+            page_of(&t, "siteId=docs&page=/api"),
+            Ok(None),
+            "a prefix is a prefix"
+        );
+        assert!(page_of(&t, "siteId=other&page=/anything")
+            .expect("params")
+            .is_some());
+        // A bad page name is still refused, listed or not.
+        assert!(page_of(&t, "siteId=docs&page=%01").is_err());
     }
 }

@@ -50,7 +50,7 @@ pub struct UpgradeRequest<'a> {
 /// browser (see `automated`) is handed off marked uncounted: it sees the count, it is not in it.
 pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
-    let checked = params::connect_params(services.secrets, query).and_then(|params| {
+    let checked = params::connect_params(services, query).and_then(|params| {
         registry::check_site(services.settings, &params.site)?;
         registry::check_origin(services.settings, &params.site, origin)?;
         Ok(params.site)

@@ -360,7 +360,7 @@ pub fn visits_lost(run: &Run) -> Option<i64> {
 }
 
 /// The million-reader design's requirements: one site of 20,000, 100,000 and 1,000,000
-/// readers, each measured over its steady phase (an hour; ten minutes for the million).
+/// readers, each measured over its steady phase (an hour each).
 fn large_verdicts(runs: &[Run], v: &mut Vec<Verdict>) {
     let steady: Vec<(&str, super::figures::Figures)> = ["large-20k", "large-100k", "large-1m"]
         .iter()

@@ -173,8 +173,9 @@ fn get(
             )
         }
         Endpoint::Online => {
+            // `Some(None)`: a page the site does not count (outside its page prefixes).
             let page = request::query_value(req.uri().query(), PAGE_PARAM)
-                .map(|p| page::id(services.secrets, site, &p))
+                .map(|p| page::counted_id(services.secrets, services.settings, site, &p))
                 .transpose()?;
             let floor = Floor::of(services, site);
             let found = snapshot_of(services, site)?;
@@ -191,8 +192,11 @@ fn get(
                 body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
             }
             if let Some(page_id) = page {
-                let page =
-                    read_page(services, site, found.as_ref(), &page_id)?.map(|n| floor.show(n));
+                let page = match page_id {
+                    Some(id) => read_page(services, site, found.as_ref(), &id)?,
+                    None => None,
+                }
+                .map(|n| floor.show(n));
                 body["pageOnline"] = json!(page.map(|p| p.value));
                 if floor.min().is_some() {
                     body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));

@@ -373,6 +373,36 @@ fn answers_the_pops_cache_gives_are_not_charged() {
 }
 
 #[test]
+fn a_page_outside_the_sites_page_prefixes_has_no_count() {
+    let mut t = TestServices::new();
+    t.settings.insert("pages.shop".into(), "/docs/".into());
+    let shop = SiteId::parse("shop").expect("site");
+    let now = 1_800_000_010_000;
+    t.set_time(now);
+    let docs = page::id(&t.secrets, &shop, "/docs/a").expect("id");
+    let last = Snapshot {
+        slot_end_ms: now,
+        count: 3,
+        pages: vec![(docs, 2)],
+        ..Snapshot::default()
+    };
+    snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
+    let page_online = |page: &str| {
+        let resp = call(
+            &t,
+            "GET",
+            &format!("/api/online/shop?page={page}"),
+            None,
+            "",
+        )
+        .expect("online");
+        body(&resp)["pageOnline"].clone()
+    };
+    assert_eq!(page_online("/docs/a"), json!(2));
+    assert_eq!(page_online("/elsewhere"), serde_json::Value::Null);
+}
+
+#[test]
 fn preflight_answers_cors() {
     let t = TestServices::new();
     let resp = call(&t, "OPTIONS", "/api/online/shop", None, "").expect("preflight");

@@ -92,7 +92,7 @@ fn open(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErro
     let opened = join(req, services, &client, ticket);
     // A stream refused here gives back the socket ticket its handoff took.
     if let (Err(_), Some(client), Some(ticket)) = (&opened, &client, ticket) {
-        if let Ok(params) = params::connect_params(services.secrets, req.uri().query()) {
+        if let Ok(params) = params::connect_params(services, req.uri().query()) {
             limits::release_socket(services.cache, &params.site, client, ticket);
         }
     }
@@ -108,7 +108,7 @@ fn join(
 ) -> Result<Handled, HttpError> {
     let key = session::required(session::session_key(services))?;
     let link_key = session::required(session::link_key(services))?;
-    let params = params::connect_params(services.secrets, req.uri().query())?;
+    let params = params::connect_params(services, req.uri().query())?;
     let site = params.site.clone();
     registry::check_site(services.settings, &site)?;
     registry::check_origin(services.settings, &site, header_value(req, "origin"))?;

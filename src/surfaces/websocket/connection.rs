@@ -6,7 +6,7 @@ use http::{header, Request, Response};
 
 use crate::count::limits::ClientKey;
 use crate::count::presence::Lease;
-use crate::platform::secrets::Secrets;
+use crate::platform::Services;
 use crate::surfaces::handoff::{CLIENT_HEADER, TICKET_HEADER, UNCOUNTED_HEADER};
 use crate::surfaces::params::{connect_params, ConnectParams};
 use crate::wire::error::HttpError;
@@ -127,7 +127,7 @@ pub(super) fn meta<'a>(req: &'a Request<Vec<u8>>, name: &str) -> Option<&'a str>
 
 /// The connection's site and lease: from meta once set, from the query at OPEN.
 pub(super) fn open_connection(
-    secrets: &dyn Secrets,
+    services: &Services,
     req: &Request<Vec<u8>>,
     events: &[Event],
     id: String,
@@ -139,7 +139,7 @@ pub(super) fn open_connection(
             None,
         ),
         None if events.first() == Some(&Event::Open) => {
-            let params = connect_params(secrets, req.uri().query())?;
+            let params = connect_params(services, req.uri().query())?;
             (params.site.clone(), params.totals, Some(params))
         }
         // A connection that was never opened through us has no site: refuse it.

@@ -47,8 +47,9 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
         Ok(ClientMessage::Page { page }) => {
             // Only the last move a batch asks for is made (see `settle_page`).
             let id = page
-                .map(|p| page::id(services.secrets, &conn.site, &p))
-                .transpose();
+                .map(|p| page::counted_id(services.secrets, services.settings, &conn.site, &p))
+                .transpose()
+                .map(Option::flatten);
             match id {
                 Ok(id) => conn.page_asked = Some(id),
                 Err(e) => close(

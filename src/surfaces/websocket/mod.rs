@@ -52,7 +52,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         }
         Err(e) => return Err(e.into()),
     };
-    let mut conn = open_connection(services.secrets, req, &events, connection_id)?;
+    let mut conn = open_connection(services, req, &events, connection_id)?;
     let mut reply = Reply::default();
     // A request with no events is Fanout's keep-alive call (see `Config::keep_alive_secs`):
     // the connection is alive even if the page's timers are throttled.
@@ -93,7 +93,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
 fn too_large(services: &Services, req: &Request<Vec<u8>>, id: String, len: usize) -> Handled {
     let mut reply = Reply::default();
     let why = format!("a batch of {len} bytes or more");
-    match open_connection(services.secrets, req, &[], id.clone()) {
+    match open_connection(services, req, &[], id.clone()) {
         Ok(mut conn) => {
             close(
                 services,
