@@ -41,7 +41,7 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
     }
     let snapshot = snapshot::cached(services, site)
         .map(|found| found.filter(|s| !s.outlived(now, services.config)));
-    let (count, total, page_count, slot) = match snapshot {
+    let (count, total, page_count, slot, pages) = match snapshot {
         // Someone left since: the snapshot is too high, and the broadcast is under a second
         // away (a page reloaded would otherwise see itself counted twice, then once).
         Ok(Some(last)) if snapshot::counts_a_leaver(services.cache, site, &last) => return None,
@@ -61,23 +61,36 @@ pub fn first_count(services: &Services, reader: &Reader, moved: bool) -> Option<
             // Tagged with the snapshot's slot: any later broadcast supersedes it, an older
             // one arriving late does not.
             let slot = Some(last.slot_end_ms);
-            (last.count + unseen_on_site, total, page_count, slot)
+            (
+                last.count + unseen_on_site,
+                total,
+                page_count,
+                slot,
+                last.pages,
+            )
         }
         // No broadcast yet (a new site), or only one from before everyone it counted left
         // without a word: this page is the first.
         Ok(None) => {
             let n = u64::from(written_ms.is_some());
-            (n, None, lease.page.as_ref().map(|_| Some(n)), None)
+            (
+                n,
+                None,
+                lease.page.as_ref().map(|_| Some(n)),
+                None,
+                Vec::new(),
+            )
         }
         // The broadcast will tell it.
         Err(_) => return None,
     };
     let floor = Floor::of(services, site);
+    let total = total.map(|t| floor.total(t));
     Some(match page_count {
         Some(page_count) => protocol::page_update(
             floor.show(count),
             total,
-            page_count.map(|n| floor.show(n)),
+            floor.show_page(count, &pages, page_count),
             slot,
         ),
         None => protocol::update(floor.show(count), total, slot),

@@ -17,8 +17,12 @@
 //! released when it closes and kept alive by its heartbeats; visit and read tickets lapse with
 //! their hour or minute. Limits are per POP: a client spread over many POPs gets each POP's
 //! share, which one address rarely is. An IPv6 client is keyed by its /64 (one subscriber's
-//! network; its addresses within it are free to change). When the cache cannot answer, a
-//! limit is not applied (and that is logged): a cache fault must not lock readers out.
+//! network; its addresses within it are free to change), and its rate limits are nested: its
+//! /56 and its /48 (a tunnel broker hands out a /48, 65,536 /64s) have buckets of their own,
+//! with [`WIDER_SHARES`] times a client's share, so a /48 full of /64s reads the API, adds
+//! visits and opens new presences at most that many times as often as one client. When the
+//! cache cannot answer, a limit is not applied (and that is logged): a cache fault must not
+//! lock readers out.
 //!
 //! A new day's secret gives every client a new key, and with it a fresh share: around
 //! midnight UTC a client may briefly hold up to twice its sockets.
@@ -29,22 +33,48 @@ use crate::platform::ids::IdSource;
 use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
 use crate::wire::site::SiteId;
 
-/// The hashed address of one client, as limits key it.
+/// The hashed address of one client, as limits key it: the key of its own network, then (IPv6)
+/// those of the wider networks it is in, its /56 and its /48, `.`-separated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientKey(String);
+
+/// How many times a client's share the wider networks of an IPv6 client get: its /56, its /48.
+pub const WIDER_SHARES: [u32; 2] = [4, 16];
 
 impl ClientKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// A key read back from connection meta: 32 lowercase hex digits, or nothing.
+    /// A key read back from connection meta: one, or (IPv6) three, 32 lowercase hex digits
+    /// `.`-separated; or nothing.
     pub fn parse(text: &str) -> Option<ClientKey> {
-        (text.len() == 32
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .then(|| ClientKey(text.to_string()))
+        let one = |part: &str| {
+            part.len() == 32
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        let parts: Vec<&str> = text.split('.').collect();
+        (matches!(parts.len(), 1 | 3) && parts.iter().all(|p| one(p)))
+            .then(|| ClientKey(text.to_string()))
+    }
+
+    /// The key of the client's own network (its address, or its IPv6 /64).
+    pub fn own(&self) -> &str {
+        self.0.split('.').next().unwrap_or_default()
+    }
+
+    /// Each network's key with its share of a limit: its own (1), then the wider ones'.
+    fn networks(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.0
+            .split('.')
+            .zip(std::iter::once(1).chain(WIDER_SHARES))
+    }
+
+    /// The widest network's key (an IPv6 client's /48; an IPv4 client's address).
+    fn widest(&self) -> &str {
+        self.0.rsplit('.').next().unwrap_or_default()
     }
 }
 
@@ -72,18 +102,24 @@ pub enum SocketAdmission {
     Unchecked,
 }
 
-/// The part of an address that names one client: the address itself for IPv4, its /64 for
-/// IPv6.
-fn network_of(address: &str) -> String {
+/// The networks of an address that limits key: the address itself for IPv4; for IPv6 its /64
+/// (one client), then its /56 and its /48.
+fn networks_of(address: &str) -> Vec<String> {
     match address.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => vec![v4.to_string()],
             None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                let bits = u128::from(v6);
+                [64u32, 56, 48]
+                    .iter()
+                    .map(|&len| {
+                        let net = std::net::Ipv6Addr::from(bits & (u128::MAX << (128 - len)));
+                        format!("{net}/{len}")
+                    })
+                    .collect()
             }
         },
-        _ => address.to_string(),
+        _ => vec![address.to_string()],
     }
 }
 
@@ -111,8 +147,11 @@ pub fn client_key(
                 .unwrap_or_default()
         }
     };
-    let digest = hmac_sha256(&secret, &[network_of(address).as_bytes()]);
-    ClientKey(hex_prefix(&digest, 16))
+    let keys: Vec<String> = networks_of(address)
+        .iter()
+        .map(|network| hex_prefix(&hmac_sha256(&secret, &[network.as_bytes()]), 16))
+        .collect();
+    ClientKey(keys.join("."))
 }
 
 /// What the limits' daily keys are derived under (see `secrets::derived_key`).
@@ -155,10 +194,11 @@ pub fn release_socket(cache: &dyn SharedCache, site: &SiteId, client: &ClientKey
 }
 
 fn socket_key(site: &SiteId, client: &ClientKey, ticket: u32) -> String {
-    format!("limits/socket/{site}/{}/{ticket}", client.as_str())
+    format!("limits/socket/{site}/{}/{ticket}", client.own())
 }
 
-/// Whether `client` may add one more visit to `site` this hour (and counts it).
+/// Whether `client` may add one more visit to `site` this hour (and counts it), in its own
+/// network's share and in each wider one's.
 pub fn take_visit(
     cache: &dyn SharedCache,
     limits: &Limits,
@@ -167,11 +207,19 @@ pub fn take_visit(
     now_ms: u64,
 ) -> Verdict {
     let hour = now_ms / HOUR_MS;
-    let window = format!("limits/visit/{site}/{}/{hour}", client.as_str());
-    take_in_window(cache, &window, limits.visits_per_site_hour, HOUR_MS)
+    take_nested(client, |key, share| {
+        let window = format!("limits/visit/{site}/{key}/{hour}");
+        take_in_window(
+            cache,
+            &window,
+            limits.visits_per_site_hour.saturating_mul(share),
+            HOUR_MS,
+        )
+    })
 }
 
-/// Whether `client` may make one more API read this minute (and counts it).
+/// Whether `client` may make one more API read this minute (and counts it), in its own
+/// network's share and in each wider one's.
 pub fn take_api_read(
     cache: &dyn SharedCache,
     limits: &Limits,
@@ -179,8 +227,44 @@ pub fn take_api_read(
     now_ms: u64,
 ) -> Verdict {
     let minute = now_ms / MINUTE_MS;
-    let window = format!("limits/api/{}/{minute}", client.as_str());
-    take_in_window(cache, &window, limits.api_reads_per_minute, MINUTE_MS)
+    take_nested(client, |key, share| {
+        let window = format!("limits/api/{key}/{minute}");
+        take_in_window(
+            cache,
+            &window,
+            limits.api_reads_per_minute.saturating_mul(share),
+            MINUTE_MS,
+        )
+    })
+}
+
+/// Whether one more presence may start on `site` this minute from `client`'s widest network
+/// (an IPv6 client's /48; an IPv4 address), and counts it: one /48 holds 65,536 clients, each
+/// with its share of sockets, but starts only so many counted readers a minute.
+pub fn take_new_presence(
+    cache: &dyn SharedCache,
+    limits: &Limits,
+    site: &SiteId,
+    client: &ClientKey,
+    now_ms: u64,
+) -> Verdict {
+    let minute = now_ms / MINUTE_MS;
+    let window = format!("limits/new/{site}/{}/{minute}", client.widest());
+    take_in_window(cache, &window, limits.new_presences_per_minute, MINUTE_MS)
+}
+
+/// Takes a ticket in the window of each of `client`'s networks (`take`: its key, its share),
+/// narrowest first: over in any is over.
+fn take_nested(client: &ClientKey, mut take: impl FnMut(&str, u32) -> Verdict) -> Verdict {
+    let mut verdict = Verdict::Within;
+    for (key, share) in client.networks() {
+        match take(key, share) {
+            Verdict::Over => return Verdict::Over,
+            Verdict::Unchecked => verdict = Verdict::Unchecked,
+            Verdict::Within => {}
+        }
+    }
+    verdict
 }
 
 /// When the current minute's API window ends, in whole seconds (for `Retry-After`).
@@ -226,7 +310,70 @@ mod tests {
             sockets_per_site: 3,
             visits_per_site_hour: 4,
             api_reads_per_minute: 5,
+            new_presences_per_minute: 6,
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_its_wider_networks_share_a_bounded_budget() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let key = |a: &str| client_key(&secrets(), &cache, &ids, 0, a);
+        // Addresses in one /64 are one client; the key names its /56 and /48 too.
+        let me = key("2001:db8:1:100::1");
+        assert_eq!(me, key("2001:db8:1:100:ffff::2"));
+        assert_eq!(me.as_str().split('.').count(), 3);
+        assert_eq!(ClientKey::parse(me.as_str()), Some(me.clone()));
+        assert_eq!(key("192.0.2.1").as_str().split('.').count(), 1);
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        // Each /64 of one /48 reads its own 5 a minute, until the /56 (4 × 5) and the /48
+        // (16 × 5) are spent; another /48 is untouched.
+        let reads = |a: &str, n: u32| {
+            let c = key(a);
+            (0..n)
+                .filter(|_| take_api_read(&cache, &limits(), &c, 0) == Verdict::Within)
+                .count()
+        };
+        assert_eq!(reads("2001:db8:1:100::1", 9), 5, "one /64");
+        let same_56: usize = (1..8)
+            .map(|n| reads(&format!("2001:db8:1:1{n:02x}::1"), 5))
+            .sum();
+        assert_eq!(same_56, 15, "the /56 holds 20, the first /64 took 5");
+        let same_48: usize = (1..=255u32)
+            .map(|n| reads(&format!("2001:db8:1:{:x}00::1", n), 5))
+            .sum();
+        assert_eq!(same_48, 60, "the /48 holds 80, its first /56 took 20");
+        assert_eq!(reads("2001:db8:2::1", 5), 5, "another /48");
+        // Socket tickets stay per /64.
+        let other_64 = key("2001:db8:1:101::1");
+        assert_eq!(
+            take_socket(&cache, &limits(), &site("a"), &other_64, 60_000),
+            SocketAdmission::Ticket(0)
+        );
+    }
+
+    #[test]
+    fn a_network_starts_only_so_many_presences_on_a_site_a_minute() {
+        let (cache, ids) = (MemoryCache::default(), CountingIds::default());
+        let key = |a: &str| client_key(&secrets(), &cache, &ids, 0, a);
+        // 6 a minute per site per /48, whichever of its /64s they come from.
+        let started = (0..10u32)
+            .filter(|n| {
+                let c = key(&format!("2001:db8:7:{n:x}::1"));
+                take_new_presence(&cache, &limits(), &site("a"), &c, 0) == Verdict::Within
+            })
+            .count();
+        assert_eq!(started, 6);
+        let c = key("2001:db8:7::1");
+        assert_eq!(
+            take_new_presence(&cache, &limits(), &site("b"), &c, 0),
+            Verdict::Within
+        );
+        cache.clock_ms.set(MINUTE_MS);
+        assert_eq!(
+            take_new_presence(&cache, &limits(), &site("a"), &c, MINUTE_MS),
+            Verdict::Within,
+            "a new minute"
+        );
     }
 
     fn site(s: &str) -> SiteId {

@@ -58,7 +58,8 @@ pub struct Config {
     pub publish: PublishMode,
     /// What one client (one address) may do: sockets per site (`max_sockets_per_client`,
     /// default 20), visits per site an hour (`max_visits_per_client_hour`, default 30), API
-    /// reads a minute (`max_api_reads_per_client_minute`, default 120).
+    /// reads a minute (`max_api_reads_per_client_minute`, default 120), counted readers one
+    /// network starts on a site a minute (`max_new_presences_per_network_minute`, default 60).
     pub limits: Limits,
     /// Whether log lines also go to the `liveuser_log` endpoint (`log_endpoint`: `on`, the
     /// default; `off` locally, where stdout is the log).
@@ -107,6 +108,7 @@ impl Default for Config {
                 sockets_per_site: 20,
                 visits_per_site_hour: 30,
                 api_reads_per_minute: 120,
+                new_presences_per_minute: 60,
             },
         }
     }
@@ -121,6 +123,9 @@ pub struct Limits {
     pub visits_per_site_hour: u32,
     /// API reads one client may make in a minute.
     pub api_reads_per_minute: u32,
+    /// Counted readers one network (an IPv6 /48, an IPv4 address) may start on one site in a
+    /// minute.
+    pub new_presences_per_minute: u32,
 }
 
 /// A setting that was present but unusable, and was replaced by its default.
@@ -203,6 +208,12 @@ impl Config {
             api_reads_per_minute: read(
                 "max_api_reads_per_client_minute",
                 defaults.limits.api_reads_per_minute,
+                1,
+                1_000_000,
+            ),
+            new_presences_per_minute: read(
+                "max_new_presences_per_network_minute",
+                defaults.limits.new_presences_per_minute,
                 1,
                 1_000_000,
             ),

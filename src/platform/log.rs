@@ -130,6 +130,11 @@ pub enum Line<'a> {
     Uncounted {
         site: &'a SiteId,
     },
+    /// A network (an IPv6 /48, an IPv4 address) started its share of counted readers on a site
+    /// this minute: another upgrade was refused.
+    PresenceLimited {
+        site: &'a SiteId,
+    },
     /// A WebSocket was refused: its client holds its share of sockets on the site.
     SocketLimited {
         site: &'a SiteId,
@@ -208,6 +213,7 @@ impl Line<'_> {
             Line::VisitFailed { .. } => "visit-failed",
             Line::VisitLimited { .. } => "visit-limited",
             Line::SocketLimited { .. } => "socket-limited",
+            Line::PresenceLimited { .. } => "presence-limited",
             Line::Uncounted { .. } => "uncounted",
             Line::ApiLimited { .. } => "api-limited",
             Line::LimitUnchecked { .. } => "limit-unchecked",
@@ -316,7 +322,9 @@ impl Line<'_> {
             Line::VisitLimited { conn, site } | Line::PageMoveLimited { conn, site } => {
                 write!(f, "conn={conn} site={site}")
             }
-            Line::SocketLimited { site } | Line::Uncounted { site } => write!(f, "site={site}"),
+            Line::SocketLimited { site }
+            | Line::PresenceLimited { site }
+            | Line::Uncounted { site } => write!(f, "site={site}"),
             Line::ApiLimited { path } => write!(f, "path={path}"),
             Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),

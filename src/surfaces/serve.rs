@@ -4,7 +4,7 @@
 
 use http::{Request, Response};
 
-use crate::count::limits::{self, ClientKey, SocketAdmission};
+use crate::count::limits::{self, ClientKey, SocketAdmission, Verdict};
 use crate::count::{automated, broadcast, registry};
 use crate::platform::kv::{CountingKv, KvCounts};
 use crate::platform::log::{Line, Log, RequestCost};
@@ -60,7 +60,8 @@ pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
         Err(error) => return Upgrade::Refuse(refuse(services.log, path, &error)),
     };
     let mut headers = Vec::new();
-    if !services.config.count_automated && automated::is_automated(req.user_agent) {
+    let uncounted = !services.config.count_automated && automated::is_automated(req.user_agent);
+    if uncounted {
         services.log.emit(&Line::Uncounted { site: &site });
         headers.push((handoff::UNCOUNTED_HEADER, "1".to_string()));
     }
@@ -81,6 +82,20 @@ pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let ttl_ms = limits::socket_ticket_ttl_ms(services.config);
     let limits = &services.config.limits;
     match limits::take_socket(services.cache, limits, &site, &client, ttl_ms) {
+        // A counted reader starts a presence: its network starts only so many a minute.
+        SocketAdmission::Ticket(n)
+            if !uncounted
+                && limits::take_new_presence(services.cache, limits, &site, &client, now_ms)
+                    == Verdict::Over =>
+        {
+            limits::release_socket(services.cache, &site, &client, n);
+            services.log.emit(&Line::PresenceLimited { site: &site });
+            let error = HttpError::TooMany {
+                what: "new readers of this site from your network",
+                retry_after_secs: limits::api_retry_after_secs(now_ms),
+            };
+            Upgrade::Refuse(refuse(services.log, path, &error))
+        }
         SocketAdmission::Ticket(n) => {
             headers.push((handoff::CLIENT_HEADER, client.as_str().to_string()));
             headers.push((handoff::TICKET_HEADER, n.to_string()));
@@ -262,6 +277,41 @@ mod tests {
             refused_status(upgrade(&s, &ws(Some("siteId=a"), None))),
             None
         );
+    }
+
+    #[test]
+    fn a_48_starts_only_its_share_of_readers_a_minute_however_many_64s_it_uses() {
+        let mut t = TestServices::new();
+        t.config.limits.new_presences_per_minute = 3;
+        let now = 1_800_000_000_000;
+        t.set_time(now);
+        let from = |t: &TestServices, address: &str, agent: &'static str| {
+            let req = UpgradeRequest {
+                user_agent: Some(agent),
+                ..ws(Some("siteId=shop"), Some(address))
+            };
+            refused_status(upgrade(&t.services(), &req))
+        };
+        const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+        let statuses: Vec<_> = (0..5u32)
+            .map(|n| from(&t, &format!("2001:db8:9:{n:x}::1"), BROWSER))
+            .collect();
+        assert_eq!(statuses, vec![None, None, None, Some(429), Some(429)]);
+        assert!(t
+            .log
+            .lines()
+            .iter()
+            .any(|l| l == "liveuser presence-limited site=shop"));
+        // A crawler starts no presence; another /48 is unaffected; so is the next minute.
+        assert_eq!(from(&t, "2001:db8:9:7::1", "Googlebot/2.1"), None);
+        assert_eq!(from(&t, "2001:db8:a::1", BROWSER), None);
+        t.set_time(now + 60_000);
+        assert_eq!(from(&t, "2001:db8:9:8::1", BROWSER), None);
+        // The refused upgrades gave their socket tickets back.
+        t.config.limits.new_presences_per_minute = 100;
+        t.config.limits.sockets_per_site = 1;
+        t.set_time(now + 1_000);
+        assert_eq!(from(&t, "2001:db8:9:3::1", BROWSER), None);
     }
 
     #[test]

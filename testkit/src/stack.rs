@@ -47,6 +47,7 @@ impl Default for StackOptions {
             ("max_sockets_per_client", "1000"),
             ("max_visits_per_client_hour", "1000000"),
             ("max_api_reads_per_client_minute", "1000000"),
+            ("max_new_presences_per_network_minute", "1000000"),
         ];
         StackOptions {
             config: config

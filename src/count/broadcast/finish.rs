@@ -258,10 +258,9 @@ impl Told {
             .flat_map(|l| l.pages.iter())
             .filter(|(p, _)| !s.has_page(p));
         for (page_id, _) in s.pages.iter().chain(dropped) {
-            let shown = s.page_count(page_id).map(|n| floor.show(n));
-            let before = last
-                .and_then(|l| l.page_count(page_id))
-                .map(|n| floor.show(n));
+            let shown = floor.show_page(s.count, &s.pages, s.page_count(page_id));
+            let before =
+                last.and_then(|l| floor.show_page(l.count, &l.pages, l.page_count(page_id)));
             if count_alike && self.alike(shown, before) {
                 continue;
             }
@@ -282,10 +281,11 @@ impl Told {
         s: &Snapshot,
         last: Option<&Snapshot>,
     ) -> Vec<PublishItem> {
-        let Some(total) = s.total else {
+        // A floored site's total moves in steps of its floor: no message says an arrival happened.
+        let Some(total) = s.total.map(|t| self.floor.total(t)) else {
             return Vec::new();
         };
-        let before = last.and_then(|l| l.total);
+        let before = last.and_then(|l| l.total).map(|t| self.floor.total(t));
         let total_alike = !self.restate
             && (before == Some(total)
                 || self.alike(Some(Shown::exact(total)), before.map(Shown::exact)));

@@ -167,6 +167,7 @@ fn get(
                 |s| s.total,
                 |t| Some(t.total),
             )?;
+            let total = Floor::of(services, site).total(total);
             Ok(
                 public(json!({"siteId": site.as_str(), "totalCount": total, "timestamp": now}))
                     .into(),
@@ -179,7 +180,8 @@ fn get(
                 .transpose()?;
             let floor = Floor::of(services, site);
             let found = snapshot_of(services, site)?;
-            let online = floor.show(read_online(services, site, found.as_ref())?);
+            let online_exact = read_online(services, site, found.as_ref())?;
+            let online = floor.show(online_exact);
             let mut body =
                 json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
             let today = found
@@ -192,11 +194,12 @@ fn get(
                 body["todayPeakBelowMin"] = json!(today.is_some_and(|p| p.below_min));
             }
             if let Some(page_id) = page {
-                let page = match page_id {
+                let count = match page_id {
                     Some(id) => read_page(services, site, found.as_ref(), &id)?,
                     None => None,
-                }
-                .map(|n| floor.show(n));
+                };
+                let pages = found.as_ref().map_or(&[][..], |s| s.pages.as_slice());
+                let page = floor.show_page(online_exact, pages, count);
                 body["pageOnline"] = json!(page.map(|p| p.value));
                 if floor.min().is_some() {
                     body["pageBelowMin"] = json!(page.is_some_and(|p| p.below_min));
