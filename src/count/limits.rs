@@ -207,14 +207,8 @@ pub fn take_visit(
     now_ms: u64,
 ) -> Verdict {
     let hour = now_ms / HOUR_MS;
-    take_nested(client, |key, share| {
-        let window = format!("limits/visit/{site}/{key}/{hour}");
-        take_in_window(
-            cache,
-            &window,
-            limits.visits_per_site_hour.saturating_mul(share),
-            HOUR_MS,
-        )
+    take_nested(cache, client, limits.visits_per_site_hour, HOUR_MS, |key| {
+        format!("limits/visit/{site}/{key}/{hour}")
     })
 }
 
@@ -227,15 +221,13 @@ pub fn take_api_read(
     now_ms: u64,
 ) -> Verdict {
     let minute = now_ms / MINUTE_MS;
-    take_nested(client, |key, share| {
-        let window = format!("limits/api/{key}/{minute}");
-        take_in_window(
-            cache,
-            &window,
-            limits.api_reads_per_minute.saturating_mul(share),
-            MINUTE_MS,
-        )
-    })
+    take_nested(
+        cache,
+        client,
+        limits.api_reads_per_minute,
+        MINUTE_MS,
+        |key| format!("limits/api/{key}/{minute}"),
+    )
 }
 
 /// Whether one more presence may start on `site` this minute from `client`'s widest network
@@ -253,12 +245,19 @@ pub fn take_new_presence(
     take_in_window(cache, &window, limits.new_presences_per_minute, MINUTE_MS)
 }
 
-/// Takes a ticket in the window of each of `client`'s networks (`take`: its key, its share),
-/// narrowest first: over in any is over.
-fn take_nested(client: &ClientKey, mut take: impl FnMut(&str, u32) -> Verdict) -> Verdict {
+/// Takes a ticket in the window of each of `client`'s networks (`window`: its name for a
+/// network's key), each of `limit` times the network's share, narrowest first: over in any is
+/// over.
+fn take_nested(
+    cache: &dyn SharedCache,
+    client: &ClientKey,
+    limit: u32,
+    ttl_ms: u64,
+    window: impl Fn(&str) -> String,
+) -> Verdict {
     let mut verdict = Verdict::Within;
     for (key, share) in client.networks() {
-        match take(key, share) {
+        match take_in_window(cache, &window(key), limit.saturating_mul(share), ttl_ms) {
             Verdict::Over => return Verdict::Over,
             Verdict::Unchecked => verdict = Verdict::Unchecked,
             Verdict::Within => {}

@@ -312,12 +312,11 @@ pub fn leave_all_due(
     site: &SiteId,
     lease: &Lease,
 ) -> Result<(), KvError> {
-    let now_ms = clock.now_ms();
     let every = Lease {
-        windows: windows_due(config, now_ms).collect(),
+        windows: windows_due(config, clock.now_ms()).collect(),
         ..lease.clone()
     };
-    delete_waiting(kv, clock, &live_keys(config, site, &every, now_ms))
+    leave(kv, clock, config, site, &every)
 }
 
 /// Writes `key`, the key of `window`, to live until the window has ended (KV TTLs are whole

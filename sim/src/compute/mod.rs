@@ -555,9 +555,10 @@ mod tests {
             runs, 3,
             "the longest pause is for steps that would be stopped"
         );
-        // (The thread's CPU clock may shave the fraction of a millisecond the monotonic
-        // clock counted around the work.)
-        assert!(usage.cpu_ms >= 29.0 && usage.noise_ms < 1.0, "{usage:?}");
+        // (The thread's CPU clock may take off what the monotonic clock counted while the
+        // thread was preempted: tests run side by side. The work itself, 30 ms of the
+        // thread's CPU, stays.)
+        assert!(usage.cpu_ms >= 29.0, "{usage:?}");
         // A step that would be stopped gets one more try after the longest pause.
         let stopping = ComputeLimits {
             cpu_ms: 20.0,
