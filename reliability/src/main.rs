@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use liveuser_reliability::report::{self, Run};
-use liveuser_reliability::{census_forgery, forgery, inputs, scenarios};
+use liveuser_reliability::{attacks, census_forgery, forgery, inputs, scenarios};
 
 struct Options {
     inputs: u64,
@@ -103,6 +103,7 @@ fn main() {
         held: None,
         publish_down: None,
         flood: None,
+        attacks: None,
     };
     if o.stack {
         step("10,000 first visits");
@@ -119,6 +120,8 @@ fn main() {
         run.publish_down = Some(scenarios::publish_down(500, Duration::from_secs(60), 30));
         step("a flood from one address");
         run.flood = Some(scenarios::flood(500, 1_000));
+        step("attacks");
+        run.attacks = Some(attacks::attacks(30));
     }
     let path = o.out.join("RELIABILITY.md");
     if let Err(e) = std::fs::write(&path, report::markdown(&run)) {

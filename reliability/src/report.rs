@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::attacks::Attacks;
 use crate::census_forgery::CensusForgeryFigure;
 use crate::forgery::ForgeryFigure;
 use crate::inputs::InputFigure;
@@ -20,6 +21,7 @@ pub struct Run {
     pub held: Option<Held>,
     pub publish_down: Option<PublishDown>,
     pub flood: Option<Flood>,
+    pub attacks: Option<Attacks>,
 }
 
 impl Run {
@@ -32,6 +34,7 @@ impl Run {
             && self.held.as_ref().is_none_or(Held::holds)
             && self.publish_down.as_ref().is_none_or(PublishDown::holds)
             && self.flood.as_ref().is_none_or(Flood::holds)
+            && self.attacks.as_ref().is_none_or(Attacks::holds)
     }
 }
 
@@ -356,6 +359,66 @@ pub fn markdown(run: &Run) -> String {
             f.cached_tried,
             f.cached_secs,
             f.cached_served
+        );
+    }
+    if let Some(a) = &run.attacks {
+        let _ = writeln!(
+            w,
+            "\n### Attacks — {}\n\nEach on the same local stack (2 s heartbeats: a presence lives 3 s).\n\n\
+             | attack | what the attacker got | bound | |\n|---|---|---|---|",
+            verdict(a.holds())
+        );
+        let statuses: Vec<String> = a.replay_statuses.iter().map(u16::to_string).collect();
+        let rows = [
+            (
+                "a reader leaves its SSE stream and replays what it was given (its session, as a heartbeat and as a next link) every second".to_string(),
+                format!(
+                    "{} still counted after {} s (the replays got {})",
+                    a.replay_counted_after.map_or("unknown".to_string(), |n| n.to_string()),
+                    a.replay_bound.as_secs(),
+                    statuses.join(", ")
+                ),
+                "0 after a presence, two intervals and a count".to_string(),
+                a.replay_counted_after == Some(0),
+            ),
+            (
+                format!(
+                    "one address opens {} connections on one site: sockets, crawler sockets and SSE streams, a third each",
+                    a.held_tried
+                ),
+                format!("{} held", a.held),
+                format!("its share, {}", a.share),
+                a.held <= a.share,
+            ),
+            (
+                format!(
+                    "one socket asks for {} page moves in {} s",
+                    a.moves, a.move_secs
+                ),
+                format!("{} KV writes and deletes", a.move_kv_ops),
+                format!("{} (a move every 2 s, heartbeats, its close)", a.move_bound),
+                a.move_kv_ops <= a.move_bound,
+            ),
+            (
+                format!(
+                    "two readers of a site with a floor of {} read its counts, page counts and total (messages and API)",
+                    a.floor
+                ),
+                format!(
+                    "{} of {} figures shown told a number below the floor",
+                    a.floor_revealed, a.floor_values_seen
+                ),
+                "0".to_string(),
+                a.floor_revealed == 0 && a.floor_values_seen > 0,
+            ),
+        ];
+        for (attack, got, bound, holds) in rows {
+            let _ = writeln!(w, "| {attack} | {got} | {bound} | {} |", verdict(holds));
+        }
+        let _ = writeln!(
+            w,
+            "\nAnd 200 readers behind one address: see the flood above (reads the POP's cache \
+             answers are not charged)."
         );
     }
     out

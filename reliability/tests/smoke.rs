@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use liveuser_reliability::{census_forgery, forgery, inputs, scenarios};
+use liveuser_reliability::{attacks, census_forgery, forgery, inputs, scenarios};
 
 #[test]
 fn generated_inputs_meet_only_values_and_clear_errors() {
@@ -63,5 +63,11 @@ fn a_publish_outage_drops_no_socket_and_counts_recover() {
 #[test]
 fn a_flood_from_one_address_is_capped_and_others_are_served() {
     let figure = scenarios::flood(100, 200);
+    assert!(figure.holds(), "{figure:?}");
+}
+
+#[test]
+fn attacks_get_no_more_than_their_bounds() {
+    let figure = attacks::attacks(6);
     assert!(figure.holds(), "{figure:?}");
 }
