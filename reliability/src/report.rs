@@ -350,8 +350,8 @@ pub fn markdown(run: &Run) -> String {
             "- API reads that cost the store (each of a site the POP holds nothing for): {} in one \
              minute from one address (limit {}): {} served, the rest 429 with `Retry-After`; \
              another address was {}. Then, its share spent, the same address read the flooded \
-             site's count {} times in {} s: {} served (the POP's cache answers them, and they \
-             are not charged; at most each second's first may reach the store and be refused).",
+             site's count {} times in {} s: {} served (the POP answers them without the store, \
+             from its one-second copy or the newest it saw, and they are not charged).",
             thousands(f.reads_tried),
             f.read_limit,
             f.reads_served,

@@ -471,8 +471,8 @@ pub struct Flood {
     pub reads_served: u64,
     pub other_reader_served: bool,
     /// Then, its share spent, the same address reads the flooded site's count, which the POP
-    /// holds for a second at a time: what it tried, what it got, and over how many seconds
-    /// (each second's first read may reach the store, and be refused).
+    /// answers without the store (its one-second copy, or the newest it saw): what it tried,
+    /// what it got, and over how many seconds.
     pub cached_tried: u64,
     pub cached_served: u64,
     pub cached_secs: u64,
@@ -487,7 +487,7 @@ impl Flood {
             && self.total == Some(self.expected_total)
             && self.reads_served == self.read_limit
             && self.other_reader_served
-            && self.cached_served + self.cached_secs + 1 >= self.cached_tried
+            && self.cached_served == self.cached_tried
     }
 }
 

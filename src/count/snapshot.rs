@@ -267,6 +267,12 @@ fn newest_seen(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
         .and_then(|b| Snapshot::decode(&b))
 }
 
+/// The newest snapshot this POP has seen (kept as long as a snapshot can count), whatever the
+/// store says now: what a read answers when the store cannot be asked.
+pub fn last_seen(cache: &dyn SharedCache, site: &SiteId) -> Option<Snapshot> {
+    newest_seen(cache, site)
+}
+
 /// Makes `snapshot` the newest this POP has seen (its callers have just read the one before,
 /// and found it no newer).
 fn store_newest(cache: &dyn SharedCache, site: &SiteId, snapshot: &Snapshot) {

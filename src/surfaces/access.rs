@@ -60,7 +60,8 @@ pub fn may_read(services: &Services, path: &str, client: Option<&ClientKey>) -> 
 
 /// Runs `read` (a public read of `req`) so that its client is charged one API request at its
 /// first store operation, and none if the POP's cache answers it all. A client whose share is
-/// spent gets 429 instead of whatever the store would have told it.
+/// spent is not let through to the store: it gets 429, unless the read could answer without
+/// the store after all (from what the POP last saw).
 pub fn charged<T>(
     req: &Request<Vec<u8>>,
     services: &Services,
@@ -76,7 +77,7 @@ pub fn charged<T>(
         kv: &kv,
         ..*services
     });
-    if kv.admitted.get() == Some(false) {
+    if kv.admitted.get() == Some(false) && result.is_err() {
         return Err(HttpError::TooMany {
             what: "API reads",
             retry_after_secs: limits::api_retry_after_secs(services.clock.now_ms()),

@@ -142,12 +142,21 @@ pub(super) fn read_history(
     }
 }
 
-/// The site's snapshot, as this POP knows it (one read for all of a request's figures).
+/// The site's snapshot, as this POP knows it (one read for all of a request's figures). When
+/// the store cannot be asked (it failed, or the reader's share of store reads is spent and the
+/// POP's one-second copy has lapsed), the newest snapshot this POP has seen answers: a reader
+/// behind a busy shared address is not refused what the POP already knows.
 pub(super) fn snapshot_of(
     services: &Services,
     site: &SiteId,
 ) -> Result<Option<Snapshot>, HttpError> {
-    snapshot::cached(services, site).map_err(|e| unavailable(services, site, &e.to_string()))
+    match snapshot::cached(services, site) {
+        Ok(found) => Ok(found),
+        Err(e) => match snapshot::last_seen(services.cache, site) {
+            Some(last) => Ok(Some(last)),
+            None => Err(unavailable(services, site, &e.to_string())),
+        },
+    }
 }
 
 /// Readers online now: the snapshot's count (0 once it outlived its readers), or counted from

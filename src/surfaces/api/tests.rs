@@ -370,6 +370,14 @@ fn answers_the_pops_cache_gives_are_not_charged() {
         .find_map(Result::err)
         .expect("refused");
     assert_eq!((err.status(), err.code()), (429, "too_many_requests"));
+    // Its share spent, the POP's one-second copy lapsed: the newest the POP saw still answers.
+    t.set_time(now + 5_000);
+    assert_eq!(from("/api/online/shop"), Ok(200));
+    assert_eq!(from("/badge/shop.svg"), Ok(200));
+    assert!(
+        from("/api/total/elsewhere").is_err(),
+        "still nothing to answer with"
+    );
 }
 
 #[test]
