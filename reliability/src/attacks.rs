@@ -12,6 +12,8 @@ use liveuser_testkit::sse::EventStream;
 use liveuser_testkit::stack::{Stack, StackOptions};
 use serde_json::Value;
 
+use crate::scenarios::online;
+
 /// Heartbeats every 2 s: a presence lives 3 s, so a bound of a presence and an interval is
 /// seconds, not a minute.
 const HEARTBEAT_SECS: u64 = 2;
@@ -73,13 +75,6 @@ fn stack() -> Stack {
             .with_config("count_automated", "off")
             .with_config("min_count.floored", &FLOOR.to_string()),
     )
-}
-
-fn online(stack: &Stack, site: &str) -> Option<u64> {
-    let resp = stack.http("GET", &format!("/api/online/{site}"), &[], b"");
-    (resp.status == 200)
-        .then(|| resp.json()["online"].as_u64())
-        .flatten()
 }
 
 /// The session a stream's first event names.

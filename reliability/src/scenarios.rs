@@ -27,7 +27,7 @@ fn get(stack: &Stack, path: &str) -> Option<serde_json::Value> {
         .map(|r| r.json())
 }
 
-fn online(stack: &Stack, site: &str) -> Option<u64> {
+pub(crate) fn online(stack: &Stack, site: &str) -> Option<u64> {
     get(stack, &format!("/api/online/{site}"))?["online"].as_u64()
 }
 

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use liveuser_testkit::client::{Client, Received};
+use liveuser_testkit::http::HttpResponse;
 use liveuser_testkit::sse::EventStream;
 use liveuser_testkit::stack::{Stack, StackOptions};
 use serde_json::Value;
@@ -117,6 +118,17 @@ fn session_of(stream: &mut EventStream) -> String {
     v["session"].as_str().expect("session").to_string()
 }
 
+/// Posts `{"session": …}` to `path` as the widget's beacon does (a text body: no preflight).
+fn send_session(stack: &Stack, path: &str, session: &str) -> HttpResponse {
+    let body = serde_json::json!({ "session": session }).to_string();
+    stack.http(
+        "POST",
+        path,
+        &[("Content-Type", "text/plain")],
+        body.as_bytes(),
+    )
+}
+
 /// The next `data:` update on `stream` whose count is `count`.
 fn stream_count(stream: &mut EventStream, count: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -159,13 +171,7 @@ fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
     assert_eq!(stack.get_json("/api/total/streams")["totalCount"], 1);
 
     // Heartbeats are retired: the held stream keeps the presence (see the next test).
-    let body = serde_json::json!({ "session": session }).to_string();
-    let resp = stack.http(
-        "POST",
-        "/sse/heartbeat",
-        &[("Content-Type", "text/plain")],
-        body.as_bytes(),
-    );
+    let resp = send_session(&stack, "/sse/heartbeat", &session);
     assert_eq!(
         (resp.status, resp.json()["error"].clone()),
         (410, Value::from("gone"))
@@ -178,13 +184,7 @@ fn an_sse_reader_counts_like_a_socket_reader_and_leaves_with_its_beacon() {
     );
 
     // The page goes: its beacon removes the presence at once.
-    let body = serde_json::json!({ "session": session }).to_string();
-    let resp = stack.http(
-        "POST",
-        "/sse/leave",
-        &[("Content-Type", "text/plain")],
-        body.as_bytes(),
-    );
+    let resp = send_session(&stack, "/sse/leave", &session);
     assert_eq!(resp.status, 204);
     update_where(&mut socket, |u| u["count"] == 1);
     assert!(eventually(|| stack.get_json("/api/online/streams")
@@ -238,13 +238,7 @@ fn an_sse_readers_presence_is_kept_by_its_held_stream_and_ends_with_it() {
 
     // Another page leaves with its beacon but keeps its stream open: the presence goes at once,
     // and Pushpin ends the stream.
-    let body = serde_json::json!({ "session": leaving_session }).to_string();
-    let resp = stack.http(
-        "POST",
-        "/sse/leave",
-        &[("Content-Type", "text/plain")],
-        body.as_bytes(),
-    );
+    let resp = send_session(&stack, "/sse/leave", &leaving_session);
     assert_eq!(resp.status, 204);
     assert!(online_becomes(&stack, "held", 1, Duration::from_secs(10)).is_some());
     assert!(
