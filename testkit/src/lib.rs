@@ -17,3 +17,4 @@ pub mod process;
 pub mod proxy;
 pub mod sse;
 pub mod stack;
+pub mod wait;

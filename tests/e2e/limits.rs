@@ -4,11 +4,12 @@
 //! Clients on 127.0.0.2 stand in for another network.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use liveuser_testkit::client::Client;
 use liveuser_testkit::http::try_http_request_as;
 use liveuser_testkit::stack::{Stack, StackOptions};
+use liveuser_testkit::wait::eventually;
 
 const ANOTHER_CLIENT: Option<Ipv4Addr> = Some(Ipv4Addr::new(127, 0, 0, 2));
 
@@ -16,18 +17,6 @@ fn online(stack: &Stack, site: &str) -> u64 {
     stack.get_json(&format!("/api/online/{site}"))["online"]
         .as_u64()
         .expect("a count")
-}
-
-/// Polls `f` until it is true or `limit` has passed; whether it became true.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    f()
 }
 
 #[test]
