@@ -4,7 +4,7 @@
 //! not parse or is out of range is reported (the caller logs it) and the default is used:
 //! a typo in the config store must not take the service down.
 
-use crate::platform::secrets::Secrets;
+use crate::platform::secrets::{KeySlot, Secrets};
 use crate::wire::grip_sig::GripVerifier;
 
 /// Where settings come from: the host's config store, or a map in tests.
@@ -67,6 +67,9 @@ pub struct Config {
     /// Whether crawlers and automated browsers are counted (`count_automated`: `off`, the
     /// default; `on` locally, where tests drive headless browsers). See `automated`.
     pub count_automated: bool,
+    /// Which slot's secret signs new SSE sessions (`session_key`: `a`, the default, or `b`;
+    /// see `secrets::KeyRing`).
+    pub session_key: KeySlot,
 }
 
 /// The issuer the Fastly CLI's local Pushpin signs with.
@@ -104,6 +107,7 @@ impl Default for Config {
             publish: PublishMode::Fastly,
             log_endpoint: true,
             count_automated: false,
+            session_key: KeySlot::A,
             limits: Limits {
                 sockets_per_site: 20,
                 visits_per_site_hour: 30,
@@ -248,8 +252,15 @@ impl Config {
             "count_automated",
             &[("off", false), ("on", true)],
         );
+        let session_key = read_choice(
+            source,
+            &mut warnings,
+            "session_key",
+            &[("a", KeySlot::A), ("b", KeySlot::B)],
+        );
         let mut config = Config {
             count_automated,
+            session_key,
             heartbeat_interval_secs,
             presence_ttl_secs,
             sweep_interval_secs,

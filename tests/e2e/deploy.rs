@@ -282,5 +282,55 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
         text(&out)
     );
     assert!(!text(&out).contains("WARNING"), "{}", text(&out));
+
+    // The session key: made on the first run, rotated into the other slot on request, the old
+    // slot kept (what it signed stays valid).
+    let session_keys = || {
+        api.with_state(|s| {
+            let secrets = s
+                .secret_stores
+                .iter()
+                .find(|st| st.name == SECRET_STORE)
+                .expect("secret store");
+            let named = s
+                .config_stores
+                .iter()
+                .find(|st| st.name == CONFIG_STORE)
+                .and_then(|st| st.entries.get("session_key").cloned());
+            (
+                secrets.entries.get("session_key_a").cloned(),
+                secrets.entries.get("session_key_b").cloned(),
+                named,
+            )
+        })
+    };
+    let (first, none, named) = session_keys();
+    assert_eq!(
+        first.as_ref().map(Vec::len),
+        Some(32),
+        "a random 32-byte key"
+    );
+    assert_eq!((none, named.as_deref()), (None, Some(&b"a"[..])));
+    assert!(text(&out).contains("session key a signs SSE sessions"));
+    let out = configure_with(&["--rotate-session-key"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("session key rotated: b signs now"),
+        "{}",
+        text(&out)
+    );
+    let (kept, second, named) = session_keys();
+    assert_eq!(kept, first, "the old slot is kept");
+    assert_eq!(second.as_ref().map(Vec::len), Some(32));
+    assert_eq!(named.as_deref(), Some(&b"b"[..]));
+    let out = configure_with(&["--rotate-session-key"]);
+    let (third, kept, named) = session_keys();
+    assert!(
+        text(&out).contains("rotated: a signs now"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(third, first, "a rotation writes a fresh key");
+    assert_eq!((kept, named.as_deref()), (second, Some(&b"a"[..])));
     let _ = fs::remove_dir_all(&dir);
 }

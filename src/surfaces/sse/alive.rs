@@ -19,7 +19,7 @@ use crate::platform::cache::SharedCache;
 use crate::platform::log::Line;
 use crate::platform::Services;
 use crate::surfaces::sse::hold;
-use crate::surfaces::sse::session::{link_key, required, Session};
+use crate::surfaces::sse::session::{link_keys, required, Session};
 use crate::surfaces::{handoff, Handled};
 use crate::wire::error::HttpError;
 use crate::wire::response::finish;
@@ -36,9 +36,9 @@ pub fn alive(
     token: &str,
 ) -> Result<Handled, HttpError> {
     handoff::check_signature(req, services)?;
-    let key = required(link_key(services))?;
-    // A link this service did not give, or gave under another key (a rotated secret).
-    let Ok(mut session) = Session::from_link_token(token, &key) else {
+    let keys = required(link_keys(services))?;
+    // A link this service did not give, or gave under a key no longer kept (rotated twice).
+    let Ok(mut session) = Session::from_link_token(token, &keys) else {
         return Ok(end(services, None, "invalid-link"));
     };
     let site = session.site.clone();
@@ -65,7 +65,7 @@ pub fn alive(
         }
     }
     Ok(Handled {
-        response: finish(hold::held(&session, &key, services.config), Vec::new()),
+        response: finish(hold::held(&session, &keys, services.config), Vec::new()),
         broadcast: counted
             .then(|| broadcast::sweep_due(services, &site))
             .flatten(),

@@ -12,6 +12,7 @@
 use http::{header, response};
 
 use crate::platform::config::Config;
+use crate::platform::secrets::KeyRing;
 use crate::surfaces::sse::session::Session;
 use crate::wire::grip;
 
@@ -50,16 +51,16 @@ pub fn link_timeout_secs(config: &Config) -> u32 {
 }
 
 /// The `Grip-Link` value for `session`'s next call, its session signed with the link key.
-pub fn next_link(session: &Session, key: &[u8; 32], config: &Config) -> String {
+pub fn next_link(session: &Session, keys: &KeyRing, config: &Config) -> String {
     format!(
         "<{ALIVE_PREFIX}{}>; rel=next; timeout={}",
-        session.to_link_token(key),
+        session.to_link_token(keys),
         link_timeout_secs(config)
     )
 }
 
-/// A 200 response holding `session`'s stream (`key`: the link key).
-pub fn held(session: &Session, key: &[u8; 32], config: &Config) -> response::Builder {
+/// A 200 response holding `session`'s stream (`keys`: the link keys).
+pub fn held(session: &Session, keys: &KeyRing, config: &Config) -> response::Builder {
     http::Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -68,7 +69,7 @@ pub fn held(session: &Session, key: &[u8; 32], config: &Config) -> response::Bui
         .header(grip::HOLD_HEADER, "stream")
         .header(grip::CHANNEL_HEADER, channels(session).join(", "))
         .header(grip::KEEP_ALIVE_STREAM_HEADER, KEEP_ALIVE)
-        .header(grip::LINK_HEADER, next_link(session, key, config))
+        .header(grip::LINK_HEADER, next_link(session, keys, config))
 }
 
 /// A 200 response with no instruction: Fanout ends the stream (the browser reconnects, and a

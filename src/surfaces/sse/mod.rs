@@ -42,7 +42,7 @@ use crate::wire::request::header as header_value;
 use crate::wire::response::finish;
 
 pub use hold::ALIVE_PREFIX;
-pub use session::{session_key, Session};
+pub use session::{session_keys, Session};
 
 /// Where a browser opens its stream.
 pub const STREAM_PATH: &str = "/sse";
@@ -106,8 +106,8 @@ fn join(
     client: &Option<ClientKey>,
     ticket: Option<u32>,
 ) -> Result<Handled, HttpError> {
-    let key = session::required(session::session_key(services))?;
-    let link_key = session::required(session::link_key(services))?;
+    let keys = session::required(session::session_keys(services))?;
+    let link_keys = session::required(session::link_keys(services))?;
     let params = params::connect_params(services, req.uri().query())?;
     let site = params.site.clone();
     registry::check_site(services.settings, &site)?;
@@ -158,7 +158,7 @@ fn join(
     };
     let mut body = event_stream::event(
         Some("session"),
-        &json!({"type": "session", "session": session.sign(&key)}).to_string(),
+        &json!({"type": "session", "session": session.sign(&keys)}).to_string(),
     );
     let reader = Reader {
         site: &site,
@@ -173,7 +173,7 @@ fn join(
     }
     Ok(Handled {
         response: finish(
-            hold::held(&session, &link_key, services.config),
+            hold::held(&session, &link_keys, services.config),
             body.into_bytes(),
         ),
         broadcast: (!uncounted)
@@ -197,7 +197,7 @@ struct Checked {
 
 /// Checks a leave, within its client's share of API requests.
 fn checked(req: &Request<Vec<u8>>, services: &Services) -> Result<Checked, HttpError> {
-    let key = session::required(session::session_key(services))?;
+    let keys = session::required(session::session_keys(services))?;
     let client = access::client_of(req, services);
     if !access::may_read(services, req.uri().path(), client.as_ref()) {
         return Err(HttpError::TooMany {
@@ -211,7 +211,7 @@ fn checked(req: &Request<Vec<u8>>, services: &Services) -> Result<Checked, HttpE
     let body: SessionBody = serde_json::from_slice(req.body())
         .map_err(|_| HttpError::BadRequest("the body must be JSON: {\"session\": …}".into()))?;
     Ok(Checked {
-        session: Session::verify(&body.session, &key)?,
+        session: Session::verify(&body.session, &keys)?,
         client,
     })
 }

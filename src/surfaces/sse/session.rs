@@ -1,9 +1,11 @@
 //! A stream's session: what one held stream carries from call to call, as a socket keeps it in
 //! Fanout's connection meta. The site, the random presence id and the windows it has keys in,
 //! the page id, the totals flag, the socket ticket and whose it is (the client's daily keyed
-//! hash, never its address), and the stream's own random id, signed
-//! (HMAC-SHA256) with a key derived from a secret the service has anyway (the publish token in
-//! production, the local Grip key locally): a session the service did not give is refused.
+//! hash, never its address), and the stream's own random id, signed (HMAC-SHA256) under a
+//! [`KeyRing`]: the `session_key_a`/`_b` secret the config names, or while neither is set a key
+//! derived from a secret the service has anyway (the publish token in production, the local
+//! Grip key locally). The signature names its key, so a rotated key leaves sessions valid; a
+//! session the service did not give is refused.
 //!
 //! It travels two ways, signed under two keys. Fanout carries it in the next link it calls while
 //! it holds the stream ([`Session::to_link_token`], under the link key, in the path: the
@@ -19,7 +21,7 @@ use sha2::Sha256;
 use crate::count::limits::ClientKey;
 use crate::count::page;
 use crate::count::presence::Lease;
-use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256};
+use crate::platform::secrets::{hex_prefix, hmac_sha256, KeyRing};
 use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
@@ -39,20 +41,28 @@ pub struct Session {
     pub stream: String,
 }
 
-/// The key the browser's sessions are signed with, when the service has a secret to derive it
-/// from.
-pub fn session_key(services: &Services) -> Option<[u8; 32]> {
-    derived_key(services.secrets, b"liveuser sse session")
+/// The keys the browser's sessions are signed with and checked against, when the service has
+/// a secret to make them from.
+pub fn session_keys(services: &Services) -> Option<KeyRing> {
+    KeyRing::load(
+        services.secrets,
+        services.config.session_key,
+        b"liveuser sse session",
+    )
 }
 
-/// The key next links are signed with.
-pub fn link_key(services: &Services) -> Option<[u8; 32]> {
-    derived_key(services.secrets, b"liveuser sse link")
+/// The keys next links are signed with and checked against.
+pub fn link_keys(services: &Services) -> Option<KeyRing> {
+    KeyRing::load(
+        services.secrets,
+        services.config.session_key,
+        b"liveuser sse link",
+    )
 }
 
-/// `key`, or 503: without a secret no session can be trusted.
-pub fn required(key: Option<[u8; 32]>) -> Result<[u8; 32], HttpError> {
-    key.ok_or_else(|| {
+/// `keys`, or 503: without a secret no session can be trusted.
+pub fn required(keys: Option<KeyRing>) -> Result<KeyRing, HttpError> {
+    keys.ok_or_else(|| {
         HttpError::Unavailable("SSE streams need the service's publish token secret".into())
     })
 }
@@ -79,16 +89,24 @@ fn is_stream_id(text: &str) -> bool {
 }
 
 impl Session {
-    /// [`Session::encode`], then `|` and its signature (128 bits of HMAC, hex).
-    pub fn sign(&self, key: &[u8; 32]) -> String {
+    /// [`Session::encode`], then `|`, the signing key's id, `.` and the signature (128 bits of
+    /// HMAC, hex).
+    pub fn sign(&self, keys: &KeyRing) -> String {
         let payload = self.encode();
+        let (id, key) = keys.signing();
         let tag = hex_prefix(&hmac_sha256(key, &[payload.as_bytes()]), 16);
-        format!("{payload}|{tag}")
+        format!("{payload}|{id}.{tag}")
     }
 
-    /// A signed session, checked (in constant time) against `key`, then parsed.
-    pub fn verify(text: &str, key: &[u8; 32]) -> Result<Session, HttpError> {
-        let (payload, hex) = text.rsplit_once('|').ok_or_else(invalid_session)?;
+    /// A signed session, checked (in constant time) against the key it names, then parsed.
+    pub fn verify(text: &str, keys: &KeyRing) -> Result<Session, HttpError> {
+        let (payload, signature) = text.rsplit_once('|').ok_or_else(invalid_session)?;
+        let (id, hex) = signature.split_once('.').ok_or_else(invalid_session)?;
+        let mut id_chars = id.chars();
+        let key = match (id_chars.next(), id_chars.next()) {
+            (Some(id), None) => keys.verifying(id).ok_or_else(invalid_session)?,
+            _ => return Err(invalid_session()),
+        };
         let tag: Option<Vec<u8>> = (hex.len() == 32)
             .then(|| {
                 (0..16)
@@ -105,17 +123,17 @@ impl Session {
     }
 
     /// The signed session as one path segment of a next link (base64url, no padding).
-    pub fn to_link_token(&self, key: &[u8; 32]) -> String {
-        URL_SAFE_NO_PAD.encode(self.sign(key))
+    pub fn to_link_token(&self, keys: &KeyRing) -> String {
+        URL_SAFE_NO_PAD.encode(self.sign(keys))
     }
 
     /// A next link's path segment, decoded and verified.
-    pub fn from_link_token(token: &str, key: &[u8; 32]) -> Result<Session, HttpError> {
+    pub fn from_link_token(token: &str, keys: &KeyRing) -> Result<Session, HttpError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| invalid_session())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid_session())?;
-        Session::verify(&text, key)
+        Session::verify(&text, keys)
     }
 
     /// `<site>|<presence id>|<windows>|<page id or ->|<0 or 1>|<ticket or ->|<client or ->|
@@ -177,6 +195,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::secrets::KeySlot;
 
     fn session() -> Session {
         Session {
@@ -193,35 +212,86 @@ mod tests {
         }
     }
 
+    fn ring(entries: &[(&str, &str)], signing: KeySlot) -> KeyRing {
+        let secrets: std::collections::HashMap<String, Vec<u8>> = entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        KeyRing::load(&secrets, signing, b"test").expect("a ring")
+    }
+
+    fn keys() -> KeyRing {
+        ring(&[("session_key_a", "seven")], KeySlot::A)
+    }
+
     #[test]
     fn sessions_round_trip() {
         let session = session();
         assert_eq!(Session::parse(&session.encode()), Ok(session.clone()));
-        let key = [7u8; 32];
-        assert_eq!(
-            Session::verify(&session.sign(&key), &key),
-            Ok(session.clone())
+        let signed = session.sign(&keys());
+        assert!(signed.contains("|a."), "{signed}");
+        assert_eq!(Session::verify(&signed, &keys()), Ok(session.clone()));
+        let other = ring(&[("session_key_a", "eight")], KeySlot::A);
+        assert!(Session::verify(&signed, &other).is_err());
+        for bad in [
+            signed.replace("|a.", "|"),
+            signed.replace("|a.", "|ab."),
+            signed.replace("|a.", "|b."),
+            signed.replace("|a.", "|."),
+        ] {
+            assert!(Session::verify(&bad, &keys()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rotation_leaves_what_the_old_key_signed_valid_until_its_slot_is_rewritten() {
+        let session = session();
+        let before = session.sign(&ring(&[("fanout_publish_token", "t")], KeySlot::A));
+        let first = ring(
+            &[("fanout_publish_token", "t"), ("session_key_a", "one")],
+            KeySlot::A,
         );
-        assert!(Session::verify(&session.sign(&key), &[8u8; 32]).is_err());
+        assert_eq!(Session::verify(&before, &first), Ok(session.clone()));
+        let signed_a = session.sign(&first);
+        let rotated = ring(
+            &[
+                ("fanout_publish_token", "t"),
+                ("session_key_a", "one"),
+                ("session_key_b", "two"),
+            ],
+            KeySlot::B,
+        );
+        assert!(session.sign(&rotated).contains("|b."));
+        assert_eq!(Session::verify(&signed_a, &rotated), Ok(session.clone()));
+        // The next rotation rewrites slot a: what it signed two keys ago is refused.
+        let again = ring(
+            &[
+                ("fanout_publish_token", "t"),
+                ("session_key_a", "three"),
+                ("session_key_b", "two"),
+            ],
+            KeySlot::A,
+        );
+        assert!(Session::verify(&signed_a, &again).is_err());
     }
 
     #[test]
     fn a_link_token_is_one_path_segment_and_only_this_key_reads_it() {
         let session = session();
-        let key = [7u8; 32];
-        let token = session.to_link_token(&key);
+        let token = session.to_link_token(&keys());
         assert!(token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(Session::from_link_token(&token, &key), Ok(session));
+        assert_eq!(Session::from_link_token(&token, &keys()), Ok(session));
         for bad in ["", "!!", "aGVsbG8", &token[1..]] {
             assert_eq!(
-                Session::from_link_token(bad, &key).map_err(|e| e.code()),
+                Session::from_link_token(bad, &keys()).map_err(|e| e.code()),
                 Err("invalid_session"),
                 "{bad}"
             );
         }
-        assert!(Session::from_link_token(&token, &[8u8; 32]).is_err());
+        let other = ring(&[("session_key_a", "eight")], KeySlot::A);
+        assert!(Session::from_link_token(&token, &other).is_err());
     }
 
     #[test]

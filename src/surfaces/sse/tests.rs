@@ -81,7 +81,7 @@ fn a_stream_is_held_on_its_channels_with_its_session_and_first_count() {
     assert!(held(&opened));
     let shop = SiteId::parse("shop").expect("site");
     let page_id = page::id(&t.secrets, &shop, "/docs").expect("id");
-    let key = session_key(&t.services()).expect("a key");
+    let key = session_keys(&t.services()).expect("a key");
     let session = Session::verify(&session_in(resp.body()), &key).expect("session");
     assert_eq!(
         resp.headers()["grip-channel"],
@@ -107,7 +107,7 @@ fn a_stream_is_held_on_its_channels_with_its_session_and_first_count() {
     // The link names the same session under the link key: the browser's copy is no link, and
     // the link is no session a browser could leave with.
     let token = next_link(&opened).0[ALIVE_PREFIX.len()..].to_string();
-    let link_key = session::link_key(&t.services()).expect("a key");
+    let link_key = session::link_keys(&t.services()).expect("a key");
     assert_eq!(
         Session::from_link_token(&token, &link_key),
         Ok(session.clone())
@@ -168,6 +168,57 @@ fn fanouts_calls_keep_the_presence_while_the_stream_is_held_and_no_longer() {
     assert_eq!(live(closed + ttl_ms + 30_000), 0);
 }
 
+/// The id of the key `link` (a next link's path) is signed with.
+fn link_key_id(link: &str) -> char {
+    use base64::Engine;
+    let token = &link[ALIVE_PREFIX.len()..];
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .expect("base64");
+    let text = String::from_utf8(text).expect("text");
+    let (_, signature) = text.rsplit_once('|').expect("signed");
+    signature.chars().next().expect("an id")
+}
+
+#[test]
+fn a_rotated_session_key_ends_no_held_stream_and_no_leave() {
+    let mut t = services();
+    let shop = SiteId::parse("shop").expect("site");
+    let opened = open(&t, "siteId=shop");
+    let session = session_in(opened.response.body());
+    let (mut link, _) = next_link(&opened);
+    assert_eq!(link_key_id(&link), 'p', "no slot set: the derived key");
+    // The first slot is set and named; then the other, and it is named.
+    let fresh = |t: &TestServices, link: &str, at: u64| {
+        t.set_time(NOW_MS + at);
+        let answer = call(t, link);
+        assert!(held(&answer), "held after the rotation at {at}");
+        next_link(&answer).0
+    };
+    t.secrets.insert("session_key_a".into(), b"first".to_vec());
+    link = fresh(&t, &link, 30_000);
+    assert_eq!(link_key_id(&link), 'a');
+    t.secrets.insert("session_key_b".into(), b"second".to_vec());
+    t.config.session_key = crate::platform::secrets::KeySlot::B;
+    link = fresh(&t, &link, 60_000);
+    assert_eq!(link_key_id(&link), 'b');
+    let live = crate::count::tally::count(&t.kv, &t.config, &shop, NOW_MS + 89_000);
+    assert_eq!(live.expect("count"), 1);
+    // The browser's session from before both rotations still ends its presence.
+    let body = json!({ "session": session }).to_string();
+    let left = handle(&request("POST", LEAVE_PATH, false, &body), &t.services()).expect("leave");
+    assert_eq!(left.response.status(), 204);
+    // Once a slot is rewritten, a link signed under its old value is refused (here slot b,
+    // after a is named again).
+    let mut stale = open(&t, "siteId=shop");
+    t.config.session_key = crate::platform::secrets::KeySlot::A;
+    t.secrets.insert("session_key_b".into(), b"third".to_vec());
+    let stale_link = next_link(&stale).0;
+    assert_eq!(link_key_id(&stale_link), 'b');
+    stale = call(&t, &stale_link);
+    assert!(!held(&stale), "two rotations later the old key is gone");
+}
+
 #[test]
 fn a_leave_removes_the_presence_and_ends_the_stream_for_good() {
     let t = services();
@@ -195,7 +246,7 @@ fn a_leave_removes_the_presence_and_ends_the_stream_for_good() {
         0
     );
     // Fanout is told to end the stream, wherever it holds it.
-    let stream = Session::verify(&session, &session_key(&t.services()).expect("key"))
+    let stream = Session::verify(&session, &session_keys(&t.services()).expect("key"))
         .expect("session")
         .stream;
     let closes: Vec<_> = t
