@@ -27,15 +27,41 @@ pub(super) fn read(
     if let Some(value) = found.and_then(&from_snapshot) {
         return Ok(value);
     }
+    if found.is_none() && known_empty(services, site) {
+        return Ok(0);
+    }
     let now = services.clock.now_ms();
     let settled =
         totals::settle(services.kv, site, now, false).map_err(|e| unavailable(e.to_string()))?;
-    if let Some(value) = from_totals(&settled) {
-        return Ok(value);
+    let from_totals = from_totals(&settled);
+    if from_totals.is_some_and(|v| v > 0) {
+        return Ok(from_totals.unwrap_or_default());
     }
-    count_now(services, site, now)
+    let live = count_now(services, site, now)
         .map(|t| t.live)
-        .map_err(|e| unavailable(e.to_string()))
+        .map_err(|e| unavailable(e.to_string()))?;
+    if found.is_none() && settled.total == 0 && live == 0 {
+        note_empty(services, site);
+    }
+    Ok(from_totals.unwrap_or(live))
+}
+
+/// How long a POP remembers that a site no broadcast has counted had no readers and no visits
+/// (an unused or invented site id): its reads cost the store a count once per POP in this time,
+/// however many ask. A reader joining makes a snapshot within a broadcast interval, and a site
+/// with a snapshot is never answered from here.
+const EMPTY_SITE_MS: u64 = 10_000;
+
+fn empty_key(site: &SiteId) -> String {
+    format!("empty-site/{site}")
+}
+
+fn known_empty(services: &Services, site: &SiteId) -> bool {
+    services.cache.get(&empty_key(site)).is_some()
+}
+
+fn note_empty(services: &Services, site: &SiteId) {
+    services.cache.set(&empty_key(site), b"1", EMPTY_SITE_MS);
 }
 
 /// Counts the site's current window (a site no broadcast has counted yet: a small one, so
@@ -61,6 +87,7 @@ pub(super) fn read_page(
     match found {
         Some(last) if last.outlived(services.clock.now_ms(), services.config) => Ok(Some(0)),
         Some(last) => Ok(last.page_count(page_id)),
+        None if known_empty(services, site) => Ok(Some(0)),
         None => {
             let now = services.clock.now_ms();
             let census = count_now(services, site, now).map_err(|e| unavailable(e.to_string()))?;

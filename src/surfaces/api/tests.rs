@@ -307,8 +307,12 @@ fn a_client_reads_its_share_a_minute_then_gets_429_with_retry_after() {
     let mut t = TestServices::new();
     t.config.limits.api_reads_per_minute = 2;
     t.set_time(1_800_000_010_000);
+    // Each read names a site the POP knows nothing of, so each reaches the store.
+    let sites = std::cell::Cell::new(0);
     let from = |address: &str| {
-        let mut req = request("GET", "/api/online/shop", None, "");
+        sites.set(sites.get() + 1);
+        let path = format!("/api/online/shop{}", sites.get());
+        let mut req = request("GET", &path, None, "");
         req.extensions_mut().insert(ClientAddress(address.into()));
         handle(&req, &t.services()).map(|h| h.response.status().as_u16())
     };
@@ -325,7 +329,7 @@ fn a_client_reads_its_share_a_minute_then_gets_429_with_retry_after() {
         .log
         .lines()
         .iter()
-        .any(|l| l == "liveuser api-limited path=/api/online/shop"));
+        .any(|l| l == "liveuser api-limited path=/api/online/shop3"));
     // Another client is unaffected; the next minute the client reads again.
     assert_eq!(from("192.0.2.2"), Ok(200));
     t.set_time(1_800_000_060_000);
@@ -364,11 +368,15 @@ fn answers_the_pops_cache_gives_are_not_charged() {
         })
         .collect();
     assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
-    // A site the POP knows nothing of costs a store read each time: charged, then refused.
-    let err = (0..3)
-        .map(|_| from("/api/total/elsewhere"))
-        .find_map(Result::err)
-        .expect("refused");
+    // A site the POP knows nothing of costs store reads: charged. Found empty (no snapshot,
+    // readers or visits), the POP answers it 0 for a while without asking the store again.
+    // (The share of 2 is spent now: what is answered below was not charged.)
+    assert_eq!(from("/api/total/elsewhere"), Ok(200));
+    assert_eq!(from("/api/total/elsewhere"), Ok(200));
+    assert_eq!(from("/api/online/elsewhere?page=/a"), Ok(200));
+    assert_eq!(from("/badge/elsewhere.svg"), Ok(200));
+    // A site it knows nothing of is charged: refused.
+    let err = from("/api/total/invented").expect_err("refused");
     assert_eq!((err.status(), err.code()), (429, "too_many_requests"));
     // Its share spent, the POP's one-second copy lapsed: the newest the POP saw still answers.
     t.set_time(now + 5_000);
@@ -378,6 +386,32 @@ fn answers_the_pops_cache_gives_are_not_charged() {
         from("/api/total/elsewhere").is_err(),
         "still nothing to answer with"
     );
+}
+
+#[test]
+fn an_empty_site_is_answered_from_the_pop_until_a_broadcast_stores_its_snapshot() {
+    let t = TestServices::new();
+    let now = 1_800_000_010_000;
+    t.set_time(now);
+    let online = |t: &TestServices| {
+        body(&call(t, "GET", "/api/online/fresh", None, "").expect("200"))["online"].clone()
+    };
+    assert_eq!(online(&t), 0);
+    // A presence written behind the POP's back (no snapshot yet) is not seen for a while...
+    let fresh = SiteId::parse("fresh").expect("site");
+    let id = "0123456789abcdef0123456789abcdef".to_string();
+    crate::count::presence::join(&t.kv, &t.config, &fresh, id, now).expect("join");
+    t.set_time(now + 2_000);
+    assert_eq!(online(&t), 0, "the POP remembers the site was empty");
+    // ...but the broadcast that follows a join stores a snapshot, which answers at once.
+    let last = Snapshot {
+        slot_end_ms: now + 2_000,
+        count: 1,
+        ..Snapshot::default()
+    };
+    snapshot::write(&t.kv, &t.config, &fresh, &last).expect("snapshot");
+    t.set_time(now + 3_500);
+    assert_eq!(online(&t), 1);
 }
 
 #[test]
