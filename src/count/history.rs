@@ -7,8 +7,10 @@
 //! snapshot belongs to an earlier minute, that minute is over: it writes the minute's peak
 //! into the day's key, and fills the minutes since then that are not written yet (nothing
 //! changed in them, or a broadcast would have published) with the count the last broadcast
-//! published, or 0 once a silence is longer than the readers' presence could last without a
-//! sweep storing a snapshot.
+//! published, while its readers' presence could last without a sweep storing a snapshot. After
+//! that the readers were gone (0), unless the silence ends with a sweep that still finds
+//! readers: then they were there while no broadcast stored their count (broadcasts failing),
+//! and those minutes, which nobody measured, stay unknown (empty) rather than 0.
 //!
 //! Key: `history/<site>/<day>` (days since 1970, UTC): 1440 comma-separated fields, one per
 //! minute, empty where nothing is known, KV TTL 8 days. The write is conditional on the
@@ -54,6 +56,7 @@ pub fn record(
     last: &Snapshot,
     now_minute: u64,
     quiet: Quiet,
+    silence: Silence,
 ) -> Result<u32, KvError> {
     let Some(peak) = last.peak else { return Ok(0) };
     if peak.minute >= now_minute {
@@ -63,6 +66,7 @@ pub fn record(
         peak,
         count: last.count,
         until_minute: held_until(last, quiet),
+        after: silence.after(),
     };
     let first_day =
         (peak.minute / DAY_MINUTES).max((now_minute / DAY_MINUTES).saturating_sub(KEEP_DAYS));
@@ -84,6 +88,34 @@ fn held_until(last: &Snapshot, quiet: Quiet) -> u64 {
     minute_of(last.slot_end_ms + quiet.lifetime_ms) + 1
 }
 
+/// What the minutes after a silent snapshot's lifetime were (no broadcast stored one in them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// Nobody was there: readers arrive with a broadcast, and stay with sweeps.
+    Empty,
+    /// Nobody measured them: the broadcast that ends the silence is a sweep that finds readers,
+    /// so they were there while no broadcast stored a count.
+    Unmeasured,
+}
+
+impl Silence {
+    /// What a silence before a broadcast was: a sweep's (`sweep`) that counted `live` readers.
+    pub fn ended_by(sweep: bool, live: u64) -> Silence {
+        if sweep && live > 0 {
+            Silence::Unmeasured
+        } else {
+            Silence::Empty
+        }
+    }
+
+    fn after(self) -> Option<u64> {
+        match self {
+            Silence::Empty => Some(0),
+            Silence::Unmeasured => None,
+        }
+    }
+}
+
 /// How long a site may be silent while its readers are still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quiet {
@@ -99,21 +131,22 @@ impl Quiet {
 }
 
 /// What the minutes after a snapshot's were: its minute's peak, then its count while its
-/// readers may have been there, then 0.
+/// readers may have been there, then `after` (0, or unknown).
 struct Held {
     peak: Peak,
     count: u64,
     until_minute: u64,
+    after: Option<u64>,
 }
 
 impl Held {
-    fn at(&self, minute: u64) -> u64 {
+    fn at(&self, minute: u64) -> Option<u64> {
         if minute == self.peak.minute {
-            self.peak.minute_peak
+            Some(self.peak.minute_peak)
         } else if minute < self.until_minute {
-            self.count
+            Some(self.count)
         } else {
-            0
+            self.after
         }
     }
 }
@@ -135,12 +168,15 @@ fn write_day(
         .map_or_else(|| vec![None; DAY_MINUTES as usize], |e| parse_day(&e.value));
     let day_start = day * DAY_MINUTES;
     let index = |minute: u64| (minute - day_start) as usize;
-    let unknown: Vec<u64> = (from..to).filter(|m| fields[index(*m)].is_none()).collect();
-    if unknown.is_empty() {
+    let known: Vec<(u64, u64)> = (from..to)
+        .filter(|m| fields[index(*m)].is_none())
+        .filter_map(|m| held.at(m).map(|n| (m, n)))
+        .collect();
+    if known.is_empty() {
         return Ok(false);
     }
-    for minute in unknown {
-        fields[index(minute)] = Some(held.at(minute));
+    for (minute, n) in known {
+        fields[index(minute)] = Some(n);
     }
     let mode = found.map_or(WriteMode::AddOnly, |e| {
         WriteMode::IfGeneration(e.generation)
@@ -228,16 +264,19 @@ pub fn read(
         }
     }
     // The minutes since the last broadcast's, as `record` will write them.
+    // (A silence still going on reads as empty: the snapshot that outlived its readers counts
+    // nobody now.)
     if let Some((snapshot, peak)) = current.and_then(|s| s.peak.map(|p| (s, p))) {
         let held = Held {
             peak,
             count: snapshot.count,
             until_minute: held_until(snapshot, quiet),
+            after: Silence::Empty.after(),
         };
         for minute in peak.minute.max(start)..end {
             let i = (minute - start) as usize;
             if minutes[i].is_none() {
-                minutes[i] = Some(held.at(minute));
+                minutes[i] = held.at(minute);
             }
         }
     }
@@ -284,14 +323,20 @@ mod tests {
         let day = 20_000 * DAY_MINUTES;
         let last = Snapshot::at_minute(day + 10, 2, Some((5, 5)));
         assert_eq!(
-            record(&counting, &site(), &last, day + 10, HELD),
+            record(&counting, &site(), &last, day + 10, HELD, Silence::Empty),
             Ok(0),
             "not over yet"
         );
-        assert_eq!(record(&counting, &site(), &last, day + 13, HELD), Ok(1));
+        assert_eq!(
+            record(&counting, &site(), &last, day + 13, HELD, Silence::Empty),
+            Ok(1)
+        );
         assert_eq!(counting.counts().insert, 1);
         // Another POP's broadcast with the same (stale) snapshot writes nothing.
-        assert_eq!(record(&counting, &site(), &last, day + 13, HELD), Ok(0));
+        assert_eq!(
+            record(&counting, &site(), &last, day + 13, HELD, Silence::Empty),
+            Ok(0)
+        );
         assert_eq!(counting.counts().insert, 1);
         let h = read(
             &kv,
@@ -314,7 +359,14 @@ mod tests {
         let day = 20_000 * DAY_MINUTES;
         let last = Snapshot::at_minute(day + DAY_MINUTES - 2, 3, Some((6, 8)));
         assert_eq!(
-            record(&kv, &site(), &last, day + DAY_MINUTES + 5, QUIET),
+            record(
+                &kv,
+                &site(),
+                &last,
+                day + DAY_MINUTES + 5,
+                QUIET,
+                Silence::Empty
+            ),
             Ok(2)
         );
         let now_ms = (day + DAY_MINUTES + 5) * 60_000;
@@ -373,5 +425,39 @@ mod tests {
         .expect("read");
         assert!(floored.points.iter().flatten().all(|p| *p >= 5));
         assert!(!floored.below_min.is_empty());
+    }
+
+    #[test]
+    fn a_silence_a_sweep_ends_with_readers_still_there_is_unknown_not_zero() {
+        let day = 20_000 * DAY_MINUTES;
+        let last = Snapshot::at_minute(day + 10, 3, Some((3, 3)));
+        let points = |silence: Silence| {
+            let kv = MemoryKv::default();
+            record(&kv, &site(), &last, day + 20, QUIET, silence).expect("record");
+            let h = read(
+                &kv,
+                &site(),
+                Range::Hour,
+                (day + 20) * 60_000,
+                None,
+                Floor::default(),
+                QUIET,
+            )
+            .expect("read");
+            h.points[h.points.len() - 11..h.points.len() - 1].to_vec()
+        };
+        // Held for the snapshot's lifetime (six minutes here), then: nobody, or unknown.
+        let held = [Some(3); 6];
+        let mut empty = held.to_vec();
+        empty.extend([Some(0); 4]);
+        assert_eq!(points(Silence::ended_by(false, 2)), empty, "a change");
+        assert_eq!(
+            points(Silence::ended_by(true, 0)),
+            empty,
+            "a sweep finding nobody"
+        );
+        let mut unknown = held.to_vec();
+        unknown.extend([None; 4]);
+        assert_eq!(points(Silence::ended_by(true, 2)), unknown);
     }
 }

@@ -109,7 +109,9 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     // the last snapshot goes into the site's history.
     if let Some(last) = &last {
         let quiet = history::Quiet::of(services.config);
-        if let Err(e) = history::record(services.kv, site, last, minute, quiet) {
+        let sweep = matches!(plan.reason, Reason::Sweep { .. });
+        let silence = history::Silence::ended_by(sweep, census.live);
+        if let Err(e) = history::record(services.kv, site, last, minute, quiet, silence) {
             services.log.emit(&Line::Detail {
                 event: "history-write-failed",
                 site,
