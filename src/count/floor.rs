@@ -32,7 +32,7 @@ impl Floor {
     /// config store cannot be read.
     pub fn of(services: &Services, site: &SiteId) -> Floor {
         let kept_key = format!("floor/{site}");
-        match registry::min_count(services.settings, site) {
+        match registry::min_count(services, site) {
             Ok(min) => {
                 let floor = Floor(min);
                 remember(services.cache, &kept_key, floor);

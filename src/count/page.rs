@@ -16,7 +16,7 @@
 //! reader) cannot crowd the real ones out of the busiest.
 
 use crate::count::registry;
-use crate::platform::config::ConfigSource;
+use crate::platform::Services;
 use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
@@ -62,15 +62,14 @@ pub fn id(secrets: &dyn Secrets, site: &SiteId, page: &str) -> Result<String, Ht
 /// The id `page` is counted under on `site`, after checking the page name: `None` when the
 /// site lists the page prefixes it counts and `page` starts with none of them.
 pub fn counted_id(
-    secrets: &dyn Secrets,
-    settings: &dyn ConfigSource,
+    services: &Services,
     site: &SiteId,
     page: &str,
 ) -> Result<Option<String>, HttpError> {
     check(page)?;
-    let listed = registry::page_prefixes(settings, site)
+    let listed = registry::page_prefixes(services, site)
         .is_none_or(|prefixes| prefixes.iter().any(|p| page.starts_with(p.as_str())));
-    listed.then(|| id(secrets, site, page)).transpose()
+    listed.then(|| id(services.secrets, site, page)).transpose()
 }
 
 /// Whether `text` is a page id as [`id`] makes them.

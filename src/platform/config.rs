@@ -70,6 +70,18 @@ pub struct Config {
     /// Which slot's secret signs new SSE sessions (`session_key`: `a`, the default, or `b`;
     /// see `secrets::KeyRing`).
     pub session_key: KeySlot,
+    /// Whether a site without a registry entry is served (`unregistered_sites`: `refuse`, the
+    /// default, or `serve`, what the local stack sets). See `count::registry`.
+    pub unregistered_sites: UnregisteredSites,
+}
+
+/// What becomes of a site the registry has no entry for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnregisteredSites {
+    /// 404 `unknown_site`: only registered sites are counted (production).
+    Refuse,
+    /// Served with no settings, as the original serves any site id (local runs).
+    Serve,
 }
 
 /// The issuer the Fastly CLI's local Pushpin signs with.
@@ -108,6 +120,7 @@ impl Default for Config {
             log_endpoint: true,
             count_automated: false,
             session_key: KeySlot::A,
+            unregistered_sites: UnregisteredSites::Refuse,
             limits: Limits {
                 sockets_per_site: 20,
                 visits_per_site_hour: 30,
@@ -258,9 +271,19 @@ impl Config {
             "session_key",
             &[("a", KeySlot::A), ("b", KeySlot::B)],
         );
+        let unregistered_sites = read_choice(
+            source,
+            &mut warnings,
+            "unregistered_sites",
+            &[
+                ("refuse", UnregisteredSites::Refuse),
+                ("serve", UnregisteredSites::Serve),
+            ],
+        );
         let mut config = Config {
             count_automated,
             session_key,
+            unregistered_sites,
             heartbeat_interval_secs,
             presence_ttl_secs,
             sweep_interval_secs,

@@ -151,6 +151,27 @@ impl Publisher for RecordingPublisher {
     }
 }
 
+/// A KV store that cannot be reached: every operation fails.
+pub struct FailingKv;
+
+impl KvStore for FailingKv {
+    fn lookup(&self, _: &str) -> Result<Option<Entry>, KvError> {
+        Err(KvError::Other("unreachable".into()))
+    }
+
+    fn insert(&self, _: &str, _: &[u8], _: Option<u32>, _: WriteMode) -> Result<(), KvError> {
+        Err(KvError::Other("unreachable".into()))
+    }
+
+    fn delete(&self, _: &str) -> Result<(), KvError> {
+        Err(KvError::Other("unreachable".into()))
+    }
+
+    fn list(&self, _: &str, _: Option<&str>, _: u32) -> Result<ListPage, KvError> {
+        Err(KvError::Other("unreachable".into()))
+    }
+}
+
 /// A cache in memory, shared by everything that borrows it (one "POP").
 #[derive(Default)]
 pub struct MemoryCache {
@@ -279,7 +300,11 @@ impl Peers for TestServices {
 impl TestServices {
     pub fn new() -> Self {
         TestServices {
-            config: Config::default(),
+            // As locally: any site id is served (tests of the registry refuse them).
+            config: Config {
+                unregistered_sites: crate::platform::config::UnregisteredSites::Serve,
+                ..Config::default()
+            },
             publisher: RecordingPublisher::default(),
             kv: MemoryKv::default(),
             cache: MemoryCache::default(),

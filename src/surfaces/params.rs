@@ -55,7 +55,7 @@ pub fn connect_params(
         ));
     }
     let page = query_value(query, PAGE_PARAM)
-        .map(|p| page::counted_id(services.secrets, services.settings, &site, &p))
+        .map(|p| page::counted_id(services, &site, &p))
         .transpose()?
         .flatten();
     Ok(ConnectParams {

@@ -51,8 +51,8 @@ pub struct UpgradeRequest<'a> {
 pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
     let checked = params::connect_params(services, query).and_then(|params| {
-        registry::check_site(services.settings, &params.site)?;
-        registry::check_origin(services.settings, &params.site, origin)?;
+        let entry = registry::check_site(services, &params.site)?;
+        registry::check_origin(&entry, &params.site, origin)?;
         Ok(params.site)
     });
     let site = match checked {

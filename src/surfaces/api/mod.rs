@@ -109,7 +109,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         });
     }
     let site = SiteId::parse(raw_site)?;
-    check_site(services.settings, &site)?;
+    check_site(services, &site)?;
     let now = iso8601(services.clock.now_ms());
     match (endpoint, req.method()) {
         (_, &Method::OPTIONS) => Ok(preflight(endpoint).into()),
@@ -176,7 +176,7 @@ fn get(
         Endpoint::Online => {
             // `Some(None)`: a page the site does not count (outside its page prefixes).
             let page = request::query_value(req.uri().query(), PAGE_PARAM)
-                .map(|p| page::counted_id(services.secrets, services.settings, site, &p))
+                .map(|p| page::counted_id(services, site, &p))
                 .transpose()?;
             let floor = Floor::of(services, site);
             let found = snapshot_of(services, site)?;

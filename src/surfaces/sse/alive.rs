@@ -45,7 +45,7 @@ pub fn alive(
     if has_left(services.cache, &session) {
         return Ok(end(services, Some(&site), "left"));
     }
-    if registry::check_site(services.settings, &site).is_err() {
+    if registry::check_site(services, &site).is_err() {
         return Ok(end(services, Some(&site), "unknown-site"));
     }
     if let (Some(ticket), Some(client)) = (session.ticket, &session.client) {

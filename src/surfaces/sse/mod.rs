@@ -110,8 +110,8 @@ fn join(
     let link_keys = session::required(session::link_keys(services))?;
     let params = params::connect_params(services, req.uri().query())?;
     let site = params.site.clone();
-    registry::check_site(services.settings, &site)?;
-    registry::check_origin(services.settings, &site, header_value(req, "origin"))?;
+    let entry = registry::check_site(services, &site)?;
+    registry::check_origin(&entry, &site, header_value(req, "origin"))?;
     let uncounted = header_value(req, handoff::UNCOUNTED_HEADER) == Some("1");
     // A tab taking over a closing tab's presence (tabs that fell back to a stream together).
     let took_over = params.handover.is_some();

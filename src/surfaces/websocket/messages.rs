@@ -47,7 +47,7 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
         Ok(ClientMessage::Page { page }) => {
             // Only the last move a batch asks for is made (see `settle_page`).
             let id = page
-                .map(|p| page::counted_id(services.secrets, services.settings, &conn.site, &p))
+                .map(|p| page::counted_id(services, &conn.site, &p))
                 .transpose()
                 .map(Option::flatten);
             match id {

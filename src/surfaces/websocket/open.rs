@@ -22,8 +22,8 @@ pub(super) fn on_open(
     if conn.lease.is_some() {
         return Err(HttpError::BadRequest("connection is already open".into()));
     }
-    check_site(services.settings, &conn.site)?;
-    check_origin(services.settings, &conn.site, conn.origin.as_deref())?;
+    let entry = check_site(services, &conn.site)?;
+    check_origin(&entry, &conn.site, conn.origin.as_deref())?;
     // A tab taking a closing tab's place keeps its presence: one reader, never a dip.
     let taken_over = conn.params.as_ref().and_then(|p| p.handover.clone());
     conn.took_over = taken_over.is_some();
