@@ -12,13 +12,10 @@ pub const SECRET_STORE: &str = "liveuser_secrets";
 pub const ADMIN_TOKEN_SECRET: &str = "admin_token";
 /// Secret: the Fastly API token that may publish to this service's Fanout channels.
 pub const PUBLISH_TOKEN_SECRET: &str = "fanout_publish_token";
-/// Secrets: the two slots of the key SSE sessions are signed with (see `secrets::KeyRing`).
-/// The `session_key` config item names the one new sessions are signed under; the other still
-/// verifies, so a rotation writes the other slot and then names it.
-pub const SESSION_KEY_SECRETS: [(&str, crate::platform::secrets::KeySlot); 2] = [
-    ("session_key_a", crate::platform::secrets::KeySlot::A),
-    ("session_key_b", crate::platform::secrets::KeySlot::B),
-];
+/// Secrets: the two slots of the key SSE sessions are signed with, `a` then `b` (see
+/// `secrets::KeyRing`). The `session_key` config item names the one new sessions are signed
+/// under; the other still verifies, so a rotation writes the other slot and then names it.
+pub const SESSION_KEY_SECRETS: [&str; 2] = ["session_key_a", "session_key_b"];
 /// Secret, local only: the key the local Pushpin signs its calls with (HS256).
 pub const GRIP_KEY_SECRET: &str = "grip_hs256_key";
 /// This service itself: the backend Fanout hands WebSockets to, and a split count calls.

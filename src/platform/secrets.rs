@@ -59,7 +59,11 @@ impl KeyRing {
     /// slot is set (so sessions from before the first slot stay valid). `None` without any.
     pub fn load(secrets: &dyn Secrets, signing: KeySlot, label: &[u8]) -> Option<KeyRing> {
         let mut verifying = Vec::new();
-        for (name, slot) in crate::platform::fastly_toml::SESSION_KEY_SECRETS {
+        let slots = [KeySlot::A, KeySlot::B];
+        for (name, slot) in crate::platform::fastly_toml::SESSION_KEY_SECRETS
+            .into_iter()
+            .zip(slots)
+        {
             if let Some(secret) = secrets.get(name).filter(|s| !s.is_empty()) {
                 verifying.push((slot.id(), label_key(label, &secret)));
             }
