@@ -66,6 +66,8 @@
   // when the connection ended.
   var presenceToken = null;
   var closedAt = 0;
+  // Why the service refuses this site for good (`unknown_site`), once it said so.
+  var refused = null;
 
   function log() {
     if (config && config.debug && window.console) {
@@ -261,7 +263,7 @@
   function connect() {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
-    if (socket || stream || !config) {
+    if (socket || stream || !config || refused) {
       return;
     }
     if (usesStream()) {
@@ -299,6 +301,7 @@
     log("closed", event.code);
     if (!openedAt) {
       socketFailures += 1;
+      checkRefused();
     }
     // A close the service sent (any code but 1006, a connection that just dropped) removed the
     // presence: there is nothing to take over.
@@ -400,6 +403,9 @@
   // EventSource would reconnect by itself, with the same URL (a second visit): reconnect here.
   function onStreamError() {
     log("stream closed");
+    if (!session) {
+      checkRefused();
+    }
     closeStream();
     connectionEnded();
     scheduleReconnect();
@@ -416,6 +422,42 @@
       navigator.sendBeacon(httpBase() + "/sse/leave", JSON.stringify({ session: session }));
     }
     session = null;
+  }
+
+  // ---- A site the service refuses ----
+
+  // A connection refused before it opened tells the page nothing; the API says why. A site
+  // the service does not serve is refused for good: say so, and stop trying.
+  function checkRefused() {
+    var siteId = config.siteId;
+    if (!window.fetch) {
+      return;
+    }
+    fetch(httpBase() + "/api/online/" + encodeURIComponent(siteId))
+      .then(function (response) {
+        return response.status === 404 ? response.json() : null;
+      })
+      .then(function (body) {
+        if (body && body.error === "unknown_site" && config && config.siteId === siteId) {
+          refuse(body.error, body.message);
+        }
+      })
+      .catch(function () {});
+  }
+
+  // Shows the refusal where the count would be, and tells the page (`liveuser:error`).
+  function refuse(error, message) {
+    log("refused:", error);
+    disconnect();
+    refused = error;
+    var el = element(config.displayElementId);
+    if (el) {
+      el.textContent = "Unknown site";
+      el.title = "LiveUser: " + message;
+      el.setAttribute("data-live-error", error);
+    }
+    var detail = { error: error, message: message, siteId: config.siteId };
+    window.dispatchEvent(new CustomEvent("liveuser:error", { detail: detail }));
   }
 
   // ---- The page's own count ----
@@ -666,6 +708,7 @@
     last = { count: null, totalCount: null, pageCount: undefined };
     presenceToken = null;
     closedAt = 0;
+    refused = null;
     sentPage = null;
     prepare(element(config.displayElementId));
     prepare(element(config.totalCountElementId));

@@ -73,7 +73,7 @@ fn stack() -> Stack {
             .with_config("heartbeat_interval_secs", &HEARTBEAT_SECS.to_string())
             .with_config("max_sockets_per_client", &SHARE.to_string())
             .with_config("count_automated", "off")
-            .with_config("min_count.floored", &FLOOR.to_string()),
+            .with_site("floored", &format!(r#"{{"minCount": {FLOOR}}}"#)),
     )
 }
 

@@ -1,4 +1,4 @@
-//! The privacy floor: a site may set `min_count.<siteId>` so that no count below it is ever
+//! The privacy floor: a site's registry entry may set `minCount` so that no count below it is ever
 //! shown exactly. A smaller count is shown as the floor with a flag (`belowMin`), and the
 //! widget says "fewer than N": a page with two readers does not tell each that exactly one
 //! other person is there. The stored figures stay exact (nobody outside reads them); every
@@ -10,61 +10,23 @@
 //! (that is the product), and someone who controls readers of their own (padding a site up to
 //! the floor with fake ones) learns the exact count of the rest once it is shown exactly.
 //!
-//! A config store that cannot be read must not drop a floor: each POP keeps the last floor it
-//! read for a site in its cache (a day), and uses that while the store fails.
+//! The floor is a setting of the site's registry entry (`minCount`), so a store that cannot be
+//! read does not drop it: the registry answers with the entry the POP read last.
 
 use crate::count::registry;
-use crate::platform::cache::SharedCache;
-use crate::platform::log::Line;
 use crate::platform::Services;
 pub use crate::wire::protocol::Shown;
 use crate::wire::site::SiteId;
-
-/// How long a POP remembers the last floor it read for a site.
-const KEPT_MS: u64 = 86_400_000;
 
 /// A site's floor: `None` shows every count as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Floor(Option<u64>);
 
 impl Floor {
-    /// The floor the site's configuration sets, if any; the last one read here while the
-    /// config store cannot be read.
+    /// The floor the site's registry entry sets, if any (see `registry`: while the store
+    /// cannot be read, the entry this POP read last).
     pub fn of(services: &Services, site: &SiteId) -> Floor {
-        let kept_key = format!("floor/{site}");
-        match registry::min_count(services, site) {
-            Ok(min) => {
-                let floor = Floor(min);
-                remember(services.cache, &kept_key, floor);
-                floor
-            }
-            Err(_) => {
-                let kept = services
-                    .cache
-                    .get(&kept_key)
-                    .and_then(|v: Vec<u8>| Floor::decode(&v))
-                    .unwrap_or_default();
-                services.log.emit(&Line::FloorKept {
-                    site,
-                    floor: kept.0,
-                });
-                kept
-            }
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        match self.0 {
-            Some(min) => min.to_string().into_bytes(),
-            None => b"none".to_vec(),
-        }
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Floor> {
-        match std::str::from_utf8(bytes).ok()? {
-            "none" => Some(Floor(None)),
-            n => n.parse().ok().map(|min| Floor(Some(min))),
-        }
+        Floor(registry::min_count(services, site).ok().flatten())
     }
 
     /// A floor of `min` (tests and the simulator).
@@ -125,22 +87,9 @@ impl Floor {
     }
 }
 
-/// Keeps `floor` as the site's last read, unless the cache already holds it (one lookup on
-/// most counts, a write only when the floor changes or its day is out).
-fn remember(cache: &dyn SharedCache, key: &str, floor: Floor) {
-    let encoded = floor.encode();
-    if cache.get(key).as_deref() != Some(encoded.as_slice()) {
-        cache.set(key, &encoded, KEPT_MS);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::config::{ConfigSource, ConfigUnreadable};
-    use crate::platform::testing::TestServices;
-    use std::cell::Cell;
-    use std::collections::HashMap;
 
     #[test]
     fn counts_below_the_floor_show_the_floor_and_say_so() {
@@ -207,74 +156,6 @@ mod tests {
         let shown: Vec<u64> = (0..12).map(|t| floor.total(t)).collect();
         assert_eq!(shown, vec![0, 0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10]);
         assert_eq!(Floor::default().total(7), 7);
-    }
-
-    /// Settings whose store can be made unreadable.
-    struct Flaky {
-        settings: HashMap<String, String>,
-        down: Cell<bool>,
-    }
-
-    impl Flaky {
-        /// Site `a`'s floor at `min`, the store readable.
-        fn with_floor(min: &str) -> Flaky {
-            Flaky {
-                settings: HashMap::from([("min_count.a".to_string(), min.to_string())]),
-                down: Cell::new(false),
-            }
-        }
-    }
-
-    impl ConfigSource for Flaky {
-        fn get(&self, key: &str) -> Option<String> {
-            self.read(key).ok().flatten()
-        }
-
-        fn read(&self, key: &str) -> Result<Option<String>, ConfigUnreadable> {
-            if self.down.get() {
-                return Err(ConfigUnreadable);
-            }
-            Ok(self.settings.get(key).cloned())
-        }
-    }
-
-    #[test]
-    fn a_store_that_cannot_be_read_keeps_the_last_floor() {
-        let t = TestServices::new();
-        let flaky = Flaky::with_floor("5");
-        let services = Services {
-            settings: &flaky,
-            ..t.services()
-        };
-        let (a, b) = (
-            SiteId::parse("a").expect("a"),
-            SiteId::parse("b").expect("b"),
-        );
-        assert_eq!(Floor::of(&services, &a), Floor::at(5));
-        assert_eq!(Floor::of(&services, &b), Floor::default());
-        flaky.down.set(true);
-        assert_eq!(Floor::of(&services, &a), Floor::at(5), "kept");
-        assert_eq!(Floor::of(&services, &b), Floor::default(), "none to keep");
-        let lines = t.log.lines();
-        assert!(
-            lines
-                .iter()
-                .any(|l| l == "liveuser floor-kept site=a floor=5"),
-            "{lines:?}"
-        );
-        assert!(lines
-            .iter()
-            .any(|l| l == "liveuser floor-kept site=b floor=none"));
-        // The store back: its floor again (a changed one too).
-        flaky.down.set(false);
-        let flaky_changed = Flaky::with_floor("9");
-        let services = Services {
-            settings: &flaky_changed,
-            ..t.services()
-        };
-        assert_eq!(Floor::of(&services, &a), Floor::at(9));
-        flaky_changed.down.set(true);
-        assert_eq!(Floor::of(&services, &a), Floor::at(9));
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! reader) cannot crowd the real ones out of the busiest.
 
 use crate::count::registry;
-use crate::platform::Services;
 use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256, Secrets};
+use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
 

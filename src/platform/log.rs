@@ -176,11 +176,12 @@ pub enum Line<'a> {
         key: &'a str,
         error: &'a str,
     },
-    /// The config store could not be read for a site's privacy floor: the last floor this POP
-    /// saw is kept (`None`: it saw none).
-    FloorKept {
+    /// The site registry could not be read: the entry this POP last read answers
+    /// (`registered`: whether there was one), or, with none read in a day, nothing does
+    /// (`registered`: `None`).
+    RegistryKept {
         site: &'a SiteId,
-        floor: Option<u64>,
+        registered: Option<bool>,
     },
     /// Fanout's call for a held stream ended the stream instead of renewing it: its link did
     /// not verify (`invalid-link`: another key's, or not this service's), its reader had left
@@ -222,7 +223,7 @@ impl Line<'_> {
             Line::PresenceLeaveFailed { .. } => "presence-leave-failed",
             Line::KvOpenFailed { .. } => "kv-open-failed",
             Line::CacheSetFailed { .. } => "cache-set-failed",
-            Line::FloorKept { .. } => "floor-kept",
+            Line::RegistryKept { .. } => "registry-kept",
             Line::StreamEnded { .. } => "stream-ended",
             Line::Panic { .. } => "panic",
         }
@@ -329,9 +330,9 @@ impl Line<'_> {
             Line::LimitUnchecked { limit } => write!(f, "limit={limit}"),
             Line::KvOpenFailed { store, error } => write!(f, "store={store} error={error:?}"),
             Line::CacheSetFailed { key, error } => write!(f, "key={key} error={error:?}"),
-            Line::FloorKept { site, floor } => match floor {
-                Some(min) => write!(f, "site={site} floor={min}"),
-                None => write!(f, "site={site} floor=none"),
+            Line::RegistryKept { site, registered } => match registered {
+                Some(r) => write!(f, "site={site} registered={r}"),
+                None => write!(f, "site={site} registered=unknown"),
             },
             Line::StreamEnded { site, reason } => match site {
                 Some(site) => write!(f, "site={site} reason={reason}"),

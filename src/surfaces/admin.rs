@@ -1,7 +1,13 @@
 //! The admin endpoints' credential: `Authorization: Bearer <admin token>`, compared in
 //! constant time with the `admin_token` secret.
 
+use http::Request;
 use sha2::{Digest, Sha256};
+
+use crate::platform::fastly_toml;
+use crate::platform::Services;
+use crate::wire::error::HttpError;
+use crate::wire::request;
 
 /// Why an admin request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +18,25 @@ pub enum BearerError {
     Missing,
     /// A token that is not the admin token.
     Wrong,
+}
+
+/// Refuses a request without the admin token: 403 while the service has none, 401 when the
+/// header is missing or wrong.
+pub fn authorize(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
+    let admin_token = services.secrets.get(fastly_toml::ADMIN_TOKEN_SECRET);
+    check_bearer(
+        request::header(req, "authorization"),
+        admin_token.as_deref(),
+    )
+    .map_err(|e| match e {
+        BearerError::NotConfigured => HttpError::Forbidden(
+            "admin endpoints are disabled: no admin token is configured".into(),
+        ),
+        BearerError::Missing => {
+            HttpError::Unauthorized("missing Authorization: Bearer <admin token>".into())
+        }
+        BearerError::Wrong => HttpError::Unauthorized("wrong admin token".into()),
+    })
 }
 
 /// Checks an `Authorization` header against the admin token, in constant time.

@@ -26,9 +26,10 @@ const CONFIG_PLACEHOLDER: &str = "__LIVEUSER_CONFIG__";
 /// `reconnectDelay` bounds and default, in milliseconds.
 pub const RECONNECT_DELAY_DEFAULT: u32 = 3000;
 const RECONNECT_DELAY_RANGE: std::ops::RangeInclusive<u32> = 500..=60_000;
-/// What `/liveuser.js` may weigh gzipped (checked by a unit test and the benchmark report): 4 KB
-/// until the SSE fallback, per-page counts and the privacy floor came in.
-pub const GZIP_BUDGET_BYTES: usize = 4608;
+/// What `/liveuser.js` may weigh gzipped (checked by a unit test and the benchmark report): under
+/// 6 KB. (4 KB until the SSE fallback, per-page counts and the privacy floor came in; 4.5 KB
+/// until a refused site was told so.)
+pub const GZIP_BUDGET_BYTES: usize = 6 * 1024 - 1;
 /// The longest element id accepted.
 const MAX_ELEMENT_ID: usize = 128;
 
@@ -329,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn the_loader_fits_in_4_5_kb_gzipped() {
+    fn the_loader_fits_its_gzip_budget() {
         let body = loader_body(&cfg("siteId=shop&enableTotalCount=true"));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(body.as_bytes()).expect("gzip");

@@ -6,6 +6,7 @@ use crate::platform::log::Line;
 use crate::surfaces::assets;
 use crate::surfaces::census;
 use crate::surfaces::loader;
+use crate::surfaces::sites;
 use crate::surfaces::sse;
 use crate::surfaces::websocket;
 use crate::surfaces::{access, api};
@@ -83,6 +84,9 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     }
     if api::owns(path) {
         return Ok(api::handle(req, services).unwrap_or_else(with_cors_on_error));
+    }
+    if sites::owns(path) {
+        return sites::handle(req, services);
     }
     let served = match path {
         // A route that does nothing: health checks, and the benchmarks' baseline.

@@ -37,6 +37,9 @@ pub struct StackOptions {
     /// Where the local publish backend points, when not straight at Pushpin (a proxy a test
     /// can take down).
     pub publisher_url: Option<String>,
+    /// Sites registered once the stack is up, each with its settings as JSON (through the
+    /// service's own admin API, as `liveuser sites add` does).
+    pub sites: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -58,6 +61,7 @@ impl Default for StackOptions {
             secrets: Vec::new(),
             fastly_api_url: None,
             publisher_url: None,
+            sites: Vec::new(),
         }
     }
 }
@@ -80,6 +84,12 @@ impl StackOptions {
 
     pub fn without_admin_token(mut self) -> Self {
         self.no_admin_token = true;
+        self
+    }
+
+    /// Registers `site` with `settings` (`{"minCount": 3}`, …) once the stack is up.
+    pub fn with_site(mut self, site: &str, settings: &str) -> Self {
+        self.sites.push((site.to_string(), settings.to_string()));
         self
     }
 
@@ -137,6 +147,7 @@ impl Stack {
         };
         stack.start_pushpin();
         stack.start_viceroy();
+        stack.register_sites();
         stack
     }
 
@@ -223,6 +234,21 @@ impl Stack {
     }
 
     /// The WebSocket URL for `query` (e.g. `siteId=a`).
+    /// Registers the options' sites through the admin API.
+    fn register_sites(&self) {
+        let auth = format!("Bearer {}", self.admin_token);
+        for (site, settings) in &self.options.sites {
+            let path = format!("/admin/sites/{site}");
+            let resp = self.http(
+                "PUT",
+                &path,
+                &[("authorization", &auth)],
+                settings.as_bytes(),
+            );
+            assert_eq!(resp.status, 200, "registering {site}: {}", resp.text());
+        }
+    }
+
     pub fn ws_url(&self, query: &str) -> String {
         format!("ws://127.0.0.1:{}/ws?{query}", self.app_port)
     }

@@ -8,6 +8,7 @@ mod limits;
 mod presence;
 mod production;
 mod serve;
+mod sites;
 mod surfaces;
 mod totals;
 mod widget;

@@ -232,9 +232,9 @@ fn a_dead_publish_target_fails_no_socket_and_counts_recover_when_it_returns() {
 
 #[test]
 fn an_origin_allow_list_refuses_other_pages_with_403() {
-    let stack = Stack::start_with(StackOptions::default().with_config(
-        "origins.members",
-        "http://allowed.example, https://www.allowed.example",
+    let stack = Stack::start_with(StackOptions::default().with_site(
+        "members",
+        r#"{"origins": ["http://allowed.example", "https://www.allowed.example"]}"#,
     ));
     let url = stack.ws_url("siteId=members");
     let mut ok =

@@ -47,7 +47,7 @@ fn eventually(f: impl FnMut() -> bool) -> bool {
 fn production_like() -> StackOptions {
     StackOptions::default()
         .with_config("count_automated", "off")
-        .with_config("min_count.quiet", "3")
+        .with_site("quiet", r#"{"minCount": 3}"#)
 }
 
 #[test]

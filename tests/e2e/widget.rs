@@ -269,7 +269,8 @@ fn a_page_without_websocket_counts_over_sse_and_leaves_when_its_tab_closes() {
 
 #[test]
 fn below_the_privacy_floor_the_widget_says_fewer_than_the_floor() {
-    let stack = Stack::start_with(StackOptions::default().with_config("min_count.hushed", "3"));
+    let stack =
+        Stack::start_with(StackOptions::default().with_site("hushed", r#"{"minCount": 3}"#));
     let pages = PageServer::start();
     let browser = Browser::start();
     let url = pages.page(
@@ -286,6 +287,32 @@ fn below_the_privacy_floor_the_widget_says_fewer_than_the_floor() {
     }
     // At the floor, the number itself.
     all_show(&browser, &handles, "3");
+}
+
+#[test]
+fn a_site_the_service_does_not_serve_says_so_and_stops_trying() {
+    let stack =
+        Stack::start_with(StackOptions::default().with_config("unregistered_sites", "refuse"));
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let listen = r#"<script>
+window.errors = [];
+window.addEventListener('liveuser:error', function (e) { window.errors.push(e.detail); });
+</script>"#;
+    let head = format!("{COUNT_SOCKETS}{listen}");
+    let url = pages.page("/unknown", &embed(&stack, "siteId=nobody", &head, COUNTER));
+    browser.goto(&url);
+    browser.wait_for(COUNT, &json!("Unknown site"), LIMIT);
+    let error = browser.eval("return window.errors;");
+    assert_eq!(error[0]["error"], "unknown_site", "{error}");
+    assert_eq!(error[0]["siteId"], "nobody");
+    let marked =
+        browser.eval("return document.getElementById('liveuser').getAttribute('data-live-error');");
+    assert_eq!(marked, json!("unknown_site"));
+    // No reconnect loop: it stopped trying.
+    let opened = browser.eval("return window.socketsOpened;");
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(browser.eval("return window.socketsOpened;"), opened);
 }
 
 #[test]

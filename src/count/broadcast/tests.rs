@@ -103,8 +103,8 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
 
 #[test]
 fn below_the_privacy_floor_no_broadcast_carries_the_exact_count() {
-    let mut t = TestServices::new();
-    t.settings.insert("min_count.a".into(), "3".into());
+    let t = TestServices::new();
+    t.register("a", r#"{"minCount": 3}"#);
     let s = site("a");
     t.set_time(0);
     join(&t, &s, 1);

@@ -183,9 +183,15 @@ mod tests {
             (br#"{"minCount": "five"}"#, "the body must be"),
             (br#"{"minCount": 2000000}"#, "minCount must be"),
             (br#"{"origins": ["example.com"]}"#, "is not an origin"),
-            (br#"{"origins": ["https://a.example/path"]}"#, "is not an origin"),
+            (
+                br#"{"origins": ["https://a.example/path"]}"#,
+                "is not an origin",
+            ),
             (br#"{"origins": ["ftp://a.example"]}"#, "is not an origin"),
-            (br#"{"origins": ["https://a.example:99999"]}"#, "is not an origin"),
+            (
+                br#"{"origins": ["https://a.example:99999"]}"#,
+                "is not an origin",
+            ),
             (br#"{"origins": ["https://"]}"#, "is not an origin"),
             (br#"{"pages": ["docs"]}"#, "is not a page prefix"),
             (br#"{"pages": ["/a b"]}"#, "is not a page prefix"),
@@ -193,7 +199,12 @@ mod tests {
             (b"[", "the body must be"),
         ] {
             let err = SiteEntry::from_json(body).expect_err("refused");
-            assert!(err.0.contains(says), "{}: {}", String::from_utf8_lossy(body), err.0);
+            assert!(
+                err.0.contains(says),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                err.0
+            );
         }
         let many = format!(
             r#"{{"origins": [{}]}}"#,

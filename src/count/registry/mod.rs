@@ -14,6 +14,7 @@ pub mod entry;
 
 use crate::platform::config::UnregisteredSites;
 use crate::platform::kv::{KvError, KvStore, WriteMode, LIST_PAGE};
+use crate::platform::log::Line;
 use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::site::SiteId;
@@ -46,7 +47,9 @@ fn cached_form(entry: Option<&SiteEntry>) -> Vec<u8> {
 }
 
 fn from_cached(bytes: &[u8]) -> Option<SiteEntry> {
-    (bytes != b"none").then(|| SiteEntry::decode(bytes)).flatten()
+    (bytes != b"none")
+        .then(|| SiteEntry::decode(bytes))
+        .flatten()
 }
 
 /// Makes `entry` what this POP answers for `site` (after reading it, or writing it).
@@ -72,18 +75,25 @@ pub fn entry(services: &Services, site: &SiteId) -> Result<Option<SiteEntry>, Kv
             remember(services, site, entry.as_ref());
             Ok(entry)
         }
-        Err(e) => match services.cache.get(&kept_key(site)) {
-            Some(bytes) => Ok(from_cached(&bytes)),
-            None => Err(e),
-        },
+        Err(e) => {
+            let kept = services.cache.get(&kept_key(site)).map(|b| from_cached(&b));
+            services.log.emit(&Line::RegistryKept {
+                site,
+                registered: kept.as_ref().map(Option::is_some),
+            });
+            kept.ok_or(e)
+        }
     }
 }
 
 /// Registers `site` with `entry`, or replaces its entry.
 pub fn put(services: &Services, site: &SiteId, entry: &SiteEntry) -> Result<(), KvError> {
-    services
-        .kv
-        .insert(&key(site), entry.encode().as_bytes(), None, WriteMode::Overwrite)?;
+    services.kv.insert(
+        &key(site),
+        entry.encode().as_bytes(),
+        None,
+        WriteMode::Overwrite,
+    )?;
     remember(services, site, Some(entry));
     Ok(())
 }
@@ -143,7 +153,11 @@ pub fn page_prefixes(services: &Services, site: &SiteId) -> Option<Vec<String>> 
 
 /// Refuses a page origin that the site's entry does not list. Sites without a list take every
 /// origin, as the original does.
-pub fn check_origin(entry: &SiteEntry, site: &SiteId, origin: Option<&str>) -> Result<(), HttpError> {
+pub fn check_origin(
+    entry: &SiteEntry,
+    site: &SiteId,
+    origin: Option<&str>,
+) -> Result<(), HttpError> {
     let Some(allowed) = &entry.origins else {
         return Ok(());
     };
@@ -169,8 +183,9 @@ mod tests {
     }
 
     fn registered(t: &TestServices) -> SiteEntry {
-        let entry = SiteEntry::from_json(br#"{"origins": ["https://shop.example"], "minCount": 3}"#)
-            .expect("entry");
+        let entry =
+            SiteEntry::from_json(br#"{"origins": ["https://shop.example"], "minCount": 3}"#)
+                .expect("entry");
         put(&t.services(), &shop(), &entry).expect("put");
         entry
     }
@@ -188,7 +203,11 @@ mod tests {
         t.config.unregistered_sites = UnregisteredSites::Serve;
         let other = SiteId::parse("other").expect("site");
         assert_eq!(check_site(&t.services(), &other), Ok(SiteEntry::default()));
-        assert_eq!(check_site(&t.services(), &shop()), Ok(entry), "its settings apply");
+        assert_eq!(
+            check_site(&t.services(), &shop()),
+            Ok(entry),
+            "its settings apply"
+        );
     }
 
     #[test]
@@ -218,6 +237,10 @@ mod tests {
             ..t.services()
         };
         assert_eq!(check_site(&services, &shop()), Ok(entry));
+        assert!(t
+            .log
+            .lines()
+            .contains(&"liveuser registry-kept site=shop registered=true".to_string()));
         let never = SiteId::parse("never").expect("site");
         let err = check_site(&services, &never).expect_err("unreadable");
         assert_eq!(err.status(), 503);
@@ -253,9 +276,16 @@ mod tests {
         let site = shop();
         let open = SiteEntry::default();
         assert_eq!(check_origin(&open, &site, None), Ok(()));
-        let listed = SiteEntry::from_json(br#"{"origins": ["https://Shop.example/"]}"#).expect("entry");
-        assert_eq!(check_origin(&listed, &site, Some("https://shop.example")), Ok(()));
-        assert_eq!(check_origin(&listed, &site, Some("https://SHOP.example/")), Ok(()));
+        let listed =
+            SiteEntry::from_json(br#"{"origins": ["https://Shop.example/"]}"#).expect("entry");
+        assert_eq!(
+            check_origin(&listed, &site, Some("https://shop.example")),
+            Ok(())
+        );
+        assert_eq!(
+            check_origin(&listed, &site, Some("https://SHOP.example/")),
+            Ok(())
+        );
         for bad in [Some("https://evil.example"), None] {
             assert_eq!(
                 check_origin(&listed, &site, bad).map_err(|e| e.status()),

@@ -1,38 +1,17 @@
 //! The admin writes: `PUT /api/total/{siteId}` seeds a total and `POST /api/reset/{siteId}`
 //! resets it, both behind the admin token.
 
-use http::Request;
 use serde::Deserialize;
 
 use crate::count::snapshot::{self, Snapshot};
 use crate::count::totals;
-use crate::platform::fastly_toml;
 use crate::platform::log::Line;
 use crate::platform::Services;
-use crate::surfaces::admin::{check_bearer, BearerError};
 use crate::wire::error::HttpError;
-use crate::wire::request;
 use crate::wire::site::SiteId;
 
 /// The largest `PUT /api/total` body accepted.
 pub(super) const MAX_BODY: usize = 1024;
-
-pub(super) fn authorize(req: &Request<Vec<u8>>, services: &Services) -> Result<(), HttpError> {
-    let admin_token = services.secrets.get(fastly_toml::ADMIN_TOKEN_SECRET);
-    check_bearer(
-        request::header(req, "authorization"),
-        admin_token.as_deref(),
-    )
-    .map_err(|e| match e {
-        BearerError::NotConfigured => HttpError::Forbidden(
-            "admin endpoints are disabled: no admin token is configured".into(),
-        ),
-        BearerError::Missing => {
-            HttpError::Unauthorized("missing Authorization: Bearer <admin token>".into())
-        }
-        BearerError::Wrong => HttpError::Unauthorized("wrong admin token".into()),
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

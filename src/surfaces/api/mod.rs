@@ -25,6 +25,7 @@ use crate::count::{broadcast, history, page, peak};
 use crate::platform::clock::iso8601;
 use crate::platform::Services;
 use crate::surfaces::access::{charged, with_cors};
+use crate::surfaces::admin::authorize;
 use crate::surfaces::params::PAGE_PARAM;
 use crate::surfaces::{badge, Handled};
 use crate::wire::error::HttpError;
@@ -32,7 +33,7 @@ use crate::wire::request;
 use crate::wire::response::{self, finish};
 use crate::wire::site::SiteId;
 
-use admin_writes::{authorize, seed_value, write_total};
+use admin_writes::{seed_value, write_total};
 use reads::{read, read_history, read_online, read_page, snapshot_of};
 
 /// One API endpoint.

@@ -115,9 +115,9 @@ fn events_without_open_or_meta_are_refused() {
 
 #[test]
 fn an_allow_list_refuses_other_origins_at_open() {
-    let mut t = services();
-    t.settings
-        .insert("origins.shop".into(), "https://shop.example".into());
+    let t = services();
+    t.register("shop", r#"{"origins": ["https://shop.example"]}"#);
+    let registered = t.kv.len();
     let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
     let err = handle(&req, &t.services()).expect_err("no origin");
     assert_eq!(err.status(), 403);
@@ -125,7 +125,7 @@ fn an_allow_list_refuses_other_origins_at_open() {
         .insert("origin", "https://evil.example".parse().expect("header"));
     let err = handle(&req, &t.services()).expect_err("foreign origin");
     assert_eq!(err.status(), 403);
-    assert_eq!(t.kv.len(), 0);
+    assert_eq!(t.kv.len(), registered);
     req.headers_mut()
         .insert("origin", "https://SHOP.example".parse().expect("header"));
     assert!(handle(&req, &t.services()).is_ok());
@@ -171,9 +171,10 @@ fn the_join_reply_carries_the_count_with_this_page_and_the_total_with_this_visit
         first("?siteId=shop"),
         update(r#"{"type":"update","count":6,"slot":1799999940000}"#)
     );
-    // No listing: the snapshot's two keys read once, then from the POP's cache.
+    // No listing: the snapshot's two keys and the site's registry entry read once, then from
+    // the POP's cache.
     let counts = kv.counts();
-    assert_eq!((counts.list, counts.lookup), (0, 2));
+    assert_eq!((counts.list, counts.lookup), (0, 3));
     // Once a reader has left, the snapshot counts one too many until the next broadcast:
     // a new page waits for that broadcast rather than be told a number that will drop.
     let meta = open(&t, "shop");
@@ -218,12 +219,14 @@ fn only_the_first_join_of_a_connection_claims_a_broadcast() {
 }
 
 #[test]
-fn with_a_registry_of_sites_an_unknown_site_is_refused_before_anything_is_stored() {
+fn an_unregistered_site_is_refused_before_anything_is_stored() {
     let mut t = services();
-    t.settings.insert("sites".into(), "shop, blog".into());
+    t.config.unregistered_sites = crate::platform::config::UnregisteredSites::Refuse;
+    t.register("shop", "{}");
+    t.register("blog", "{}");
     let err = handle(&call("?siteId=other", &[], b"OPEN\r\n"), &t.services()).expect_err("unknown");
     assert_eq!((err.status(), err.code()), (404, "unknown_site"));
-    assert_eq!(t.kv.len(), 0);
+    assert_eq!(t.kv.len(), 2, "the two registrations only");
     assert!(handle(&call("?siteId=blog", &[], b"OPEN\r\n"), &t.services()).is_ok());
     let other = crate::surfaces::serve::UpgradeRequest {
         path: "/ws",

@@ -1,0 +1,211 @@
+//! The command line, parsed and checked before anything is sent: a bad site id, a floor that
+//! is not a number or a flag without its value is a usage error (exit 2) that changes nothing.
+
+pub const USAGE: &str = "\
+usage:
+  liveuser sites add SITE [--origin URL]... [--min-count N] [--page PREFIX]...
+      register SITE, or replace its settings: the page origins that may connect
+      (default: any), the privacy floor (2 to 1000000; default: none), the page
+      prefixes it counts pages under (default: every page)
+  liveuser sites list              every registered site id
+  liveuser sites show SITE         a site's settings
+  liveuser sites remove SITE       stop serving SITE
+
+options (any command):
+  --service URL            the service (default: $LIVEUSER_SERVICE, or the local
+                           stack at http://127.0.0.1:7676)
+  --admin-token-file FILE  a file whose first line is the admin token (default:
+                           $LIVEUSER_ADMIN_TOKEN; for the local stack, fastly.toml's)";
+
+/// A usage error: what was wrong.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Usage(pub String);
+
+/// Where the service is, as given.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TargetArgs {
+    pub service: Option<String>,
+    pub admin_token_file: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Add {
+        site: String,
+        origins: Vec<String>,
+        min_count: Option<u64>,
+        pages: Vec<String>,
+    },
+    List,
+    Show(String),
+    Remove(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Sites { target: TargetArgs, action: Action },
+}
+
+/// The most a privacy floor may be (as the service takes it).
+const MAX_MIN_COUNT: u64 = 1_000_000;
+
+/// The service's rule for a site id: 1 to 64 of `A-Z a-z 0-9 . _ -`, not only dots.
+pub fn check_site(site: &str) -> Result<(), Usage> {
+    let ok = !site.is_empty()
+        && site.len() <= 64
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !site.bytes().all(|b| b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Usage(format!(
+            "{site:?} is not a site id (1-64 of A-Z a-z 0-9 . _ -, not only dots)"
+        )))
+    }
+}
+
+pub fn parse(argv: &[String]) -> Result<Command, Usage> {
+    let mut target = TargetArgs::default();
+    let mut words = Vec::new();
+    let mut origins = Vec::new();
+    let mut pages = Vec::new();
+    let mut min_count = None;
+    let mut rest = argv.iter();
+    while let Some(arg) = rest.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or_else(|| Usage(format!("{name} needs a value")))
+        };
+        match flag {
+            "-h" | "--help" | "help" => return Ok(Command::Help),
+            "--service" => target.service = Some(value(flag)?),
+            "--admin-token-file" => target.admin_token_file = Some(value(flag)?),
+            "--origin" => origins.push(value(flag)?),
+            "--page" => pages.push(value(flag)?),
+            "--min-count" => {
+                let raw = value(flag)?;
+                let n = raw
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (2..=MAX_MIN_COUNT).contains(n))
+                    .ok_or_else(|| {
+                        Usage(format!(
+                            "--min-count must be a whole number from 2 to {MAX_MIN_COUNT} (got {raw:?})"
+                        ))
+                    })?;
+                min_count = Some(n);
+            }
+            f if f.starts_with('-') => return Err(Usage(format!("unknown option {f}"))),
+            word => words.push(word.to_string()),
+        }
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let settings_given = !origins.is_empty() || !pages.is_empty() || min_count.is_some();
+    let action = match words[..] {
+        [] => return Ok(Command::Help),
+        ["sites", "add", site] => {
+            check_site(site)?;
+            Action::Add {
+                site: site.to_string(),
+                origins,
+                min_count,
+                pages,
+            }
+        }
+        ["sites", "list"] => Action::List,
+        ["sites", "show", site] => {
+            check_site(site)?;
+            Action::Show(site.to_string())
+        }
+        ["sites", "remove", site] => {
+            check_site(site)?;
+            Action::Remove(site.to_string())
+        }
+        ["sites", "add" | "show" | "remove"] => {
+            return Err(Usage(format!("sites {} needs a SITE", words[1])))
+        }
+        _ => return Err(Usage(format!("unknown command: {}", words.join(" ")))),
+    };
+    if settings_given && !matches!(action, Action::Add { .. }) {
+        return Err(Usage(
+            "--origin, --min-count and --page go with sites add".into(),
+        ));
+    }
+    Ok(Command::Sites { target, action })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(line: &str) -> Result<Command, Usage> {
+        let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
+        parse(&argv)
+    }
+
+    #[test]
+    fn commands_and_their_options_parse() {
+        assert_eq!(
+            parsed("sites add docs --origin https://a.example --origin=https://b.example --min-count 5 --page /guide/ --service http://x"),
+            Ok(Command::Sites {
+                target: TargetArgs {
+                    service: Some("http://x".into()),
+                    admin_token_file: None
+                },
+                action: Action::Add {
+                    site: "docs".into(),
+                    origins: vec!["https://a.example".into(), "https://b.example".into()],
+                    min_count: Some(5),
+                    pages: vec!["/guide/".into()],
+                }
+            })
+        );
+        assert!(matches!(
+            parsed("sites list"),
+            Ok(Command::Sites {
+                action: Action::List,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parsed("sites remove docs"),
+            Ok(Command::Sites { action: Action::Remove(s), .. }) if s == "docs"
+        ));
+        assert_eq!(parsed("--help"), Ok(Command::Help));
+        assert_eq!(parsed(""), Ok(Command::Help));
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        for (line, says) in [
+            (
+                "sites add docs --min-count five",
+                "--min-count must be a whole number",
+            ),
+            (
+                "sites add docs --min-count 1",
+                "--min-count must be a whole number",
+            ),
+            ("sites add docs --min-count", "--min-count needs a value"),
+            ("sites add my%20site", "is not a site id"),
+            ("sites add ...", "is not a site id"),
+            ("sites add", "needs a SITE"),
+            ("sites list --origin https://a.example", "go with sites add"),
+            ("sites rename a b", "unknown command"),
+            ("sites add docs --colour red", "unknown option --colour"),
+        ] {
+            let err = parsed(line).expect_err(line);
+            assert!(err.0.contains(says), "{line}: {}", err.0);
+        }
+    }
+}
