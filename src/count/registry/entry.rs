@@ -208,7 +208,7 @@ mod tests {
         }
         let many = format!(
             r#"{{"origins": [{}]}}"#,
-            vec!["\"https://a.example\""; MAX_ORIGINS + 1].join(",")
+            ["\"https://a.example\""; MAX_ORIGINS + 1].join(",")
         );
         assert!(SiteEntry::from_json(many.as_bytes()).is_err());
         assert!(SiteEntry::from_json(&vec![b' '; MAX_BODY + 1]).is_err());
