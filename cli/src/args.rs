@@ -3,6 +3,12 @@
 
 pub const USAGE: &str = "\
 usage:
+  liveuser configure [--publish-token-file F] [--admin-token-file F]
+                     [--generate-admin-token F] [--replace] [--rotate-session-key]
+                     [--self-domain D]
+      finish a deploy (scripts/deploy runs it): Fanout checked, the self backend,
+      the secrets, the SSE session key; safe to run again
+  liveuser teardown --yes          delete the deployed service and its stores
   liveuser sites add SITE [--origin URL]... [--min-count N] [--page PREFIX]...
       register SITE, or replace its settings: the page origins that may connect
       (default: any), the privacy floor (2 to 1000000; default: none), the page
@@ -45,6 +51,8 @@ pub enum Action {
 pub enum Command {
     Help,
     Sites { target: TargetArgs, action: Action },
+    Configure(crate::fastly::configure::Options),
+    Teardown { confirmed: bool },
 }
 
 /// The most a privacy floor may be (as the service takes it).
@@ -73,6 +81,9 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let mut origins = Vec::new();
     let mut pages = Vec::new();
     let mut min_count = None;
+    let mut deploy = crate::fastly::configure::Options::default();
+    let mut deploy_flags = false;
+    let mut confirmed = false;
     let mut rest = argv.iter();
     while let Some(arg) = rest.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -89,6 +100,27 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
             "-h" | "--help" | "help" => return Ok(Command::Help),
             "--service" => target.service = Some(value(flag)?),
             "--admin-token-file" => target.admin_token_file = Some(value(flag)?),
+            "--publish-token-file" => {
+                deploy.publish_token_file = Some(value(flag)?);
+                deploy_flags = true;
+            }
+            "--generate-admin-token" => {
+                deploy.generate_admin_token = Some(value(flag)?);
+                deploy_flags = true;
+            }
+            "--self-domain" => {
+                deploy.self_domain = Some(value(flag)?);
+                deploy_flags = true;
+            }
+            "--replace" => {
+                deploy.replace = true;
+                deploy_flags = true;
+            }
+            "--rotate-session-key" => {
+                deploy.rotate_session_key = true;
+                deploy_flags = true;
+            }
+            "--yes" => confirmed = true,
             "--origin" => origins.push(value(flag)?),
             "--page" => pages.push(value(flag)?),
             "--min-count" => {
@@ -111,6 +143,21 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let settings_given = !origins.is_empty() || !pages.is_empty() || min_count.is_some();
+    if let ["configure"] = words[..] {
+        if settings_given || target.service.is_some() || confirmed {
+            return Err(Usage("configure takes the deploy options only".into()));
+        }
+        deploy.admin_token_file = target.admin_token_file;
+        return Ok(Command::Configure(deploy));
+    }
+    if let ["teardown"] = words[..] {
+        return Ok(Command::Teardown { confirmed });
+    }
+    if deploy_flags || confirmed {
+        return Err(Usage(
+            "--publish-token-file, --generate-admin-token, --self-domain, --replace, --rotate-session-key and --yes go with configure or teardown".into(),
+        ));
+    }
     let action = match words[..] {
         [] => return Ok(Command::Help),
         ["sites", "add", site] => {
@@ -182,6 +229,23 @@ mod tests {
             Ok(Command::Sites { action: Action::Remove(s), .. }) if s == "docs"
         ));
         assert_eq!(parsed("--help"), Ok(Command::Help));
+        assert_eq!(
+            parsed("configure --publish-token-file p --admin-token-file a --rotate-session-key"),
+            Ok(Command::Configure(crate::fastly::configure::Options {
+                publish_token_file: Some("p".into()),
+                admin_token_file: Some("a".into()),
+                rotate_session_key: true,
+                ..Default::default()
+            }))
+        );
+        assert_eq!(
+            parsed("teardown --yes"),
+            Ok(Command::Teardown { confirmed: true })
+        );
+        assert_eq!(
+            parsed("teardown"),
+            Ok(Command::Teardown { confirmed: false })
+        );
         assert_eq!(parsed(""), Ok(Command::Help));
     }
 
@@ -203,6 +267,11 @@ mod tests {
             ("sites list --origin https://a.example", "go with sites add"),
             ("sites rename a b", "unknown command"),
             ("sites add docs --colour red", "unknown option --colour"),
+            ("sites list --replace", "go with configure or teardown"),
+            (
+                "configure --origin https://a.example",
+                "deploy options only",
+            ),
         ] {
             let err = parsed(line).expect_err(line);
             assert!(err.0.contains(says), "{line}: {}", err.0);

@@ -7,11 +7,15 @@
 //! liveuser sites list
 //! liveuser sites show SITE
 //! liveuser sites remove SITE
+//! liveuser configure [...]      finish a deploy (see `fastly::configure`)
+//! liveuser teardown --yes       remove it (see `fastly::teardown`)
 //! ```
 //!
-//! Where the service is and its admin token: see [`target`].
+//! Where the service is and its admin token: see [`target`]; Fastly's API: see [`fastly`].
 
 mod args;
+mod encode;
+mod fastly;
 mod sites;
 mod target;
 
@@ -34,6 +38,8 @@ fn main() -> ExitCode {
         args::Command::Sites { target, action } => {
             target::resolve(&target).and_then(|service| sites::run(&service, &action))
         }
+        args::Command::Configure(options) => fastly::configure::run(&options),
+        args::Command::Teardown { confirmed } => fastly::teardown::run(confirmed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

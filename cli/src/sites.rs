@@ -36,7 +36,7 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             let mut n = 0;
             loop {
                 let path = match &cursor {
-                    Some(c) => format!("/admin/sites?cursor={}", encode(c)),
+                    Some(c) => format!("/admin/sites?cursor={}", crate::encode::component(c)),
                     None => "/admin/sites".to_string(),
                 };
                 let page = call(service, "GET", &path, None)?.unwrap_or_default();
@@ -91,17 +91,6 @@ fn describe(entry: &Value) -> String {
         list("origins", "any"),
         list("pages", "every page")
     )
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One admin request: the answer's JSON, `None` for a 404 `unknown_site`, or what went wrong

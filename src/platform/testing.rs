@@ -323,14 +323,6 @@ impl TestServices {
     }
 
     /// Configures the admin token.
-    /// Registers `site` with its entry as JSON (see `count::registry`).
-    pub fn register(&self, site: &str, entry: &str) {
-        let site = crate::wire::site::SiteId::parse(site).expect("a site id");
-        let entry =
-            crate::count::registry::SiteEntry::from_json(entry.as_bytes()).expect("an entry");
-        crate::count::registry::put(&self.services(), &site, &entry).expect("registered");
-    }
-
     pub fn set_admin_token(&mut self, token: &[u8]) {
         self.secrets.insert(
             crate::platform::fastly_toml::ADMIN_TOKEN_SECRET.to_string(),

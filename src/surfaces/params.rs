@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn a_site_that_lists_its_page_prefixes_counts_only_those_pages() {
         let t = TestServices::new();
-        t.register("docs", r#"{"pages": ["/guide/", "/api/"]}"#);
+        crate::count::registry::register(&t, "docs", r#"{"pages": ["/guide/", "/api/"]}"#);
         let page_of = |t: &TestServices, query: &str| {
             connect_params(&t.services(), Some(query)).map(|p| p.page)
         };

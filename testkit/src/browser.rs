@@ -92,14 +92,15 @@ impl Browser {
     pub fn start() -> Browser {
         let port = free_port();
         let profile = std::env::temp_dir().join(format!("lu-chrome-{:x}", random_u64()));
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start chromedriver (scripts/setup --browser installs it)");
+        let driver =
+            Command::new(std::env::var_os("CHROMEDRIVER").unwrap_or_else(|| "chromedriver".into()))
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver ($CHROMEDRIVER; scripts/setup --browser installs it)");
         let mut browser = Browser {
             driver: Some(driver),
             port,
@@ -129,7 +130,7 @@ impl Browser {
         args.push(format!("--user-data-dir={}", self.profile.display()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            "goog:chromeOptions": {"binary": crate::paths::chromium(), "args": args},
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
         let value = self.call("POST", "/session", Some(caps));

@@ -69,13 +69,18 @@ pub fn spawn(cmd: &mut Command, log: &Path, death_signal: libc::c_int) -> Child 
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    // Linux only: elsewhere a child outlives a test process that is killed (its stack's
+    // processes are still stopped when the test ends normally).
     // SAFETY: prctl is async-signal-safe and touches only the child's own state.
+    #[cfg(target_os = "linux")]
     unsafe {
         cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, death_signal);
             Ok(())
         });
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = death_signal;
     cmd.spawn()
         .unwrap_or_else(|e| panic!("start {:?}: {e} (run scripts/setup)", cmd.get_program()))
 }

@@ -1,6 +1,7 @@
 //! The deploy path, run rather than read: the real Fastly CLI deploys the package this project
 //! builds against a stand-in of Fastly's API (the CLI honours `FASTLY_API_ENDPOINT`), then the
-//! project's `scripts/configure-service` finishes it; the test asserts what was provisioned.
+//! project's `scripts/liveuser configure` finishes it and `scripts/liveuser teardown` removes
+//! it; the tests assert what was provisioned, and what was left.
 
 use std::fs;
 use std::path::Path;
@@ -27,6 +28,7 @@ fn run(cmd: &mut Command, api: &FastlyApi, dir: &Path) -> Output {
         .env("FASTLY_ACCOUNT_ENDPOINT", api.url())
         .env("FASTLY_API_TOKEN", API_TOKEN)
         .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("FASTLY_CLI", fastly_cli())
         .env_remove("FASTLY_SERVICE_ID");
     let mut child = cmd
         .stdin(std::process::Stdio::null())
@@ -54,7 +56,7 @@ fn text(out: &Output) -> String {
 }
 
 #[test]
-fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
+fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
     let api = FastlyApi::start();
     let dir = std::env::temp_dir().join(format!("lu-deploy-{:x}", random_u64()));
     fs::create_dir_all(dir.join("config")).expect("temp dir");
@@ -93,16 +95,21 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
     assert_eq!(before.number, 1);
     assert_eq!(
         before.backends[FANOUT_BACKEND].address, "127.0.0.1",
-        "a publish cannot know the new service's own domain: configure-service fixes it"
+        "a publish cannot know the new service's own domain: configure fixes it"
     );
 
     // Then the project's own finishing step, with secrets from files (never typed on a
     // command line).
     let publish_token = format!("publish-{:x}", random_u64());
     fs::write(dir.join("publish-token"), format!("{publish_token}\n")).expect("token file");
-    let configure = project_root().join("scripts/configure-service");
+    let liveuser = project_root().join("scripts/liveuser");
+    let configure = || {
+        let mut command = Command::new(&liveuser);
+        command.arg("configure");
+        command
+    };
     let out = run(
-        Command::new(&configure)
+        configure()
             .arg("--publish-token-file")
             .arg(dir.join("publish-token"))
             .arg("--generate-admin-token")
@@ -110,11 +117,7 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
         &api,
         &dir,
     );
-    assert!(
-        out.status.success(),
-        "configure-service failed:\n{}",
-        text(&out)
-    );
+    assert!(out.status.success(), "configure failed:\n{}", text(&out));
     assert!(
         text(&out).contains("next: register your sites"),
         "the owner is told what comes next:\n{}",
@@ -139,10 +142,7 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
             ("liveuser-edge", "wasm")
         );
         let active = svc.active().expect("an active version");
-        assert_eq!(
-            active.number, 2,
-            "configure-service activated a second version"
-        );
+        assert_eq!(active.number, 2, "configure activated a second version");
         assert!(
             svc.version(1).and_then(|v| v.package_bytes).unwrap_or(0) > 100_000,
             "the package was uploaded"
@@ -235,7 +235,7 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
 
     // Running it again changes nothing.
     let out = run(
-        Command::new(&configure)
+        configure()
             .arg("--publish-token-file")
             .arg(dir.join("publish-token")),
         &api,
@@ -250,7 +250,7 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
 
     let configure_with = |extra: &[&str]| {
         run(
-            Command::new(&configure)
+            configure()
                 .arg("--publish-token-file")
                 .arg(dir.join("publish-token"))
                 .args(extra),
@@ -310,5 +310,160 @@ fn the_fastly_cli_deploys_a_new_service_and_configure_service_finishes_it() {
     );
     assert_ne!(third, first, "a rotation writes a fresh key");
     assert_eq!((kept, named.as_deref()), (second, Some(&b"a"[..])));
+
+    // The token the Fastly CLI stored (`fastly auth login`) serves as well as the variable.
+    let stored = run(
+        Command::new(fastly_cli()).args(["auth", "add", "owner", "--api-token", API_TOKEN]),
+        &api,
+        &dir,
+    );
+    assert!(stored.status.success(), "{}", text(&stored));
+    run(
+        Command::new(fastly_cli()).args(["auth", "use", "owner"]),
+        &api,
+        &dir,
+    );
+    let out = run(
+        configure()
+            .arg("--publish-token-file")
+            .arg(dir.join("publish-token"))
+            .env_remove("FASTLY_API_TOKEN"),
+        &api,
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "with the stored token: {}",
+        text(&out)
+    );
+
+    // Teardown asks first; then the service and its stores go (the KV store emptied first),
+    // fastly.toml forgets the service, and the owner is told which token to revoke.
+    api.with_state_mut(|s| {
+        let kv = s
+            .kv_stores
+            .iter_mut()
+            .find(|st| st.name == KV_STORE)
+            .expect("kv");
+        kv.entries.insert("registry/docs".into(), b"{}".to_vec());
+        kv.entries.insert("site/docs/p/1/0/ab".into(), Vec::new());
+    });
+    let refused = run(Command::new(&liveuser).arg("teardown"), &api, &dir);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("run again with --yes"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        api.with_state(|s| s.service().is_some()),
+        "nothing deleted yet"
+    );
+    let out = run(
+        Command::new(&liveuser).args(["teardown", "--yes"]),
+        &api,
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Revoke the fanout_publish_token"),
+        "{}",
+        text(&out)
+    );
+    api.with_state(|s| {
+        assert!(s.service().is_none(), "the service is deleted");
+        assert!(s.kv_stores.is_empty() && s.config_stores.is_empty() && s.secret_stores.is_empty());
+    });
+    assert_eq!(Manifest::read(&dir.join("fastly.toml")).service_id(), None);
+    let again = run(
+        Command::new(&liveuser).args(["teardown", "--yes"]),
+        &api,
+        &dir,
+    );
+    assert!(!again.status.success(), "nothing left to tear down");
+    assert!(text(&again).contains("no service_id"), "{}", text(&again));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_account_without_fanout_is_told_so_and_a_missing_token_is_named() {
+    let api = FastlyApi::start();
+    api.with_state_mut(|s| s.fanout_unavailable = true);
+    let dir = std::env::temp_dir().join(format!("lu-nofanout-{:x}", random_u64()));
+    fs::create_dir_all(dir.join("config")).expect("temp dir");
+    fs::copy(project_root().join("fastly.toml"), dir.join("fastly.toml")).expect("copy manifest");
+    let package = project_root().join("pkg/liveuser-edge.tar.gz");
+    let out = run(
+        Command::new(fastly_cli())
+            .args([
+                "compute",
+                "deploy",
+                "--non-interactive",
+                "--status-check-off",
+            ])
+            .arg("--package")
+            .arg(&package)
+            .args(["--domain", DOMAIN]),
+        &api,
+        &dir,
+    );
+    assert!(out.status.success(), "deploy failed:\n{}", text(&out));
+    api.with_state_mut(|s| s.products.clear());
+    let liveuser = project_root().join("scripts/liveuser");
+    let out = run(Command::new(&liveuser).arg("configure"), &api, &dir);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("LiveUser needs Fanout") && text(&out).contains("trial accounts"),
+        "{}",
+        text(&out)
+    );
+    // With Fanout, a configure without a publish token names the exact token to make.
+    api.with_state_mut(|s| s.fanout_unavailable = false);
+    let out = run(Command::new(&liveuser).arg("configure"), &api, &dir);
+    assert!(!out.status.success());
+    let sid = Manifest::read(&dir.join("fastly.toml"))
+        .service_id()
+        .expect("service id")
+        .to_string();
+    assert!(
+        text(&out).contains(&format!("purge_select scope, limited to service {sid}")),
+        "{}",
+        text(&out)
+    );
+    // No token at all: said before anything is asked of the API.
+    let requests = api.with_state(|s| s.requests.len());
+    let out = run(
+        Command::new(&liveuser)
+            .arg("configure")
+            .env_remove("FASTLY_API_TOKEN"),
+        &api,
+        &dir,
+    );
+    assert!(text(&out).contains("no Fastly API token"), "{}", text(&out));
+    assert_eq!(api.with_state(|s| s.requests.len()), requests);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scripts_deploy_says_what_is_missing_before_it_builds_or_publishes() {
+    let dir = std::env::temp_dir().join(format!("lu-nodeploy-{:x}", random_u64()));
+    fs::create_dir_all(dir.join("config")).expect("temp dir");
+    let out = Command::new(project_root().join("scripts/deploy"))
+        .env_remove("FASTLY_API_TOKEN")
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/deploy runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no Fastly API token: run"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains("Pushpin") && !text(&out).contains("Viceroy"),
+        "publishing sets up neither: {}",
+        text(&out)
+    );
     let _ = fs::remove_dir_all(&dir);
 }

@@ -104,7 +104,7 @@ fn page_readers_get_their_pages_count_and_a_page_left_empty_is_told_so() {
 #[test]
 fn below_the_privacy_floor_no_broadcast_carries_the_exact_count() {
     let t = TestServices::new();
-    t.register("a", r#"{"minCount": 3}"#);
+    crate::count::registry::register(&t, "a", r#"{"minCount": 3}"#);
     let s = site("a");
     t.set_time(0);
     join(&t, &s, 1);

@@ -173,6 +173,14 @@ pub fn check_origin(
     }
 }
 
+/// Registers `site` with its entry given as JSON, for tests.
+#[cfg(test)]
+pub fn register(t: &crate::platform::testing::TestServices, site: &str, entry: &str) {
+    let site = SiteId::parse(site).expect("a site id");
+    let entry = SiteEntry::from_json(entry.as_bytes()).expect("an entry");
+    put(&t.services(), &site, &entry).expect("registered");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

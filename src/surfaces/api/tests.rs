@@ -105,7 +105,7 @@ fn online_answers_for_a_page_too() {
 #[test]
 fn below_the_privacy_floor_online_says_fewer_than_the_floor() {
     let t = TestServices::new();
-    t.register("shop", r#"{"minCount": 5}"#);
+    crate::count::registry::register(&t, "shop", r#"{"minCount": 5}"#);
     let shop = SiteId::parse("shop").expect("site");
     let now = t.clock.now.get();
     for n in 1..=3 {
@@ -417,7 +417,7 @@ fn an_empty_site_is_answered_from_the_pop_until_a_broadcast_stores_its_snapshot(
 #[test]
 fn a_page_outside_the_sites_page_prefixes_has_no_count() {
     let t = TestServices::new();
-    t.register("shop", r#"{"pages": ["/docs/"]}"#);
+    crate::count::registry::register(&t, "shop", r#"{"pages": ["/docs/"]}"#);
     let shop = SiteId::parse("shop").expect("site");
     let now = 1_800_000_010_000;
     t.set_time(now);

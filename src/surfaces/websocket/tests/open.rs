@@ -116,7 +116,7 @@ fn events_without_open_or_meta_are_refused() {
 #[test]
 fn an_allow_list_refuses_other_origins_at_open() {
     let t = services();
-    t.register("shop", r#"{"origins": ["https://shop.example"]}"#);
+    crate::count::registry::register(&t, "shop", r#"{"origins": ["https://shop.example"]}"#);
     let registered = t.kv.len();
     let mut req = call("?siteId=shop", &[], b"OPEN\r\n");
     let err = handle(&req, &t.services()).expect_err("no origin");
@@ -222,8 +222,8 @@ fn only_the_first_join_of_a_connection_claims_a_broadcast() {
 fn an_unregistered_site_is_refused_before_anything_is_stored() {
     let mut t = services();
     t.config.unregistered_sites = crate::platform::config::UnregisteredSites::Refuse;
-    t.register("shop", "{}");
-    t.register("blog", "{}");
+    crate::count::registry::register(&t, "shop", "{}");
+    crate::count::registry::register(&t, "blog", "{}");
     let err = handle(&call("?siteId=other", &[], b"OPEN\r\n"), &t.services()).expect_err("unknown");
     assert_eq!((err.status(), err.code()), (404, "unknown_site"));
     assert_eq!(t.kv.len(), 2, "the two registrations only");

@@ -1,12 +1,14 @@
 //! A stand-in for Fastly's API, for running the real Fastly CLI's `compute deploy` (and the
-//! project's own `scripts/configure-service`) against it: `FASTLY_API_ENDPOINT` and
+//! project's own `liveuser configure` and `teardown`) against it: `FASTLY_API_ENDPOINT` and
 //! `FASTLY_ACCOUNT_ENDPOINT` point the CLI here.
 //!
 //! It answers only what those ask, the way the API does (paths, form or JSON bodies, the
 //! response fields the CLI reads), keeps what they created (services, versions, domains,
 //! backends, stores, links, products, packages, activations) so a test can assert on it, and
 //! records every request. Anything it does not know is answered 404 and recorded, so a test can
-//! insist there was none.
+//! insist there was none. What a teardown and a stored token ask is in [`account`].
+
+mod account;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -117,6 +119,8 @@ pub struct State {
     pub secret_stores: Vec<Store>,
     /// (product, service id) enabled.
     pub products: Vec<(String, String)>,
+    /// The account cannot have Fanout (a trial account): enabling it is refused.
+    pub fanout_unavailable: bool,
     next_id: u32,
 }
 
@@ -168,6 +172,11 @@ impl FastlyApi {
     /// A copy of what it holds now.
     pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.state.lock().expect("state"))
+    }
+
+    /// Changes what it holds (a test setting up what the account has).
+    pub fn with_state_mut<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.lock().expect("state"))
     }
 }
 
@@ -345,6 +354,9 @@ fn store_list(stores: &[Store], paged: bool) -> Value {
 fn route(s: &mut State, req: &Recorded) -> (u16, Value) {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let form = req.form();
+    if let Some(answer) = account::route(s, req, &segments) {
+        return answer;
+    }
     match (req.method.as_str(), segments.as_slice()) {
         // The CLI's login discovery (FASTLY_ACCOUNT_ENDPOINT points here too).
         ("GET", ["realms", "fastly", ".well-known", "openid-configuration"]) => (200, json!({})),
