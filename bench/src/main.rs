@@ -38,7 +38,7 @@ fn options() -> Result<Options, String> {
     let mut opts = Options {
         sizes: vec![100, 1000, 2500, 5000],
         churn: vec![5, 20, 50],
-        out: project_root(),
+        out: project_root().join("docs"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -153,7 +153,7 @@ fn main() {
         loader_bytes,
         loader_gzip_bytes,
     };
-    let svg_dir = opts.out.join("bench");
+    let svg_dir = opts.out.clone();
     let written = std::fs::create_dir_all(&svg_dir)
         .and_then(|_| std::fs::write(opts.out.join("BENCHMARKS.md"), report::markdown(&run)))
         .and_then(|_| std::fs::write(svg_dir.join("settle-latency.svg"), report::svg(&run.waves)));

@@ -104,10 +104,7 @@ pub fn markdown(run: &Run) -> String {
     let _ = writeln!(md, "Broadcasts are counted over the whole wave (connects plus settling), and per wall-clock second. The original broadcasts on every join and leave: N broadcasts to up to N pages, O(N²) messages. ");
     let _ = writeln!(md, "The slowest broadcast column is the time from a slot's end until its publish returned (the design's part: 300 ms KV settle, a listing (split over census requests to the service above 900 readers), the publishes). ");
     let _ = writeln!(md, "Everything (Pushpin, Viceroy, and the load generator with its N sockets) shares the machine ({}): where settle exceeds the bound, the slowest-broadcast column and the connect time show the local runtime saturated (Viceroy instantiates the wasm per request), not a broadcast the design held back.\n", run.machine);
-    let _ = writeln!(
-        md,
-        "![settle latency against N](bench/settle-latency.svg)\n"
-    );
+    let _ = writeln!(md, "![settle latency against N](settle-latency.svg)\n");
     where_it_stops(&mut md, &run.waves);
 
     let _ = writeln!(md, "## KV operations per event (from the request log)\n");

@@ -25,7 +25,7 @@ fn options() -> Result<Options, String> {
         seed: 2026,
         stack: true,
         hold_minutes: 10,
-        out: std::path::PathBuf::from("."),
+        out: std::path::PathBuf::from("docs"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

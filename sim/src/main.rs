@@ -65,8 +65,13 @@ fn main() {
     results.sort_by_key(|(i, _)| *i);
     let all: Vec<_> = results.into_iter().flat_map(|(_, runs)| runs).collect();
     let took = started_all.elapsed().as_secs_f64();
-    let plot_name = plot.as_deref().unwrap_or("sim/over-time.svg");
-    let md = report::document(&all, &params, &config, took, plot_name);
+    // The plot as the report links it: beside the report, by its file name.
+    let plot_name = plot.as_deref().unwrap_or("docs/over-time.svg");
+    let plot_link = std::path::Path::new(plot_name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(plot_name);
+    let md = report::document(&all, &params, &config, took, plot_link);
     let verdicts = report::verdicts(&all);
     match out {
         Some(path) => std::fs::write(&path, md).unwrap_or_else(|e| fail(&format!("{path}: {e}"))),
