@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use liveuser_testkit::fleet::{connect_many, wait_for_count, PeerOptions};
-use liveuser_testkit::paths::{fastly_cli, project_root};
+use liveuser_testkit::paths::project_root;
 use liveuser_testkit::process::{
     spawn, stop, wait_for_port, wait_for_port_closed, SIGINT, SIGTERM,
 };
@@ -17,8 +17,10 @@ use liveuser_testkit::process::{
 /// proxy, and Pushpin's publish port and the three after it.
 const PORTS: [u16; 6] = [7676, 7677, 5561, 5562, 5563, 5564];
 
+/// `scripts/serve` (the README's first command: setup, then plain `fastly compute serve`), and
+/// `scripts/liveuser` against it with no settings at all, as a newcomer runs them.
 #[test]
-fn plain_fastly_compute_serve_serves_websockets_through_its_own_pushpin() {
+fn scripts_serve_runs_plain_fastly_compute_serve_with_its_own_pushpin() {
     for port in PORTS {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -29,9 +31,7 @@ fn plain_fastly_compute_serve_serves_websockets_through_its_own_pushpin() {
     std::fs::create_dir_all(&dir).expect("log dir");
     let log = dir.join("serve.log");
     let child = spawn(
-        Command::new(fastly_cli())
-            .args(["compute", "serve"])
-            .current_dir(project_root()),
+        Command::new(project_root().join("scripts/serve")).current_dir(project_root()),
         &log,
         SIGTERM,
     );
@@ -44,6 +44,18 @@ fn plain_fastly_compute_serve_serves_websockets_through_its_own_pushpin() {
     let took = wait_for_count(&peers, 2, Duration::from_secs(30));
     println!("two sockets through plain `fastly compute serve` see 2 after {took:?}");
     drop(peers);
+
+    // The owner's command finds the local stack and its development admin token by itself.
+    let out = Command::new(project_root().join("scripts/liveuser"))
+        .args(["sites", "add", "plain-serve", "--min-count", "2"])
+        .env_remove("LIVEUSER_SERVICE")
+        .env_remove("LIVEUSER_ADMIN_TOKEN")
+        .current_dir(project_root())
+        .output()
+        .expect("scripts/liveuser runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("plain-serve: origins: any; privacy floor: 2"), "{said}");
 
     // Ctrl-C stops everything the CLI started.
     stop(child, SIGINT);
