@@ -54,8 +54,15 @@ fn scripts_serve_runs_plain_fastly_compute_serve_with_its_own_pushpin() {
         .output()
         .expect("scripts/liveuser runs");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(said.contains("plain-serve: origins: any; privacy floor: 2"), "{said}");
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("plain-serve: origins: any; privacy floor: 2"),
+        "{said}"
+    );
 
     // Ctrl-C stops everything the CLI started.
     stop(child, SIGINT);
