@@ -311,6 +311,28 @@ fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
     assert_ne!(third, first, "a rotation writes a fresh key");
     assert_eq!((kept, named.as_deref()), (second, Some(&b"a"[..])));
 
+    // A later edit of fastly.toml's [setup] config items reaches the deployed store (a
+    // publish applies [setup] only when it creates the service).
+    let manifest = fs::read_to_string(dir.join("fastly.toml")).expect("manifest");
+    let mut doc: toml_edit::DocumentMut = manifest.parse().expect("TOML");
+    doc["setup"]["config_stores"][CONFIG_STORE]["items"]["broadcast_interval_ms"]["value"] =
+        toml_edit::value("750");
+    fs::write(dir.join("fastly.toml"), doc.to_string()).expect("edit manifest");
+    let out = configure_with(&[]);
+    assert!(
+        text(&out).contains("config item broadcast_interval_ms = \"750\" (from fastly.toml)"),
+        "{}",
+        text(&out)
+    );
+    let interval = api.with_state(|s| {
+        s.config_stores
+            .iter()
+            .find(|st| st.name == CONFIG_STORE)
+            .and_then(|st| st.entries.get("broadcast_interval_ms").cloned())
+    });
+    assert_eq!(interval.as_deref(), Some(&b"750"[..]));
+    assert!(text(&configure_with(&[])).contains("config items are as fastly.toml sets them up"));
+
     // The token the Fastly CLI stored (`fastly auth login`) serves as well as the variable.
     let stored = run(
         Command::new(fastly_cli()).args(["auth", "add", "owner", "--api-token", API_TOKEN]),

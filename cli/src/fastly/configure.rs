@@ -9,7 +9,9 @@
 //!    version it activates;
 //! 3. stores the secrets `fanout_publish_token` and `admin_token`, from files, a hidden
 //!    prompt, or (the admin token) made at random into a file;
-//! 4. makes the SSE session key, or rotates it (`--rotate-session-key`).
+//! 4. makes the SSE session key, or rotates it (`--rotate-session-key`);
+//! 5. brings the config store's items to what `fastly.toml` `[setup]` says (a publish applies
+//!    `[setup]` only when it creates the service: a later edit would otherwise do nothing).
 //!
 //! Secrets are never printed and never taken on the command line.
 
@@ -17,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{random_bytes, say, service_id, store_id, Api, Body};
+use super::{manifest_path, random_bytes, say, service_id, store_id, Api, Body};
 use super::{ADMIN_TOKEN, CONFIG_STORE, FANOUT_BACKEND, PUBLISH_TOKEN, SECRET_STORE};
 use super::{SESSION_KEY_ITEM, SESSION_KEY_SLOTS};
 
@@ -39,6 +41,7 @@ pub fn run(options: &Options) -> Result<(), String> {
     let domain = fix_fanout_backend(&api, &sid, options.self_domain.as_deref())?;
     store_secrets(&api, &sid, options)?;
     store_session_key(&api, options.rotate_session_key)?;
+    sync_config_items(&api)?;
     say(&format!(
         "next: register your sites (the service refuses the others): LIVEUSER_SERVICE=https://{domain} LIVEUSER_ADMIN_TOKEN=<admin token> scripts/liveuser sites add <site> --origin https://<your site>"
     ));
@@ -344,4 +347,61 @@ fn store_session_key(api: &Api, rotate: bool) -> Result<(), String> {
         say(&format!("session key {slot} made: it signs SSE sessions"));
     }
     Ok(())
+}
+
+/// The config items `fastly.toml` sets up: `[setup.config_stores.liveuser_config.items.NAME]
+/// value = "…"`.
+pub fn setup_items(manifest: &str) -> Result<Vec<(String, String)>, String> {
+    let doc: toml_edit::DocumentMut = manifest
+        .parse()
+        .map_err(|e| format!("fastly.toml is not TOML: {e}"))?;
+    let Some(items) = doc
+        .get("setup")
+        .and_then(|s| s.get("config_stores"))
+        .and_then(|s| s.get(CONFIG_STORE))
+        .and_then(|s| s.get("items"))
+        .and_then(|i| i.as_table_like())
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(items
+        .iter()
+        .filter_map(|(key, item)| {
+            let value = item.get("value")?.as_str()?;
+            Some((key.to_string(), value.to_string()))
+        })
+        .collect())
+}
+
+fn sync_config_items(api: &Api) -> Result<(), String> {
+    let path = manifest_path()?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let store = config_store(api)?;
+    let mut changed = 0;
+    for (key, value) in setup_items(&text)? {
+        let item = format!("/resources/stores/config/{store}/item/{key}");
+        let current = api
+            .call("GET", &item, Body::None, true)?
+            .and_then(|v| v["item_value"].as_str().map(String::from));
+        if current.as_deref() != Some(value.as_str()) {
+            api.must("PUT", &item, Body::Form(&[("item_value", &value)]))?;
+            say(&format!("config item {key} = {value:?} (from fastly.toml)"));
+            changed += 1;
+        }
+    }
+    if changed == 0 {
+        say("config items are as fastly.toml sets them up");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_projects_manifest_sets_up_its_config_items() {
+        let items = super::setup_items(include_str!("../../../fastly.toml")).expect("items");
+        assert!(items.contains(&("heartbeat_interval_secs".to_string(), "30".to_string())));
+        assert!(items.contains(&("broadcast_interval_ms".to_string(), "500".to_string())));
+    }
 }
