@@ -21,12 +21,19 @@ use liveuser_testkit::process::random_u64;
 const DOMAIN: &str = "liveuser-e2e.edgecompute.app";
 const API_TOKEN: &str = "stand-in-deploy-token";
 
-/// Runs `cmd` with the stand-in's environment, failing the test if it takes over two minutes.
+/// Runs `cmd` with the stand-in's environment (and the deploy token, unless `cmd` removed
+/// `FASTLY_API_TOKEN`), failing the test if it takes over two minutes.
 fn run(cmd: &mut Command, api: &FastlyApi, dir: &Path) -> Output {
+    // The deploy token, unless the command was set up without one.
+    let without_token = cmd
+        .get_envs()
+        .any(|(k, v)| k == "FASTLY_API_TOKEN" && v.is_none());
+    if !without_token {
+        cmd.env("FASTLY_API_TOKEN", API_TOKEN);
+    }
     cmd.current_dir(dir)
         .env("FASTLY_API_ENDPOINT", api.url())
         .env("FASTLY_ACCOUNT_ENDPOINT", api.url())
-        .env("FASTLY_API_TOKEN", API_TOKEN)
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("FASTLY_CLI", fastly_cli())
         .env_remove("FASTLY_SERVICE_ID");
