@@ -56,11 +56,11 @@ impl Peer {
         Peer::try_connect(url, site, options).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// [`Peer::connect`], trying again for up to ten seconds while the connection or handshake
-    /// is refused, as a browser's client does (a Pushpin that has just restarted answers 502
-    /// until it is ready).
+    /// [`Peer::connect`], trying again for up to thirty seconds while the connection or
+    /// handshake is refused, as a browser's client does (a Pushpin that has just restarted
+    /// answers 502 until it is ready, longer on a machine busy with other tests).
     pub fn connect_retrying(url: &str, site: &str, options: PeerOptions) -> Peer {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match Peer::try_connect(url, site, options.clone()) {
                 Ok(peer) => return peer,
