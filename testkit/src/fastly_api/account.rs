@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{decode, Recorded, State};
+use super::state::{decode, Recorded, State};
 
 /// The answer to `req` if it is one of these, else `None`.
 pub(super) fn route(s: &mut State, req: &Recorded, segments: &[&str]) -> Option<(u16, Value)> {
