@@ -127,7 +127,7 @@ pub fn client_config(
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
-                    .filter(|g| page::check(g).is_ok())
+                    .filter(|g| g.starts_with('/') && page::check(g).is_ok())
                     .take(MAX_PAGE_GROUPS)
                     .map(String::from)
                     .collect()

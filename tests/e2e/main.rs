@@ -2,6 +2,7 @@
 //! WebSocket clients and a real headless Chromium. Each test starts its own stack on free
 //! ports (see the `liveuser-testkit` crate).
 
+mod apps;
 mod deploy;
 mod foundation;
 mod limits;
