@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use liveuser_testkit::browser::{Browser, PageServer};
+use liveuser_testkit::paths::{project_root, web_package};
 use liveuser_testkit::stack::Stack;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -263,4 +264,196 @@ fn hash_routes_and_page_groups_count_as_one_page() {
     browser.wait_for(PAGE_COUNT, &json!("1"), LIMIT);
     browser.switch_to(&second);
     browser.wait_for(PAGE_COUNT, &json!("1"), LIMIT);
+}
+
+/// A recipe of docs/EMBEDDING.md: the `js` block whose first line is `// recipe: <name>`.
+fn recipe(name: &str) -> String {
+    let docs = std::fs::read_to_string(project_root().join("docs/EMBEDDING.md")).expect("docs");
+    let marker = format!("// recipe: {name}\n");
+    let start = docs.find(&marker).expect("the recipe is in the docs") + marker.len();
+    let end = docs[start..].find("```").expect("the block ends") + start;
+    docs[start..end].to_string()
+}
+
+/// A page running `recipe` as written, its imports mapped to the framework's global build
+/// (`globals`: script files inlined first) and to the service's module; then `mount`.
+fn recipe_page(
+    stack: &Stack,
+    globals: &[&str],
+    shim: (&str, &str),
+    recipe: &str,
+    mount: &str,
+) -> String {
+    let scripts: String = globals
+        .iter()
+        .map(|file| {
+            let code = std::fs::read_to_string(web_package(file))
+                .unwrap_or_else(|e| panic!("{file}: {e} (scripts/setup --browser installs it)"));
+            format!("<script>{code}</script>\n")
+        })
+        .collect();
+    let imports = json!({"imports": {
+        shim.0: format!("data:text/javascript,{}", shim.1),
+        "liveuser-widget": format!("http://127.0.0.1:{}/liveuser.mjs", stack.app_port),
+    }});
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
+{scripts}<script type="importmap">{imports}</script>
+<script type="module">
+import LiveUser from "liveuser-widget";
+// Count the subscriptions the component holds.
+const subscribe = LiveUser.subscribe;
+window.active = 0;
+LiveUser.subscribe = (fn) => {{ window.active += 1; const stop = subscribe(fn); return () => {{ window.active -= 1; stop(); }}; }};
+</script>
+<script type="module">
+{recipe}
+{mount}
+</script></head><body><div id="app"></div></body></html>"#
+    )
+}
+
+const ONLINE_NOW: &str =
+    "var e = document.querySelector('#app .online-now'); return e ? e.textContent : null;";
+
+#[test]
+fn the_react_recipe_renders_from_subscribe_and_unsubscribes_on_unmount() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let shim = (
+        "react",
+        "const R = window.React; export default R; export const { createElement, useEffect, useState } = R;",
+    );
+    let mount = "const root = window.ReactDOM.createRoot(document.getElementById('app'));
+root.render(createElement(OnlineNow));
+window.unmount = () => root.unmount();";
+    let html = recipe_page(
+        &stack,
+        &[
+            "react/umd/react.development.js",
+            "react-dom/umd/react-dom.development.js",
+        ],
+        shim,
+        &recipe("react"),
+        mount,
+    );
+    browser.goto(&pages.page("/react", &html));
+    browser.wait_for(ONLINE_NOW, &json!("1"), LIMIT);
+    assert_eq!(browser.eval("return window.active;"), json!(1));
+    browser.eval("window.unmount(); return null;");
+    browser.wait_for("return window.active;", &json!(0), LIMIT);
+    assert_eq!(browser.eval(ONLINE_NOW), Value::Null);
+    let errors: Vec<Value> = browser
+        .console()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn the_vue_recipe_renders_from_subscribe_and_unsubscribes_on_unmount() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let shim = (
+        "vue",
+        "const V = window.Vue; export default V; export const { createApp, defineComponent, h, onMounted, onUnmounted, ref } = V;",
+    );
+    let mount = "const app = window.Vue.createApp(OnlineNow);
+app.mount('#app');
+window.unmount = () => app.unmount();";
+    let html = recipe_page(
+        &stack,
+        &["vue/dist/vue.global.prod.js"],
+        shim,
+        &recipe("vue"),
+        mount,
+    );
+    browser.goto(&pages.page("/vue", &html));
+    browser.wait_for(ONLINE_NOW, &json!("1"), LIMIT);
+    assert_eq!(browser.eval("return window.active;"), json!(1));
+    browser.eval("window.unmount(); return null;");
+    browser.wait_for("return window.active;", &json!(0), LIMIT);
+    assert_eq!(browser.eval(ONLINE_NOW), Value::Null);
+}
+
+#[test]
+fn the_package_packs_and_its_types_check_an_app_and_refuse_a_wrong_one() {
+    let package = project_root().join("packages/liveuser");
+    let packed = std::process::Command::new("npm")
+        .args(["pack", "--dry-run", "--json"])
+        .current_dir(&package)
+        .output()
+        .expect("npm runs");
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    let listing: Value = serde_json::from_slice(&packed.stdout).expect("npm's JSON");
+    let mut files: Vec<String> = listing[0]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str().map(String::from))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["README.md", "liveuser.d.ts", "liveuser.mjs", "package.json"]
+    );
+    // An app importing the package by name, as a bundler would.
+    let dir = std::env::temp_dir().join(format!("lu-types-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("node_modules")).expect("temp dir");
+    std::os::unix::fs::symlink(&package, dir.join("node_modules/liveuser-widget")).expect("link");
+    let check = |source: &str| {
+        std::fs::write(dir.join("app.ts"), source).expect("app.ts");
+        std::process::Command::new(web_package("typescript/bin/tsc"))
+            .args([
+                "--noEmit", "--strict", "--target", "es2020", "--module", "es2020",
+            ])
+            .args([
+                "--moduleResolution",
+                "bundler",
+                "--lib",
+                "es2020,dom",
+                "app.ts",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("tsc runs")
+    };
+    let good = check(
+        r#"import LiveUser, { subscribe, type State, type Status } from "liveuser-widget";
+LiveUser.init({ siteId: "my-site", page: "hash", pageGroups: ["/users/*"], texts: { online: { one: "{n} Person", other: "{n} Personen" } } });
+const stop: () => void = subscribe((state: State) => {
+  const status: Status = state.status;
+  const count: number | null = state.count;
+  console.log(status, count, state.floor);
+});
+stop();
+document.addEventListener("liveuser:status", (e) => console.log(e.detail.reason));
+window.LiveUser.destroy();
+"#,
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    let bad = check(
+        r#"import LiveUser from "liveuser-widget";
+LiveUser.init({ siteId: 3, transport: "carrier-pigeon" });
+"#,
+    );
+    assert!(!bad.status.success(), "a wrong config must not type-check");
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        said.contains("siteId") || said.contains("transport"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,7 @@
 
 mod apps;
 mod deploy;
+mod embedding;
 mod foundation;
 mod limits;
 mod presence;
