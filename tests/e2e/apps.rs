@@ -452,7 +452,7 @@ LiveUser.init({ siteId: 3, transport: "carrier-pigeon" });
     assert!(!bad.status.success(), "a wrong config must not type-check");
     let said = String::from_utf8_lossy(&bad.stdout);
     assert!(
-        said.contains("siteId") || said.contains("transport"),
+        said.contains("TS2322") && said.contains("carrier-pigeon"),
         "{said}"
     );
     let _ = std::fs::remove_dir_all(&dir);
