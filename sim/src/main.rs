@@ -38,7 +38,7 @@ fn main() {
     if chosen.is_empty() {
         chosen = SCENARIOS.map(String::from).to_vec();
     }
-    let config = Config::default();
+    let config = liveuser_sim::scenarios::service_config();
     let started_all = Instant::now();
     // Scenarios are independent worlds: run them on every core, and report them in the
     // order asked.

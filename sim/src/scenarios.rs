@@ -7,6 +7,16 @@ use crate::clock::{HOUR, MIN, SEC};
 use crate::params::Params;
 use crate::world::{Client, Leave, World};
 
+/// The service's settings the scenarios run: its defaults, the sites they read served as
+/// registered ones (an owner registered them). The registry costs the same either way: one
+/// lookup a site per POP in five seconds.
+pub fn service_config() -> Config {
+    Config {
+        unregistered_sites: liveuser_edge::platform::config::UnregisteredSites::Serve,
+        ..Config::default()
+    }
+}
+
 /// POP weights for an uneven spread: a few big POPs, many small (POP i gets 1/(i+1)).
 pub fn uneven(pops: usize) -> Vec<f64> {
     (0..pops).map(|i| 1.0 / (i as f64 + 1.0)).collect()

@@ -2,7 +2,6 @@
 //! hours, but every model part (many POPs, KV lag and limits, Fanout, a POP dying, visits at a
 //! popular page's peak) and the same checks the report makes.
 
-use liveuser_edge::platform::config::Config;
 use liveuser_sim::params::Params;
 use liveuser_sim::report::{self, figures};
 use liveuser_sim::scenarios;
@@ -25,7 +24,7 @@ fn aggregated() -> Params {
 #[test]
 fn many_pops_a_pop_dying_and_a_visit_peak_hold_every_bound() {
     let params = quick();
-    let config = Config::default();
+    let config = scenarios::service_config();
     let runs = vec![
         scenarios::steady("steady-50pops", &params, &config, 50, 20_000.0),
         scenarios::pop_death(&params, &config),
@@ -69,7 +68,13 @@ fn every_step_of_the_service_runs_the_same_way_on_the_same_answers() {
     liveuser_sim::compute::remeasure_every_step(true);
     let mut params = quick();
     params.set("hours", "0.1").expect("hours");
-    let run = scenarios::large(&params, &Config::default(), "large-20k", 20_000.0, 3);
+    let run = scenarios::large(
+        &params,
+        &scenarios::service_config(),
+        "large-20k",
+        20_000.0,
+        3,
+    );
     liveuser_sim::compute::remeasure_every_step(false);
     let mut executions = liveuser_sim::metrics::ExecMinute::default();
     for e in &run.world.metrics.borrow().executions_per_minute {
