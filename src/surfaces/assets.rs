@@ -24,18 +24,30 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/history-chart.js"),
     },
     Asset {
+        path: "/static/demo-badge.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/demo-badge.js"),
+    },
+    Asset {
         path: "/favicon.ico",
         content_type: "image/svg+xml",
         body: include_bytes!("../../static/favicon.svg"),
     },
 ];
 
-/// The demo page, a template: `@ORIGIN@` stands for this service's origin.
+/// The demo page, a template: `@ORIGIN@` stands for this service's origin, `@WS_ORIGIN@` for
+/// its WebSocket origin, `@VERSIONED@` and `@INTEGRITY@` for the pinned script's path and hash.
 pub const INDEX_TEMPLATE: &str = include_str!("../../static/index.html");
 
 /// The demo page for a service reached at `origin` (HTML-escaped into the embed snippets).
 pub fn index_page(origin: &str) -> String {
-    INDEX_TEMPLATE.replace("@ORIGIN@", &html_escape(origin))
+    let pinned = crate::surfaces::client::versioned();
+    let ws_origin = origin.replacen("http", "ws", 1);
+    INDEX_TEMPLATE
+        .replace("@WS_ORIGIN@", &html_escape(&ws_origin))
+        .replace("@ORIGIN@", &html_escape(origin))
+        .replace("@VERSIONED@", &pinned.path)
+        .replace("@INTEGRITY@", &pinned.integrity)
 }
 
 fn html_escape(text: &str) -> String {
@@ -59,7 +71,11 @@ mod tests {
     fn the_index_embeds_the_escaped_origin() {
         let page = index_page("https://a.example");
         assert!(page.contains("https://a.example/liveuser.js?siteId=your-site"));
-        assert!(!page.contains("@ORIGIN@"));
+        assert!(!page.contains('@'), "every placeholder filled");
+        let pinned = crate::surfaces::client::versioned();
+        assert!(page.contains(&format!("https://a.example{}", pinned.path)));
+        assert!(page.contains(&pinned.integrity));
+        assert!(page.contains("wss://a.example"));
         let hostile = index_page("http://x\"><script>");
         assert!(!hostile.contains("\"><script>"));
     }

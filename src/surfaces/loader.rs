@@ -14,8 +14,6 @@ use crate::wire::error::HttpError;
 use crate::wire::request::{self, parse_bool, query_value};
 use crate::wire::site::SiteId;
 
-/// The client, embedded at build time.
-pub const CLIENT_JS: &str = include_str!("../../static/liveuser-client.js");
 /// What starts the client from `/liveuser.js`, and from `/init-liveuser.js`; each has
 /// [`CONFIG_PLACEHOLDER`] where the configuration's JSON goes.
 const LOADER_JS: &str = include_str!("../../static/liveuser-loader.js");
@@ -53,7 +51,17 @@ pub struct ClientConfig {
     pub page_element_id: String,
     /// `auto` (a WebSocket, else an SSE stream), `websocket` or `sse`.
     pub transport: String,
+    /// `pageGroups`: path patterns (`/users/*`) whose pages count as one, named by the pattern.
+    pub page_groups: Vec<String>,
+    /// `lang`: the language numbers and words are written in (`None`: the page's).
+    pub lang: Option<String>,
+    /// `announce`: seconds between screen-reader announcements of the count (0: none).
+    pub announce: u32,
 }
+
+/// The most page groups, and `announce`'s bounds.
+const MAX_PAGE_GROUPS: usize = 20;
+const ANNOUNCE_RANGE: std::ops::RangeInclusive<u32> = 5..=3600;
 
 /// This service's own origin (`https://host`), from the request.
 pub fn origin(req: &Request<Vec<u8>>) -> String {
@@ -109,12 +117,35 @@ pub fn client_config(
         heartbeat_interval: config.heartbeat_interval_secs * 1000,
         debug: flag("debug"),
         count_tabs: flag("countTabs"),
-        page: query_value(query, "page").filter(|p| p == "auto" || page::check(p).is_ok()),
+        page: query_value(query, "page")
+            .filter(|p| p == "auto" || p == "hash" || page::check(p).is_ok()),
         page_element_id: element_id("pageElementId", "liveuser_page"),
         transport: query_value(query, "transport")
             .filter(|t| ["auto", "websocket", "sse"].contains(&t.as_str()))
             .unwrap_or_else(|| "auto".to_string()),
+        page_groups: query_value(query, "pageGroups")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|g| g.starts_with('/') && page::check(g).is_ok())
+                    .take(MAX_PAGE_GROUPS)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        lang: query_value(query, "lang").filter(|l| is_language_tag(l)),
+        announce: query_value(query, "announce")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|v| ANNOUNCE_RANGE.contains(v))
+            .unwrap_or(0),
     })
+}
+
+/// A BCP 47 language tag's shape (`en`, `de-CH`, `zh-Hant-TW`): letters, digits and hyphens.
+fn is_language_tag(text: &str) -> bool {
+    (2..=35).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
 }
 
 /// `serverUrl` must be a ws:// or wss:// URL; anything else means this service's own.
@@ -141,37 +172,12 @@ pub fn script_json(config: &ClientConfig) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// The client as served: without its comment lines, which are for readers of the source
-/// (they say why; the browser needs none of them).
-fn served_client() -> &'static str {
-    static SERVED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SERVED.get_or_init(|| without_comments(CLIENT_JS))
-}
-
-/// `js` without its blank lines, its whole-line `//` comments and its opening `/* */` block.
-fn without_comments(js: &str) -> String {
-    let body = match js.trim_start().strip_prefix("/*") {
-        Some(rest) => rest.split_once("*/").map_or(js, |(_, after)| after),
-        None => js,
-    };
-    let mut out = String::with_capacity(body.len());
-    for line in body.lines() {
-        // Indentation is for readers too (the client has no multi-line strings).
-        let code = line.trim_start();
-        if !code.is_empty() && !code.starts_with("//") {
-            out.push_str(code);
-            out.push('\n');
-        }
-    }
-    out
-}
-
 /// The body of `/liveuser.js`: the client, then `LiveUser.init` with this page's config
 /// (unless a copy loaded earlier already runs).
 pub fn loader_body(config: &ClientConfig) -> String {
     format!(
         "{}{}",
-        served_client(),
+        crate::surfaces::client::served(),
         LOADER_JS.replace(CONFIG_PLACEHOLDER, &script_json(config))
     )
 }
@@ -181,7 +187,7 @@ pub fn loader_body(config: &ClientConfig) -> String {
 pub fn init_body(defaults: &ClientConfig) -> String {
     format!(
         "{}{}",
-        served_client(),
+        crate::surfaces::client::served(),
         INIT_JS.replace(CONFIG_PLACEHOLDER, &script_json(defaults))
     )
 }
@@ -198,19 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn the_served_client_leaves_out_comments_and_keeps_every_line_of_code() {
-        let js = "/* header\n * more */\n(function () {\n  // why\n\n  var u = \"http://x\"; // keep\n})();\n";
+    fn page_groups_language_and_announcements_are_checked() {
+        let c = cfg("siteId=a&page=hash&pageGroups=/users/*,bad,/docs/**&lang=de-CH&announce=30");
+        assert_eq!(c.page.as_deref(), Some("hash"));
         assert_eq!(
-            without_comments(js),
-            "(function () {\nvar u = \"http://x\"; // keep\n})();\n"
+            c.page_groups,
+            vec!["/users/*".to_string(), "/docs/**".to_string()]
         );
-        let served = served_client();
-        let code_lines = CLIENT_JS
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
-            .filter(|l| !l.trim_start().starts_with('*') && !l.trim_start().starts_with("/*"))
-            .count();
-        assert_eq!(served.lines().count(), code_lines);
+        assert_eq!((c.lang.as_deref(), c.announce), (Some("de-CH"), 30));
+        for bad in [
+            "lang=%3Cx%3E&announce=1",
+            "lang=1x&announce=99999",
+            "lang=e&announce=x",
+        ] {
+            let c = cfg(&format!("siteId=a&{bad}"));
+            assert_eq!((c.lang, c.announce), (None, 0), "{bad}");
+        }
     }
 
     #[test]
@@ -231,6 +240,9 @@ mod tests {
                 page: None,
                 page_element_id: "liveuser_page".into(),
                 transport: "auto".into(),
+                page_groups: Vec::new(),
+                lang: None,
+                announce: 0,
             }
         );
     }

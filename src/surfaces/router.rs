@@ -5,6 +5,7 @@ use http::{header, Method, Request, Response};
 use crate::platform::log::Line;
 use crate::surfaces::assets;
 use crate::surfaces::census;
+use crate::surfaces::client;
 use crate::surfaces::loader;
 use crate::surfaces::sites;
 use crate::surfaces::sse;
@@ -93,6 +94,15 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
         "/healthz" => Ok(finish(Response::builder().status(204), Vec::new())),
         "/liveuser.js" => serve_script(req, services, true),
         "/init-liveuser.js" => serve_script(req, services, false),
+        "/liveuser.mjs" => {
+            let how = Cacheable {
+                content_type: "text/javascript; charset=utf-8",
+                cache_control: "public, max-age=3600, stale-while-revalidate=86400",
+                script: true,
+            };
+            serve_cacheable(req, how, client::module().as_bytes().to_vec())
+        }
+        p if p.starts_with(client::VERSIONED_PREFIX) => serve_versioned(req),
         "/" => {
             let page = assets::index_page(&loader::origin(req));
             let how = Cacheable {
@@ -195,6 +205,24 @@ fn serve_script(
         script: true,
     };
     serve_cacheable(req, how, body.into_bytes())
+}
+
+/// The versioned client: the same bytes for good at its path, so caches keep it a year. Another
+/// version's path (an embed pinned before a deploy changed the client) is a 404 saying where
+/// the current one is: serving these bytes there would fail its integrity check anyway.
+fn serve_versioned(req: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, HttpError> {
+    let current = client::versioned();
+    if req.uri().path() != current.path {
+        return Err(HttpError::UnknownVersion {
+            current: format!("{} (integrity {})", current.path, current.integrity),
+        });
+    }
+    let how = Cacheable {
+        content_type: "text/javascript; charset=utf-8",
+        cache_control: "public, max-age=31536000, immutable",
+        script: true,
+    };
+    serve_cacheable(req, how, current.body.clone().into_bytes())
 }
 
 /// `If-None-Match` may list several tags, or `*`.

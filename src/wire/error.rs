@@ -40,6 +40,9 @@ pub enum HttpError {
     PayloadTooLarge { max: usize },
     /// The service has a registry of sites (config `sites`) and this one is not in it.
     UnknownSite,
+    /// A versioned script this build does not serve (an embed pinned before the client
+    /// changed): where the current one is.
+    UnknownVersion { current: String },
     /// One client asked for more than its share: `what` it exceeded, and when to come back.
     TooMany {
         what: &'static str,
@@ -67,7 +70,7 @@ impl HttpError {
             HttpError::Forbidden(_) | HttpError::NotSigned { .. } => 403,
             HttpError::Gone(_) => 410,
             HttpError::PayloadTooLarge { .. } => 413,
-            HttpError::UnknownSite => 404,
+            HttpError::UnknownSite | HttpError::UnknownVersion { .. } => 404,
             HttpError::TooMany { .. } => 429,
             HttpError::UnsupportedMediaType => 415,
             HttpError::Unavailable(_) => 503,
@@ -90,6 +93,7 @@ impl HttpError {
             HttpError::Gone(_) => "gone",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnknownSite => "unknown_site",
+            HttpError::UnknownVersion { .. } => "unknown_version",
             HttpError::TooMany { .. } => "too_many_requests",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
             HttpError::Unavailable(_) => "unavailable",
@@ -131,6 +135,10 @@ impl fmt::Display for HttpError {
             HttpError::NotSigned { .. } => write!(f, "this endpoint takes signed requests only"),
             HttpError::PayloadTooLarge { max } => write!(f, "body larger than {max} bytes"),
             HttpError::UnknownSite => write!(f, "this service does not serve that site"),
+            HttpError::UnknownVersion { current } => write!(
+                f,
+                "this version of the script is not served any more; the current one is {current}"
+            ),
             HttpError::TooMany {
                 what,
                 retry_after_secs,

@@ -56,3 +56,9 @@ pub fn chromium() -> PathBuf {
     .find(|p| p.exists())
     .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
+
+/// A file of the npm packages `scripts/setup --browser` installs for the browser tests (React,
+/// Vue, TypeScript), by its path under `node_modules`.
+pub fn web_package(path: &str) -> PathBuf {
+    project_root().join(".tools/web/node_modules").join(path)
+}

@@ -2,7 +2,9 @@
 //! WebSocket clients and a real headless Chromium. Each test starts its own stack on free
 //! ports (see the `liveuser-testkit` crate).
 
+mod apps;
 mod deploy;
+mod embedding;
 mod foundation;
 mod limits;
 mod presence;
