@@ -69,9 +69,10 @@ export interface LiveUserApi {
   destroy(): void;
   /** The configuration in use, or null before `init`. */
   config(): Required<Config> | null;
-  state(): State;
+  /** The first site's state, or `siteId`'s (a site an element of the page names). */
+  state(siteId?: string): State;
   /** Calls `listener` with the state at once and on every change; returns the unsubscribe. */
-  subscribe(listener: (state: State) => void): () => void;
+  subscribe(listener: (state: State) => void, siteId?: string): () => void;
   /** A count as the page's language writes it ("1.2K"). */
   formatNumber(n: number): string;
 }
@@ -79,13 +80,14 @@ export interface LiveUserApi {
 export declare function init(config: Config): void;
 export declare function destroy(): void;
 export declare function config(): Required<Config> | null;
-export declare function state(): State;
-export declare function subscribe(listener: (state: State) => void): () => void;
+export declare function state(siteId?: string): State;
+export declare function subscribe(listener: (state: State) => void, siteId?: string): () => void;
 export declare function formatNumber(n: number): string;
 declare const LiveUser: LiveUserApi;
 export default LiveUser;
 
 export interface UpdateDetail {
+  siteId: string;
   count: number | null;
   totalCount: number | null;
   belowMin?: true;

@@ -178,7 +178,8 @@ pub fn loader_body(config: &ClientConfig) -> String {
     format!(
         "{}{}",
         crate::surfaces::client::served(),
-        LOADER_JS.replace(CONFIG_PLACEHOLDER, &script_json(config))
+        crate::surfaces::client::minify::minify(LOADER_JS)
+            .replace(CONFIG_PLACEHOLDER, &script_json(config))
     )
 }
 
@@ -188,7 +189,8 @@ pub fn init_body(defaults: &ClientConfig) -> String {
     format!(
         "{}{}",
         crate::surfaces::client::served(),
-        INIT_JS.replace(CONFIG_PLACEHOLDER, &script_json(defaults))
+        crate::surfaces::client::minify::minify(INIT_JS)
+            .replace(CONFIG_PLACEHOLDER, &script_json(defaults))
     )
 }
 

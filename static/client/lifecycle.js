@@ -1,4 +1,4 @@
-// The page's lifecycle, and the one global: LiveUser.
+// A widget's lifecycle: one widget counts one site (see sites.js for the global).
 
 // One connection per browser when tabs can share, else one per tab.
 function start() {
@@ -58,6 +58,7 @@ function init(given) {
   watchNavigation();
   window.addEventListener("popstate", onNavigate);
   window.addEventListener("hashchange", onNavigate);
+  window.addEventListener("liveuser:navigate", onNavigate);
   window.addEventListener("pagehide", onPageHide);
   window.addEventListener("pageshow", onPageShow);
   window.addEventListener("online", onOnline);
@@ -72,10 +73,12 @@ function destroy() {
   window.removeEventListener("online", onOnline);
   window.removeEventListener("popstate", onNavigate);
   window.removeEventListener("hashchange", onNavigate);
+  window.removeEventListener("liveuser:navigate", onNavigate);
   config = null;
 }
 
-window.LiveUser = {
+// What the global hands out for this widget (see sites.js).
+var api = {
   init: init,
   destroy: destroy,
   // The configuration in use (a copy), for pages and tests that want to check it.

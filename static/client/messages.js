@@ -1,7 +1,7 @@
 // What the service says: count updates, in order, told to the page.
 
 function announce() {
-  var detail = { count: last.count, totalCount: last.totalCount };
+  var detail = { count: last.count, totalCount: last.totalCount, siteId: config.siteId };
   if (last.belowMin) {
     detail.belowMin = true;
   }

@@ -83,7 +83,8 @@ function sendMove() {
   send({ type: "page", page: sentPage });
 }
 
-// pushState and replaceState fire no event: wrap them (once per window) so the move is seen.
+// pushState and replaceState fire no event: wrap them (once per window, for every widget on
+// the page) so that they fire liveuser:navigate, which each widget listens for.
 function watchNavigation() {
   ["pushState", "replaceState"].forEach(function (name) {
     var original = window.history[name];
@@ -92,7 +93,7 @@ function watchNavigation() {
     }
     var wrapped = function () {
       var result = original.apply(this, arguments);
-      onNavigate();
+      window.dispatchEvent(new Event("liveuser:navigate"));
       return result;
     };
     wrapped.liveUserWrapped = true;

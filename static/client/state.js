@@ -1,9 +1,10 @@
 // LiveUser client: shows how many people are on this site right now. No dependencies, one
-// global (window.LiveUser). The service serves these files as one script, in the order the
-// loader lists them, inside one function (so they share the state below and add no globals
-// but LiveUser); /liveuser.js then calls LiveUser.init(config) with the page's configuration.
+// global (window.LiveUser). The service serves these files as one script, in the order
+// src/surfaces/client.rs lists them: all but the last inside one function, `widget()`, which
+// makes one site's widget (so each has the state below of its own); the last, sites.js, the
+// global over them. /liveuser.js then calls LiveUser.init(config) with the page's settings.
 //
-// This file: the defaults, the limits, and the state of the one connection.
+// This file: the defaults, the limits, and the state of one widget's connection.
 
 var DEFAULTS = {
   siteId: "default-site",

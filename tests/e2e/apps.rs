@@ -58,7 +58,7 @@ fn an_app_reads_the_state_subscribes_late_and_hears_the_status() {
     let state = browser.eval(STATE);
     assert_eq!(state["status"], "live", "{state}");
     assert_eq!(state["siteId"], "apps");
-    assert_eq!(state["total"], 1);
+    browser.wait_for("return LiveUser.state().total;", &json!(1), LIMIT);
     assert_eq!(state["floor"], Value::Null);
     assert_eq!(
         browser.eval("return window.statuses;"),
@@ -456,4 +456,45 @@ LiveUser.init({ siteId: 3, transport: "carrier-pigeon" });
         "{said}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_sites_show_on_one_page_each_in_its_own_elements() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let body = r#"<span id="liveuser"></span> <b id="also" data-liveuser></b>
+<i id="other" data-liveuser="second-site"></i>"#;
+    let both = pages.page(
+        "/both",
+        &page(&stack, "en", "siteId=first-site&countTabs=true", "", body),
+    );
+    let text = |id: &str| format!("return document.getElementById('{id}').textContent;");
+    browser.goto(&both);
+    for id in ["liveuser", "also", "other"] {
+        browser.wait_for(&text(id), &json!("1"), LIMIT);
+    }
+    // A reader of the second site only: this page's second-site element counts them too.
+    let first = browser.current_tab();
+    browser.new_tab();
+    let second_only = pages.page(
+        "/second",
+        &page(
+            &stack,
+            "en",
+            "siteId=second-site&countTabs=true",
+            "",
+            r#"<div id="liveuser"></div>"#,
+        ),
+    );
+    browser.goto(&second_only);
+    browser.wait_for(&text("liveuser"), &json!("2"), LIMIT);
+    browser.switch_to(&first);
+    browser.wait_for(&text("other"), &json!("2"), LIMIT);
+    assert_eq!(browser.eval(&text("liveuser")), json!("1"));
+    assert_eq!(browser.eval(&text("also")), json!("1"));
+    assert_eq!(
+        browser.eval("return [LiveUser.state().siteId, LiveUser.state('second-site').count];"),
+        json!(["first-site", 2])
+    );
 }

@@ -1,34 +1,71 @@
 //! The browser client as the service serves it: the files of `static/client/`, in order, in one
-//! function (so they share one state and add no global but `LiveUser`), without the comments
-//! and indentation that are for readers of the source.
+//! function (so they add no global but `LiveUser`); all but the last inside `widget()`, which
+//! makes one site's widget with its own state; without the comments and indentation that are
+//! for readers of the source ([`minify`]).
+
+pub mod minify;
 
 /// The client's files, in the order they are served: each declares what the later ones use.
-pub const FILES: [(&str, &str); 12] = [
-    ("state.js", include_str!("../../static/client/state.js")),
-    ("words.js", include_str!("../../static/client/words.js")),
-    ("render.js", include_str!("../../static/client/render.js")),
-    ("status.js", include_str!("../../static/client/status.js")),
+/// All but the last make one site's widget (inside `widget()`); the last is the global.
+pub const FILES: [(&str, &str); 13] = [
+    ("state.js", include_str!("../../../static/client/state.js")),
+    ("words.js", include_str!("../../../static/client/words.js")),
+    (
+        "render.js",
+        include_str!("../../../static/client/render.js"),
+    ),
+    (
+        "status.js",
+        include_str!("../../../static/client/status.js"),
+    ),
     (
         "announcer.js",
-        include_str!("../../static/client/announcer.js"),
+        include_str!("../../../static/client/announcer.js"),
     ),
     (
         "messages.js",
-        include_str!("../../static/client/messages.js"),
+        include_str!("../../../static/client/messages.js"),
     ),
-    ("socket.js", include_str!("../../static/client/socket.js")),
-    ("stream.js", include_str!("../../static/client/stream.js")),
-    ("refusal.js", include_str!("../../static/client/refusal.js")),
-    ("page.js", include_str!("../../static/client/page.js")),
-    ("tabs.js", include_str!("../../static/client/tabs.js")),
+    (
+        "socket.js",
+        include_str!("../../../static/client/socket.js"),
+    ),
+    (
+        "stream.js",
+        include_str!("../../../static/client/stream.js"),
+    ),
+    (
+        "refusal.js",
+        include_str!("../../../static/client/refusal.js"),
+    ),
+    ("page.js", include_str!("../../../static/client/page.js")),
+    ("tabs.js", include_str!("../../../static/client/tabs.js")),
     (
         "lifecycle.js",
-        include_str!("../../static/client/lifecycle.js"),
+        include_str!("../../../static/client/lifecycle.js"),
     ),
+    ("sites.js", include_str!("../../../static/client/sites.js")),
 ];
 
+/// The function a widget's files run in: each call makes one site's widget, its own state.
+const WIDGET_OPEN: &str = "function widget() {\n";
+const WIDGET_CLOSE: &str = "return api;\n}\n";
+
+/// The files as one body: the widget's in `widget()`, then the global.
+fn body() -> String {
+    let (global, widget) = FILES.split_last().expect("files");
+    let mut js = String::from(WIDGET_OPEN);
+    for (_, source) in widget {
+        js.push_str(source);
+        js.push('\n');
+    }
+    js.push_str(WIDGET_CLOSE);
+    js.push_str(global.1);
+    js
+}
+
 /// What starts the versioned script: the configuration from its own tag's data-* attributes.
-const TAG_JS: &str = include_str!("../../static/liveuser-tag.js");
+const TAG_JS: &str = include_str!("../../../static/liveuser-tag.js");
 
 /// The versioned script: the client and [`TAG_JS`], the same bytes wherever and however it is
 /// asked for, at a path that names them (so a page may pin it with Subresource Integrity, and
@@ -51,7 +88,7 @@ pub fn versioned() -> &'static Versioned {
     use sha2::{Digest, Sha256, Sha384};
     static VERSIONED: std::sync::OnceLock<Versioned> = std::sync::OnceLock::new();
     VERSIONED.get_or_init(|| {
-        let body = format!("{}{}", served(), without_comments(TAG_JS));
+        let body = format!("{}{}", served(), minify::minify(TAG_JS));
         let version = crate::platform::secrets::hex_prefix(&Sha256::digest(body.as_bytes()), 6);
         let integrity = format!(
             "sha384-{}",
@@ -78,14 +115,7 @@ export default { init, destroy, config, state, subscribe, formatNumber };\n";
 /// The client as an ES module (`/liveuser.mjs`, and the npm package's `liveuser.mjs`).
 pub fn module() -> &'static str {
     static MODULE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    MODULE.get_or_init(|| {
-        let mut js = String::from(MODULE_OPEN);
-        for (_, source) in FILES {
-            js.push_str(&without_comments(source));
-        }
-        js.push_str(MODULE_CLOSE);
-        js
-    })
+    MODULE.get_or_init(|| minify::minify(&format!("{MODULE_OPEN}{}{MODULE_CLOSE}", body())))
 }
 
 /// What opens the function the files run in. Loading the script twice must not open a second
@@ -96,28 +126,7 @@ const CLOSE: &str = "})();\n";
 /// The client as served (made once).
 pub fn served() -> &'static str {
     static SERVED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SERVED.get_or_init(|| {
-        let mut js = String::from(OPEN);
-        for (_, source) in FILES {
-            js.push_str(&without_comments(source));
-        }
-        js.push_str(CLOSE);
-        js
-    })
-}
-
-/// `js` without its blank lines and its whole-line `//` comments, each line without its
-/// indentation (the client has no multi-line strings).
-pub fn without_comments(js: &str) -> String {
-    let mut out = String::with_capacity(js.len());
-    for line in js.lines() {
-        let code = line.trim_start();
-        if !code.is_empty() && !code.starts_with("//") {
-            out.push_str(code);
-            out.push('\n');
-        }
-    }
-    out
+    SERVED.get_or_init(|| minify::minify(&format!("{OPEN}{}{CLOSE}", body())))
 }
 
 #[cfg(test)]
@@ -125,24 +134,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_served_client_leaves_out_comments_and_keeps_every_line_of_code() {
-        let js = "// why\n\nvar u = \"http://x\"; // keep\n  f();\n";
-        assert_eq!(
-            without_comments(js),
-            "var u = \"http://x\"; // keep\nf();\n"
-        );
-        let code_lines: usize = FILES
-            .iter()
-            .map(|(_, source)| {
-                source
-                    .lines()
-                    .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
-                    .count()
-            })
-            .sum();
-        assert_eq!(
-            served().lines().count(),
-            code_lines + OPEN.lines().count() + CLOSE.lines().count()
+    fn the_served_client_keeps_every_function_and_none_of_the_comments() {
+        let served = served();
+        for (name, source) in FILES {
+            for line in source.lines().map(str::trim) {
+                if let Some(rest) = line.strip_prefix("function ") {
+                    let declared = rest.split('(').next().unwrap_or_default();
+                    assert!(
+                        served.contains(&format!("function {declared}(")),
+                        "{name}: {declared}"
+                    );
+                }
+            }
+        }
+        assert!(!served.contains("\n"), "one line");
+        assert!(
+            !served.contains("The service serves these files"),
+            "no comment"
         );
     }
 
@@ -159,7 +167,7 @@ mod tests {
             .expect("base64");
         assert_eq!(digest, Sha384::digest(v.body.as_bytes()).to_vec());
         // The README prints the snippet that pins this build's script.
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         assert!(
             readme.contains(&v.path) && readme.contains(&v.integrity),
             "README.md must show {} with integrity=\"{}\"",
