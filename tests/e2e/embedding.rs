@@ -151,3 +151,35 @@ window.fetch = function () {{
         LIMIT,
     );
 }
+
+#[test]
+fn every_script_the_service_serves_parses() {
+    let stack = Stack::start();
+    let (pinned_path, _) = pinned(&stack);
+    let dir = std::env::temp_dir().join(format!("lu-scripts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (path, file) in [
+        (
+            "/liveuser.js?siteId=a&page=hash&pageGroups=/u/*&lang=de",
+            "loader.js",
+        ),
+        ("/init-liveuser.js", "init.js"),
+        (pinned_path.as_str(), "pinned.js"),
+        ("/liveuser.mjs", "module.mjs"),
+    ] {
+        let body = stack.http("GET", path, &[], b"");
+        assert_eq!(body.status, 200, "{path}");
+        std::fs::write(dir.join(file), body.text()).expect("script");
+        let checked = std::process::Command::new("node")
+            .arg("--check")
+            .arg(dir.join(file))
+            .output()
+            .expect("node runs");
+        assert!(
+            checked.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
