@@ -53,7 +53,9 @@ function init(given) {
   closedAt = 0;
   refused = null;
   sentPage = null;
-  status = "connecting";
+  // No status yet: the connection's first step says "connecting" (an event, like every
+  // change after it).
+  status = null;
   statusReason = null;
   watchNavigation();
   window.addEventListener("popstate", onNavigate);

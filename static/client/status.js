@@ -4,13 +4,13 @@
 // "refused" (with the reason, such as "unknown_site").
 
 var listeners = [];
-var status = "connecting";
+var status = null;
 var statusReason = null;
 
 function currentState() {
   return {
     siteId: config ? config.siteId : null,
-    status: status,
+    status: status || "connecting",
     reason: statusReason,
     count: last.count,
     belowMin: !!last.belowMin,

@@ -24,6 +24,7 @@ function joinTabs() {
     visits: 0
   };
   tabs.channel.onmessage = onTabMessage;
+  setStatus("connecting");
   showStatus("connecting");
   sayHello();
   var options = tabs.abort ? { signal: tabs.abort.signal } : {};

@@ -359,7 +359,10 @@ document.addEventListener('liveuser:update', function (e) { window.updates.push(
         json!("2")
     );
     let last = browser.eval("return window.updates[window.updates.length - 1];");
-    assert_eq!(last, json!({"count": 1, "totalCount": 2}));
+    assert_eq!(
+        last,
+        json!({"count": 1, "totalCount": 2, "siteId": "totals-page"})
+    );
     // The API answers what the broadcast stores once it has published.
     assert!(eventually(LIMIT, || stack
         .get_json("/api/total/totals-page")["totalCount"]
