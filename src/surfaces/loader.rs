@@ -18,6 +18,10 @@ use crate::wire::site::SiteId;
 /// [`CONFIG_PLACEHOLDER`] where the configuration's JSON goes.
 const LOADER_JS: &str = include_str!("../../static/liveuser-loader.js");
 const INIT_JS: &str = include_str!("../../static/liveuser-init.js");
+/// What a page's script tag gets instead of the client when its embed cannot be served.
+const ERROR_JS: &str = include_str!("../../static/liveuser-error.js");
+/// Where the error goes in [`ERROR_JS`].
+const ERROR_PLACEHOLDER: &str = "__LIVEUSER_ERROR__";
 /// Where the configuration goes in [`LOADER_JS`] and [`INIT_JS`].
 const CONFIG_PLACEHOLDER: &str = "__LIVEUSER_CONFIG__";
 
@@ -183,6 +187,23 @@ pub fn loader_body(config: &ClientConfig) -> String {
     )
 }
 
+/// The body of `/liveuser.js` for a script tag whose embed is refused (`error`): a script that
+/// shows the refusal where the count would be and fires `liveuser:error`. A browser runs no
+/// script answered with a 4xx, so the page would otherwise say "Loading..." for good.
+pub fn refusal_body(error: &HttpError) -> String {
+    let detail = serde_json::json!({
+        "error": error.code(),
+        "message": error.to_string(),
+        "text": "Invalid site id",
+    });
+    let safe = detail
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    crate::surfaces::client::minify::minify(ERROR_JS).replace(ERROR_PLACEHOLDER, &safe)
+}
+
 /// The body of `/init-liveuser.js`, for pages that load the client directly: it starts with
 /// `window.LiveUserConfig` over this service's defaults.
 pub fn init_body(defaults: &ClientConfig) -> String {
@@ -311,6 +332,16 @@ mod tests {
             cfg(&format!("displayElementId={}", "x".repeat(129))).display_element_id,
             "liveuser"
         );
+    }
+
+    #[test]
+    fn a_refused_embed_is_told_to_the_page_as_inert_json() {
+        let err = client_config(Some("siteId=%3Cscript%3E"), ORIGIN, &Config::default())
+            .expect_err("bad");
+        let body = refusal_body(&err);
+        assert!(body.contains(r#""error":"invalid_site_id""#), "{body}");
+        assert!(!body.contains("<script") && !body.contains(ERROR_PLACEHOLDER));
+        assert!(body.contains("liveuser:error"));
     }
 
     #[test]

@@ -193,7 +193,25 @@ fn serve_script(
 ) -> Result<Response<Vec<u8>>, HttpError> {
     let origin = loader::origin(req);
     let query = if with_query { req.uri().query() } else { None };
-    let config = loader::client_config(query, &origin, services.config)?;
+    let config = match loader::client_config(query, &origin, services.config) {
+        Ok(config) => config,
+        // A page's script tag (browsers name the destination) cannot read a 400: it is answered
+        // a script that tells the page; any other client, the 400.
+        Err(e) if request::header(req, "sec-fetch-dest") == Some("script") => {
+            services.log.emit(&Line::Error {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                error: &e,
+            });
+            let how = Cacheable {
+                content_type: "text/javascript; charset=utf-8",
+                cache_control: "no-store",
+                script: true,
+            };
+            return serve_cacheable(req, how, loader::refusal_body(&e).into_bytes());
+        }
+        Err(e) => return Err(e),
+    };
     let body = if with_query {
         loader::loader_body(&config)
     } else {
@@ -342,6 +360,18 @@ mod tests {
         )
         .response;
         assert_eq!(bad.status(), 400);
+        let mut from_a_page = request("GET", "/liveuser.js?siteId=a%20b");
+        from_a_page
+            .headers_mut()
+            .insert("sec-fetch-dest", "script".parse().expect("header"));
+        let told = handle(&from_a_page, &services.services()).response;
+        assert_eq!(told.status(), 200);
+        assert!(String::from_utf8_lossy(told.body()).contains("invalid_site_id"));
+        assert!(services
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("error=invalid_site_id")));
         let init = handle(&request("GET", "/init-liveuser.js"), &services.services()).response;
         assert!(String::from_utf8_lossy(init.body()).contains("window.LiveUserConfig"));
     }

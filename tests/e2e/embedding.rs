@@ -183,3 +183,27 @@ fn every_script_the_service_serves_parses() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_bad_site_id_is_told_to_the_page_not_left_loading() {
+    let stack = Stack::start();
+    let pages = PageServer::start();
+    let browser = Browser::start();
+    let html = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head>
+<body><div id="liveuser">Loading...</div>
+<script>window.errors = []; window.addEventListener('liveuser:error', function (e) {{ window.errors.push(e.detail.error); }});</script>
+<script defer src="http://127.0.0.1:{}/liveuser.js?siteId=not%20a%20site"></script></body></html>"#,
+        stack.app_port
+    );
+    browser.goto(&pages.page("/bad-id", &html));
+    browser.wait_for(COUNT, &json!("Invalid site id"), LIMIT);
+    assert_eq!(
+        browser.eval("return window.errors;"),
+        json!(["invalid_site_id"])
+    );
+    // Any other client is answered the 400.
+    let plain = stack.http("GET", "/liveuser.js?siteId=not%20a%20site", &[], b"");
+    assert_eq!(plain.status, 400);
+    assert_eq!(plain.json()["error"], "invalid_site_id");
+}
