@@ -62,6 +62,8 @@ export interface Config {
   texts?: Texts;
   /** Seconds between screen-reader announcements (0: none). */
   announce?: number;
+  /** Show only in elements naming this site (data-liveuser="site"). */
+  namedOnly?: boolean;
 }
 
 export interface LiveUserApi {

@@ -18,7 +18,8 @@ function targets(what, id) {
   for (var i = 0; i < marked.length; i += 1) {
     var site = marked[i].getAttribute("data-liveuser");
     var shows = marked[i].getAttribute("data-liveuser-show") || "online";
-    if (shows === what && (!site || site === config.siteId) && found.indexOf(marked[i]) < 0) {
+    var mine = site ? site === config.siteId : !config.namedOnly;
+    if (shows === what && mine && found.indexOf(marked[i]) < 0) {
       found.push(marked[i]);
     }
   }

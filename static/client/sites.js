@@ -51,6 +51,7 @@ function forSite(settings, site) {
   own.displayElementId = "";
   own.totalCountElementId = "";
   own.pageElementId = "";
+  own.namedOnly = true;
   own.enableTotalCount = shows("total");
   own.page = shows("page") ? settings.page || "auto" : null;
   return own;

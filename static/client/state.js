@@ -30,7 +30,9 @@ var DEFAULTS = {
   lang: null,
   texts: {},
   // Screen readers: seconds between announcements of the count (0: none, the default).
-  announce: 0
+  announce: 0,
+  // Show only in elements that name this site (the widget of a second site on the page).
+  namedOnly: false
 };
 // The close code with which the tab holding a shared connection hands its presence over.
 var HANDOVER_CLOSE = 4001;
