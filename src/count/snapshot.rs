@@ -150,6 +150,34 @@ pub fn lifetime_ms(config: &Config) -> u64 {
         + u64::from(config.sweep_interval_secs) * 1000
 }
 
+/// When the count a read answers was taken, and whether it still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub as_of_ms: u64,
+    pub age_ms: u64,
+    /// The snapshot outlived its readers (no count stored for longer than one can stand): the
+    /// read answers 0, and says nobody has measured the site since `as_of_ms`.
+    pub stale: bool,
+}
+
+impl Freshness {
+    /// Of `found`, the site's snapshot, read at `now_ms`; a site with none is counted now.
+    pub fn of(found: Option<&Snapshot>, now_ms: u64, config: &Config) -> Freshness {
+        match found {
+            Some(s) => Freshness {
+                as_of_ms: s.slot_end_ms,
+                age_ms: now_ms.saturating_sub(s.slot_end_ms),
+                stale: s.outlived(now_ms, config),
+            },
+            None => Freshness {
+                as_of_ms: now_ms,
+                age_ms: 0,
+                stale: false,
+            },
+        }
+    }
+}
+
 /// How many keys the snapshot rotates over: enough that each takes at most a write a second.
 pub fn keys_per_site(config: &Config) -> u64 {
     1000u64.div_ceil(u64::from(config.broadcast_interval_ms).max(1))

@@ -43,7 +43,18 @@ pub struct Style {
     pub color: String,
 }
 
+/// What a badge says when no count has been taken for longer than one stands.
+pub const STALE: &str = "stale";
+
 impl Style {
+    /// This style for a stale count: grey, whatever colour was asked.
+    pub fn stale(self) -> Style {
+        Style {
+            color: "lightgrey".into(),
+            ..self
+        }
+    }
+
     /// Reads `label` (default `online`) and `color` (default `brightgreen`) from the query.
     pub fn from_query(query: Option<&str>) -> Result<Style, HttpError> {
         let label = query_value(query, "label").unwrap_or_else(|| "online".to_string());

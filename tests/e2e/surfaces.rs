@@ -66,6 +66,22 @@ fn a_crawler_sees_the_count_but_is_not_in_it() {
     assert!(eventually(|| stack.get_json("/api/online/crawled")
         ["online"]
         == 2));
+    // Each answer says when its count was taken, and how old it is.
+    let answer = stack.get_json("/api/online/crawled");
+    assert_eq!(answer["stale"], false);
+    assert!(
+        answer["ageMs"].as_u64().is_some_and(|age| age < 60_000),
+        "{answer}"
+    );
+    assert!(
+        answer["asOf"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{answer}"
+    );
+    let badge = stack.http("GET", "/badge/crawled.svg", &[], b"");
+    assert!(badge
+        .header("x-liveuser-as-of")
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(badge.header("x-liveuser-age-ms").is_some());
     assert_eq!(
         stack.app_log_lines("liveuser uncounted site=crawled").len(),
         1

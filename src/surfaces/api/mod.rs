@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::count::floor::Floor;
 use crate::count::registry::check_site;
+use crate::count::snapshot::Freshness;
 use crate::count::{broadcast, history, page, peak};
 use crate::platform::clock::iso8601;
 use crate::platform::Services;
@@ -183,8 +184,15 @@ fn get(
             let found = snapshot_of(services, site)?;
             let online_exact = read_online(services, site, found.as_ref())?;
             let online = floor.show(online_exact);
-            let mut body =
-                json!({"siteId": site.as_str(), "online": online.value, "timestamp": now});
+            let fresh = Freshness::of(found.as_ref(), now_ms, services.config);
+            let mut body = json!({
+                "siteId": site.as_str(),
+                "online": online.value,
+                "timestamp": now,
+                "asOf": iso8601(fresh.as_of_ms),
+                "ageMs": fresh.age_ms,
+                "stale": fresh.stale,
+            });
             let today = found
                 .as_ref()
                 .map(|s| floor.show(peak::today_peak(s.last(), now_ms)));
@@ -220,9 +228,15 @@ fn get(
             let style = badge::Style::from_query(req.uri().query())?;
             let floor = Floor::of(services, site);
             let found = snapshot_of(services, site)?;
-            let message = badge::message(floor.show(read_online(services, site, found.as_ref())?));
+            let fresh = Freshness::of(found.as_ref(), now_ms, services.config);
+            let (style, message) = if fresh.stale {
+                (style.stale(), badge::STALE.to_string())
+            } else {
+                let count = floor.show(read_online(services, site, found.as_ref())?);
+                (style, badge::message(count))
+            };
             if endpoint == Endpoint::Shields {
-                return Ok(public(badge::shields(&style, &message)).into());
+                return Ok(with_freshness(public(badge::shields(&style, &message)), fresh).into());
             }
             let builder = Response::builder()
                 .status(200)
@@ -234,13 +248,37 @@ fn get(
                     "Content-Security-Policy",
                     "default-src 'none'; style-src 'unsafe-inline'",
                 );
-            Ok(with_cors(finish(builder, badge::svg(&style, &message).into_bytes())).into())
+            let svg = finish(builder, badge::svg(&style, &message).into_bytes());
+            Ok(with_freshness(with_cors(svg), fresh).into())
         }
         Endpoint::Reset => Err(HttpError::MethodNotAllowed {
             allow: endpoint.allow(),
         }),
     }
 }
+
+/// The badge's and shields' freshness, in headers (the images and shields' schema have no room
+/// for it): when the count was taken, and how old it is.
+fn with_freshness(mut resp: Response<Vec<u8>>, fresh: Freshness) -> Response<Vec<u8>> {
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (AS_OF_HEADER, iso8601(fresh.as_of_ms)),
+        (AGE_HEADER, fresh.age_ms.to_string()),
+    ] {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::HeaderValue::from_static("X-LiveUser-As-Of, X-LiveUser-Age-Ms"),
+    );
+    resp
+}
+
+/// When a badge's count was taken (ISO 8601), and its age in milliseconds.
+pub const AS_OF_HEADER: &str = "x-liveuser-as-of";
+pub const AGE_HEADER: &str = "x-liveuser-age-ms";
 
 fn public(value: serde_json::Value) -> Response<Vec<u8>> {
     with_cors(response::json(200, &value))

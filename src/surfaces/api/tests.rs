@@ -211,7 +211,7 @@ fn history_answers_each_range_and_refuses_others() {
 }
 
 #[test]
-fn a_snapshot_that_outlived_its_readers_counts_nobody() {
+fn a_snapshot_that_outlived_its_readers_counts_nobody_and_says_it_is_stale() {
     let t = TestServices::new();
     t.set_time(1_795_862_040_123);
     let shop = SiteId::parse("shop").expect("site");
@@ -225,13 +225,38 @@ fn a_snapshot_that_outlived_its_readers_counts_nobody() {
     };
     snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
     let online = |t: &TestServices| {
-        body(&call(t, "GET", "/api/online/shop", None, "").expect("online"))["online"].clone()
+        let answer = body(&call(t, "GET", "/api/online/shop", None, "").expect("online"));
+        (
+            answer["online"].clone(),
+            answer["stale"].clone(),
+            answer["ageMs"].clone(),
+            answer["asOf"].clone(),
+        )
     };
-    assert_eq!(online(&t), 1000);
-    t.set_time(now + snapshot::lifetime_ms(&t.config) + 1);
-    assert_eq!(online(&t), 0);
-    let badge = call(&t, "GET", "/api/shields/shop", None, "").expect("shields");
-    assert_eq!(body(&badge)["message"], "0");
+    t.set_time(now + 1_500);
+    let as_of = "2026-11-28T10:34:00.123Z";
+    assert_eq!(
+        online(&t),
+        (1000.into(), false.into(), 1_500.into(), as_of.into())
+    );
+    let badge = call(&t, "GET", "/badge/shop.svg", None, "").expect("badge");
+    assert_eq!(badge.headers()[AS_OF_HEADER], as_of);
+    assert_eq!(badge.headers()[AGE_HEADER], "1500");
+    assert!(String::from_utf8_lossy(badge.body()).contains(">1K<"));
+    // Nobody has counted the site for longer than a count stands: 0, and said to be stale.
+    let late = snapshot::lifetime_ms(&t.config) + 1;
+    t.set_time(now + late);
+    assert_eq!(
+        online(&t),
+        (0.into(), true.into(), late.into(), as_of.into())
+    );
+    let shields = body(&call(&t, "GET", "/api/shields/shop", None, "").expect("shields"));
+    assert_eq!(
+        (shields["message"].clone(), shields["color"].clone()),
+        ("stale".into(), "lightgrey".into())
+    );
+    let badge = call(&t, "GET", "/badge/shop.svg", None, "").expect("badge");
+    assert!(String::from_utf8_lossy(badge.body()).contains(">stale<"));
 }
 
 #[test]
