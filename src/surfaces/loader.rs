@@ -165,15 +165,27 @@ fn server_url(given: Option<&str>, origin: &str) -> String {
     }
 }
 
-/// JSON that is safe inside a script: no `<`, `>`, `&` or line separators appear literally.
+/// The configuration as JSON that is safe inside a script (see [`inert_json`]).
 pub fn script_json(config: &ClientConfig) -> String {
-    serde_json::to_string(config)
-        .unwrap_or_else(|_| "{}".to_string())
-        .replace('<', "\\u003c")
+    inert_json(&serde_json::to_string(config).unwrap_or_else(|_| "{}".to_string()))
+}
+
+/// `json` as it may stand inside a script: no `<`, `>`, `&` or line separators literally.
+fn inert_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
+}
+
+/// The starting scripts, minified once (each request only fills in its JSON).
+static LOADER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static INIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn template(made: &'static std::sync::OnceLock<String>, source: &str) -> &'static str {
+    made.get_or_init(|| crate::surfaces::client::minify::minify(source))
 }
 
 /// The body of `/liveuser.js`: the client, then `LiveUser.init` with this page's config
@@ -182,8 +194,7 @@ pub fn loader_body(config: &ClientConfig) -> String {
     format!(
         "{}{}",
         crate::surfaces::client::served(),
-        crate::surfaces::client::minify::minify(LOADER_JS)
-            .replace(CONFIG_PLACEHOLDER, &script_json(config))
+        template(&LOADER, LOADER_JS).replace(CONFIG_PLACEHOLDER, &script_json(config))
     )
 }
 
@@ -196,12 +207,7 @@ pub fn refusal_body(error: &HttpError) -> String {
         "message": error.to_string(),
         "text": "Invalid site id",
     });
-    let safe = detail
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026");
-    crate::surfaces::client::minify::minify(ERROR_JS).replace(ERROR_PLACEHOLDER, &safe)
+    template(&ERROR, ERROR_JS).replace(ERROR_PLACEHOLDER, &inert_json(&detail.to_string()))
 }
 
 /// The body of `/init-liveuser.js`, for pages that load the client directly: it starts with
@@ -210,8 +216,7 @@ pub fn init_body(defaults: &ClientConfig) -> String {
     format!(
         "{}{}",
         crate::surfaces::client::served(),
-        crate::surfaces::client::minify::minify(INIT_JS)
-            .replace(CONFIG_PLACEHOLDER, &script_json(defaults))
+        template(&INIT, INIT_JS).replace(CONFIG_PLACEHOLDER, &script_json(defaults))
     )
 }
 

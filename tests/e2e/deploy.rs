@@ -62,10 +62,10 @@ fn text(out: &Output) -> String {
     )
 }
 
-#[test]
-fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
-    let api = FastlyApi::start();
-    let dir = std::env::temp_dir().join(format!("lu-deploy-{:x}", random_u64()));
+/// A first deploy of the package `scripts/test` built, as non-interactive as CI runs it, by
+/// the real Fastly CLI from a copy of fastly.toml in a directory of its own (returned).
+fn deployed(api: &FastlyApi, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{:x}", random_u64()));
     fs::create_dir_all(dir.join("config")).expect("temp dir");
     fs::copy(project_root().join("fastly.toml"), dir.join("fastly.toml")).expect("copy manifest");
     let package = project_root().join("pkg/liveuser-edge.tar.gz");
@@ -73,8 +73,6 @@ fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
         package.exists(),
         "run scripts/test, which builds the package first"
     );
-
-    // A first deploy, as non-interactive as CI runs it.
     let out = run(
         Command::new(fastly_cli())
             .args([
@@ -86,10 +84,17 @@ fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
             .arg("--package")
             .arg(&package)
             .args(["--domain", DOMAIN]),
-        &api,
+        api,
         &dir,
     );
     assert!(out.status.success(), "deploy failed:\n{}", text(&out));
+    dir
+}
+
+#[test]
+fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
+    let api = FastlyApi::start();
+    let dir = deployed(&api, "lu-deploy");
 
     // The CLI wrote the new service's id into fastly.toml (and rewrote the rest).
     let manifest = Manifest::read(&dir.join("fastly.toml"));
@@ -417,25 +422,7 @@ fn the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it() {
 #[test]
 fn an_account_without_fanout_is_told_so_and_a_missing_token_is_named() {
     let api = FastlyApi::start();
-    let dir = std::env::temp_dir().join(format!("lu-nofanout-{:x}", random_u64()));
-    fs::create_dir_all(dir.join("config")).expect("temp dir");
-    fs::copy(project_root().join("fastly.toml"), dir.join("fastly.toml")).expect("copy manifest");
-    let package = project_root().join("pkg/liveuser-edge.tar.gz");
-    let out = run(
-        Command::new(fastly_cli())
-            .args([
-                "compute",
-                "deploy",
-                "--non-interactive",
-                "--status-check-off",
-            ])
-            .arg("--package")
-            .arg(&package)
-            .args(["--domain", DOMAIN]),
-        &api,
-        &dir,
-    );
-    assert!(out.status.success(), "deploy failed:\n{}", text(&out));
+    let dir = deployed(&api, "lu-nofanout");
     // An account that cannot have Fanout (the real CLI's publish fails there, and
     // scripts/deploy says why): configure finds it off and cannot turn it on.
     api.with_state_mut(|s| {

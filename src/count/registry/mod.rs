@@ -29,12 +29,9 @@ pub const FRESH_MS: u64 = 5_000;
 /// How long a POP keeps the last entry it read, for when the store cannot be read.
 const KEPT_MS: u64 = 86_400_000;
 
+/// A site's entry, in the store and (as read) in the POP's cache.
 fn key(site: &SiteId) -> String {
     format!("{KEY_PREFIX}{site}")
-}
-
-fn fresh_key(site: &SiteId) -> String {
-    format!("registry/{site}")
 }
 
 fn kept_key(site: &SiteId) -> String {
@@ -55,7 +52,7 @@ fn from_cached(bytes: &[u8]) -> Option<SiteEntry> {
 /// Makes `entry` what this POP answers for `site` (after reading it, or writing it).
 fn remember(services: &Services, site: &SiteId, entry: Option<&SiteEntry>) {
     let bytes = cached_form(entry);
-    services.cache.set(&fresh_key(site), &bytes, FRESH_MS);
+    services.cache.set(&key(site), &bytes, FRESH_MS);
     if services.cache.get(&kept_key(site)).as_deref() != Some(bytes.as_slice()) {
         services.cache.set(&kept_key(site), &bytes, KEPT_MS);
     }
@@ -64,7 +61,7 @@ fn remember(services: &Services, site: &SiteId, entry: Option<&SiteEntry>) {
 /// The site's entry as this POP knows it; `Ok(None)`: not registered. An error only when the
 /// store cannot be read and this POP has read nothing of the site for a day.
 pub fn entry(services: &Services, site: &SiteId) -> Result<Option<SiteEntry>, KvError> {
-    if let Some(bytes) = services.cache.get(&fresh_key(site)) {
+    if let Some(bytes) = services.cache.get(&key(site)) {
         return Ok(from_cached(&bytes));
     }
     match services.kv.lookup(&key(site)) {
