@@ -10,17 +10,7 @@ use crate::wire::grip_sig::GripVerifier;
 /// Where settings come from: the host's config store, or a map in tests.
 pub trait ConfigSource {
     fn get(&self, key: &str) -> Option<String>;
-
-    /// The setting, telling a setting that is not there (`Ok(None)`) from a store that could
-    /// not be read: for settings whose absence means less protection (a privacy floor).
-    fn read(&self, key: &str) -> Result<Option<String>, ConfigUnreadable> {
-        Ok(self.get(key))
-    }
 }
-
-/// The config store could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigUnreadable;
 
 impl ConfigSource for std::collections::HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {

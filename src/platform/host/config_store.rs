@@ -2,7 +2,7 @@
 
 use fastly::ConfigStore;
 
-use crate::platform::config::{ConfigSource, ConfigUnreadable};
+use crate::platform::config::ConfigSource;
 
 /// The `liveuser_config` store, or nothing when the service has none.
 pub struct HostConfig {
@@ -21,11 +21,6 @@ impl ConfigSource for HostConfig {
     fn get(&self, key: &str) -> Option<String> {
         self.store.as_ref()?.try_get(key).ok().flatten()
     }
-
-    fn read(&self, key: &str) -> Result<Option<String>, ConfigUnreadable> {
-        let store = self.store.as_ref().ok_or(ConfigUnreadable)?;
-        store.try_get(key).map_err(|_| ConfigUnreadable)
-    }
 }
 
 /// These run inside Viceroy, against the config store fastly.toml declares for local use.
@@ -42,11 +37,6 @@ mod tests {
         assert_eq!(
             HostConfig::open("no-such-store").get("publish_target"),
             None
-        );
-        assert_eq!(settings.read("no-such-setting"), Ok(None));
-        assert_eq!(
-            HostConfig::open("no-such-store").read("min_count.demo"),
-            Err(ConfigUnreadable)
         );
     }
 }
