@@ -18,13 +18,18 @@ fn main() {
     let header = |name: &str| req.get_header(name).and_then(|v| v.to_str().ok());
     let signed = header(grip::SIGNATURE_HEADER).is_some();
     if router::wants_fanout_handoff(req.get_method(), &path, header("upgrade"), signed) {
-        let address = req.get_client_ip_addr().map(|ip| ip.to_string());
+        let ip = req.get_client_ip_addr();
+        let address = ip.map(|ip| ip.to_string());
+        // Only the country is read; the address goes no further than the limits' hash.
+        let geo = ip.and_then(fastly::geo::geo_lookup);
+        let country = geo.as_ref().map(|g| g.country_code());
         let upgrade = serve::UpgradeRequest {
             path: &path,
             query: req.get_query_str(),
             origin: header("origin"),
             address: address.as_deref(),
             user_agent: header("user-agent"),
+            country,
         };
         match serve::upgrade(&services, &upgrade) {
             serve::Upgrade::HandOff { headers, ticket } => {
@@ -34,6 +39,7 @@ fn main() {
                         || name.eq_ignore_ascii_case(handoff::CLIENT_HEADER)
                         || name.eq_ignore_ascii_case(handoff::TICKET_HEADER)
                         || name.eq_ignore_ascii_case(handoff::UNCOUNTED_HEADER)
+                        || name.eq_ignore_ascii_case(handoff::COUNTRY_HEADER)
                 });
                 for (name, value) in headers {
                     req.set_header(name, value);

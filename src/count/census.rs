@@ -304,6 +304,7 @@ pub fn encode(tally: &Tally) -> String {
         "keys": tally.keys,
         "lists": tally.pages_listed,
         "pages": tally.pages,
+        "countries": tally.countries,
     })
     .to_string()
 }
@@ -316,6 +317,9 @@ pub fn decode(body: &[u8]) -> Result<Tally, String> {
         keys: u64,
         lists: u64,
         pages: BTreeMap<String, u64>,
+        /// Absent from the answers of a service from before countries were counted.
+        #[serde(default)]
+        countries: BTreeMap<String, u64>,
     }
     let a: Answer =
         serde_json::from_slice(body).map_err(|e| format!("unreadable census answer: {e}"))?;
@@ -324,6 +328,7 @@ pub fn decode(body: &[u8]) -> Result<Tally, String> {
         keys: a.keys,
         pages_listed: a.lists,
         pages: a.pages,
+        countries: a.countries,
     })
 }
 
@@ -529,6 +534,7 @@ mod tests {
             keys: 4,
             pages_listed: 1,
             pages: BTreeMap::from([("0123456789abcdef".to_string(), 2)]),
+            countries: BTreeMap::from([("DE".to_string(), 1)]),
         };
         assert_eq!(decode(encode(&tally).as_bytes()), Ok(tally));
         assert!(decode(b"{").is_err());

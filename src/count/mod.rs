@@ -5,8 +5,8 @@
 //! splitting that count over executions ([`census`]), broadcasts and sweeps ([`broadcast`]), the
 //! snapshot every POP reads counts from ([`snapshot`]) and the peaks it carries ([`peak`]),
 //! per-minute history ([`history`]), total visits ([`totals`]) and the admission of one visit
-//! ([`visits`]), a reader's first count ([`first_count`]), per-page counts ([`page`]), the
-//! privacy floor ([`floor`]), per-client limits ([`limits`]), the site registry and its
+//! ([`visits`]), a reader's first count ([`first_count`]), per-page counts ([`page`]), readers by
+//! country ([`country`]), the owner's dashboard message ([`dashboard`]), the privacy floor ([`floor`]), per-client limits ([`limits`]), the site registry and its
 //! per-site settings ([`registry`]), tabs sharing one connection ([`handover`]) and crawlers left
 //! uncounted ([`automated`]).
 //!
@@ -16,6 +16,7 @@
 pub mod automated;
 pub mod broadcast;
 pub mod census;
+pub mod country;
 pub mod first_count;
 pub mod floor;
 pub mod handover;

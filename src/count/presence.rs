@@ -1,8 +1,9 @@
 //! Who is online: one KV key per live connection and *window*, the window in its name.
 //!
 //! Time is cut into windows one heartbeat interval long. Key:
-//! `site/<site>/p/<window>/<shard>/<presence id>`, or `…/<presence id>/<page id>` for a reader
-//! counted on one page of the site too (see `page`). `<shard>` is the id's first
+//! `site/<site>/p/<window>/<shard>/<presence id>`, then `/<page id>` for a reader counted on
+//! one page of the site too (see `page`), then `/<country>` for a reader whose country Fastly's
+//! geolocation knows (see `country`: two letters, never the address). `<shard>` is the id's first
 //! [`SHARD_BITS`] bits written in binary, so a count can split a window's keys into any power
 //! of two of equal shares by listing a longer prefix (see `census`). Visits live under
 //! `site/<site>/v/`, beside, never inside, this prefix.
@@ -59,6 +60,9 @@ pub struct Lease {
     pub windows: Vec<u64>,
     /// The page id the connection is counted on, if any (every key of the lease names it).
     pub page: Option<String>,
+    /// The reader's country (ISO 3166 alpha-2), if known: it rides every key as the page does,
+    /// so counting by country costs no write of its own.
+    pub country: Option<String>,
 }
 
 impl Lease {
@@ -89,6 +93,7 @@ impl Lease {
             id: id.to_string(),
             windows,
             page: None,
+            country: None,
         })
     }
 
@@ -98,9 +103,22 @@ impl Lease {
         self
     }
 
+    /// The lease of a reader in `country` (as `country::code` reads one; anything else is
+    /// dropped, and the reader is counted in no country).
+    pub fn in_country(mut self, country: Option<String>) -> Lease {
+        self.country = country.filter(|c| crate::count::country::is_code(c));
+        self
+    }
+
     /// This lease's key in `window`.
     pub fn key(&self, site: &SiteId, window: u64) -> String {
-        key_on(site, &self.id, window, self.page.as_deref())
+        key_in(
+            site,
+            &self.id,
+            window,
+            self.page.as_deref(),
+            self.country.as_deref(),
+        )
     }
 
     /// Whether the connection still has presence (a close or the service ended it if not).
@@ -149,11 +167,23 @@ pub fn key(site: &SiteId, id: &str, window: u64) -> String {
 
 /// The key of one connection in one window, counted on `page` too.
 pub fn key_on(site: &SiteId, id: &str, window: u64, page: Option<&str>) -> String {
-    let prefix = window_prefix(site, window, &shard_of(id));
-    match page {
-        Some(page) => format!("{prefix}/{id}/{page}"),
-        None => format!("{prefix}/{id}"),
+    key_in(site, id, window, page, None)
+}
+
+/// The key of one connection in one window, counted on `page` and in `country` too.
+pub fn key_in(
+    site: &SiteId,
+    id: &str,
+    window: u64,
+    page: Option<&str>,
+    country: Option<&str>,
+) -> String {
+    let mut key = format!("{}/{id}", window_prefix(site, window, &shard_of(id)));
+    for part in [page, country].into_iter().flatten() {
+        key.push('/');
+        key.push_str(part);
     }
+    key
 }
 
 /// The windows a connection seen at `now_ms` must have keys in: from the current one to the
@@ -213,11 +243,25 @@ pub fn join_on(
     page: Option<String>,
     now_ms: u64,
 ) -> Result<Lease, KvError> {
-    let mut lease = Lease {
+    let lease = Lease {
         id,
         windows: Vec::new(),
         page,
+        country: None,
     };
+    join_as(kv, config, site, lease, now_ms)
+}
+
+/// [`join`] for `lease` as it stands (its id, page and country; its windows are written
+/// afresh).
+pub fn join_as(
+    kv: &dyn KvStore,
+    config: &Config,
+    site: &SiteId,
+    mut lease: Lease,
+    now_ms: u64,
+) -> Result<Lease, KvError> {
+    lease.windows.clear();
     for window in windows_due(config, now_ms) {
         write(kv, config, &lease.key(site, window), window, now_ms)?;
         lease.windows.push(window);
@@ -239,7 +283,11 @@ pub fn move_to(
     page: Option<String>,
 ) -> Result<Lease, KvError> {
     let now_ms = clock.now_ms();
-    let moved = join_on(kv, config, site, lease.id.clone(), page, now_ms)?;
+    let moved = Lease {
+        page,
+        ..lease.clone()
+    };
+    let moved = join_as(kv, config, site, moved, now_ms)?;
     let new_keys: Vec<String> = moved.windows.iter().map(|w| moved.key(site, *w)).collect();
     let old: Vec<String> = live_keys(config, site, lease, now_ms)
         .into_iter()
@@ -441,6 +489,7 @@ mod tests {
             id: id(7),
             windows: vec![1, 2],
             page: None,
+            country: None,
         };
         assert_eq!(
             Lease::from_meta(&lease.id, &lease.windows_meta()),
@@ -452,6 +501,7 @@ mod tests {
                 id: lease.id.clone(),
                 windows: vec![],
                 page: None,
+                country: None,
             })
         );
         assert_eq!(Lease::from_meta("../x", "1"), None);

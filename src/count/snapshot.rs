@@ -40,10 +40,13 @@ pub struct Snapshot {
     pub pages: Vec<(String, u64)>,
     /// The peaks so far of the slot's minute and of its day (see `peak`).
     pub peak: Option<Peak>,
+    /// Readers per country, exact (see `country`: shown to the site's owner only, floored).
+    pub countries: Vec<(String, u64)>,
 }
 
 impl Snapshot {
-    /// `<slot end> <count> <total or -> [p=<page id>:<count>,…] [m=<minute>:<peak>:<day peak>]`.
+    /// `<slot end> <count> <total or -> [p=<page id>:<count>,…] [m=<minute>:<peak>:<day peak>]
+    /// [c=<country>:<count>,…]`.
     fn encode(&self) -> String {
         let total = self.total.map_or("-".to_string(), |t| t.to_string());
         let mut text = format!("{} {} {total}", self.slot_end_ms, self.count);
@@ -57,6 +60,15 @@ impl Snapshot {
                 " m={}:{}:{}",
                 peak.minute, peak.minute_peak, peak.day_peak
             ));
+        }
+        if !self.countries.is_empty() {
+            let countries: Vec<String> = self
+                .countries
+                .iter()
+                .map(|(c, n)| format!("{c}:{n}"))
+                .collect();
+            text.push_str(" c=");
+            text.push_str(&countries.join(","));
         }
         text
     }
@@ -76,6 +88,7 @@ impl Snapshot {
             total,
             pages: Vec::new(),
             peak: None,
+            countries: Vec::new(),
         };
         for part in parts {
             match part.split_once('=')? {
@@ -101,6 +114,16 @@ impl Snapshot {
                         minute_peak,
                         day_peak,
                     });
+                }
+                ("c", list) if snapshot.countries.is_empty() => {
+                    snapshot.countries = list
+                        .split(',')
+                        .map(|entry| {
+                            let (code, n) = entry.split_once(':')?;
+                            crate::count::country::is_code(code).then_some(())?;
+                            Some((code.to_string(), n.parse().ok()?))
+                        })
+                        .collect::<Option<Vec<(String, u64)>>>()?;
                 }
                 _ => return None,
             }
@@ -387,6 +410,7 @@ mod tests {
             total,
             pages: Vec::new(),
             peak: None,
+            countries: Vec::new(),
         }
     }
 
@@ -405,6 +429,7 @@ mod tests {
                 minute_peak: 7,
                 day_peak: 9,
             }),
+            countries: vec![("US".into(), 3), ("DE".into(), 1)],
             ..snap(1, 5, None)
         };
         assert_eq!(
@@ -424,6 +449,8 @@ mod tests {
             "1 2 3 m=1:2",
             "1 2 3 m=1:2:3:4",
             "1 2 3 m=1:2:3 m=1:2:3",
+            "1 2 3 c=us:1",
+            "1 2 3 c=US:x",
         ] {
             assert_eq!(Snapshot::decode(bad.as_bytes()), None, "{bad:?}");
         }

@@ -21,6 +21,8 @@ pub struct Tally {
     pub pages_listed: u64,
     /// Connections per page id, for those counted on a page.
     pub pages: BTreeMap<String, u64>,
+    /// Connections per country, for those whose country is known.
+    pub countries: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -31,6 +33,9 @@ impl Tally {
         self.pages_listed += other.pages_listed;
         for (page, n) in other.pages {
             *self.pages.entry(page).or_default() += n;
+        }
+        for (country, n) in other.countries {
+            *self.countries.entry(country).or_default() += n;
         }
     }
 }
@@ -81,21 +86,22 @@ pub fn count(
 }
 
 /// Keys in listing order, one at a time: a connection's keys are adjacent (same shard, same
-/// id), so it counts once, on the page of its last key.
-/// (The last id and page are kept in buffers reused from key to key: a count of a thousand
-/// keys makes no string per key.)
+/// id), so it counts once, on the page and in the country of its last key.
+/// (The last id, page and country are kept in buffers reused from key to key: a count of a
+/// thousand keys makes no string per key.)
 #[derive(Default)]
 struct Counter {
     tally: Tally,
     last_id: String,
     last_page: Option<String>,
+    last_country: Option<[u8; 2]>,
 }
 
 impl Counter {
     /// Takes one key's part after `<window>/` (`None`: not a key of this window).
     fn take(&mut self, rest: Option<&str>) {
         self.tally.keys += 1;
-        let Some((id, page)) = rest.and_then(parse_key) else {
+        let Some(Parsed { id, page, country }) = rest.and_then(parse_key) else {
             return;
         };
         if self.last_id != id {
@@ -111,9 +117,20 @@ impl Counter {
             }
             (page, last) => *last = page.map(str::to_string),
         }
+        self.last_country = country.and_then(|c| c.as_bytes().try_into().ok());
     }
 
     fn close_connection(&mut self) {
+        if let Some(country) = self.last_country.take() {
+            // Two ASCII capitals (`parse_key` checked): always UTF-8.
+            let country = std::str::from_utf8(&country).unwrap_or_default();
+            match self.tally.countries.get_mut(country) {
+                Some(n) => *n += 1,
+                None => {
+                    self.tally.countries.insert(country.to_string(), 1);
+                }
+            }
+        }
         if let Some(page) = self.last_page.take() {
             match self.tally.pages.get_mut(&page) {
                 Some(n) => *n += 1,
@@ -130,18 +147,34 @@ impl Counter {
     }
 }
 
-/// Splits `<shard>/<id>[/<page id>]`; foreign or malformed keys are skipped. Every part has
-/// a fixed width ([`SHARD_BITS`] binary digits, a 32-digit id, a 16-digit page id), so the
-/// parts are cut where they must be, not searched for: this runs once a key a count lists,
-/// a million times a count at a million readers.
-fn parse_key(rest: &str) -> Option<(&str, Option<&str>)> {
+/// A presence key's parts after its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parsed<'a> {
+    id: &'a str,
+    page: Option<&'a str>,
+    country: Option<&'a str>,
+}
+
+/// Splits `<shard>/<id>[/<page id>][/<country>]`; foreign or malformed keys are skipped.
+/// Every part has a fixed width ([`SHARD_BITS`] binary digits, a 32-digit id, a 16-digit page
+/// id, two letters), so the parts are cut where they must be, not searched for: this runs once
+/// a key a count lists, a million times a count at a million readers.
+fn parse_key(rest: &str) -> Option<Parsed<'_>> {
     const ID_AT: usize = SHARD_BITS + 1;
     const ID_END: usize = ID_AT + 32;
+    const PAGE_END: usize = ID_END + 1 + 16;
     let bytes = rest.as_bytes();
-    // '/' is ASCII, so every cut below is at a character boundary (`get` checks anyway).
-    let page = match bytes.len() {
-        ID_END => None,
-        n if n == ID_END + 1 + 16 && bytes[ID_END] == b'/' => Some(rest.get(ID_END + 1..)?),
+    let part = |at: usize, end: usize| {
+        // '/' is ASCII, so every cut is at a character boundary (`get` checks anyway).
+        (bytes.get(at) == Some(&b'/'))
+            .then(|| rest.get(at + 1..end))
+            .flatten()
+    };
+    let (page, country) = match bytes.len() {
+        ID_END => (None, None),
+        n if n == ID_END + 3 => (None, Some(part(ID_END, n)?)),
+        PAGE_END => (Some(part(ID_END, PAGE_END)?), None),
+        n if n == PAGE_END + 3 => (Some(part(ID_END, PAGE_END)?), Some(part(PAGE_END, n)?)),
         _ => return None,
     };
     if bytes[SHARD_BITS] != b'/' {
@@ -149,7 +182,12 @@ fn parse_key(rest: &str) -> Option<(&str, Option<&str>)> {
     }
     let (shard, id) = (rest.get(..SHARD_BITS)?, rest.get(ID_AT..ID_END)?);
     let page_ok = page.is_none_or(crate::count::page::is_page_id);
-    (page_ok && is_presence_id(id) && shard_matches(shard, id)).then_some((id, page))
+    let country_ok = country.is_none_or(crate::count::country::is_code);
+    (page_ok && country_ok && is_presence_id(id) && shard_matches(shard, id)).then_some(Parsed {
+        id,
+        page,
+        country,
+    })
 }
 
 /// Whether `shard` is `id`'s shard ([`shard_of`], without making a string of it).
@@ -212,14 +250,19 @@ mod tests {
     }
 
     /// `parse_key` as it was, searching for each '/': the fixed-width cut must agree with it.
-    fn parse_key_by_search(rest: &str) -> Option<(&str, Option<&str>)> {
-        let (shard, rest) = rest.split_once('/')?;
-        let (id, page) = match rest.split_once('/') {
-            Some((id, page)) if crate::count::page::is_page_id(page) => (id, Some(page)),
-            Some(_) => return None,
-            None => (rest, None),
+    fn parse_key_by_search(rest: &str) -> Option<Parsed<'_>> {
+        use crate::count::{country, page};
+        let mut parts = rest.split('/');
+        let (shard, id) = (parts.next()?, parts.next()?);
+        let tail: Vec<&str> = parts.collect();
+        let (page, country) = match tail.as_slice() {
+            [] => (None, None),
+            [p] if page::is_page_id(p) => (Some(*p), None),
+            [c] if country::is_code(c) => (None, Some(*c)),
+            [p, c] if page::is_page_id(p) && country::is_code(c) => (Some(*p), Some(*c)),
+            _ => return None,
         };
-        (is_presence_id(id) && shard_matches(shard, id)).then_some((id, page))
+        (is_presence_id(id) && shard_matches(shard, id)).then_some(Parsed { id, page, country })
     }
 
     #[test]
@@ -227,7 +270,12 @@ mod tests {
         let id = format!("{:032x}", 0xabcd_u128 << 112 | 7);
         let shard = crate::count::presence::shard_of(&id);
         let page = "0123456789abcdef";
-        let good = [format!("{shard}/{id}"), format!("{shard}/{id}/{page}")];
+        let good = [
+            format!("{shard}/{id}"),
+            format!("{shard}/{id}/{page}"),
+            format!("{shard}/{id}/DE"),
+            format!("{shard}/{id}/{page}/DE"),
+        ];
         let mut keys: Vec<String> = good.to_vec();
         // Every good key cut short, lengthened, and with each byte replaced.
         for key in &good {
@@ -241,13 +289,22 @@ mod tests {
             }
             keys.push(format!("{key}/"));
             keys.push(format!("{key}0"));
+            keys.push(format!("{key}/FR"));
         }
         keys.push(format!("{shard}/{id}/{page}/{page}"));
+        keys.push(format!("{shard}/{id}/DE/{page}"));
         keys.push(format!("0{shard}/{id}"));
         for key in &keys {
             assert_eq!(parse_key(key), parse_key_by_search(key), "{key:?}");
         }
-        assert_eq!(parse_key(&good[1]), Some((id.as_str(), Some(page))));
+        assert_eq!(
+            parse_key(&good[3]),
+            Some(Parsed {
+                id: id.as_str(),
+                page: Some(page),
+                country: Some("DE")
+            })
+        );
     }
 
     #[test]
@@ -330,6 +387,33 @@ mod tests {
             moved.pages,
             BTreeMap::from([("fedcba9876543210".to_string(), 1)])
         );
+    }
+
+    #[test]
+    fn readers_are_counted_by_country_from_the_same_keys() {
+        use crate::count::presence::{join_as, Lease};
+        let store = MemoryKv::default();
+        let kv = CountingKv::new(&store);
+        let cfg = config();
+        let countries = [Some("DE"), Some("US"), Some("US"), None];
+        for (n, country) in countries.iter().enumerate() {
+            let lease = Lease {
+                id: id(n as u64),
+                windows: Vec::new(),
+                page: (n == 1).then(|| "0123456789abcdef".to_string()),
+                country: country.map(str::to_string),
+            };
+            join_as(&kv, &cfg, &site("a"), lease, 1_000).expect("join");
+        }
+        // Two windows each, as without a country: no write of its own.
+        assert_eq!(kv.counts().insert, 8);
+        let counted = tally(&store, &site("a"), 0, "").expect("tally");
+        assert_eq!(counted.live, 4);
+        assert_eq!(
+            counted.countries,
+            BTreeMap::from([("DE".to_string(), 1), ("US".to_string(), 2)])
+        );
+        assert_eq!(counted.pages.values().sum::<u64>(), 1);
     }
 
     #[test]

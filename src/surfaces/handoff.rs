@@ -14,6 +14,11 @@ use crate::wire::request::header;
 pub const CLIENT_HEADER: &str = "LiveUser-Client";
 pub const TICKET_HEADER: &str = "LiveUser-Ticket";
 
+/// Set by this service's handoff: the reader's country, as geolocation placed its address (two
+/// letters; the address is not passed on). Its OPEN keeps it in meta, and its presence keys
+/// carry it (see `country`).
+pub const COUNTRY_HEADER: &str = "LiveUser-Country";
+
 /// Set by this service's handoff on the upgrade of a crawler or automated browser: its OPEN
 /// joins the channels but writes no presence and counts no visit (see `automated`).
 pub const UNCOUNTED_HEADER: &str = "LiveUser-Uncounted";

@@ -40,6 +40,8 @@ pub struct UpgradeRequest<'a> {
     pub address: Option<&'a str>,
     /// Its `User-Agent` (to leave crawlers uncounted; never stored).
     pub user_agent: Option<&'a str>,
+    /// The country Fastly's geolocation places the address in (see `country::code`).
+    pub country: Option<&'a str>,
 }
 
 /// Decides a browser's WebSocket upgrade. A bad `siteId`, a site the registry does not list,
@@ -60,6 +62,9 @@ pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
         Err(error) => return Upgrade::Refuse(refuse(services.log, path, &error)),
     };
     let mut headers = Vec::new();
+    if let Some(country) = crate::count::country::code(req.country) {
+        headers.push((handoff::COUNTRY_HEADER, country));
+    }
     let uncounted = !services.config.count_automated && automated::is_automated(req.user_agent);
     if uncounted {
         services.log.emit(&Line::Uncounted { site: &site });

@@ -260,6 +260,7 @@ impl World {
             id,
             windows,
             page: None,
+            country: None,
         };
         let meter = self.meter(t);
         meter.set_kind("aggregated heartbeat");

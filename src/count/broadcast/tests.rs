@@ -328,6 +328,7 @@ fn a_sweep_is_claimed_once_per_period_and_publishes_only_a_change() {
         id: new_id_from([0, 1]),
         windows: vec![0, 1],
         page: None,
+        country: None,
     };
     t.set_time(30_000);
     presence::refresh(&t.kv, &t.config, &s, &lease, 30_000).expect("refresh");

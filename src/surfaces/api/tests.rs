@@ -91,6 +91,7 @@ fn online_answers_for_a_page_too() {
             .map(|n| (format!("{n:016x}"), 1))
             .collect(),
         peak: None,
+        countries: Vec::new(),
     };
     snapshot::write(&t.kv, &t.config, &shop, &full).expect("snapshot");
     t.set_time(now + 2_000);

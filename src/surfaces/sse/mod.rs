@@ -120,22 +120,17 @@ fn join(
         .clone()
         .unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
     let now = services.clock.now_ms();
+    let lease = Lease {
+        id,
+        windows: Vec::new(),
+        page: params.page.clone(),
+        country: None,
+    }
+    .in_country(header_value(req, handoff::COUNTRY_HEADER).map(str::to_string));
     let lease = if uncounted {
-        Lease {
-            id,
-            windows: Vec::new(),
-            page: params.page.clone(),
-        }
+        lease
     } else {
-        presence::join_on(
-            services.kv,
-            services.config,
-            &site,
-            id,
-            params.page.clone(),
-            now,
-        )
-        .map_err(|e| {
+        presence::join_as(services.kv, services.config, &site, lease, now).map_err(|e| {
             services.log.emit(&Line::PresenceJoinFailed {
                 conn: "sse",
                 site: &site,

@@ -137,10 +137,10 @@ impl Session {
     }
 
     /// `<site>|<presence id>|<windows>|<page id or ->|<0 or 1>|<ticket or ->|<client or ->|
-    /// <stream id>`.
+    /// <stream id>|<country or ->`.
     pub fn encode(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.site,
             self.lease.id,
             self.lease.windows_meta(),
@@ -149,14 +149,26 @@ impl Session {
             self.ticket.map_or("-".to_string(), |t| t.to_string()),
             self.client.as_ref().map_or("-", ClientKey::as_str),
             self.stream,
+            self.lease.country.as_deref().unwrap_or("-"),
         )
     }
 
     pub fn parse(text: &str) -> Result<Session, HttpError> {
         let bad = invalid_session;
         let parts: Vec<&str> = text.split('|').collect();
-        let [site, id, windows, page, totals, ticket, client, stream] = parts[..] else {
+        // Sessions given before countries were counted have no ninth part.
+        let (&[site, id, windows, page, totals, ticket, client, stream], country) =
+            (parts.get(..8).unwrap_or(&[]), parts.get(8))
+        else {
             return Err(bad());
+        };
+        if parts.len() > 9 {
+            return Err(bad());
+        }
+        let country = match country {
+            None | Some(&"-") => None,
+            Some(c) if crate::count::country::is_code(c) => Some(c.to_string()),
+            Some(_) => return Err(bad()),
         };
         let site = SiteId::parse(site).map_err(|_| bad())?;
         let page = match page {
@@ -164,7 +176,10 @@ impl Session {
             p if page::is_page_id(p) => Some(p.to_string()),
             _ => return Err(bad()),
         };
-        let lease = Lease::from_meta(id, windows).ok_or_else(bad)?.on_page(page);
+        let lease = Lease::from_meta(id, windows)
+            .ok_or_else(bad)?
+            .on_page(page)
+            .in_country(country);
         let totals = match totals {
             "0" => false,
             "1" => true,
@@ -204,6 +219,7 @@ mod tests {
                 id: "0123456789abcdef0123456789abcdef".into(),
                 windows: vec![5, 7],
                 page: Some("0123456789abcdef".into()),
+                country: Some("NZ".into()),
             },
             totals: true,
             ticket: Some(3),

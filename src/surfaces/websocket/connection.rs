@@ -7,7 +7,7 @@ use http::{header, Request, Response};
 use crate::count::limits::ClientKey;
 use crate::count::presence::Lease;
 use crate::platform::Services;
-use crate::surfaces::handoff::{CLIENT_HEADER, TICKET_HEADER, UNCOUNTED_HEADER};
+use crate::surfaces::handoff::{CLIENT_HEADER, COUNTRY_HEADER, TICKET_HEADER, UNCOUNTED_HEADER};
 use crate::surfaces::params::{connect_params, ConnectParams};
 use crate::wire::error::HttpError;
 use crate::wire::grip;
@@ -68,6 +68,10 @@ pub const META_CLIENT: &str = "Client";
 
 pub const META_TICKET: &str = "Ticket";
 
+/// Connection meta: the reader's country, as the handoff's geolocation placed it (see
+/// `country`); its presence keys carry it.
+pub const META_COUNTRY: &str = "Country";
+
 /// The state of one connection while a request's events are applied.
 pub(super) struct Connection {
     pub(super) id: String,
@@ -103,6 +107,8 @@ pub(super) struct Connection {
     pub(super) ticket_released: bool,
     /// A crawler or automated browser, marked so at the handoff (OPEN only).
     pub(super) uncounted: bool,
+    /// At OPEN: the country the handoff placed the reader in (later, the lease carries it).
+    pub(super) country: Option<String>,
     /// Page moves it made, and whether that changed in this request.
     pub(super) page_moves: u32,
     pub(super) page_moves_changed: bool,
@@ -156,7 +162,8 @@ pub(super) fn open_connection(
         (Some(pid), exp) => Some(
             Lease::from_meta(pid, exp.unwrap_or(""))
                 .ok_or_else(|| HttpError::BadRequest("malformed presence meta".into()))?
-                .on_page(meta(req, META_PAGE).map(str::to_string)),
+                .on_page(meta(req, META_PAGE).map(str::to_string))
+                .in_country(meta(req, META_COUNTRY).map(str::to_string)),
         ),
         (None, _) => None,
     };
@@ -195,6 +202,9 @@ pub(super) fn open_connection(
         .and_then(|t| t.parse().ok()),
         ticket_released: false,
         uncounted: params_given && header(req, UNCOUNTED_HEADER) == Some("1"),
+        country: header(req, COUNTRY_HEADER)
+            .filter(|_| params_given)
+            .map(str::to_string),
         page_moves: meta(req, META_PAGE_MOVES)
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
@@ -280,7 +290,11 @@ pub(super) fn encode_reply(
             builder = builder
                 .header(set_meta(META_PRESENCE_ID), lease.id.as_str())
                 .header(set_meta(META_PRESENCE_WINDOWS), lease.windows_meta())
-                .header(set_meta(META_PAGE), lease.page.as_deref().unwrap_or(""));
+                .header(set_meta(META_PAGE), lease.page.as_deref().unwrap_or(""))
+                .header(
+                    set_meta(META_COUNTRY),
+                    lease.country.as_deref().unwrap_or(""),
+                );
         }
         if let Some(since) = conn.presence_since {
             builder = builder.header(set_meta(META_PRESENCE_SINCE), since);

@@ -29,20 +29,22 @@ pub(super) fn on_open(
     conn.took_over = taken_over.is_some();
     let id = taken_over.unwrap_or_else(|| presence::new_id_from(services.ids.random_u64s()));
     let page = conn.params.as_ref().and_then(|p| p.page.clone());
+    let lease = Lease {
+        id,
+        windows: Vec::new(),
+        page,
+        country: None,
+    }
+    .in_country(conn.country.clone());
     let lease = if conn.uncounted {
         // In no count: a lease without keys, like one that left.
-        Ok(Lease {
-            id,
-            windows: Vec::new(),
-            page,
-        })
+        Ok(lease)
     } else {
-        presence::join_on(
+        presence::join_as(
             services.kv,
             services.config,
             &conn.site,
-            id,
-            page,
+            lease,
             services.clock.now_ms(),
         )
     }

@@ -79,6 +79,7 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         total: None,
         pages: vec![(docs.clone(), 2)],
         peak: None,
+        countries: Vec::new(),
     };
     snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
     let kv = crate::platform::kv::CountingKv::new(&t.kv);

@@ -143,6 +143,7 @@ fn the_join_reply_carries_the_count_with_this_page_and_the_total_with_this_visit
         total: Some(10),
         pages: Vec::new(),
         peak: None,
+        countries: Vec::new(),
     };
     let shop = SiteId::parse("shop").expect("site");
     snapshot::write(&t.kv, &t.config, &shop, &last).expect("snapshot");
