@@ -17,6 +17,7 @@ pub mod automated;
 pub mod broadcast;
 pub mod census;
 pub mod country;
+pub mod dashboard;
 pub mod first_count;
 pub mod floor;
 pub mod handover;

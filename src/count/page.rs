@@ -80,6 +80,60 @@ pub fn is_page_id(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// How long a page's name is kept for the site's dashboard after a reader was last seen
+/// arriving on it, in seconds: a day.
+pub const NAME_TTL_SECS: u32 = 86_400;
+
+/// How long a POP remembers having stored a page's name: it stores it again (renewing its
+/// lifetime) only once this has passed and another reader arrives on the page.
+const NAME_STORED_MS: u64 = 3_600_000;
+
+/// Where a page's name is kept for the site's dashboard: the one place a page's name is
+/// stored, readable only through the dashboard (its key, or the admin token).
+pub fn name_key(site: &SiteId, page_id: &str) -> String {
+    format!("{}n/{page_id}", site.listing_prefix())
+}
+
+/// Keeps the name of page `page_id` (a counted reader arrived on it) so the site's dashboard
+/// can show it: one write per page per POP per hour at most, and best effort (a page whose name
+/// could not be stored shows as its id).
+pub fn remember_name(services: &Services, site: &SiteId, page_id: &str, name: &str) {
+    let key = name_key(site, page_id);
+    let marker = format!("page-name/{site}/{page_id}");
+    if services.cache.get(&marker).is_some() {
+        return;
+    }
+    let stored = services.kv.insert(
+        &key,
+        name.as_bytes(),
+        Some(NAME_TTL_SECS),
+        crate::platform::kv::WriteMode::Overwrite,
+    );
+    if stored.is_ok() {
+        services.cache.set(&marker, b"1", NAME_STORED_MS);
+    }
+}
+
+/// The names of `page_ids` that are known (a lookup each; the dashboard asks for the busiest
+/// pages only, at most [`MAX_PAGES`]).
+pub fn names(
+    services: &Services,
+    site: &SiteId,
+    page_ids: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    page_ids
+        .iter()
+        .take(MAX_PAGES)
+        .filter(|id| is_page_id(id))
+        .filter_map(|id| {
+            let found = services.kv.lookup(&name_key(site, id)).ok()??;
+            let name = String::from_utf8(found.value).ok()?;
+            check(&name).ok()?;
+            Some((id.to_string(), name))
+        })
+        .collect()
+}
+
 /// The channel a page's readers listen on: page counts only (the site's own channel still
 /// carries the site count, and totals to those that asked).
 pub fn channel(site: &SiteId, page_id: &str) -> String {

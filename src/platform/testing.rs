@@ -138,15 +138,27 @@ impl Log for RecordingLog {
     }
 }
 
-/// A publisher that records what it was asked to publish.
+/// A publisher that records what it was asked to publish: items for readers' channels in
+/// `published`, those for owners' dashboards apart, in `dashboards`.
 #[derive(Default)]
 pub struct RecordingPublisher {
     pub published: RefCell<Vec<PublishItem>>,
+    pub dashboards: RefCell<Vec<PublishItem>>,
 }
 
 impl Publisher for RecordingPublisher {
     fn publish(&self, items: &[PublishItem]) -> Result<(), PublishError> {
-        self.published.borrow_mut().extend_from_slice(items);
+        for item in items {
+            let dashboard = item
+                .channel
+                .starts_with(crate::wire::site::DASHBOARD_CHANNEL_PREFIX);
+            let to = if dashboard {
+                &self.dashboards
+            } else {
+                &self.published
+            };
+            to.borrow_mut().push(item.clone());
+        }
         Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub struct ConnectParams {
     pub handover: Option<String>,
     /// `page`: the id of the page the reader is on, when it asked to be counted on it.
     pub page: Option<String>,
+    /// The page's name, when it has an id (for the site's dashboard: see `page::remember_name`).
+    pub page_name: Option<String>,
 }
 
 /// Checks the query of a WebSocket upgrade (`siteId`, `clientId`, `enableTotalCount`,
@@ -54,11 +56,14 @@ pub fn connect_params(
             "handover must be a token this service gave (32 hex digits)".into(),
         ));
     }
-    let page = query_value(query, PAGE_PARAM)
-        .map(|p| page::counted_id(services, &site, &p))
+    let name = query_value(query, PAGE_PARAM);
+    let page = name
+        .as_ref()
+        .map(|p| page::counted_id(services, &site, p))
         .transpose()?
         .flatten();
     Ok(ConnectParams {
+        page_name: name.filter(|_| page.is_some()),
         page,
         site,
         totals: bool_param(query, "enableTotalCount", false)?,

@@ -3,9 +3,10 @@
 //! - `GET /admin/sites[?cursor=…]` → `{"sites": [ids…], "cursor": next or null}` (1,000 a page)
 //! - `GET /admin/sites/{siteId}` → `{"siteId", "origins"?, "minCount"?, "pages"?}`, or 404
 //!   `unknown_site`
-//! - `PUT /admin/sites/{siteId}` with `{"origins"?, "minCount"?, "pages"?}` → the entry as
-//!   stored (registers the site, or replaces its settings); 400 `invalid_site_settings` says
-//!   what to fix, and stores nothing
+//! - `PUT /admin/sites/{siteId}[?newDashboardKey=1]` with `{"origins"?, "minCount"?, "pages"?}`
+//!   → the entry as stored (registers the site, or replaces its settings), with its
+//!   `dashboardKey` (made with the site, kept across changes unless a new one is asked for) and
+//!   its `dashboard` address; 400 `invalid_site_settings` says what to fix, and stores nothing
 //! - `DELETE /admin/sites/{siteId}` → `{"siteId", "removed": true}`, or 404 `unknown_site`
 //!
 //! A change is in force at this POP at once and at every other within `registry::FRESH_MS`.
@@ -26,6 +27,9 @@ use crate::wire::site::SiteId;
 
 /// Where the registry's endpoints live.
 pub const PATH: &str = "/admin/sites";
+
+/// `PUT …?newDashboardKey=1` replaces the site's dashboard key (the old one stops opening it).
+pub const ROTATE_PARAM: &str = "newDashboardKey";
 
 /// Whether `path` is one of these endpoints.
 pub fn owns(path: &str) -> bool {
@@ -71,6 +75,10 @@ fn unavailable(services: &Services, site: &SiteId, e: &KvError) -> HttpError {
 fn described(site: &SiteId, entry: &SiteEntry) -> Value {
     let mut body = serde_json::to_value(entry).unwrap_or_else(|_| json!({}));
     body["siteId"] = json!(site.as_str());
+    if let Some(key) = &entry.dashboard_key {
+        // The dashboard's address: the key in the fragment, which browsers never send.
+        body["dashboard"] = json!(format!("/dashboard/{site}#key={key}"));
+    }
     body
 }
 
@@ -100,11 +108,25 @@ fn put(
         code: "invalid_site_settings",
         message: e.0,
     })?;
+    let rotate = match request::query_value(req.uri().query(), ROTATE_PARAM) {
+        None => false,
+        Some(v) => request::parse_bool(&v).ok_or_else(|| HttpError::InvalidParameter {
+            code: "invalid_site_settings",
+            message: format!("{ROTATE_PARAM} must be true, false, 1 or 0"),
+        })?,
+    };
+    // The site's dashboard key is kept across changes of its settings, made when it has none.
+    let existing = registry::stored(services, site).map_err(|e| unavailable(services, site, &e))?;
+    let entry = entry.with_dashboard_key(existing.as_ref(), rotate, services.ids.random_u64s());
     registry::put(services, site, &entry).map_err(|e| unavailable(services, site, &e))?;
+    let logged = SiteEntry {
+        dashboard_key: None,
+        ..entry.clone()
+    };
     services.log.emit(&Line::Detail {
         event: "site-registered",
         site,
-        detail: &entry.encode(),
+        detail: &logged.encode(),
     });
     Ok(response::json(200, &described(site, &entry)))
 }
@@ -171,9 +193,17 @@ mod tests {
             Some(TOKEN),
             r#"{"origins": ["https://Docs.example/"], "minCount": 5}"#,
         );
-        let expected =
-            json!({"siteId": "docs", "origins": ["https://docs.example"], "minCount": 5});
-        assert_eq!(added, Ok((200, expected.clone())));
+        let (status, body) = added.expect("added");
+        let key = body["dashboardKey"]
+            .as_str()
+            .expect("a dashboard key")
+            .to_string();
+        assert_eq!(key.len(), 32);
+        let expected = json!({
+            "siteId": "docs", "origins": ["https://docs.example"], "minCount": 5,
+            "dashboardKey": key, "dashboard": format!("/dashboard/docs#key={key}"),
+        });
+        assert_eq!((status, body), (200, expected.clone()));
         assert!(
             registry::check_site(&t.services(), &docs).is_ok(),
             "served at once"
@@ -194,10 +224,20 @@ mod tests {
             Some(TOKEN),
             r#"{"pages": ["/guide/"]}"#,
         );
-        assert_eq!(
-            changed,
-            Ok((200, json!({"siteId": "docs", "pages": ["/guide/"]})))
-        );
+        let kept = json!({
+            "siteId": "docs", "pages": ["/guide/"],
+            "dashboardKey": key, "dashboard": format!("/dashboard/docs#key={key}"),
+        });
+        assert_eq!(changed, Ok((200, kept)), "the dashboard key is kept");
+        let rotated = call(
+            &t,
+            "PUT",
+            "/admin/sites/docs?newDashboardKey=1",
+            Some(TOKEN),
+            r#"{"pages": ["/guide/"]}"#,
+        )
+        .expect("rotated");
+        assert_ne!(rotated.1["dashboardKey"], json!(key));
         assert_eq!(
             call(&t, "DELETE", "/admin/sites/docs", Some(TOKEN), ""),
             Ok((200, json!({"siteId": "docs", "removed": true})))
@@ -209,6 +249,10 @@ mod tests {
         let again = call(&t, "DELETE", "/admin/sites/docs", Some(TOKEN), "").expect_err("gone");
         assert_eq!((again.status(), again.code()), (404, "unknown_site"));
         let lines = t.log.lines();
+        assert!(
+            lines.iter().all(|l| !l.contains(&key)),
+            "no log line holds a dashboard key"
+        );
         assert!(lines
             .iter()
             .any(|l| l.starts_with("liveuser site-registered site=docs")));

@@ -99,7 +99,15 @@ impl SiteId {
     pub fn totals_channel(&self) -> String {
         format!("site-totals:{}", self.0)
     }
+
+    /// The Fanout channel of this site's owner's dashboards (no reader subscribes to it).
+    pub fn dashboard_channel(&self) -> String {
+        format!("{DASHBOARD_CHANNEL_PREFIX}{}", self.0)
+    }
 }
+
+/// What every dashboard channel starts with.
+pub const DASHBOARD_CHANNEL_PREFIX: &str = "site-dashboard:";
 
 impl fmt::Display for SiteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

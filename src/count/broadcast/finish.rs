@@ -7,7 +7,7 @@ use crate::count::broadcast::plan::{BroadcastError, Counted, Plan, Reason};
 use crate::count::broadcast::recovery;
 use crate::count::floor::Floor;
 use crate::count::snapshot::{self, Snapshot};
-use crate::count::{census, history, page, peak, presence, totals};
+use crate::count::{census, dashboard, history, page, peak, presence, totals};
 use crate::platform::log::Line;
 use crate::platform::publisher::{PublishError, PublishItem};
 use crate::platform::Services;
@@ -65,7 +65,19 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     );
     let mut publish = None;
     if count_needed {
-        publish = send(services, told.count_items(site, &current, last.as_ref()));
+        // The total is not read yet: the dashboard is told the last one until it is.
+        let so_far = Snapshot {
+            total: last.as_ref().and_then(|l| l.total),
+            ..current.clone()
+        };
+        let mut items = told.count_items(site, &current, last.as_ref());
+        // Only with what the pages are told: a large count moving within its "1.2K" reaches
+        // the dashboard with the next restatement (within `RESTATE_MS`), at no publish of its
+        // own.
+        if !items.is_empty() {
+            items.push(told.dashboard_item(site, &so_far, "count"));
+        }
+        publish = send(services, items);
     }
     let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
     current.total = settled.as_ref().map(|s| s.total);
@@ -73,7 +85,11 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
         current.total.is_some() && last.as_ref().map(|l| l.total) != Some(current.total);
     let needed = count_needed || total_changed;
     if needed {
-        let totals = send(services, told.totals_items(site, &current, last.as_ref()));
+        let mut items = told.totals_items(site, &current, last.as_ref());
+        if !items.is_empty() {
+            items.push(told.dashboard_item(site, &current, "totals"));
+        }
+        let totals = send(services, items);
         publish = match (publish, totals) {
             (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
             (first, then) => first.or(then),
@@ -219,6 +235,18 @@ impl Told {
             floor,
             id: format!("{site}-{}", s.slot_end_ms),
             restate,
+        }
+    }
+
+    /// The owner's dashboard's item: it hears of every count a broadcast tells (and of a new
+    /// total), on its own channel, which readers' pages never subscribe to, and in the publish
+    /// the broadcast makes anyway: no request of its own.
+    fn dashboard_item(&self, site: &SiteId, s: &Snapshot, what: &str) -> PublishItem {
+        PublishItem {
+            channel: dashboard::channel(site),
+            id: Some(format!("dashboard-{what}-{}", self.id)),
+            content: dashboard::message(s, self.floor),
+            close_streams: false,
         }
     }
 

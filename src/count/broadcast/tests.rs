@@ -257,6 +257,19 @@ fn a_burst_of_changes_costs_one_broadcast_per_slot() {
         serde_json::json!({"type": "update", "count": 200, "totalCount": 0, "slot": 21000})
     );
     assert_eq!(published[3].channel, "site-totals:a");
+    // The owner's dashboard heard of each, on its own channel, in the same publishes.
+    let dashboards = t.publisher.dashboards.borrow();
+    let last: serde_json::Value =
+        serde_json::from_str(&dashboards.last().expect("told").content).expect("json");
+    assert_eq!(
+        dashboards.last().map(|d| d.channel.as_str()),
+        Some("site-dashboard:a")
+    );
+    assert_eq!(
+        (last["type"].as_str(), last["count"].as_u64()),
+        (Some("dashboard"), Some(200))
+    );
+    assert_eq!(last["slot"], 21000);
 }
 
 #[test]

@@ -139,6 +139,9 @@ fn join(
             HttpError::Unavailable("presence could not be recorded; try again".into())
         })?
     };
+    if let (false, Some(id), Some(name)) = (uncounted, &lease.page, &params.page_name) {
+        crate::count::page::remember_name(services, &site, id, name);
+    }
     let visited = !uncounted
         && params.totals
         && params.visit

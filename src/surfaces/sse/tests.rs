@@ -99,8 +99,8 @@ fn a_stream_is_held_on_its_channels_with_its_session_and_first_count() {
     assert!(body.ends_with("data: {\"type\":\"update\",\"count\":1,\"pageCount\":1}\n\n"));
     assert_eq!(
         t.kv.len(),
-        2,
-        "one presence key a window its lifetime reaches"
+        3,
+        "one presence key a window its lifetime reaches, and the page's name for the dashboard"
     );
     assert!(opened.broadcast.is_some());
     assert_eq!(session.lease.page.as_deref(), Some(page_id.as_str()));

@@ -117,6 +117,8 @@ pub(super) struct Connection {
     pub(super) page_moved_ms: Option<u64>,
     pub(super) page_pending: Option<Option<String>>,
     pub(super) page_asked: Option<Option<String>>,
+    /// The name of the page asked for last, when it has an id.
+    pub(super) page_asked_name: Option<String>,
     pub(super) closed: bool,
 }
 
@@ -216,6 +218,7 @@ pub(super) fn open_connection(
             _ => None,
         }),
         page_asked: None,
+        page_asked_name: None,
         joined_now: false,
         heartbeat_seen: false,
         closed: false,

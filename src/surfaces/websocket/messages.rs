@@ -47,11 +47,15 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
         Ok(ClientMessage::Page { page }) => {
             // Only the last move a batch asks for is made (see `settle_page`).
             let id = page
-                .map(|p| page::counted_id(services, &conn.site, &p))
+                .as_ref()
+                .map(|p| page::counted_id(services, &conn.site, p))
                 .transpose()
                 .map(Option::flatten);
             match id {
-                Ok(id) => conn.page_asked = Some(id),
+                Ok(id) => {
+                    conn.page_asked_name = page.filter(|_| id.is_some());
+                    conn.page_asked = Some(id);
+                }
                 Err(e) => close(
                     services,
                     conn,
@@ -134,6 +138,14 @@ pub(super) fn relayed_visit(services: &Services, conn: &mut Connection) {
 pub(super) fn settle_page(services: &Services, conn: &mut Connection, reply: &mut Reply) {
     if conn.closed {
         return;
+    }
+    // The name of the page asked for last, kept for the site's dashboard (a counted reader's
+    // only: a crawler's lease has no presence).
+    let counted = conn.lease.as_ref().is_some_and(|l| l.is_present());
+    if let (Some(Some(id)), Some(name), true) =
+        (&conn.page_asked, conn.page_asked_name.take(), counted)
+    {
+        page::remember_name(services, &conn.site, id, &name);
     }
     let Some(page) = conn.page_asked.take().or_else(|| conn.page_pending.clone()) else {
         return;

@@ -56,6 +56,13 @@ pub(super) fn on_open(
         });
         HttpError::Unavailable("presence could not be recorded; try again".into())
     })?;
+    if let (false, Some(id), Some(name)) = (
+        conn.uncounted,
+        &lease.page,
+        conn.params.as_ref().and_then(|p| p.page_name.as_deref()),
+    ) {
+        page::remember_name(services, &conn.site, id, name);
+    }
     conn.presence_since = (!conn.uncounted).then(|| services.clock.now_ms());
     conn.lease = Some(lease);
     conn.lease_changed = true;

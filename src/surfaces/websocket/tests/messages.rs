@@ -97,9 +97,19 @@ fn a_page_reader_is_counted_on_its_page_in_one_write_and_moves_with_the_app() {
         ]
     );
     assert_eq!(set_meta(&opened, META_PAGE), Some(docs.clone()));
-    assert_eq!(kv.counts().insert, 2, "the page rides the presence keys");
-    // The page itself is stored nowhere: only its id.
-    assert!(t.kv.keys().iter().all(|k| !k.contains("docs")));
+    assert_eq!(
+        kv.counts().insert,
+        3,
+        "the page rides the presence keys; its name is kept once for the dashboard"
+    );
+    // The page itself is stored only under its name key, for the site's dashboard.
+    let name_key = page::name_key(&shop, &docs);
+    assert!(t
+        .kv
+        .keys()
+        .iter()
+        .all(|k| !k.contains("docs") || *k == name_key));
+    assert_eq!(page::names(&t.services(), &shop, &[&docs])[&docs], "/docs");
     let mut meta = meta_of(&opened);
     let say = |meta: &[(&'static str, String)], text: &str| {
         let body = websocket_events::encode(&[Event::Text(text.into())]);
@@ -334,8 +344,8 @@ fn a_batch_makes_only_its_last_page_move_and_moves_wait_their_turn() {
     assert_eq!(on_page(NOW_MS + 1_000), vec![id("/p49")]);
     assert_eq!(
         t.kv.len(),
-        kv_before,
-        "the old page's key gone, the new one's written"
+        kv_before + 1,
+        "the old page's key gone, the new one's written, and the last page's name kept"
     );
     assert_eq!(set_meta(&moved, META_PAGE_MOVES).as_deref(), Some("1"));
     update(&mut meta, &moved);

@@ -1,0 +1,112 @@
+//! What a site's owner sees on its dashboard: the live count, total visits, today's peak, the
+//! busiest pages and readers by country, as one JSON view made from the site's snapshot.
+//!
+//! Every broadcast that tells the pages anything also publishes this view on the site's
+//! dashboard channel ([`channel`]): a channel of its own, so readers' pages, which never
+//! subscribe to it, pay nothing for it, and an open dashboard is told exactly what the API would
+//! answer, within a slot. The view is the owner's: the count, total and pages are exact; the
+//! privacy floor applies to countries (see `country`), the one figure that says where readers
+//! are.
+
+use serde_json::{json, Value};
+
+use crate::count::country;
+use crate::count::floor::Floor;
+use crate::count::snapshot::Snapshot;
+use crate::wire::site::SiteId;
+
+/// The site's dashboard channel: only dashboards subscribe to it.
+pub fn channel(site: &SiteId) -> String {
+    site.dashboard_channel()
+}
+
+/// The dashboard's view of `snapshot` (at `now_ms`: a count that outlived its readers is 0, and
+/// `live` says whether it is current).
+pub fn view(snapshot: &Snapshot, floor: Floor, live: bool) -> Value {
+    let count = if live { snapshot.count } else { 0 };
+    let countries = if live {
+        let counted = snapshot.countries.iter().cloned().collect();
+        country::shown(&counted, count, floor)
+    } else {
+        Vec::new()
+    };
+    let mut pages: Vec<&(String, u64)> = if live {
+        snapshot.pages.iter().filter(|(_, n)| *n > 0).collect()
+    } else {
+        Vec::new()
+    };
+    pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    json!({
+        "type": "dashboard",
+        "count": count,
+        "total": snapshot.total,
+        "peakToday": snapshot.peak.as_ref().map(|p| p.day_peak.max(count)),
+        "slot": snapshot.slot_end_ms,
+        "pages": pages.iter().map(|(id, n)| json!([id, n])).collect::<Vec<_>>(),
+        "countries": countries.iter().map(|(c, n)| json!([c, n])).collect::<Vec<_>>(),
+    })
+}
+
+/// The message a broadcast publishes on the dashboard channel.
+pub fn message(snapshot: &Snapshot, floor: Floor) -> String {
+    view(snapshot, floor, true).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::count::peak::Peak;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            slot_end_ms: 60_000,
+            count: 30,
+            total: Some(900),
+            pages: vec![
+                ("0123456789abcdef".into(), 4),
+                ("fedcba9876543210".into(), 20),
+            ],
+            peak: Some(Peak {
+                minute: 1,
+                minute_peak: 30,
+                day_peak: 41,
+            }),
+            countries: vec![("DE".into(), 3), ("US".into(), 25)],
+        }
+    }
+
+    #[test]
+    fn the_view_is_exact_but_for_countries_below_the_floor() {
+        let view = view(&snapshot(), Floor::at(5), true);
+        assert_eq!(view["count"], 30);
+        assert_eq!(view["total"], 900);
+        assert_eq!(view["peakToday"], 41);
+        assert_eq!(
+            view["pages"],
+            json!([["fedcba9876543210", 20], ["0123456789abcdef", 4]])
+        );
+        // Germany's 3 are below the floor of 5: with the 2 of no known country, "other".
+        assert_eq!(view["countries"], json!([["US", 25], ["other", 5]]));
+        let whole = super::view(&snapshot(), Floor::default(), true);
+        assert_eq!(
+            whole["countries"],
+            json!([["US", 25], ["DE", 3], ["other", 2]])
+        );
+    }
+
+    #[test]
+    fn a_snapshot_that_outlived_its_readers_shows_nobody() {
+        let view = view(&snapshot(), Floor::default(), false);
+        assert_eq!(view["count"], 0);
+        assert_eq!(view["pages"], json!([]));
+        assert_eq!(view["countries"], json!([]));
+        assert_eq!(view["total"], 900, "visits stay");
+    }
+
+    #[test]
+    fn the_dashboard_has_a_channel_of_its_own() {
+        let site = SiteId::parse("a").expect("site");
+        assert_ne!(channel(&site), site.channel());
+        assert_ne!(channel(&site), site.totals_channel());
+    }
+}
