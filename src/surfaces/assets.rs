@@ -29,6 +29,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/demo-badge.js"),
     },
     Asset {
+        path: "/static/dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/dashboard.js"),
+    },
+    Asset {
+        path: "/static/dashboard.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../static/dashboard.css"),
+    },
+    Asset {
         path: "/favicon.ico",
         content_type: "image/svg+xml",
         body: include_bytes!("../../static/favicon.svg"),

@@ -6,6 +6,7 @@ use crate::platform::log::Line;
 use crate::surfaces::assets;
 use crate::surfaces::census;
 use crate::surfaces::client;
+use crate::surfaces::dashboard;
 use crate::surfaces::loader;
 use crate::surfaces::sites;
 use crate::surfaces::sse;
@@ -34,7 +35,7 @@ pub fn wants_fanout_handoff(
     signed: bool,
 ) -> bool {
     let upgrade = path == WEBSOCKET_PATH && upgrade.is_some_and(|u| has_token(u, "websocket"));
-    let stream = path == sse::STREAM_PATH && !signed;
+    let stream = (path == sse::STREAM_PATH || dashboard::is_live(path)) && !signed;
     method == Method::GET && (upgrade || stream)
 }
 
@@ -88,6 +89,9 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     }
     if sites::owns(path) {
         return sites::handle(req, services);
+    }
+    if dashboard::owns(path) {
+        return dashboard::handle(req, services);
     }
     let served = match path {
         // A route that does nothing: health checks, and the benchmarks' baseline.

@@ -52,6 +52,16 @@ pub struct UpgradeRequest<'a> {
 /// browser (see `automated`) is handed off marked uncounted: it sees the count, it is not in it.
 pub fn upgrade(services: &Services, req: &UpgradeRequest) -> Upgrade {
     let (path, query, origin, address) = (req.path, req.query, req.origin, req.address);
+    // An owner's dashboard stream: its signed link is all it needs (no presence, no ticket).
+    if crate::surfaces::dashboard::is_live(path) {
+        return match crate::surfaces::dashboard::check_upgrade(services, path, query) {
+            Ok(()) => Upgrade::HandOff {
+                headers: Vec::new(),
+                ticket: None,
+            },
+            Err(error) => Upgrade::Refuse(refuse(services.log, path, &error)),
+        };
+    }
     let checked = params::connect_params(services, query).and_then(|params| {
         let entry = registry::check_site(services, &params.site)?;
         registry::check_origin(&entry, &params.site, origin)?;
