@@ -127,7 +127,12 @@
     };
   }
 
+  // Locked: nothing of the site stays on screen, and nothing more arrives.
   function askForKey(message) {
+    if (stream) stream.close();
+    stream = null;
+    ["count", "peak", "total"].forEach(function (id) { $(id).textContent = "–"; });
+    ["countries", "pages"].forEach(function (id) { bars($(id), [], ""); });
     setState("locked", "Locked");
     $("unlock").hidden = false;
     $("unlock-error").textContent = message || "";
@@ -217,6 +222,13 @@
       });
       chart();
     });
+  });
+  // A link with another key opened in this tab (the same page: no reload) takes effect.
+  window.addEventListener("hashchange", function () {
+    if (/key=/.test(location.hash)) {
+      takeKey();
+      load(true);
+    }
   });
   takeKey();
   load(true);

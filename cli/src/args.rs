@@ -10,11 +10,14 @@ usage:
       the secrets, the SSE session key; safe to run again
   liveuser teardown --yes          delete the deployed service and its stores
   liveuser sites add SITE [--origin URL]... [--min-count N] [--page PREFIX]...
+                    [--new-dashboard-key]
       register SITE, or replace its settings: the page origins that may connect
       (default: any), the privacy floor (2 to 1000000; default: none), the page
-      prefixes it counts pages under (default: every page)
+      prefixes it counts pages under (default: every page); prints the address of
+      its dashboard, whose key is made with the site (--new-dashboard-key: a new
+      one, and the old stops opening it)
   liveuser sites list              every registered site id
-  liveuser sites show SITE         a site's settings
+  liveuser sites show SITE         a site's settings and its dashboard's address
   liveuser sites remove SITE       stop serving SITE
 
 options (any command):
@@ -41,6 +44,7 @@ pub enum Action {
         origins: Vec<String>,
         min_count: Option<u64>,
         pages: Vec<String>,
+        new_dashboard_key: bool,
     },
     List,
     Show(String),
@@ -81,6 +85,7 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let mut origins = Vec::new();
     let mut pages = Vec::new();
     let mut min_count = None;
+    let mut new_dashboard_key = false;
     let mut deploy = crate::fastly::configure::Options::default();
     let mut deploy_flags = false;
     let mut confirmed = false;
@@ -123,6 +128,7 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
             "--yes" => confirmed = true,
             "--origin" => origins.push(value(flag)?),
             "--page" => pages.push(value(flag)?),
+            "--new-dashboard-key" => new_dashboard_key = true,
             "--min-count" => {
                 let raw = value(flag)?;
                 let n = raw
@@ -142,7 +148,8 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let settings_given = !origins.is_empty() || !pages.is_empty() || min_count.is_some();
+    let settings_given =
+        !origins.is_empty() || !pages.is_empty() || min_count.is_some() || new_dashboard_key;
     if let ["configure"] = words[..] {
         if settings_given || target.service.is_some() || confirmed {
             return Err(Usage("configure takes the deploy options only".into()));
@@ -167,6 +174,7 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
                 origins,
                 min_count,
                 pages,
+                new_dashboard_key,
             }
         }
         ["sites", "list"] => Action::List,
@@ -185,7 +193,7 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     };
     if settings_given && !matches!(action, Action::Add { .. }) {
         return Err(Usage(
-            "--origin, --min-count and --page go with sites add".into(),
+            "--origin, --min-count, --page and --new-dashboard-key go with sites add".into(),
         ));
     }
     Ok(Command::Sites { target, action })
@@ -214,6 +222,7 @@ mod tests {
                     origins: vec!["https://a.example".into(), "https://b.example".into()],
                     min_count: Some(5),
                     pages: vec!["/guide/".into()],
+                    new_dashboard_key: false,
                 }
             })
         );

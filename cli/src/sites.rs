@@ -13,6 +13,7 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             origins,
             min_count,
             pages,
+            new_dashboard_key,
         } => {
             let existed = call(service, "GET", &format!("/admin/sites/{site}"), None)?.is_some();
             let mut body = json!({});
@@ -25,10 +26,17 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             if !pages.is_empty() {
                 body["pages"] = json!(pages);
             }
-            let stored = call(service, "PUT", &format!("/admin/sites/{site}"), Some(&body))?
+            let rotate = if *new_dashboard_key {
+                "?newDashboardKey=1"
+            } else {
+                ""
+            };
+            let path = format!("/admin/sites/{site}{rotate}");
+            let stored = call(service, "PUT", &path, Some(&body))?
                 .ok_or_else(|| format!("{} answered no entry", service.url))?;
             let verb = if existed { "updated" } else { "added" };
             println!("{verb} {site}: {}", describe(&stored));
+            print_dashboard(service, &stored);
             Ok(())
         }
         Action::List => {
@@ -55,6 +63,7 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
         Action::Show(site) => match call(service, "GET", &format!("/admin/sites/{site}"), None)? {
             Some(entry) => {
                 println!("{site}: {}", describe(&entry));
+                print_dashboard(service, &entry);
                 Ok(())
             }
             None => Err(format!("{site} is not registered")),
@@ -70,6 +79,13 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
                 None => Err(format!("{site} is not registered")),
             }
         }
+    }
+}
+
+/// The site's dashboard's address, its key in the fragment (which no server sees).
+fn print_dashboard(service: &Service, entry: &Value) {
+    if let Some(path) = entry["dashboard"].as_str() {
+        println!("dashboard: {}{path}", service.url);
     }
 }
 

@@ -199,6 +199,16 @@ impl Browser {
         self.session_call("DELETE", "/window", None);
     }
 
+    /// Sends a DevTools command to the current tab (chromedriver's `goog/cdp/execute`): what
+    /// WebDriver has no call for, such as emulating a dark colour scheme.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.session_call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+    }
+
     /// Resizes the browser window (CSS pixels, roughly: headless has no window chrome).
     pub fn resize(&self, width: u32, height: u32) {
         self.session_call(

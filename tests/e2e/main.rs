@@ -3,6 +3,7 @@
 //! ports (see the `liveuser-testkit` crate).
 
 mod apps;
+mod dashboard;
 mod deploy;
 mod embedding;
 mod foundation;
