@@ -56,7 +56,8 @@ pub fn is_live(path: &str) -> bool {
 }
 
 enum Route {
-    Page(SiteId),
+    /// The page (the site is read by its script from the address).
+    Page,
     Data(SiteId),
     Live(SiteId),
 }
@@ -66,7 +67,7 @@ fn route(path: &str) -> Result<Route, HttpError> {
     let (site, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let site = SiteId::parse(site)?;
     match tail {
-        "" => Ok(Route::Page(site)),
+        "" => Ok(Route::Page),
         "data" => Ok(Route::Data(site)),
         "live" => Ok(Route::Live(site)),
         _ => Err(HttpError::NotFound),
@@ -79,7 +80,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         return Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" });
     }
     match route(req.uri().path())? {
-        Route::Page(_) => Ok(page_response()),
+        Route::Page => Ok(page_response()),
         Route::Data(site) => {
             authorize(req, services, &site)?;
             Ok(data(services, &site, Floor::of(services, &site)))
