@@ -312,8 +312,7 @@ mod tests {
             Some(&format!("t={good}")),
         );
         assert!(expired
-            .err()
-            .expect("expired")
+            .expect_err("expired")
             .to_string()
             .contains("expired"));
         // Fanout's call back must be signed by Fanout.
