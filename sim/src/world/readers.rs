@@ -169,28 +169,35 @@ impl World {
     }
 
     /// Client `c`'s presence id and lease windows, from its meta.
-    fn lease_of(&self, c: usize) -> Option<(String, Vec<u64>)> {
+    fn lease_of(&self, c: usize) -> Option<presence::Lease> {
         let clients = self.clients.borrow();
         let meta = &clients[c].socket.as_ref()?.meta;
         let get = |name: &str| meta.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        let expiries = get("Presence-Windows")?
+        let windows = get("Presence-Windows")?
             .split(',')
             .filter_map(|e| e.parse().ok())
             .collect();
-        Some((get("Presence-Id")?, expiries))
+        let lease = presence::Lease {
+            id: get("Presence-Id")?,
+            windows,
+            page: None,
+            country: None,
+        };
+        Some(lease.in_country(get("Country")))
     }
 
     /// When the request that just ran stopped `lease` from counting: each window's key counts
     /// until its delete committed or its window ended, the connection until its last key stops.
-    fn uncounted_at(&self, pop: usize, lease: Option<(String, Vec<u64>)>, fallback: u64) -> u64 {
-        let Some((id, windows)) = lease else {
+    fn uncounted_at(&self, pop: usize, lease: Option<presence::Lease>, fallback: u64) -> u64 {
+        let Some(lease) = lease else {
             return fallback;
         };
         let commits = self.commits.borrow();
-        windows
+        lease
+            .windows
             .iter()
             .map(|&window| {
-                let key = presence::key(&self.site, &id, window);
+                let key = lease.key(&self.site, window);
                 let expiry = self.window_end_us(pop, window);
                 commits
                     .iter()
@@ -252,16 +259,10 @@ impl World {
         if !self.current(c, generation) {
             return false;
         }
-        let Some((id, windows)) = self.lease_of(c) else {
+        let Some(lease) = self.lease_of(c) else {
             return true;
         };
         let pop = self.clients.borrow()[c].pop;
-        let lease = presence::Lease {
-            id,
-            windows,
-            page: None,
-            country: None,
-        };
         let meter = self.meter(t);
         meter.set_kind("aggregated heartbeat");
         let ((updated, plan), ops, end) = self.with_services(pop, t, &meter, |services| {

@@ -13,6 +13,11 @@ use crate::clock::EPOCH_US;
 use crate::compute::{ComputeLimits, Meter, LIMITS};
 use crate::kv::RequestOps;
 
+/// The countries the POPs' readers are placed in (by POP, cycling).
+const COUNTRIES: [&str; 12] = [
+    "US", "DE", "GB", "JP", "BR", "IN", "FR", "AU", "CA", "SG", "ZA", "SE",
+];
+
 impl World {
     /// A new execution arriving at `t`, under Compute's limits.
     pub(super) fn meter(&self, t: u64) -> Meter {
@@ -47,6 +52,14 @@ impl World {
                 .header("Grip-Sig", self.token.as_str());
             for (name, value) in &socket.meta {
                 builder = builder.header(format!("Meta-{name}"), value.as_str());
+            }
+            if events.first() == Some(&Event::Open) {
+                // The handoff's geolocation: each POP's readers in its own country, so presence
+                // keys carry one as on Fastly and counts tally countries.
+                builder = builder.header(
+                    liveuser_edge::surfaces::handoff::COUNTRY_HEADER,
+                    COUNTRIES[client.pop % COUNTRIES.len()],
+                );
             }
             let req = builder
                 .body(websocket_events::encode(events))
