@@ -61,11 +61,17 @@ pub struct ClientConfig {
     pub lang: Option<String>,
     /// `announce`: seconds between screen-reader announcements of the count (0: none).
     pub announce: u32,
+    /// `countIdle`: whether a tab hidden for longer than `idleAfter` seconds still counts.
+    pub count_idle: bool,
+    pub idle_after: u32,
 }
 
 /// The most page groups, and `announce`'s bounds.
 const MAX_PAGE_GROUPS: usize = 20;
 const ANNOUNCE_RANGE: std::ops::RangeInclusive<u32> = 5..=3600;
+/// `idleAfter`'s default and bounds, in seconds: five minutes; 5 s (for tests) to a day.
+const IDLE_AFTER_DEFAULT: u32 = 300;
+const IDLE_AFTER_RANGE: std::ops::RangeInclusive<u32> = 5..=86_400;
 
 /// This service's own origin (`https://host`), from the request.
 pub fn origin(req: &Request<Vec<u8>>) -> String {
@@ -98,10 +104,17 @@ pub fn client_config(
     config: &Config,
 ) -> Result<ClientConfig, HttpError> {
     let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
-    let flag = |name: &str| {
+    let flag_or = |name: &str, default: bool| {
         query_value(query, name)
             .and_then(|v| parse_bool(&v))
-            .unwrap_or(false)
+            .unwrap_or(default)
+    };
+    let flag = |name: &str| flag_or(name, false);
+    let seconds = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| {
+        query_value(query, name)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|v| range.contains(v))
+            .unwrap_or(default)
     };
     let element_id = |name: &str, default: &str| {
         query_value(query, name)
@@ -138,10 +151,9 @@ pub fn client_config(
             })
             .unwrap_or_default(),
         lang: query_value(query, "lang").filter(|l| is_language_tag(l)),
-        announce: query_value(query, "announce")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|v| ANNOUNCE_RANGE.contains(v))
-            .unwrap_or(0),
+        announce: seconds("announce", ANNOUNCE_RANGE, 0),
+        count_idle: flag_or("countIdle", true),
+        idle_after: seconds("idleAfter", IDLE_AFTER_RANGE, IDLE_AFTER_DEFAULT),
     })
 }
 
@@ -251,6 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn idle_tabs_are_counted_unless_asked_and_idle_after_is_checked() {
+        let c = cfg("siteId=a&countIdle=false&idleAfter=5");
+        assert_eq!((c.count_idle, c.idle_after), (false, 5));
+        assert_eq!(cfg("siteId=a&idleAfter=86400").idle_after, 86_400);
+        for bad in [
+            "countIdle=no&idleAfter=4",
+            "idleAfter=86401",
+            "idleAfter=x",
+            "idleAfter=-5",
+        ] {
+            let c = cfg(&format!("siteId=a&{bad}"));
+            assert_eq!((c.count_idle, c.idle_after), (true, 300), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_original() {
         let c = client_config(None, ORIGIN, &Config::default()).expect("config");
         assert_eq!(
@@ -271,6 +299,8 @@ mod tests {
                 page_groups: Vec::new(),
                 lang: None,
                 announce: 0,
+                count_idle: true,
+                idle_after: 300,
             }
         );
     }

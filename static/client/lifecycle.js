@@ -2,6 +2,7 @@
 
 // One connection per browser when tabs can share, else one per tab.
 function start() {
+  idle = false;
   if (sharesTabs()) {
     joinTabs();
   } else {
@@ -25,7 +26,7 @@ function onPageShow(event) {
 
 // Back online: no point waiting out the backoff.
 function onOnline() {
-  if (!socket && !stream && (!tabs || tabs.leading)) {
+  if (!socket && !stream && !idle && (!tabs || tabs.leading)) {
     attempt = 0;
     connect();
   }
@@ -64,7 +65,10 @@ function init(given) {
   window.addEventListener("pagehide", onPageHide);
   window.addEventListener("pageshow", onPageShow);
   window.addEventListener("online", onOnline);
+  document.addEventListener("visibilitychange", onVisibility);
   start();
+  // A tab opened in the background is hidden from the start.
+  onVisibility();
 }
 
 function destroy() {
@@ -73,6 +77,8 @@ function destroy() {
   window.removeEventListener("pagehide", onPageHide);
   window.removeEventListener("pageshow", onPageShow);
   window.removeEventListener("online", onOnline);
+  document.removeEventListener("visibilitychange", onVisibility);
+  clearTimeout(idleTimer);
   window.removeEventListener("popstate", onNavigate);
   window.removeEventListener("hashchange", onNavigate);
   window.removeEventListener("liveuser:navigate", onNavigate);
