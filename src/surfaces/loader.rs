@@ -177,9 +177,31 @@ fn server_url(given: Option<&str>, origin: &str) -> String {
     }
 }
 
-/// The configuration as JSON that is safe inside a script (see [`inert_json`]).
+/// The client's own defaults (`DEFAULTS` in `static/client/state.js`, which a unit test holds
+/// to these): the loader's with no query, no origin and the default heartbeat.
+pub fn client_defaults() -> &'static serde_json::Map<String, serde_json::Value> {
+    static DEFAULTS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let defaults = client_config(None, "", &Config::default()).ok();
+        match defaults.map(serde_json::to_value) {
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            _ => serde_json::Map::new(),
+        }
+    })
+}
+
+/// The configuration as JSON that is safe inside a script (see [`inert_json`]), without what
+/// equals the client's own defaults (the client fills them in): every option a page can set
+/// would otherwise weigh on every page's script.
 pub fn script_json(config: &ClientConfig) -> String {
-    inert_json(&serde_json::to_string(config).unwrap_or_else(|_| "{}".to_string()))
+    let mut json = match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return "{}".to_string(),
+    };
+    let defaults = client_defaults();
+    json.retain(|key, value| defaults.get(key) != Some(value));
+    inert_json(&serde_json::Value::Object(json).to_string())
 }
 
 /// `json` as it may stand inside a script: no `<`, `>`, `&` or line separators literally.
@@ -406,6 +428,24 @@ mod tests {
         for body in [loader_body(&c), init_body(&c)] {
             assert!(!body.contains(CONFIG_PLACEHOLDER));
             assert!(body.contains(r#""siteId":"shop""#));
+        }
+    }
+
+    #[test]
+    fn the_json_leaves_out_the_clients_own_defaults_and_they_are_the_clients() {
+        let json = script_json(&cfg("siteId=shop&countIdle=false&idleAfter=60"));
+        assert_eq!(
+            json,
+            r#"{"countIdle":false,"idleAfter":60,"serverUrl":"wss://live.example","siteId":"shop"}"#
+        );
+        // Each default as the client's DEFAULTS write it (`displayElementId:"liveuser"`).
+        let client = crate::surfaces::client::served();
+        for (key, value) in client_defaults() {
+            let default = format!("{key}:{value}");
+            assert!(
+                client.contains(&default),
+                "the client's DEFAULTS lack {default}"
+            );
         }
     }
 

@@ -1,12 +1,11 @@
 // Idle tabs. By default a hidden tab counts as a reader, as it always has. With countIdle
 // false, a tab hidden for longer than idleAfter seconds leaves as a closing tab does (its
 // socket closes cleanly, or its stream sends its leave beacon, and the service drops the
-// presence at once), keeps showing its last count, and comes back when shown. A tab that
-// holds its browser's shared connection hands it over to another tab as it leaves (the group
-// stops counting when its last tab goes idle).
+// presence at once), keeps showing its last count with the status "idle", and comes back
+// when shown. A tab that holds its browser's shared connection hands it over to another tab
+// as it leaves, so a browser stops counting when its last tab goes idle.
 
 var idleTimer = null;
-var idle = false;
 
 // Hidden: leave once hidden for idleAfter (5 s at the least; anything else means the default,
 // five minutes). Shown: come back, if gone.
@@ -17,15 +16,13 @@ function onVisibility() {
   }
   if (document.hidden) {
     idleTimer = setTimeout(goIdle, (config.idleAfter >= 5 ? config.idleAfter : 300) * 1000);
-  } else if (idle) {
+  } else if (status === "idle") {
     attempt = 0;
     start();
   }
 }
 
 function goIdle() {
-  log("idle");
   leaveTabs();
-  idle = true;
   setStatus("idle");
 }

@@ -2,7 +2,6 @@
 
 // One connection per browser when tabs can share, else one per tab.
 function start() {
-  idle = false;
   if (sharesTabs()) {
     joinTabs();
   } else {
@@ -26,7 +25,7 @@ function onPageShow(event) {
 
 // Back online: no point waiting out the backoff.
 function onOnline() {
-  if (!socket && !stream && !idle && (!tabs || tabs.leading)) {
+  if (!socket && !stream && status !== "idle" && (!tabs || tabs.leading)) {
     attempt = 0;
     connect();
   }

@@ -208,6 +208,18 @@ impl Browser {
         );
     }
 
+    /// Minimizes the current tab's window: its page is hidden, as a page is in a background
+    /// tab or a minimized window (`document.visibilityState` is `hidden`, and it hears
+    /// `visibilitychange`), with nothing of the page's own overridden.
+    pub fn minimize(&self) {
+        self.session_call("POST", "/window/minimize", Some(json!({})));
+    }
+
+    /// Shows the current tab's window again (setting its size restores a minimized window).
+    pub fn restore(&self) {
+        self.resize(1200, 900);
+    }
+
     /// The browser console's entries since the last call.
     pub fn console(&self) -> Vec<Value> {
         self.session_call("POST", "/se/log", Some(json!({"type": "browser"})))

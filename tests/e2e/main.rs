@@ -6,6 +6,7 @@ mod apps;
 mod deploy;
 mod embedding;
 mod foundation;
+mod idle;
 mod limits;
 mod presence;
 mod production;
