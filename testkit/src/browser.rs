@@ -183,6 +183,15 @@ impl Browser {
         handle
     }
 
+    /// Opens a new window (a tab of its own window: minimizing one hides only its own tabs),
+    /// switches to it, and returns its handle.
+    pub fn new_window(&self) -> String {
+        let value = self.session_call("POST", "/window/new", Some(json!({"type": "window"})));
+        let handle = value["handle"].as_str().expect("window handle").to_string();
+        self.switch_to(&handle);
+        handle
+    }
+
     pub fn current_tab(&self) -> String {
         self.session_call("GET", "/window", None)
             .as_str()

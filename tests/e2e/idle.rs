@@ -68,6 +68,7 @@ fn a_tab_hidden_past_idle_after_stops_counting_unless_idle_tabs_count() {
     idler.goto(&idles);
     keeper.wait_for(COUNT, &json!("2"), LIMIT);
     idler.wait_for(COUNT, &json!("2"), LIMIT);
+    keeper.eval("window.seen = [];");
     assert_eq!(
         idler.eval("var c = LiveUser.config(); return [c.countIdle, c.idleAfter];"),
         json!([false, 5])
@@ -109,18 +110,24 @@ fn a_browsers_tabs_stop_counting_when_the_last_of_them_goes_idle() {
     let (reader, tabs) = (Browser::start(), Browser::start());
     let url = pages.page(
         "/group",
-        &embed(&stack, "siteId=group&idleAfter=5&countIdle=false", ""),
+        &embed(
+            &stack,
+            "siteId=group&idleAfter=5&countIdle=false",
+            RECORD_COUNTS,
+        ),
     );
     reader.goto(&url);
     reader.wait_for(COUNT, &json!("1"), LIMIT);
-    // Two tabs of one browser, one reader: the first holds the shared connection.
+    // Two tabs of one browser, one reader: the first holds the shared connection. (Each in a
+    // window of its own, so that each can be hidden alone.)
     tabs.goto(&url);
     let first = tabs.current_tab();
     tabs.wait_for(COUNT, &json!("2"), LIMIT);
-    tabs.new_tab();
+    tabs.new_window();
     tabs.goto(&url);
     let second = tabs.current_tab();
     tabs.wait_for(COUNT, &json!("2"), LIMIT);
+    reader.eval("window.seen = [];");
 
     // The holding tab goes idle: it hands the connection over, and nobody sees a dip.
     tabs.switch_to(&first);
@@ -129,8 +136,13 @@ fn a_browsers_tabs_stop_counting_when_the_last_of_them_goes_idle() {
     tabs.switch_to(&second);
     tabs.wait_for(STATUS, &json!("live"), LIMIT);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(reader.eval(COUNT), json!("2"));
+    assert_eq!(reader.eval("return window.seen.indexOf(1);"), json!(-1));
     assert_eq!(tabs.eval(COUNT), json!("2"));
+    assert_eq!(
+        stack.app_log_lines("events=OPEN").len(),
+        3,
+        "the second tab took the connection over"
+    );
 
     // The last tab goes idle too: the browser stops counting.
     hide(&tabs);
