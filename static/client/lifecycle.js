@@ -23,7 +23,7 @@ function onPageShow(event) {
   }
 }
 
-// Back online: no point waiting out the backoff.
+// Back online: no point waiting out the backoff (an idle tab waits to be shown).
 function onOnline() {
   if (!socket && !stream && status !== "idle" && (!tabs || tabs.leading)) {
     attempt = 0;
