@@ -7,8 +7,9 @@
 
 var idleTimer = null;
 
-// Hidden: leave once hidden for idleAfter (5 s at the least; anything else means the default,
-// five minutes). Shown: come back, if gone.
+// Hidden: leave once hidden for idleAfter seconds (5, for tests, at the least: anything else,
+// such as init({idleAfter: "soon"}), means the default, five minutes; the loader and the tag
+// also take no more than a day). Shown: come back, if gone.
 function onVisibility() {
   clearTimeout(idleTimer);
   if (config.countIdle !== false || refused) {
