@@ -56,19 +56,20 @@ fn a_tab_hidden_past_idle_after_stops_counting_unless_idle_tabs_count() {
     let pages = PageServer::start();
     let (keeper, idler) = (Browser::start(), Browser::start());
     // The same short idleAfter on both pages: only countIdle differs.
-    let keeps = pages.page(
-        "/keeps",
-        &embed(&stack, "siteId=idle&idleAfter=5", RECORD_COUNTS),
-    );
+    let keeps = pages.page("/keeps", &embed(&stack, "siteId=idle&idleAfter=5", ""));
     let idles = pages.page(
         "/idles",
-        &embed(&stack, "siteId=idle&idleAfter=5&countIdle=false", ""),
+        &embed(
+            &stack,
+            "siteId=idle&idleAfter=5&countIdle=false",
+            RECORD_COUNTS,
+        ),
     );
     keeper.goto(&keeps);
     idler.goto(&idles);
     keeper.wait_for(COUNT, &json!("2"), LIMIT);
     idler.wait_for(COUNT, &json!("2"), LIMIT);
-    keeper.eval("window.seen = [];");
+    idler.eval("window.seen = [];");
     assert_eq!(
         idler.eval("var c = LiveUser.config(); return [c.countIdle, c.idleAfter];"),
         json!([false, 5])
@@ -81,7 +82,7 @@ fn a_tab_hidden_past_idle_after_stops_counting_unless_idle_tabs_count() {
     assert_eq!(keeper.eval(STATUS), json!("live"));
     show(&keeper);
     assert_eq!(
-        keeper.eval("return window.seen.indexOf(1);"),
+        idler.eval("return window.seen.indexOf(1);"),
         json!(-1),
         "the hidden tab never left"
     );
