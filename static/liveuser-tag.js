@@ -27,7 +27,7 @@
         return g.trim();
       });
     }
-    var range = { reconnectDelay: [500, 60000], announce: [5, 3600] }[key];
+    var range = { reconnectDelay: [500, 60000], announce: [5, 3600], idleAfter: [5, 86400] }[key];
     if (range) {
       var n = Number(text);
       return n >= range[0] && n <= range[1] ? Math.floor(n) : undefined;

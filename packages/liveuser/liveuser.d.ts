@@ -1,8 +1,12 @@
 // Types of the LiveUser client: the ES module (`import LiveUser from "liveuser-widget"`, or
 // `/liveuser.mjs` from the service) and the global `window.LiveUser` of `/liveuser.js`.
 
-/** The connection's status. `refused` says why in `reason` (such as `"unknown_site"`). */
-export type Status = "connecting" | "live" | "reconnecting" | "refused";
+/**
+ * The connection's status. `idle`: a tab hidden for longer than `idleAfter` stopped counting
+ * (with `countIdle: false`); it keeps its last count and connects again when shown. `refused`
+ * says why in `reason` (such as `"unknown_site"`).
+ */
+export type Status = "connecting" | "live" | "reconnecting" | "idle" | "refused";
 
 /** What the widget knows now. Counts are `null` until the first one arrives. */
 export interface State {
@@ -64,6 +68,10 @@ export interface Config {
   announce?: number;
   /** Show only in elements naming this site (data-liveuser="site"). */
   namedOnly?: boolean;
+  /** `false`: a tab hidden for longer than `idleAfter` stops counting until shown (default `true`). */
+  countIdle?: boolean;
+  /** Seconds a tab may stay hidden before it stops counting (5 at the least; default 300). */
+  idleAfter?: number;
 }
 
 export interface LiveUserApi {

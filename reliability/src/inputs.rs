@@ -443,8 +443,13 @@ fn judge_query(config: &Config, query: &str) -> Outcome {
             if json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
                 return Outcome::Violation(format!("unsafe JSON {json}"));
             }
-            let back: Option<serde_json::Value> = serde_json::from_str(&json).ok();
-            if back.as_ref() != serde_json::to_value(&c).ok().as_ref() {
+            // (It leaves out the client's own defaults: read back over them.)
+            let mut back = loader::client_defaults().clone();
+            match serde_json::from_str(&json) {
+                Ok(serde_json::Value::Object(given)) => back.extend(given),
+                _ => return Outcome::Violation(format!("JSON is no object: {json}")),
+            }
+            if Some(serde_json::Value::Object(back)) != serde_json::to_value(&c).ok() {
                 return Outcome::Violation(format!("JSON does not read back: {json}"));
             }
             let url_ok = c.server_url.starts_with("ws://") || c.server_url.starts_with("wss://");

@@ -61,11 +61,17 @@ pub struct ClientConfig {
     pub lang: Option<String>,
     /// `announce`: seconds between screen-reader announcements of the count (0: none).
     pub announce: u32,
+    /// `countIdle`: whether a tab hidden for longer than `idleAfter` seconds still counts.
+    pub count_idle: bool,
+    pub idle_after: u32,
 }
 
 /// The most page groups, and `announce`'s bounds.
 const MAX_PAGE_GROUPS: usize = 20;
 const ANNOUNCE_RANGE: std::ops::RangeInclusive<u32> = 5..=3600;
+/// `idleAfter`'s default and bounds, in seconds: five minutes; 5 s (for tests) to a day.
+const IDLE_AFTER_DEFAULT: u32 = 300;
+const IDLE_AFTER_RANGE: std::ops::RangeInclusive<u32> = 5..=86_400;
 
 /// This service's own origin (`https://host`), from the request.
 pub fn origin(req: &Request<Vec<u8>>) -> String {
@@ -98,10 +104,17 @@ pub fn client_config(
     config: &Config,
 ) -> Result<ClientConfig, HttpError> {
     let site = SiteId::from_query(query_value(query, "siteId").as_deref())?;
-    let flag = |name: &str| {
+    let flag_or = |name: &str, default: bool| {
         query_value(query, name)
             .and_then(|v| parse_bool(&v))
-            .unwrap_or(false)
+            .unwrap_or(default)
+    };
+    let flag = |name: &str| flag_or(name, false);
+    let seconds = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| {
+        query_value(query, name)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|v| range.contains(v))
+            .unwrap_or(default)
     };
     let element_id = |name: &str, default: &str| {
         query_value(query, name)
@@ -138,10 +151,9 @@ pub fn client_config(
             })
             .unwrap_or_default(),
         lang: query_value(query, "lang").filter(|l| is_language_tag(l)),
-        announce: query_value(query, "announce")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|v| ANNOUNCE_RANGE.contains(v))
-            .unwrap_or(0),
+        announce: seconds("announce", ANNOUNCE_RANGE, 0),
+        count_idle: flag_or("countIdle", true),
+        idle_after: seconds("idleAfter", IDLE_AFTER_RANGE, IDLE_AFTER_DEFAULT),
     })
 }
 
@@ -165,9 +177,31 @@ fn server_url(given: Option<&str>, origin: &str) -> String {
     }
 }
 
-/// The configuration as JSON that is safe inside a script (see [`inert_json`]).
+/// The client's own defaults (`DEFAULTS` in `static/client/state.js`, which a unit test holds
+/// to these): the loader's with no query, no origin and the default heartbeat.
+pub fn client_defaults() -> &'static serde_json::Map<String, serde_json::Value> {
+    static DEFAULTS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let defaults = client_config(None, "", &Config::default()).ok();
+        match defaults.map(serde_json::to_value) {
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            _ => serde_json::Map::new(),
+        }
+    })
+}
+
+/// The configuration as JSON that is safe inside a script (see [`inert_json`]), without what
+/// equals the client's own defaults (the client fills them in): every option a page can set
+/// would otherwise weigh on every page's script.
 pub fn script_json(config: &ClientConfig) -> String {
-    inert_json(&serde_json::to_string(config).unwrap_or_else(|_| "{}".to_string()))
+    let mut json = match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return "{}".to_string(),
+    };
+    let defaults = client_defaults();
+    json.retain(|key, value| defaults.get(key) != Some(value));
+    inert_json(&serde_json::Value::Object(json).to_string())
 }
 
 /// `json` as it may stand inside a script: no `<`, `>`, `&` or line separators literally.
@@ -251,6 +285,22 @@ mod tests {
     }
 
     #[test]
+    fn idle_tabs_are_counted_unless_asked_and_idle_after_is_checked() {
+        let c = cfg("siteId=a&countIdle=false&idleAfter=5");
+        assert_eq!((c.count_idle, c.idle_after), (false, 5));
+        assert_eq!(cfg("siteId=a&idleAfter=86400").idle_after, 86_400);
+        for bad in [
+            "countIdle=no&idleAfter=4",
+            "idleAfter=86401",
+            "idleAfter=x",
+            "idleAfter=-5",
+        ] {
+            let c = cfg(&format!("siteId=a&{bad}"));
+            assert_eq!((c.count_idle, c.idle_after), (true, 300), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_original() {
         let c = client_config(None, ORIGIN, &Config::default()).expect("config");
         assert_eq!(
@@ -271,6 +321,8 @@ mod tests {
                 page_groups: Vec::new(),
                 lang: None,
                 announce: 0,
+                count_idle: true,
+                idle_after: 300,
             }
         );
     }
@@ -376,6 +428,24 @@ mod tests {
         for body in [loader_body(&c), init_body(&c)] {
             assert!(!body.contains(CONFIG_PLACEHOLDER));
             assert!(body.contains(r#""siteId":"shop""#));
+        }
+    }
+
+    #[test]
+    fn the_json_leaves_out_the_clients_own_defaults_and_they_are_the_clients() {
+        let json = script_json(&cfg("siteId=shop&countIdle=false&idleAfter=60"));
+        assert_eq!(
+            json,
+            r#"{"countIdle":false,"idleAfter":60,"serverUrl":"wss://live.example","siteId":"shop"}"#
+        );
+        // Each default as the client's DEFAULTS write it (`displayElementId:"liveuser"`).
+        let client = crate::surfaces::client::served();
+        for (key, value) in client_defaults() {
+            let default = format!("{key}:{value}");
+            assert!(
+                client.contains(&default),
+                "the client's DEFAULTS lack {default}"
+            );
         }
     }
 

@@ -23,9 +23,9 @@ function onPageShow(event) {
   }
 }
 
-// Back online: no point waiting out the backoff.
+// Back online: no point waiting out the backoff (an idle tab waits to be shown).
 function onOnline() {
-  if (!socket && !stream && (!tabs || tabs.leading)) {
+  if (!socket && !stream && status !== "idle" && (!tabs || tabs.leading)) {
     attempt = 0;
     connect();
   }
@@ -64,7 +64,10 @@ function init(given) {
   window.addEventListener("pagehide", onPageHide);
   window.addEventListener("pageshow", onPageShow);
   window.addEventListener("online", onOnline);
+  document.addEventListener("visibilitychange", onVisibility);
   start();
+  // A tab opened in the background is hidden from the start.
+  onVisibility();
 }
 
 function destroy() {
@@ -73,6 +76,8 @@ function destroy() {
   window.removeEventListener("pagehide", onPageHide);
   window.removeEventListener("pageshow", onPageShow);
   window.removeEventListener("online", onOnline);
+  document.removeEventListener("visibilitychange", onVisibility);
+  clearTimeout(idleTimer);
   window.removeEventListener("popstate", onNavigate);
   window.removeEventListener("hashchange", onNavigate);
   window.removeEventListener("liveuser:navigate", onNavigate);

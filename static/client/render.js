@@ -3,14 +3,10 @@
 // data-liveuser-show says: "online" (the default), "total" or "page". (data-liveuser may name
 // the site: an element naming another site is left alone.)
 
-function element(id) {
-  return id ? document.getElementById(id) : null;
-}
-
 // The elements that show `what`: the configured one, then the marked ones.
 function targets(what, id) {
   var found = [];
-  var el = element(id);
+  var el = id && document.getElementById(id);
   if (el) {
     found.push(el);
   }

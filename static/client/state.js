@@ -32,7 +32,10 @@ var DEFAULTS = {
   // Screen readers: seconds between announcements of the count (0: none, the default).
   announce: 0,
   // Show only in elements that name this site (the widget of a second site on the page).
-  namedOnly: false
+  namedOnly: false,
+  // False: a tab hidden for longer than idleAfter seconds stops counting (see idle.js).
+  countIdle: true,
+  idleAfter: 300
 };
 // The close code with which the tab holding a shared connection hands its presence over.
 var HANDOVER_CLOSE = 4001;

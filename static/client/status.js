@@ -1,7 +1,8 @@
 // What a page's own code can read (an app's component mounting after the first count, say):
 // LiveUser.state() now, LiveUser.subscribe(fn) for every change (the last state at once), and
 // the connection's status as liveuser:status events: "connecting", "live", "reconnecting",
-// "refused" (with the reason, such as "unknown_site").
+// "idle" (a hidden tab that stopped counting, see idle.js), "refused" (with the reason, such
+// as "unknown_site").
 
 var listeners = [];
 var status = null;

@@ -30,8 +30,8 @@ function openStream() {
 }
 
 // The stream is held. No heartbeats: while Fanout holds the stream it renews the presence
-// itself, so a tab hidden for long (its timers slowed to once a minute) stays counted. The
-// session is kept for the leave beacon only.
+// itself, so a tab hidden for long (its timers slowed to once a minute) stays counted (unless
+// the page asks otherwise: idle.js). The session is kept for the leave beacon only.
 function onSession(event) {
   try {
     session = JSON.parse(event.data).session;

@@ -16,7 +16,8 @@ function joinTabs() {
   tabs = {
     id: randomId(),
     channel: new BroadcastChannel(name),
-    abort: window.AbortController ? new AbortController() : null,
+    // (Every browser with Web Locks has AbortController.)
+    abort: new AbortController(),
     leading: false,
     release: null,
     followers: {},
@@ -27,8 +28,7 @@ function joinTabs() {
   setStatus("connecting");
   showStatus("connecting");
   sayHello();
-  var options = tabs.abort ? { signal: tabs.abort.signal } : {};
-  navigator.locks.request(name, options, holdConnection).catch(function () {});
+  navigator.locks.request(name, { signal: tabs.abort.signal }, holdConnection).catch(function () {});
 }
 
 // Tells the holding tab this one is here (it answers with the count, and relays the visit).
@@ -123,9 +123,7 @@ function leaveTabs() {
   } else {
     tabs.channel.postMessage({ kind: "bye", id: tabs.id });
   }
-  if (tabs.abort) {
-    tabs.abort.abort();
-  }
+  tabs.abort.abort();
   tabs.channel.close();
   tabs = null;
 }

@@ -183,6 +183,15 @@ impl Browser {
         handle
     }
 
+    /// Opens a new window (a tab of its own window: minimizing one hides only its own tabs),
+    /// switches to it, and returns its handle.
+    pub fn new_window(&self) -> String {
+        let value = self.session_call("POST", "/window/new", Some(json!({"type": "window"})));
+        let handle = value["handle"].as_str().expect("window handle").to_string();
+        self.switch_to(&handle);
+        handle
+    }
+
     pub fn current_tab(&self) -> String {
         self.session_call("GET", "/window", None)
             .as_str()
@@ -216,6 +225,18 @@ impl Browser {
             "/window/rect",
             Some(json!({"width": width, "height": height})),
         );
+    }
+
+    /// Minimizes the current tab's window: its page is hidden, as a page is in a background
+    /// tab or a minimized window (`document.visibilityState` is `hidden`, and it hears
+    /// `visibilitychange`), with nothing of the page's own overridden.
+    pub fn minimize(&self) {
+        self.session_call("POST", "/window/minimize", Some(json!({})));
+    }
+
+    /// Shows the current tab's window again (setting its size restores a minimized window).
+    pub fn restore(&self) {
+        self.resize(1200, 900);
     }
 
     /// The browser console's entries since the last call.

@@ -7,6 +7,7 @@ mod dashboard;
 mod deploy;
 mod embedding;
 mod foundation;
+mod idle;
 mod limits;
 mod presence;
 mod production;

@@ -1,9 +1,11 @@
 //! The client as the browser needs it: its tokens with only the whitespace that separates two
-//! words, and no comments. The client's own code only (semicolons everywhere, no template
-//! literals): not a minifier for any JavaScript.
+//! words, no comments, and no semicolon a `}` makes needless. The client's own code only
+//! (semicolons everywhere, no template literals, no empty statements such as `while (x);`):
+//! not a minifier for any JavaScript.
 
 /// `js` without comments and without whitespace between tokens, except one space where two
-/// words (or `+ +`, `- -`) would otherwise run together.
+/// words (or `+ +`, `- -`) would otherwise run together, and without the semicolon of a
+/// statement that a `}` ends (`return;}` is `return}`).
 pub fn minify(js: &str) -> String {
     let chars: Vec<char> = js.chars().collect();
     let mut out = String::with_capacity(js.len());
@@ -33,6 +35,9 @@ pub fn minify(js: &str) -> String {
             i + 1
         };
         let token: String = chars[i..end].iter().collect();
+        if token == "}" && out.ends_with(';') {
+            out.pop();
+        }
         if spaced && needs_space(out.chars().last(), c) {
             out.push(' ');
         }
@@ -127,7 +132,11 @@ mod tests {
     fn whitespace_goes_where_no_two_words_meet() {
         assert_eq!(
             minify("var a = b + +c; // why\nif (a) {\n  return typeof a;\n}\n"),
-            "var a=b+ +c;if(a){return typeof a;}"
+            "var a=b+ +c;if(a){return typeof a}"
+        );
+        assert_eq!(
+            minify("for (;;) {\n  f(\";}\");\n}\n"),
+            "for(;;){f(\";}\")}"
         );
         assert_eq!(minify("x = y - -1;"), "x=y- -1;");
     }

@@ -7,7 +7,7 @@ pub mod minify;
 
 /// The client's files, in the order they are served: each declares what the later ones use.
 /// All but the last make one site's widget (inside `widget()`); the last is the global.
-pub const FILES: [(&str, &str); 13] = [
+pub const FILES: [(&str, &str); 14] = [
     ("state.js", include_str!("../../../static/client/state.js")),
     ("words.js", include_str!("../../../static/client/words.js")),
     (
@@ -40,6 +40,7 @@ pub const FILES: [(&str, &str); 13] = [
     ),
     ("page.js", include_str!("../../../static/client/page.js")),
     ("tabs.js", include_str!("../../../static/client/tabs.js")),
+    ("idle.js", include_str!("../../../static/client/idle.js")),
     (
         "lifecycle.js",
         include_str!("../../../static/client/lifecycle.js"),
