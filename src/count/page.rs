@@ -1,7 +1,7 @@
 //! Per-page counts ("N reading this page"): a reader may name the page it is on (`page`, a
 //! path or any key up to [`MAX_PAGE_LEN`] visible ASCII characters), and is then counted on
-//! that page too. The page itself is never stored, published or logged: a page id stands for it
-//! in keys, channels and snapshots, the first 64 bits of an HMAC-SHA-256 of the site and page
+//! that page too. The page itself is never published or logged, and stored only for the site's
+//! owner ([`remember_name`]): a page id stands for it in keys, channels and snapshots, the first 64 bits of an HMAC-SHA-256 of the site and page
 //! under a key derived from the service's secret. A bare hash would not hide the page: anyone
 //! can hash a site's likely paths and match them. (A service with no secret at all, which no
 //! deploy is, keys with an empty key.) Rotating that secret changes every page id: a page is
