@@ -203,7 +203,8 @@ pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minut
 }
 
 /// A flash crowd on one site: 0 → `readers` over 100 POPs in five minutes, five minutes
-/// holding (1% a minute turning over), then half of them leave within a minute.
+/// holding (1% a minute turning over), then half of them leave within a minute, and a quiet
+/// minute (nobody arriving or leaving) in which every page must settle on what it shows.
 pub fn flash_large(p: &Params, config: &Config, key: &'static str, readers: f64) -> Run {
     let p = &aggregated_at_scale(p, readers);
     let readers = scaled(p, readers);
@@ -213,6 +214,8 @@ pub fn flash_large(p: &Params, config: &Config, key: &'static str, readers: f64)
     let peak = w.clients_open();
     w.half_leave(MIN);
     w.run_for(2 * MIN);
+    w.freeze();
+    w.run_for(MIN);
     Run {
         key,
         title: format!(
@@ -224,6 +227,7 @@ pub fn flash_large(p: &Params, config: &Config, key: &'static str, readers: f64)
             ("arrivals (0–5 min)".into(), 0, 5 * MIN),
             ("holding (5–10 min)".into(), 5 * MIN, 10 * MIN),
             ("half leaving (10–12 min)".into(), 10 * MIN, 12 * MIN),
+            ("quiet minute after".into(), 12 * MIN, 13 * MIN),
         ],
         pop_death_us: None,
         notes: vec![("open at the peak".into(), peak.to_string())],
