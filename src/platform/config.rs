@@ -495,7 +495,10 @@ mod tests {
 
     #[test]
     fn plain_http_webhooks_are_refused_unless_the_config_allows_loopback() {
-        assert_eq!(Config::load(&source(&[])).0.webhook_http, WebhookHttp::Refuse);
+        assert_eq!(
+            Config::load(&source(&[])).0.webhook_http,
+            WebhookHttp::Refuse
+        );
         let (config, _) = Config::load(&source(&[("webhook_http", "loopback")]));
         assert_eq!(config.webhook_http, WebhookHttp::Loopback);
         let (config, warnings) = Config::load(&source(&[("webhook_http", "any")]));

@@ -376,7 +376,9 @@ impl Line<'_> {
                     WebhookResult::Delivered { status } => {
                         write!(f, "result=delivered status={status}")
                     }
-                    WebhookResult::Refused { status } => write!(f, "result=refused status={status}"),
+                    WebhookResult::Refused { status } => {
+                        write!(f, "result=refused status={status}")
+                    }
                     WebhookResult::Failed { error } => write!(f, "result=failed error={error:?}"),
                 }
             }

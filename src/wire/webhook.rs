@@ -233,7 +233,13 @@ mod tests {
             verify(SECRET, &header, body.as_bytes(), now + 301, 300),
             Err(SignatureError::TooOld)
         );
-        for bad in ["", "t=x,v1=00", "t=1700000000", "v1=00", "t=1700000000,v1=0g"] {
+        for bad in [
+            "",
+            "t=x,v1=00",
+            "t=1700000000",
+            "v1=00",
+            "t=1700000000,v1=0g",
+        ] {
             assert_eq!(
                 verify(SECRET, bad, body.as_bytes(), now, 300),
                 Err(SignatureError::Malformed),

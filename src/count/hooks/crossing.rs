@@ -175,7 +175,10 @@ mod tests {
             ]
         );
         // Hovering inside the band fires nothing more.
-        assert_eq!(fired(&h, &[10, 7, 8, 9, 10, 7, 9]), vec![(10, 1, "online.above")]);
+        assert_eq!(
+            fired(&h, &[10, 7, 8, 9, 10, 7, 9]),
+            vec![(10, 1, "online.above")]
+        );
     }
 
     #[test]

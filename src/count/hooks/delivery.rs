@@ -130,8 +130,8 @@ pub fn deliver(services: &Services, deliveries: &[Delivery]) -> Vec<Delivered> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::outbound::OutboundError;
     use crate::platform::clock::Clock;
+    use crate::platform::outbound::OutboundError;
     use crate::platform::testing::TestServices;
 
     fn delivery(id: &str) -> Delivery {
@@ -219,7 +219,11 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(t.outbound.sent.borrow().len(), 7, "3 + 3 + 1 attempts, no more");
+        assert_eq!(
+            t.outbound.sent.borrow().len(),
+            7,
+            "3 + 3 + 1 attempts, no more"
+        );
         // The two waits between attempts, and nothing more.
         assert_eq!(t.clock.now_ms(), 1_000_000 + 1_000 + 4_000);
         // Each attempt is signed at its own time; the delivery id stays.

@@ -114,7 +114,11 @@ impl NewHook {
         }
         let url = match fields.get("url") {
             Some(Value::String(url)) => check_url(url, http)?,
-            Some(other) => return Err(HookError::Url(format!("url must be a string (got {other})"))),
+            Some(other) => {
+                return Err(HookError::Url(format!(
+                    "url must be a string (got {other})"
+                )))
+            }
             None => return Err(HookError::Url("url is required".into())),
         };
         let above = match fields.get("above") {
@@ -341,7 +345,12 @@ mod tests {
                 "invalid_hook",
                 "unknown field \"colour\"",
             ),
-            (r#"{"above": 5}"#, Refuse, "invalid_hook_url", "url is required"),
+            (
+                r#"{"above": 5}"#,
+                Refuse,
+                "invalid_hook_url",
+                "url is required",
+            ),
             (
                 r#"{"url": "hooks.example/x", "above": 5}"#,
                 Refuse,
@@ -435,7 +444,10 @@ mod tests {
         assert_ne!(a.id, b.id);
         assert_ne!(a.secret, b.secret);
         assert!(a.secret.starts_with("whsec_") && a.secret.len() == 6 + 64);
-        assert_eq!(for_broadcast(&t.services(), &site), Ok(vec![a.clone(), b.clone()]));
+        assert_eq!(
+            for_broadcast(&t.services(), &site),
+            Ok(vec![a.clone(), b.clone()])
+        );
         assert_eq!(remove(&t.services(), &site, &a.id), Ok(true));
         assert_eq!(remove(&t.services(), &site, &a.id), Ok(false));
         assert_eq!(read(&t.kv, &site).map(|r| r.0), Ok(vec![b]));

@@ -33,9 +33,7 @@ fn delivered(t: &TestServices, hook: &Hook) -> Vec<serde_json::Value> {
         .borrow()
         .iter()
         .map(|req| {
-            let header = req.headers()["liveuser-signature"]
-                .to_str()
-                .expect("ascii");
+            let header = req.headers()["liveuser-signature"].to_str().expect("ascii");
             let now = t.clock.now_secs();
             assert_eq!(
                 verify(hook.secret.as_bytes(), header, req.body(), now, 300),
@@ -123,7 +121,9 @@ fn two_pops_counting_the_same_crossing_send_it_once() {
 fn a_receiver_that_is_down_gets_three_attempts_and_the_count_moves_on() {
     let (t, hook) = with_hook();
     t.outbound.answers.borrow_mut().extend([
-        Err(crate::platform::outbound::OutboundError("connect timeout".into())),
+        Err(crate::platform::outbound::OutboundError(
+            "connect timeout".into(),
+        )),
         Ok(502),
         Ok(503),
     ]);
