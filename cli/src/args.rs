@@ -16,6 +16,11 @@ usage:
   liveuser sites list              every registered site id
   liveuser sites show SITE         a site's settings
   liveuser sites remove SITE       stop serving SITE
+  liveuser hooks add SITE --url URL --above N [--hysteresis H]
+      POST to URL when SITE's count reaches N, and when it falls below N - H
+      (H: 0 to N-1, default 0); prints the signing secret, shown this once
+  liveuser hooks list SITE         a site's webhooks
+  liveuser hooks remove SITE ID    remove one
 
 options (any command):
   --service URL            the service (default: $LIVEUSER_SERVICE, or the local
@@ -45,6 +50,17 @@ pub enum Action {
     List,
     Show(String),
     Remove(String),
+    HookAdd {
+        site: String,
+        url: String,
+        above: u64,
+        hysteresis: Option<u64>,
+    },
+    HookList(String),
+    HookRemove {
+        site: String,
+        id: String,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -75,12 +91,28 @@ pub fn check_site(site: &str) -> Result<(), Usage> {
     }
 }
 
+/// A flag's whole number, at least `min`.
+fn whole(flag: &str, raw: &str, min: u64) -> Result<u64, Usage> {
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| {
+            Usage(format!(
+                "{flag} must be a whole number of at least {min} (got {raw:?})"
+            ))
+        })
+}
+
 pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let mut target = TargetArgs::default();
     let mut words = Vec::new();
     let mut origins = Vec::new();
     let mut pages = Vec::new();
     let mut min_count = None;
+    let mut url = None;
+    let mut above = None;
+    let mut hysteresis = None;
     let mut deploy = crate::fastly::configure::Options::default();
     let mut deploy_flags = false;
     let mut confirmed = false;
@@ -137,14 +169,18 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
                     })?;
                 min_count = Some(n);
             }
+            "--url" => url = Some(value(flag)?),
+            "--above" => above = Some(whole(flag, &value(flag)?, 1)?),
+            "--hysteresis" => hysteresis = Some(whole(flag, &value(flag)?, 0)?),
             f if f.starts_with('-') => return Err(Usage(format!("unknown option {f}"))),
             word => words.push(word.to_string()),
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let settings_given = !origins.is_empty() || !pages.is_empty() || min_count.is_some();
+    let hook_given = url.is_some() || above.is_some() || hysteresis.is_some();
     if let ["configure"] = words[..] {
-        if settings_given || target.service.is_some() || confirmed {
+        if settings_given || hook_given || target.service.is_some() || confirmed {
             return Err(Usage("configure takes the deploy options only".into()));
         }
         deploy.admin_token_file = target.admin_token_file;
@@ -181,11 +217,46 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
         ["sites", "add" | "show" | "remove"] => {
             return Err(Usage(format!("sites {} needs a SITE", words[1])))
         }
+        ["hooks", "add", site] => {
+            check_site(site)?;
+            let (Some(url), Some(above)) = (url.clone(), above) else {
+                return Err(Usage("hooks add needs --url URL and --above N".into()));
+            };
+            if hysteresis.is_some_and(|h| h >= above) {
+                return Err(Usage(format!(
+                    "--hysteresis must be below --above ({above})"
+                )));
+            }
+            Action::HookAdd {
+                site: site.to_string(),
+                url,
+                above,
+                hysteresis,
+            }
+        }
+        ["hooks", "list", site] => {
+            check_site(site)?;
+            Action::HookList(site.to_string())
+        }
+        ["hooks", "remove", site, id] => {
+            check_site(site)?;
+            Action::HookRemove {
+                site: site.to_string(),
+                id: id.to_string(),
+            }
+        }
+        ["hooks", "add" | "list"] => return Err(Usage(format!("hooks {} needs a SITE", words[1]))),
+        ["hooks", "remove", ..] => return Err(Usage("hooks remove needs a SITE and an ID".into())),
         _ => return Err(Usage(format!("unknown command: {}", words.join(" ")))),
     };
     if settings_given && !matches!(action, Action::Add { .. }) {
         return Err(Usage(
             "--origin, --min-count and --page go with sites add".into(),
+        ));
+    }
+    if hook_given && !matches!(action, Action::HookAdd { .. }) {
+        return Err(Usage(
+            "--url, --above and --hysteresis go with hooks add".into(),
         ));
     }
     Ok(Command::Sites { target, action })
@@ -229,6 +300,15 @@ mod tests {
             Ok(Command::Sites { action: Action::Remove(s), .. }) if s == "docs"
         ));
         assert_eq!(parsed("--help"), Ok(Command::Help));
+        assert!(matches!(
+            parsed("hooks add docs --url https://h.example/x --above 100 --hysteresis 10"),
+            Ok(Command::Sites { action: Action::HookAdd { site, url, above: 100, hysteresis: Some(10) }, .. })
+                if site == "docs" && url == "https://h.example/x"
+        ));
+        assert!(matches!(
+            parsed("hooks remove docs hk_1"),
+            Ok(Command::Sites { action: Action::HookRemove { site, id }, .. }) if site == "docs" && id == "hk_1"
+        ));
         assert_eq!(
             parsed("configure --publish-token-file p --admin-token-file a --rotate-session-key"),
             Ok(Command::Configure(crate::fastly::configure::Options {
@@ -268,6 +348,22 @@ mod tests {
             ("sites rename a b", "unknown command"),
             ("sites add docs --colour red", "unknown option --colour"),
             ("sites list --replace", "go with configure or teardown"),
+            (
+                "hooks add docs --url https://h.example --above many",
+                "--above must be a whole number of at least 1",
+            ),
+            (
+                "hooks add docs --url https://h.example --above 0",
+                "--above must be a whole number of at least 1",
+            ),
+            (
+                "hooks add docs --url https://h.example --above 5 --hysteresis 5",
+                "--hysteresis must be below --above",
+            ),
+            ("hooks add docs --above 5", "needs --url URL and --above N"),
+            ("hooks add", "needs a SITE"),
+            ("hooks remove docs", "needs a SITE and an ID"),
+            ("hooks list docs --above 3", "go with hooks add"),
             (
                 "configure --origin https://a.example",
                 "deploy options only",

@@ -59,6 +59,9 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             }
             None => Err(format!("{site} is not registered")),
         },
+        Action::HookAdd { .. } | Action::HookList(_) | Action::HookRemove { .. } => {
+            Err("not a sites command".into())
+        }
         Action::Remove(site) => {
             match call(service, "DELETE", &format!("/admin/sites/{site}"), None)? {
                 Some(_) => {
@@ -95,7 +98,7 @@ fn describe(entry: &Value) -> String {
 
 /// One admin request: the answer's JSON, `None` for a 404 `unknown_site`, or what went wrong
 /// in words.
-fn call(
+pub fn call(
     service: &Service,
     method: &str,
     path: &str,
@@ -128,6 +131,7 @@ fn call(
             let message = body["message"].as_str().unwrap_or_default();
             match (status, code) {
                 (404, "unknown_site") => Ok(None),
+                (404, "unknown_hook") => Err(message.to_string()),
                 (401, _) => Err(format!(
                     "{} refused the admin token: {message}",
                     service.url

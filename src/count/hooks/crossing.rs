@@ -34,7 +34,7 @@ pub struct Seen {
 impl Seen {
     /// Whether the last crossing was upward.
     pub fn above(&self) -> bool {
-        self.crossings % 2 == 1
+        !self.crossings.is_multiple_of(2)
     }
 }
 
