@@ -13,4 +13,5 @@ mod serve;
 mod sites;
 mod surfaces;
 mod totals;
+mod webhooks;
 mod widget;
