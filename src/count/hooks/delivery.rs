@@ -70,6 +70,9 @@ pub fn deliver(services: &Services, deliveries: &[Delivery]) -> Vec<Delivered> {
     let mut done: Vec<Option<Delivered>> = vec![None; deliveries.len()];
     let mut last_error: Vec<String> = vec![String::new(); deliveries.len()];
     for attempt in 1..=ATTEMPTS {
+        if done.iter().all(Option::is_some) {
+            break;
+        }
         if attempt > 1 {
             let wait = BACKOFF_MS[(attempt - 2) as usize];
             services.clock.sleep_until(services.clock.now_ms() + wait);
@@ -242,6 +245,16 @@ mod tests {
             ("t=1000".into(), "t=1001".into(), "t=1005".into())
         );
         assert_eq!(sent[5].headers()["liveuser-delivery"], "d1");
+    }
+
+    #[test]
+    fn no_wait_follows_the_last_delivery_taken() {
+        let t = TestServices::new();
+        t.set_time(1_000_000);
+        t.outbound.answers.borrow_mut().push_back(Ok(503));
+        let out = deliver(&t.services(), &[delivery("d1")]);
+        assert_eq!(out[0].attempts, 2);
+        assert_eq!(t.clock.now_ms(), 1_000_000 + 1_000, "one wait, not two");
     }
 
     #[test]
