@@ -10,9 +10,8 @@
 //! - [`count`]: the domain: presence, broadcasts, snapshots, totals, history, pages, the privacy
 //!   floor, per-client limits, the site registry, threshold webhooks.
 //! - [`platform`]: the seams over Compute's host services (KV, cache, clock, ids, publisher,
-//!   requests to arbitrary URLs,
-//!   secrets, settings, log) and, for wasm32 only, their host implementations
-//!   (`platform::host`), so everything above is unit-tested natively with fakes.
+//!   requests to arbitrary URLs, secrets, settings, log) and, for wasm32 only, their host
+//!   implementations (`platform::host`), so everything above is unit-tested natively with fakes.
 //! - [`wire`]: the formats spoken with Fanout, the browser and the publish API: pure data and
 //!   codecs, no I/O.
 //!
