@@ -151,7 +151,7 @@ fn a_site_without_hooks_costs_a_cache_lookup_and_a_store_that_fails_sends_nothin
     after_count(&services, &site(), 10, 1_000);
     assert_eq!(counting.counts().lookup, 0, "read once per POP a while");
     assert_eq!(t.kv.len(), before);
-    let down = crate::platform::testing::Down;
+    let down = crate::platform::testing::FailingKv;
     let (t, _) = with_hook();
     let fresh_pop = MemoryCache::default();
     let services = Services {

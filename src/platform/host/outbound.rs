@@ -85,3 +85,36 @@ fn backend_for(uri: &http::Uri) -> Result<Backend, OutboundError> {
         Err(e) => Err(OutboundError(format!("dynamic backend {name}: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(url: &str) -> http::Request<Vec<u8>> {
+        http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .body(b"{}".to_vec())
+            .expect("request")
+    }
+
+    #[test]
+    fn one_backend_is_made_per_scheme_host_and_port_and_found_again() {
+        let uri = |u: &str| u.parse::<http::Uri>().expect("uri");
+        let a = backend_for(&uri("https://hooks.example/a")).expect("made");
+        let again = backend_for(&uri("https://hooks.example/b?x=1")).expect("found");
+        assert_eq!(a.name(), "hook_s_hooks.example_443");
+        assert_eq!(again.name(), a.name());
+        let plain = backend_for(&uri("http://127.0.0.1:9000/h")).expect("made");
+        assert_eq!(plain.name(), "hook_p_127.0.0.1_9000");
+        assert!(backend_for(&uri("ftp://hooks.example/")).is_err());
+    }
+
+    #[test]
+    fn a_receiver_that_is_not_there_is_an_error_not_a_status() {
+        // Port 9 on this machine: nothing listens (the discard service is long gone).
+        let answers = DynamicBackends.send_all(vec![post("http://127.0.0.1:9/hook")]);
+        assert_eq!(answers.len(), 1);
+        assert!(answers[0].is_err(), "{:?}", answers[0]);
+    }
+}
