@@ -474,5 +474,20 @@ mod tests {
             line.to_string(),
             "liveuser visit-failed conn=c site=a error=\"KV rate limited\""
         );
+        let line = Line::Webhook {
+            site: &site,
+            hook: "hk_1",
+            event: "online.below",
+            crossing: 2,
+            count: 7,
+            attempts: 3,
+            result: WebhookResult::Failed {
+                error: "status 503",
+            },
+        };
+        assert_eq!(
+            line.to_string(),
+            "liveuser webhook site=a hook=hk_1 event=online.below crossing=2 count=7 attempts=3 result=failed error=\"status 503\""
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -26,6 +26,8 @@ pub struct Received {
     pub refused: Option<String>,
     /// The status it answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -185,6 +187,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) {
         body,
         refused: None,
         status: 204,
+        at: Instant::now(),
     };
     let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
     received.refused = match (&state.secret, received.header("liveuser-signature")) {

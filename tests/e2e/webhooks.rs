@@ -157,6 +157,7 @@ fn a_hook_hears_once_when_the_count_reaches_its_threshold_and_once_when_it_falls
     wait_for_count(&readers, 2, LIMIT);
     std::thread::sleep(Duration::from_secs(2));
     assert!(events(&receiver).is_empty(), "2 is below the threshold");
+    let joined = std::time::Instant::now();
     readers.extend(connect_many(&url, "hooked", 1, &PeerOptions::default()));
     wait_for_count(&readers, 3, LIMIT);
     assert!(
@@ -165,6 +166,14 @@ fn a_hook_hears_once_when_the_count_reaches_its_threshold_and_once_when_it_falls
         receiver.received()
     );
     assert_eq!(events(&receiver), vec![("online.above".into(), 3, 1)]);
+    let first = receiver.received()[0].at.duration_since(joined);
+    let retried = receiver.received()[1]
+        .at
+        .duration_since(receiver.received()[0].at);
+    eprintln!("webhooks: the third reader's connect to the first attempt {first:?}, to the retry {retried:?} more");
+    // A slot, the settle time and a connect; the retry waits its 1 s backoff.
+    assert!(first < Duration::from_secs(5), "{first:?}");
+    assert!(retried >= Duration::from_millis(900), "{retried:?}");
 
     let above = &receiver.taken()[0];
     assert_eq!(above["site"], "hooked");
