@@ -126,5 +126,13 @@ pub fn remove(services: &Services, site: &SiteId, id: &str) -> Result<bool, KvEr
     Ok(removed)
 }
 
+/// Removes every hook of `site` and their states (the site is no longer served).
+pub fn remove_all(services: &Services, site: &SiteId) -> Result<(), KvError> {
+    for id in settings::remove_all(services, site)? {
+        let _ = crossing::forget(services.kv, site, &id);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

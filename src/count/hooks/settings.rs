@@ -304,6 +304,16 @@ pub fn remove(services: &Services, site: &SiteId, id: &str) -> Result<bool, KvEr
     Err(KvError::PreconditionFailed)
 }
 
+/// Removes every hook of `site`: the ids it had.
+pub fn remove_all(services: &Services, site: &SiteId) -> Result<Vec<String>, KvError> {
+    let (hooks, _) = read(services.kv, site)?;
+    if !hooks.is_empty() {
+        services.kv.delete(&key(site))?;
+    }
+    remember(services, site, &[]);
+    Ok(hooks.into_iter().map(|h| h.id).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

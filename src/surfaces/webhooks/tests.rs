@@ -226,6 +226,27 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
 }
 
 #[test]
+fn a_removed_site_s_hooks_go_with_it() {
+    let t = services();
+    let hook = r#"{"url": "https://hooks.example/", "above": 5}"#;
+    assert_eq!(
+        call(&t, "POST", "/admin/sites/shop/hooks", Some(TOKEN), hook).0,
+        201
+    );
+    assert_eq!(
+        call(&t, "DELETE", "/admin/sites/shop", Some(TOKEN), "").0,
+        200
+    );
+    assert_eq!(
+        call(&t, "PUT", "/admin/sites/shop", Some(TOKEN), "{}").0,
+        200
+    );
+    let (_, listed) = call(&t, "GET", "/admin/sites/shop/hooks", Some(TOKEN), "");
+    assert_eq!(listed["hooks"], json!([]));
+    assert!(!t.kv.keys().iter().any(|k| k.starts_with("hooks/")));
+}
+
+#[test]
 fn a_site_takes_a_bounded_number_of_hooks() {
     let t = services();
     let hook = r#"{"url": "https://hooks.example/", "above": 5}"#;
