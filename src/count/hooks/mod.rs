@@ -86,7 +86,7 @@ fn claimed(
     at: &str,
 ) -> Result<Option<delivery::Delivery>, KvError> {
     let seen = crossing::read(services.kv, site, &hook.id)?;
-    let Some(crossed) = crossing::next(&seen, hook, count) else {
+    let Some(crossed) = crossing::next(&seen, hook, count, services.clock.now_ms()) else {
         return Ok(None);
     };
     let id = format!("{}.{}", hook.id, crossed.n);

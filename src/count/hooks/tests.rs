@@ -49,6 +49,8 @@ fn counts_crossing_the_threshold_deliver_one_event_per_crossing() {
     let (t, hook) = with_hook();
     let mut slot = 1_800_000_000_500;
     for count in [1, 2, 3, 4, 3, 2, 3, 1, 0, 5] {
+        // Counted after the slot's end and the settle time, as a broadcast does.
+        t.set_time(slot + 320);
         after_count(&t.services(), &site(), count, slot);
         slot += 500;
     }
@@ -110,7 +112,7 @@ fn two_pops_counting_the_same_crossing_send_it_once() {
     let (t, hook) = with_hook();
     let a = crossing::read(&t.kv, &site(), &hook.id).expect("read");
     let b = crossing::read(&t.kv, &site(), &hook.id).expect("read");
-    let crossed = crossing::next(&a, &hook, 4).expect("crossing");
+    let crossed = crossing::next(&a, &hook, 4, t.clock.now_ms()).expect("crossing");
     let won = [a, b].map(|seen| {
         crossing::claim(&t.kv, &site(), &hook.id, &seen, crossed, b"{}").expect("claim")
     });
