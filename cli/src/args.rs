@@ -50,25 +50,45 @@ pub enum Action {
     List,
     Show(String),
     Remove(String),
-    HookAdd {
+}
+
+/// What `hooks` is asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HookAction {
+    Add {
         site: String,
         url: String,
         above: u64,
         hysteresis: Option<u64>,
     },
-    HookList(String),
-    HookRemove {
+    List(String),
+    Remove {
         site: String,
         id: String,
     },
 }
 
+/// Which of the admin API's commands the words name.
+enum Chosen {
+    Sites(Action),
+    Hooks(HookAction),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
-    Sites { target: TargetArgs, action: Action },
+    Sites {
+        target: TargetArgs,
+        action: Action,
+    },
+    Hooks {
+        target: TargetArgs,
+        action: HookAction,
+    },
     Configure(crate::fastly::configure::Options),
-    Teardown { confirmed: bool },
+    Teardown {
+        confirmed: bool,
+    },
 }
 
 /// The most a privacy floor may be (as the service takes it).
@@ -194,25 +214,25 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
             "--publish-token-file, --generate-admin-token, --self-domain, --replace, --rotate-session-key and --yes go with configure or teardown".into(),
         ));
     }
-    let action = match words[..] {
+    let chosen = match words[..] {
         [] => return Ok(Command::Help),
         ["sites", "add", site] => {
             check_site(site)?;
-            Action::Add {
+            Chosen::Sites(Action::Add {
                 site: site.to_string(),
                 origins,
                 min_count,
                 pages,
-            }
+            })
         }
-        ["sites", "list"] => Action::List,
+        ["sites", "list"] => Chosen::Sites(Action::List),
         ["sites", "show", site] => {
             check_site(site)?;
-            Action::Show(site.to_string())
+            Chosen::Sites(Action::Show(site.to_string()))
         }
         ["sites", "remove", site] => {
             check_site(site)?;
-            Action::Remove(site.to_string())
+            Chosen::Sites(Action::Remove(site.to_string()))
         }
         ["sites", "add" | "show" | "remove"] => {
             return Err(Usage(format!("sites {} needs a SITE", words[1])))
@@ -227,39 +247,42 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
                     "--hysteresis must be below --above ({above})"
                 )));
             }
-            Action::HookAdd {
+            Chosen::Hooks(HookAction::Add {
                 site: site.to_string(),
                 url,
                 above,
                 hysteresis,
-            }
+            })
         }
         ["hooks", "list", site] => {
             check_site(site)?;
-            Action::HookList(site.to_string())
+            Chosen::Hooks(HookAction::List(site.to_string()))
         }
         ["hooks", "remove", site, id] => {
             check_site(site)?;
-            Action::HookRemove {
+            Chosen::Hooks(HookAction::Remove {
                 site: site.to_string(),
                 id: id.to_string(),
-            }
+            })
         }
         ["hooks", "add" | "list"] => return Err(Usage(format!("hooks {} needs a SITE", words[1]))),
         ["hooks", "remove", ..] => return Err(Usage("hooks remove needs a SITE and an ID".into())),
         _ => return Err(Usage(format!("unknown command: {}", words.join(" ")))),
     };
-    if settings_given && !matches!(action, Action::Add { .. }) {
+    if settings_given && !matches!(chosen, Chosen::Sites(Action::Add { .. })) {
         return Err(Usage(
             "--origin, --min-count and --page go with sites add".into(),
         ));
     }
-    if hook_given && !matches!(action, Action::HookAdd { .. }) {
+    if hook_given && !matches!(chosen, Chosen::Hooks(HookAction::Add { .. })) {
         return Err(Usage(
             "--url, --above and --hysteresis go with hooks add".into(),
         ));
     }
-    Ok(Command::Sites { target, action })
+    Ok(match chosen {
+        Chosen::Sites(action) => Command::Sites { target, action },
+        Chosen::Hooks(action) => Command::Hooks { target, action },
+    })
 }
 
 #[cfg(test)]
@@ -302,12 +325,12 @@ mod tests {
         assert_eq!(parsed("--help"), Ok(Command::Help));
         assert!(matches!(
             parsed("hooks add docs --url https://h.example/x --above 100 --hysteresis 10"),
-            Ok(Command::Sites { action: Action::HookAdd { site, url, above: 100, hysteresis: Some(10) }, .. })
+            Ok(Command::Hooks { action: HookAction::Add { site, url, above: 100, hysteresis: Some(10) }, .. })
                 if site == "docs" && url == "https://h.example/x"
         ));
         assert!(matches!(
             parsed("hooks remove docs hk_1"),
-            Ok(Command::Sites { action: Action::HookRemove { site, id }, .. }) if site == "docs" && id == "hk_1"
+            Ok(Command::Hooks { action: HookAction::Remove { site, id }, .. }) if site == "docs" && id == "hk_1"
         ));
         assert_eq!(
             parsed("configure --publish-token-file p --admin-token-file a --rotate-session-key"),

@@ -5,14 +5,14 @@
 
 use serde_json::{json, Value};
 
-use crate::args::Action;
+use crate::args::HookAction;
 use crate::encode::component;
 use crate::sites::call;
 use crate::target::Service;
 
-pub fn run(service: &Service, action: &Action) -> Result<(), String> {
+pub fn run(service: &Service, action: &HookAction) -> Result<(), String> {
     match action {
-        Action::HookAdd {
+        HookAction::Add {
             site,
             url,
             above,
@@ -31,7 +31,7 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             );
             Ok(())
         }
-        Action::HookList(site) => {
+        HookAction::List(site) => {
             let listed = call(service, "GET", &path(site), None)?
                 .ok_or_else(|| format!("{site} is not registered"))?;
             let hooks = listed["hooks"].as_array().cloned().unwrap_or_default();
@@ -45,7 +45,7 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             );
             Ok(())
         }
-        Action::HookRemove { site, id } => {
+        HookAction::Remove { site, id } => {
             call(
                 service,
                 "DELETE",
@@ -56,7 +56,6 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             println!("removed {id} from {site}");
             Ok(())
         }
-        _ => Err("not a hooks command".into()),
     }
 }
 

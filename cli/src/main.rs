@@ -40,12 +40,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         args::Command::Sites { target, action } => {
-            target::resolve(&target).and_then(|service| match action {
-                args::Action::HookAdd { .. }
-                | args::Action::HookList(_)
-                | args::Action::HookRemove { .. } => hooks::run(&service, &action),
-                _ => sites::run(&service, &action),
-            })
+            target::resolve(&target).and_then(|service| sites::run(&service, &action))
+        }
+        args::Command::Hooks { target, action } => {
+            target::resolve(&target).and_then(|service| hooks::run(&service, &action))
         }
         args::Command::Configure(options) => fastly::configure::run(&options),
         args::Command::Teardown { confirmed } => fastly::teardown::run(confirmed),

@@ -59,9 +59,6 @@ pub fn run(service: &Service, action: &Action) -> Result<(), String> {
             }
             None => Err(format!("{site} is not registered")),
         },
-        Action::HookAdd { .. } | Action::HookList(_) | Action::HookRemove { .. } => {
-            Err("not a sites command".into())
-        }
         Action::Remove(site) => {
             match call(service, "DELETE", &format!("/admin/sites/{site}"), None)? {
                 Some(_) => {
