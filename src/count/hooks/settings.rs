@@ -160,8 +160,32 @@ fn loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// Whether `host` is an address no public receiver has (private, link-local, unspecified,
+/// multicast): a deployed service does not post to its own network's insides.
+fn internal(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+        }
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+        }
+    }
+}
+
 /// `raw` as the URL to post to: absolute, `https://` (or `http://` to this machine where the
-/// config allows it), with a host, without credentials or a fragment.
+/// config allows it), with a host (a public one, where only HTTPS is taken), without
+/// credentials or a fragment.
 fn check_url(raw: &str, http: WebhookHttp) -> Result<String, HookError> {
     if raw.len() > MAX_URL_LEN {
         return Err(HookError::Url(format!(
@@ -186,6 +210,11 @@ fn check_url(raw: &str, http: WebhookHttp) -> Result<String, HookError> {
                 "url {raw:?} must be https:// (webhooks are sent over HTTPS only)"
             )))
         }
+    }
+    if http == WebhookHttp::Refuse && internal(&host) {
+        return Err(HookError::Url(format!(
+            "url {raw:?} names a private or loopback address; a webhook goes to a public host"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(HookError::Url(format!(
@@ -388,6 +417,24 @@ mod tests {
                 Loopback,
                 "hook_url_not_https",
                 "must be https://",
+            ),
+            (
+                r#"{"url": "https://10.1.2.3/x", "above": 5}"#,
+                Refuse,
+                "invalid_hook_url",
+                "private or loopback",
+            ),
+            (
+                r#"{"url": "https://[fe80::1]/x", "above": 5}"#,
+                Refuse,
+                "invalid_hook_url",
+                "private or loopback",
+            ),
+            (
+                r#"{"url": "https://localhost:8443/x", "above": 5}"#,
+                Refuse,
+                "invalid_hook_url",
+                "private or loopback",
             ),
             (
                 r#"{"url": "https://u:p@hooks.example/x", "above": 5}"#,
