@@ -8,10 +8,10 @@
 //! - [`surfaces`]: what a request meets: the router, the WebSocket and SSE endpoints, the API,
 //!   badge, loader and static files; what `main` does with a request ([`surfaces::serve`]).
 //! - [`count`]: the domain: presence, broadcasts, snapshots, totals, history, pages, the privacy
-//!   floor, per-client limits, the site registry.
+//!   floor, per-client limits, the site registry, threshold webhooks.
 //! - [`platform`]: the seams over Compute's host services (KV, cache, clock, ids, publisher,
-//!   secrets, settings, log) and, for wasm32 only, their host implementations
-//!   (`platform::host`), so everything above is unit-tested natively with fakes.
+//!   requests to arbitrary URLs, secrets, settings, log) and, for wasm32 only, their host
+//!   implementations (`platform::host`), so everything above is unit-tested natively with fakes.
 //! - [`wire`]: the formats spoken with Fanout, the browser and the publish API: pure data and
 //!   codecs, no I/O.
 //!

@@ -40,6 +40,18 @@ const RUN_BY: &[(&str, &str)] = &[
         "sites::an_owner_adds_shows_lists_and_removes_a_site_and_each_change_is_in_force_at_once",
     ),
     (
+        "scripts/liveuser hooks add",
+        "webhooks::a_hook_hears_once_when_the_count_reaches_its_threshold_and_once_when_it_falls_back",
+    ),
+    (
+        "scripts/liveuser hooks list",
+        "webhooks::a_hook_hears_once_when_the_count_reaches_its_threshold_and_once_when_it_falls_back",
+    ),
+    (
+        "scripts/liveuser hooks remove",
+        "webhooks::a_hook_hears_once_when_the_count_reaches_its_threshold_and_once_when_it_falls_back",
+    ),
+    (
         "scripts/liveuser teardown",
         "deploy::the_fastly_cli_deploys_a_new_service_and_liveuser_configure_finishes_it",
     ),

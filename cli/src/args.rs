@@ -19,6 +19,11 @@ usage:
   liveuser sites list              every registered site id
   liveuser sites show SITE         a site's settings and its dashboard's address
   liveuser sites remove SITE       stop serving SITE
+  liveuser hooks add SITE --url URL --above N [--hysteresis H]
+      POST to URL when SITE's count reaches N, and when it falls below N - H
+      (H: 0 to N-1, default 0); prints the signing secret, shown this once
+  liveuser hooks list SITE         a site's webhooks
+  liveuser hooks remove SITE ID    remove one
 
 options (any command):
   --service URL            the service (default: $LIVEUSER_SERVICE, or the local
@@ -51,12 +56,43 @@ pub enum Action {
     Remove(String),
 }
 
+/// What `hooks` is asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HookAction {
+    Add {
+        site: String,
+        url: String,
+        above: u64,
+        hysteresis: Option<u64>,
+    },
+    List(String),
+    Remove {
+        site: String,
+        id: String,
+    },
+}
+
+/// Which of the admin API's commands the words name.
+enum Chosen {
+    Sites(Action),
+    Hooks(HookAction),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
-    Sites { target: TargetArgs, action: Action },
+    Sites {
+        target: TargetArgs,
+        action: Action,
+    },
+    Hooks {
+        target: TargetArgs,
+        action: HookAction,
+    },
     Configure(crate::fastly::configure::Options),
-    Teardown { confirmed: bool },
+    Teardown {
+        confirmed: bool,
+    },
 }
 
 /// The most a privacy floor may be (as the service takes it).
@@ -79,6 +115,19 @@ pub fn check_site(site: &str) -> Result<(), Usage> {
     }
 }
 
+/// A flag's whole number, at least `min`.
+fn whole(flag: &str, raw: &str, min: u64) -> Result<u64, Usage> {
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| {
+            Usage(format!(
+                "{flag} must be a whole number of at least {min} (got {raw:?})"
+            ))
+        })
+}
+
 pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let mut target = TargetArgs::default();
     let mut words = Vec::new();
@@ -86,6 +135,9 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let mut pages = Vec::new();
     let mut min_count = None;
     let mut new_dashboard_key = false;
+    let mut url = None;
+    let mut above = None;
+    let mut hysteresis = None;
     let mut deploy = crate::fastly::configure::Options::default();
     let mut deploy_flags = false;
     let mut confirmed = false;
@@ -143,6 +195,9 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
                     })?;
                 min_count = Some(n);
             }
+            "--url" => url = Some(value(flag)?),
+            "--above" => above = Some(whole(flag, &value(flag)?, 1)?),
+            "--hysteresis" => hysteresis = Some(whole(flag, &value(flag)?, 0)?),
             f if f.starts_with('-') => return Err(Usage(format!("unknown option {f}"))),
             word => words.push(word.to_string()),
         }
@@ -150,8 +205,9 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let settings_given =
         !origins.is_empty() || !pages.is_empty() || min_count.is_some() || new_dashboard_key;
+    let hook_given = url.is_some() || above.is_some() || hysteresis.is_some();
     if let ["configure"] = words[..] {
-        if settings_given || target.service.is_some() || confirmed {
+        if settings_given || hook_given || target.service.is_some() || confirmed {
             return Err(Usage("configure takes the deploy options only".into()));
         }
         deploy.admin_token_file = target.admin_token_file;
@@ -165,38 +221,76 @@ pub fn parse(argv: &[String]) -> Result<Command, Usage> {
             "--publish-token-file, --generate-admin-token, --self-domain, --replace, --rotate-session-key and --yes go with configure or teardown".into(),
         ));
     }
-    let action = match words[..] {
+    let chosen = match words[..] {
         [] => return Ok(Command::Help),
         ["sites", "add", site] => {
             check_site(site)?;
-            Action::Add {
+            Chosen::Sites(Action::Add {
                 site: site.to_string(),
                 origins,
                 min_count,
                 pages,
                 new_dashboard_key,
-            }
+            })
         }
-        ["sites", "list"] => Action::List,
+        ["sites", "list"] => Chosen::Sites(Action::List),
         ["sites", "show", site] => {
             check_site(site)?;
-            Action::Show(site.to_string())
+            Chosen::Sites(Action::Show(site.to_string()))
         }
         ["sites", "remove", site] => {
             check_site(site)?;
-            Action::Remove(site.to_string())
+            Chosen::Sites(Action::Remove(site.to_string()))
         }
         ["sites", "add" | "show" | "remove"] => {
             return Err(Usage(format!("sites {} needs a SITE", words[1])))
         }
+        ["hooks", "add", site] => {
+            check_site(site)?;
+            let (Some(url), Some(above)) = (url.clone(), above) else {
+                return Err(Usage("hooks add needs --url URL and --above N".into()));
+            };
+            if hysteresis.is_some_and(|h| h >= above) {
+                return Err(Usage(format!(
+                    "--hysteresis must be below --above ({above})"
+                )));
+            }
+            Chosen::Hooks(HookAction::Add {
+                site: site.to_string(),
+                url,
+                above,
+                hysteresis,
+            })
+        }
+        ["hooks", "list", site] => {
+            check_site(site)?;
+            Chosen::Hooks(HookAction::List(site.to_string()))
+        }
+        ["hooks", "remove", site, id] => {
+            check_site(site)?;
+            Chosen::Hooks(HookAction::Remove {
+                site: site.to_string(),
+                id: id.to_string(),
+            })
+        }
+        ["hooks", "add" | "list"] => return Err(Usage(format!("hooks {} needs a SITE", words[1]))),
+        ["hooks", "remove", ..] => return Err(Usage("hooks remove needs a SITE and an ID".into())),
         _ => return Err(Usage(format!("unknown command: {}", words.join(" ")))),
     };
-    if settings_given && !matches!(action, Action::Add { .. }) {
+    if settings_given && !matches!(chosen, Chosen::Sites(Action::Add { .. })) {
         return Err(Usage(
             "--origin, --min-count, --page and --new-dashboard-key go with sites add".into(),
         ));
     }
-    Ok(Command::Sites { target, action })
+    if hook_given && !matches!(chosen, Chosen::Hooks(HookAction::Add { .. })) {
+        return Err(Usage(
+            "--url, --above and --hysteresis go with hooks add".into(),
+        ));
+    }
+    Ok(match chosen {
+        Chosen::Sites(action) => Command::Sites { target, action },
+        Chosen::Hooks(action) => Command::Hooks { target, action },
+    })
 }
 
 #[cfg(test)]
@@ -238,6 +332,15 @@ mod tests {
             Ok(Command::Sites { action: Action::Remove(s), .. }) if s == "docs"
         ));
         assert_eq!(parsed("--help"), Ok(Command::Help));
+        assert!(matches!(
+            parsed("hooks add docs --url https://h.example/x --above 100 --hysteresis 10"),
+            Ok(Command::Hooks { action: HookAction::Add { site, url, above: 100, hysteresis: Some(10) }, .. })
+                if site == "docs" && url == "https://h.example/x"
+        ));
+        assert!(matches!(
+            parsed("hooks remove docs hk_1"),
+            Ok(Command::Hooks { action: HookAction::Remove { site, id }, .. }) if site == "docs" && id == "hk_1"
+        ));
         assert_eq!(
             parsed("configure --publish-token-file p --admin-token-file a --rotate-session-key"),
             Ok(Command::Configure(crate::fastly::configure::Options {
@@ -277,6 +380,22 @@ mod tests {
             ("sites rename a b", "unknown command"),
             ("sites add docs --colour red", "unknown option --colour"),
             ("sites list --replace", "go with configure or teardown"),
+            (
+                "hooks add docs --url https://h.example --above many",
+                "--above must be a whole number of at least 1",
+            ),
+            (
+                "hooks add docs --url https://h.example --above 0",
+                "--above must be a whole number of at least 1",
+            ),
+            (
+                "hooks add docs --url https://h.example --above 5 --hysteresis 5",
+                "--hysteresis must be below --above",
+            ),
+            ("hooks add docs --above 5", "needs --url URL and --above N"),
+            ("hooks add", "needs a SITE"),
+            ("hooks remove docs", "needs a SITE and an ID"),
+            ("hooks list docs --above 3", "go with hooks add"),
             (
                 "configure --origin https://a.example",
                 "deploy options only",

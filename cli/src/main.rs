@@ -7,6 +7,9 @@
 //! liveuser sites list
 //! liveuser sites show SITE
 //! liveuser sites remove SITE
+//! liveuser hooks add SITE --url URL --above N [--hysteresis H]
+//! liveuser hooks list SITE
+//! liveuser hooks remove SITE ID
 //! liveuser configure [...]      finish a deploy (see `fastly::configure`)
 //! liveuser teardown --yes       remove it (see `fastly::teardown`)
 //! ```
@@ -16,6 +19,7 @@
 mod args;
 mod encode;
 mod fastly;
+mod hooks;
 mod sites;
 mod target;
 
@@ -37,6 +41,9 @@ fn main() -> ExitCode {
         }
         args::Command::Sites { target, action } => {
             target::resolve(&target).and_then(|service| sites::run(&service, &action))
+        }
+        args::Command::Hooks { target, action } => {
+            target::resolve(&target).and_then(|service| hooks::run(&service, &action))
         }
         args::Command::Configure(options) => fastly::configure::run(&options),
         args::Command::Teardown { confirmed } => fastly::teardown::run(confirmed),

@@ -111,7 +111,7 @@ fn describe(entry: &Value) -> String {
 
 /// One admin request: the answer's JSON, `None` for a 404 `unknown_site`, or what went wrong
 /// in words.
-fn call(
+pub fn call(
     service: &Service,
     method: &str,
     path: &str,
@@ -144,6 +144,7 @@ fn call(
             let message = body["message"].as_str().unwrap_or_default();
             match (status, code) {
                 (404, "unknown_site") => Ok(None),
+                (404, "unknown_hook") => Err(message.to_string()),
                 (401, _) => Err(format!(
                     "{} refused the admin token: {message}",
                     service.url

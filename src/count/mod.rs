@@ -6,8 +6,9 @@
 //! snapshot every POP reads counts from ([`snapshot`]) and the peaks it carries ([`peak`]),
 //! per-minute history ([`history`]), total visits ([`totals`]) and the admission of one visit
 //! ([`visits`]), a reader's first count ([`first_count`]), per-page counts ([`page`]), readers by
-//! country ([`country`]), the owner's dashboard message ([`dashboard`]), the privacy floor ([`floor`]), per-client limits ([`limits`]), the site registry and its
-//! per-site settings ([`registry`]), tabs sharing one connection ([`handover`]) and crawlers left
+//! country ([`country`]), the owner's dashboard message ([`dashboard`]), the privacy floor
+//! ([`floor`]), per-client limits ([`limits`]), the site registry and its per-site settings
+//! ([`registry`]), threshold webhooks ([`hooks`]), tabs sharing one connection ([`handover`]) and crawlers left
 //! uncounted ([`automated`]).
 //!
 //! May use: [`crate::platform`] (through [`crate::platform::Services`]) and [`crate::wire`].
@@ -22,6 +23,7 @@ pub mod first_count;
 pub mod floor;
 pub mod handover;
 pub mod history;
+pub mod hooks;
 pub mod limits;
 pub mod page;
 pub mod peak;

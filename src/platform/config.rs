@@ -63,6 +63,19 @@ pub struct Config {
     /// Whether a site without a registry entry is served (`unregistered_sites`: `refuse`, the
     /// default, or `serve`, what the local stack sets). See `count::registry`.
     pub unregistered_sites: UnregisteredSites,
+    /// Whether a webhook may be sent over plain HTTP (`webhook_http`: `refuse`, the default:
+    /// only `https://` URLs are taken; or `loopback`: `http://` to this machine too, what the
+    /// local stack sets so a test's receiver needs no certificate). See `count::hooks`.
+    pub webhook_http: WebhookHttp,
+}
+
+/// Which webhook URLs may be plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookHttp {
+    /// None: `https://` only (production).
+    Refuse,
+    /// `http://` to a loopback address (`127.0.0.0/8`, `[::1]`, `localhost`) too (local runs).
+    Loopback,
 }
 
 /// What becomes of a site the registry has no entry for.
@@ -111,6 +124,7 @@ impl Default for Config {
             count_automated: false,
             session_key: KeySlot::A,
             unregistered_sites: UnregisteredSites::Refuse,
+            webhook_http: WebhookHttp::Refuse,
             limits: Limits {
                 sockets_per_site: 20,
                 visits_per_site_hour: 30,
@@ -270,7 +284,17 @@ impl Config {
                 ("serve", UnregisteredSites::Serve),
             ],
         );
+        let webhook_http = read_choice(
+            source,
+            &mut warnings,
+            "webhook_http",
+            &[
+                ("refuse", WebhookHttp::Refuse),
+                ("loopback", WebhookHttp::Loopback),
+            ],
+        );
         let mut config = Config {
+            webhook_http,
             count_automated,
             session_key,
             unregistered_sites,
@@ -467,6 +491,19 @@ mod tests {
         let (config, warnings) = Config::load(&source(&[("publish_target", "elsewhere")]));
         assert_eq!(config.publish, PublishMode::Fastly);
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn plain_http_webhooks_are_refused_unless_the_config_allows_loopback() {
+        assert_eq!(
+            Config::load(&source(&[])).0.webhook_http,
+            WebhookHttp::Refuse
+        );
+        let (config, _) = Config::load(&source(&[("webhook_http", "loopback")]));
+        assert_eq!(config.webhook_http, WebhookHttp::Loopback);
+        let (config, warnings) = Config::load(&source(&[("webhook_http", "any")]));
+        assert_eq!(config.webhook_http, WebhookHttp::Refuse);
+        assert_eq!(warnings[0].key, "webhook_http");
     }
 
     #[test]

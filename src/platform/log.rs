@@ -51,6 +51,14 @@ pub enum Published<'a> {
     },
 }
 
+/// What became of a webhook delivery, in its log line's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookResult<'a> {
+    Delivered { status: u16 },
+    Refused { status: u16 },
+    Failed { error: &'a str },
+}
+
 /// One log line.
 #[derive(Debug)]
 pub enum Line<'a> {
@@ -190,6 +198,18 @@ pub enum Line<'a> {
         site: Option<&'a SiteId>,
         reason: &'a str,
     },
+    /// A webhook's delivery of one crossing, by the one execution that claimed it: `result`
+    /// `delivered` (a 2xx: `status`), `refused` (a status not tried again) or `failed` (every
+    /// attempt failed: `error`).
+    Webhook {
+        site: &'a SiteId,
+        hook: &'a str,
+        event: &'a str,
+        crossing: u64,
+        count: u64,
+        attempts: u32,
+        result: WebhookResult<'a>,
+    },
     /// The service panicked (a bug): where, and the message.
     Panic {
         message: &'a str,
@@ -225,6 +245,7 @@ impl Line<'_> {
             Line::CacheSetFailed { .. } => "cache-set-failed",
             Line::RegistryKept { .. } => "registry-kept",
             Line::StreamEnded { .. } => "stream-ended",
+            Line::Webhook { .. } => "webhook",
             Line::Panic { .. } => "panic",
         }
     }
@@ -338,6 +359,29 @@ impl Line<'_> {
                 Some(site) => write!(f, "site={site} reason={reason}"),
                 None => write!(f, "site=- reason={reason}"),
             },
+            Line::Webhook {
+                site,
+                hook,
+                event,
+                crossing,
+                count,
+                attempts,
+                result,
+            } => {
+                write!(
+                    f,
+                    "site={site} hook={hook} event={event} crossing={crossing} count={count} attempts={attempts} "
+                )?;
+                match result {
+                    WebhookResult::Delivered { status } => {
+                        write!(f, "result=delivered status={status}")
+                    }
+                    WebhookResult::Refused { status } => {
+                        write!(f, "result=refused status={status}")
+                    }
+                    WebhookResult::Failed { error } => write!(f, "result=failed error={error:?}"),
+                }
+            }
             Line::Panic { message } => write!(f, "message={message:?}"),
         }
     }
@@ -429,6 +473,21 @@ mod tests {
         assert_eq!(
             line.to_string(),
             "liveuser visit-failed conn=c site=a error=\"KV rate limited\""
+        );
+        let line = Line::Webhook {
+            site: &site,
+            hook: "hk_1",
+            event: "online.below",
+            crossing: 2,
+            count: 7,
+            attempts: 3,
+            result: WebhookResult::Failed {
+                error: "status 503",
+            },
+        };
+        assert_eq!(
+            line.to_string(),
+            "liveuser webhook site=a hook=hk_1 event=online.below crossing=2 count=7 attempts=3 result=failed error=\"status 503\""
         );
     }
 }

@@ -3,7 +3,7 @@
 //! models of them, and the settings and log lines those services carry.
 //!
 //! Owns: the KV store ([`kv`]), the per-POP cache ([`cache`]), time ([`clock`]), randomness
-//! ([`ids`]), publishing to Fanout ([`publisher`]), calls to the service itself ([`peers`]), secrets ([`secrets`]), the settings read
+//! ([`ids`]), publishing to Fanout ([`publisher`]), calls to the service itself ([`peers`]), requests to URLs nobody declared in advance ([`outbound`]: webhook receivers), secrets ([`secrets`]), the settings read
 //! from the config store ([`config`]), the log lines and where they go ([`log`]: the words of
 //! every kind of line, from a request's cost to a refused visit, so that the log is one format
 //! below everything that writes to it), the names
@@ -21,6 +21,7 @@ pub mod fastly_toml;
 pub mod ids;
 pub mod kv;
 pub mod log;
+pub mod outbound;
 pub mod peers;
 pub mod publisher;
 pub mod secrets;

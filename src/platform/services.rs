@@ -8,6 +8,7 @@ use crate::platform::config::{Config, ConfigSource};
 use crate::platform::ids::IdSource;
 use crate::platform::kv::KvStore;
 use crate::platform::log::Log;
+use crate::platform::outbound::Outbound;
 use crate::platform::peers::Peers;
 use crate::platform::publisher::Publisher;
 use crate::platform::secrets::Secrets;
@@ -30,4 +31,6 @@ pub struct Services<'a> {
     pub log: &'a dyn Log,
     /// Calls to this service itself (a split count's shares).
     pub peers: &'a dyn Peers,
+    /// Requests to URLs nobody declared in advance (webhook receivers).
+    pub outbound: &'a dyn Outbound,
 }

@@ -1,7 +1,7 @@
 //! Fakes of the host services, for unit tests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::platform::cache::{CacheFailed, SharedCache};
 use crate::platform::clock::Clock;
@@ -9,6 +9,7 @@ use crate::platform::config::Config;
 use crate::platform::ids::IdSource;
 use crate::platform::kv::{Entry, KvError, KvStore, ListPage, WriteMode};
 use crate::platform::log::{Line, Log};
+use crate::platform::outbound::{Outbound, OutboundError};
 use crate::platform::peers::{PeerError, Peers};
 use crate::platform::publisher::{PublishError, PublishItem, Publisher};
 use crate::platform::Services;
@@ -163,6 +164,26 @@ impl Publisher for RecordingPublisher {
     }
 }
 
+/// Webhook receivers: every request kept, each answered by the next of `answers` (204 once
+/// they run out).
+#[derive(Default)]
+pub struct RecordingOutbound {
+    pub sent: RefCell<Vec<http::Request<Vec<u8>>>>,
+    pub answers: RefCell<VecDeque<Result<u16, OutboundError>>>,
+}
+
+impl Outbound for RecordingOutbound {
+    fn send_all(&self, requests: Vec<http::Request<Vec<u8>>>) -> Vec<Result<u16, OutboundError>> {
+        requests
+            .into_iter()
+            .map(|req| {
+                self.sent.borrow_mut().push(req);
+                self.answers.borrow_mut().pop_front().unwrap_or(Ok(204))
+            })
+            .collect()
+    }
+}
+
 /// A KV store that cannot be reached: every operation fails.
 pub struct FailingKv;
 
@@ -286,6 +307,8 @@ pub struct TestServices {
     pub log: RecordingLog,
     /// What answers the service's calls to itself (`None`: they fail, as with no peers).
     pub peer_handler: Cell<Option<PeerHandler>>,
+    /// What webhook receivers were sent, and how they answer.
+    pub outbound: RecordingOutbound,
 }
 
 /// Answers one call to the service itself, with the services of the answering execution.
@@ -331,6 +354,7 @@ impl TestServices {
             settings: HashMap::new(),
             log: RecordingLog::default(),
             peer_handler: Cell::new(None),
+            outbound: RecordingOutbound::default(),
         }
     }
 
@@ -366,6 +390,7 @@ impl TestServices {
             settings: &self.settings,
             log: &self.log,
             peers: self,
+            outbound: &self.outbound,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! signature check of Fanout's calls back ([`handoff`]), a connection's query parameters
 //! ([`params`]), the WebSocket-over-HTTP endpoint ([`websocket`]), the SSE fallback ([`sse`]),
 //! the stats API ([`api`]) with its CORS and read budget ([`access`]), the live badge
-//! ([`badge`]), the site registry's admin endpoints ([`sites`]), the owner's
-//! dashboard ([`dashboard`]), the shares of a split count asked by the service itself ([`census`]), the browser client as served ([`client`]), the loader script ([`loader`]), static files ([`assets`]) and the admin
+//! ([`badge`]), the site registry's admin endpoints ([`sites`]) and each site's webhooks'
+//! ([`webhooks`]), the owner's dashboard ([`dashboard`]), the shares of a split count asked by the service itself ([`census`]), the browser client as served ([`client`]), the loader script ([`loader`]), static files ([`assets`]) and the admin
 //! credential ([`admin`]); and [`Handled`], what every endpoint answers.
 //!
 //! May use: every layer below ([`crate::count`], [`crate::platform`], [`crate::wire`]).
@@ -29,6 +29,7 @@ pub mod router;
 pub mod serve;
 pub mod sites;
 pub mod sse;
+pub mod webhooks;
 pub mod websocket;
 
 use crate::count::broadcast;

@@ -10,6 +10,7 @@ use crate::surfaces::dashboard;
 use crate::surfaces::loader;
 use crate::surfaces::sites;
 use crate::surfaces::sse;
+use crate::surfaces::webhooks;
 use crate::surfaces::websocket;
 use crate::surfaces::{access, api};
 use crate::wire::error::HttpError;
@@ -86,6 +87,10 @@ fn route(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, HttpErr
     }
     if api::owns(path) {
         return Ok(api::handle(req, services).unwrap_or_else(with_cors_on_error));
+    }
+    // Before the registry's: its paths are under /admin/sites/ too.
+    if webhooks::owns(path) {
+        return webhooks::handle(req, services);
     }
     if sites::owns(path) {
         return sites::handle(req, services);

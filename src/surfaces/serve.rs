@@ -1,11 +1,12 @@
 //! What `main` does with one request once the host services exist: admit a WebSocket upgrade
-//! (or refuse it), or answer the request, log what it cost, then run the broadcast it won.
+//! (or refuse it), or answer the request, log what it cost, then run the broadcast it won and
+//! check the site's webhooks against its count.
 //! Here rather than in `main`, so it is tested natively with fakes.
 
 use http::{Request, Response};
 
 use crate::count::limits::{self, ClientKey, SocketAdmission, Verdict};
-use crate::count::{automated, broadcast, registry};
+use crate::count::{automated, broadcast, hooks, registry};
 use crate::platform::kv::{CountingKv, KvCounts};
 use crate::platform::log::{Line, Log, RequestCost};
 use crate::platform::publisher::CountingPublisher;
@@ -219,6 +220,11 @@ pub fn request(
             publisher.count() - published_before,
             services.clock.now_ms().saturating_sub(plan.slot_end_ms),
         );
+        // Published and stored: now the site's webhooks, whose deliveries (and their retries)
+        // keep nobody waiting.
+        if let Ok(broadcast::Outcome::Counted(counted_slot)) = &outcome {
+            hooks::after_count(&counted, &plan.site, counted_slot.count, plan.slot_end_ms);
+        }
     }
 }
 
@@ -492,5 +498,40 @@ mod tests {
         );
         assert!(lines[1].contains("result=ok"), "{}", lines[1]);
         assert_eq!(t.publisher.published.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_site_s_webhook_hears_of_a_crossing_after_the_broadcast_has_published() {
+        let t = TestServices::new();
+        t.set_time(1_800_000_000_000);
+        let new = hooks::NewHook {
+            url: "https://hooks.example/live".into(),
+            above: 1,
+            hysteresis: 0,
+        };
+        let site = crate::wire::site::SiteId::parse("shop").expect("site");
+        hooks::settings::add(&t.services(), &site, &new).expect("added");
+        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
+        let open = Request::builder()
+            .method("POST")
+            .uri("/ws?siteId=shop")
+            .header("Content-Type", "application/websocket-events")
+            .header("Connection-Id", "c1")
+            .header("Grip-Sig", token)
+            .body(b"OPEN\r\n".to_vec())
+            .expect("request");
+        request(&t.services(), "POST", "/ws", &open, &mut |_| {});
+        let lines = t.log.lines();
+        let kinds: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(kinds, ["request", "broadcast", "webhook"]);
+        assert!(
+            lines[2].contains("event=online.above crossing=1 count=1 attempts=1 result=delivered"),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(t.outbound.sent.borrow().len(), 1);
     }
 }

@@ -7,13 +7,15 @@
 //!   → the entry as stored (registers the site, or replaces its settings), with its
 //!   `dashboardKey` (made with the site, kept across changes unless a new one is asked for) and
 //!   its `dashboard` address; 400 `invalid_site_settings` says what to fix, and stores nothing
-//! - `DELETE /admin/sites/{siteId}` → `{"siteId", "removed": true}`, or 404 `unknown_site`
+//! - `DELETE /admin/sites/{siteId}` → `{"siteId", "removed": true}` (its webhooks removed with
+//!   it), or 404 `unknown_site`
 //!
 //! A change is in force at this POP at once and at every other within `registry::FRESH_MS`.
 
 use http::{Method, Request};
 use serde_json::{json, Value};
 
+use crate::count::hooks;
 use crate::count::registry::{self, SiteEntry};
 use crate::platform::kv::KvError;
 use crate::platform::log::Line;
@@ -134,6 +136,14 @@ fn put(
 fn remove(services: &Services, site: &SiteId) -> Result<http::Response<Vec<u8>>, HttpError> {
     match registry::remove(services, site) {
         Ok(true) => {
+            // Its webhooks go with it (a site registered again starts with none).
+            if let Err(e) = hooks::remove_all(services, site) {
+                services.log.emit(&Line::Detail {
+                    event: "hooks-failed",
+                    site,
+                    detail: &e.to_string(),
+                });
+            }
             services.log.emit(&Line::Detail {
                 event: "site-removed",
                 site,

@@ -40,6 +40,8 @@ pub enum HttpError {
     PayloadTooLarge { max: usize },
     /// The service has a registry of sites (config `sites`) and this one is not in it.
     UnknownSite,
+    /// A site's webhook that does not exist: which.
+    UnknownHook(String),
     /// A versioned script this build does not serve (an embed pinned before the client
     /// changed): where the current one is.
     UnknownVersion { current: String },
@@ -70,7 +72,9 @@ impl HttpError {
             HttpError::Forbidden(_) | HttpError::NotSigned { .. } => 403,
             HttpError::Gone(_) => 410,
             HttpError::PayloadTooLarge { .. } => 413,
-            HttpError::UnknownSite | HttpError::UnknownVersion { .. } => 404,
+            HttpError::UnknownSite
+            | HttpError::UnknownHook(_)
+            | HttpError::UnknownVersion { .. } => 404,
             HttpError::TooMany { .. } => 429,
             HttpError::UnsupportedMediaType => 415,
             HttpError::Unavailable(_) => 503,
@@ -93,6 +97,7 @@ impl HttpError {
             HttpError::Gone(_) => "gone",
             HttpError::PayloadTooLarge { .. } => "payload_too_large",
             HttpError::UnknownSite => "unknown_site",
+            HttpError::UnknownHook(_) => "unknown_hook",
             HttpError::UnknownVersion { .. } => "unknown_version",
             HttpError::TooMany { .. } => "too_many_requests",
             HttpError::UnsupportedMediaType => "unsupported_media_type",
@@ -129,7 +134,10 @@ impl fmt::Display for HttpError {
                 write!(f, "{msg}")
             }
             HttpError::BadEvents(e) => write!(f, "malformed WebSocket-over-HTTP body: {e}"),
-            HttpError::Unauthorized(msg) | HttpError::Forbidden(msg) | HttpError::Gone(msg) => {
+            HttpError::Unauthorized(msg)
+            | HttpError::Forbidden(msg)
+            | HttpError::Gone(msg)
+            | HttpError::UnknownHook(msg) => {
                 write!(f, "{msg}")
             }
             HttpError::NotSigned { .. } => write!(f, "this endpoint takes signed requests only"),

@@ -7,7 +7,7 @@
 //! ([`event_stream`]), the body of a publish request ([`publish`]), site ids ([`site`]), the
 //! errors a request can end with and their statuses and close codes ([`error`]), a stable hash
 //! ([`hash`]), and small helpers to read requests and build responses ([`request`],
-//! [`response`]).
+//! [`response`]), and a threshold webhook's body and signature ([`webhook`]).
 //!
 //! May use: nothing else in the crate. Every other layer may use it.
 
@@ -21,4 +21,5 @@ pub mod publish;
 pub mod request;
 pub mod response;
 pub mod site;
+pub mod webhook;
 pub mod websocket_events;

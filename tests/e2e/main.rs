@@ -15,4 +15,5 @@ mod serve;
 mod sites;
 mod surfaces;
 mod totals;
+mod webhooks;
 mod widget;

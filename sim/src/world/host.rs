@@ -8,6 +8,7 @@ use liveuser_edge::count::presence;
 use liveuser_edge::platform::config::ConfigSource;
 use liveuser_edge::platform::ids::IdSource;
 use liveuser_edge::platform::log::{Line, Log};
+use liveuser_edge::platform::outbound::NoOutbound;
 use liveuser_edge::platform::peers::{PeerError, Peers};
 use liveuser_edge::platform::publisher::{PublishError, PublishItem, Publisher};
 use liveuser_edge::platform::Services;
@@ -115,6 +116,8 @@ impl World {
                 settings: &self.settings as &dyn ConfigSource,
                 log: &NoLog,
                 peers: &r,
+                // The simulated sites have no webhooks.
+                outbound: &NoOutbound,
             };
             r.run(|| drop(f(&replayed)))
         };
@@ -142,6 +145,7 @@ impl World {
             settings: &self.settings as &dyn ConfigSource,
             log: &log,
             peers: &recorder,
+            outbound: &NoOutbound,
         };
         meter.begin_step();
         let result = f(&services);

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config_store;
 pub mod kv;
 pub mod log;
+pub mod outbound;
 pub mod peers;
 pub mod publisher;
 
@@ -26,6 +27,7 @@ use cache::HostCache;
 use config_store::HostConfig;
 use kv::HostKv;
 use log::HostLog;
+use outbound::DynamicBackends;
 use peers::BackendPeers;
 use publisher::BackendPublisher;
 
@@ -104,6 +106,7 @@ impl<'a> HostServices<'a> {
             settings: &self.settings,
             log: self.log,
             peers: &BackendPeers,
+            outbound: &DynamicBackends,
         }
     }
 }
