@@ -28,7 +28,12 @@
   function takeKey() {
     var match = /(?:^#|&)key=([^&]+)/.exec(location.hash);
     if (match) {
-      sessionStorage.setItem(storageKey, decodeURIComponent(match[1]));
+      try {
+        sessionStorage.setItem(storageKey, decodeURIComponent(match[1]));
+      } catch (e) {
+        // A malformed key ("%" alone) opens nothing: the page asks for one.
+        sessionStorage.removeItem(storageKey);
+      }
       history.replaceState(null, "", location.pathname + location.search);
     }
     return sessionStorage.getItem(storageKey);
@@ -87,11 +92,16 @@
     });
   }
 
-  // Pages arrive as ids; their names come with /data. A page not named yet asks for them again.
+  // Pages arrive as ids; their names come with /data. A page not named yet asks for them
+  // again, once per page: a page whose name was never kept stays an id, not a poll.
   var renaming = null;
+  var asked = {};
   function pageName(id) {
     if (names[id]) return names[id];
-    if (!renaming) renaming = setTimeout(function () { renaming = null; load(false); }, 5000);
+    if (!asked[id] && !renaming) {
+      asked[id] = true;
+      renaming = setTimeout(function () { renaming = null; load(false); }, 5000);
+    }
     return "page " + id.slice(0, 8) + "…";
   }
 

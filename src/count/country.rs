@@ -40,7 +40,16 @@ pub fn shown(countries: &BTreeMap<String, u64>, total: u64, floor: Floor) -> Vec
         .collect();
     shown.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let named: u64 = shown.iter().map(|(_, n)| n).sum();
-    let other = total.saturating_sub(named);
+    let mut other = total.saturating_sub(named);
+    // "Other" below the floor would tell a small country's readers apart (watch one country
+    // leave the list and "other" grow by its count): the smallest countries shown join it
+    // until it reaches the floor.
+    while other > 0 && other < min {
+        match shown.pop() {
+            Some((_, n)) => other += n,
+            None => break,
+        }
+    }
     if other > 0 {
         shown.push((OTHER.to_string(), other));
     }
@@ -86,6 +95,16 @@ mod tests {
                 (OTHER.to_string(), 6),
             ]
         );
+        // "Other" is never a handful either: with 2 below the floor of 5 besides the placed,
+        // the smallest country shown joins it.
+        let few = BTreeMap::from([("US".to_string(), 25), ("DE".to_string(), 6)]);
+        assert_eq!(
+            shown(&few, 33, Floor::at(5)),
+            vec![("US".to_string(), 25), (OTHER.to_string(), 8)]
+        );
+        // Everyone in one country below the floor: all "other".
+        let one = BTreeMap::from([("IS".to_string(), 3)]);
+        assert_eq!(shown(&one, 3, Floor::at(5)), vec![(OTHER.to_string(), 3)]);
         // Without a floor every country is exact, and the unknown are "other".
         let all = shown(&counts, 70, Floor::default());
         assert_eq!(all[3], ("IS".to_string(), 2));

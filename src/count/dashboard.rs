@@ -13,7 +13,69 @@ use serde_json::{json, Value};
 use crate::count::country;
 use crate::count::floor::Floor;
 use crate::count::snapshot::Snapshot;
+use crate::platform::kv::{KvError, WriteMode};
+use crate::platform::Services;
 use crate::wire::site::SiteId;
+
+/// How long a POP uses a dashboard key it read before reading it again (as the registry's
+/// entries): a new key is in force everywhere within this.
+pub const KEY_FRESH_MS: u64 = 5_000;
+
+/// Where a site's dashboard key is kept: beside its registry entry, not in it, so an entry
+/// stays one that every version of the service reads.
+fn key_key(site: &SiteId) -> String {
+    format!("dashboard-key/{site}")
+}
+
+/// The key that opens `site`'s dashboard, if it has one (read at most every
+/// [`KEY_FRESH_MS`] per POP).
+pub fn key(services: &Services, site: &SiteId) -> Result<Option<String>, KvError> {
+    if let Some(cached) = services.cache.get(&key_key(site)) {
+        return Ok(String::from_utf8(cached).ok().filter(|k| is_key(k)));
+    }
+    let found = services.kv.lookup(&key_key(site))?;
+    let key = found
+        .and_then(|e| String::from_utf8(e.value).ok())
+        .filter(|k| is_key(k));
+    let bytes = key.clone().unwrap_or_default().into_bytes();
+    services.cache.set(&key_key(site), &bytes, KEY_FRESH_MS);
+    Ok(key)
+}
+
+/// `site`'s dashboard key as it stands, made now (128 random bits) when it has none or when
+/// `replace` asks for a new one.
+pub fn make_key(services: &Services, site: &SiteId, replace: bool) -> Result<String, KvError> {
+    if !replace {
+        if let Some(kept) = services
+            .kv
+            .lookup(&key_key(site))?
+            .and_then(|e| String::from_utf8(e.value).ok())
+            .filter(|k| is_key(k))
+        {
+            return Ok(kept);
+        }
+    }
+    let [a, b] = services.ids.random_u64s();
+    let key = format!("{a:016x}{b:016x}");
+    services
+        .kv
+        .insert(&key_key(site), key.as_bytes(), None, WriteMode::Overwrite)?;
+    services
+        .cache
+        .set(&key_key(site), key.as_bytes(), KEY_FRESH_MS);
+    Ok(key)
+}
+
+/// Removes `site`'s dashboard key (the site was removed).
+pub fn forget_key(services: &Services, site: &SiteId) -> Result<(), KvError> {
+    services.kv.delete(&key_key(site))?;
+    services.cache.set(&key_key(site), b"", KEY_FRESH_MS);
+    Ok(())
+}
+
+fn is_key(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// The site's dashboard channel: only dashboards subscribe to it.
 pub fn channel(site: &SiteId) -> String {

@@ -2,7 +2,9 @@
 //! shown exactly. A smaller count is shown as the floor with a flag (`belowMin`), and the
 //! widget says "fewer than N": a page with two readers does not tell each that exactly one
 //! other person is there. The stored figures stay exact (nobody outside reads them); every
-//! message, API answer, badge and history point passes through [`Floor::show`]. A floored
+//! message to readers, API answer, badge and history point passes through [`Floor::show`]
+//! (the site's owner, on its dashboard, sees the exact count, pages and total; countries there
+//! are floored: see `country`). A floored
 //! site's total visits are shown coarsened to a multiple of the floor ([`Floor::total`]): an
 //! exact total would tell whoever watches it of each single arrival.
 //!

@@ -162,12 +162,7 @@ pub fn shard_of(id: &str) -> String {
 
 /// The key of one connection in one window.
 pub fn key(site: &SiteId, id: &str, window: u64) -> String {
-    key_on(site, id, window, None)
-}
-
-/// The key of one connection in one window, counted on `page` too.
-pub fn key_on(site: &SiteId, id: &str, window: u64, page: Option<&str>) -> String {
-    key_in(site, id, window, page, None)
+    key_in(site, id, window, None, None)
 }
 
 /// The key of one connection in one window, counted on `page` and in `country` too.
@@ -400,8 +395,12 @@ mod tests {
         let id = format!("f0a1{}", "0".repeat(28));
         assert_eq!(shard_of(&id), "1111000010100001");
         assert_eq!(
-            key_on(&s, &id, 7, Some("0123456789abcdef")),
+            key_in(&s, &id, 7, Some("0123456789abcdef"), None),
             format!("site/a/p/7/1111000010100001/{id}/0123456789abcdef")
+        );
+        assert_eq!(
+            key_in(&s, &id, 7, Some("0123456789abcdef"), Some("NZ")),
+            format!("site/a/p/7/1111000010100001/{id}/0123456789abcdef/NZ")
         );
         assert!(key(&s, &id, 7).starts_with(&window_prefix(&s, 7, "1111")));
         assert!(!key(&s, &id, 7).starts_with(&window_prefix(&s, 7, "0")));

@@ -220,7 +220,7 @@ fn shard_matches(shard: &str, id: &str) -> bool {
 mod tests {
     use super::*;
     use crate::count::presence::fixtures::*;
-    use crate::count::presence::{join, join_on, key_on, leave, move_to, refresh};
+    use crate::count::presence::{join, join_on, leave, move_to, refresh};
     use crate::platform::kv::{CountingKv, WriteMode};
     use crate::platform::testing::MemoryKv;
 

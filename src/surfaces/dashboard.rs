@@ -83,7 +83,7 @@ pub fn handle(req: &Request<Vec<u8>>, services: &Services) -> Result<Handled, Ht
         Route::Page => Ok(page_response()),
         Route::Data(site) => {
             authorize(req, services, &site)?;
-            Ok(data(services, &site, Floor::of(services, &site)))
+            data(services, &site, Floor::of(services, &site))
         }
         Route::Live(site) => {
             handoff::check_signature(req, services)?;
@@ -115,7 +115,7 @@ fn page_response() -> Response<Vec<u8>> {
         // The page loads nothing from elsewhere, and tells no other site where it was.
         .header(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
         )
         .header("Referrer-Policy", "no-referrer")
         .header("X-Content-Type-Options", "nosniff")
@@ -130,11 +130,13 @@ fn authorize(req: &Request<Vec<u8>>, services: &Services, site: &SiteId) -> Resu
     if check_bearer(given, admin.as_deref()).is_ok() {
         return Ok(());
     }
-    let entry = registry::entry(services, site)
-        .map_err(|_| HttpError::Unavailable("the site registry could not be reached".into()))?
+    let unreachable =
+        |_| HttpError::Unavailable("the site registry could not be reached; try again".into());
+    registry::entry(services, site)
+        .map_err(unreachable)?
         .ok_or(HttpError::UnknownSite)?;
-    let key = entry.dashboard_key.as_deref().map(str::as_bytes);
-    match check_bearer(given, key) {
+    let key = dashboard::key(services, site).map_err(unreachable)?;
+    match check_bearer(given, key.as_deref().map(str::as_bytes)) {
         Ok(()) => Ok(()),
         Err(BearerError::Missing) => Err(HttpError::Unauthorized(
             "missing Authorization: Bearer <dashboard key>".into(),
@@ -147,7 +149,7 @@ fn authorize(req: &Request<Vec<u8>>, services: &Services, site: &SiteId) -> Resu
 }
 
 /// The dashboard's first view, with the names of its pages and a live link.
-fn data(services: &Services, site: &SiteId, floor: Floor) -> Response<Vec<u8>> {
+fn data(services: &Services, site: &SiteId, floor: Floor) -> Result<Response<Vec<u8>>, HttpError> {
     let now = services.clock.now_ms();
     let found = snapshot::cached(services, site).ok().flatten();
     let fresh = snapshot::Freshness::of(found.as_ref(), now, services.config);
@@ -162,22 +164,25 @@ fn data(services: &Services, site: &SiteId, floor: Floor) -> Response<Vec<u8>> {
     view["minCount"] = json!(floor.min());
     view["live"] = json!(format!(
         "{PREFIX}{site}/live?t={}",
-        link(services, site, now + LINK_LIFETIME_MS)
+        link(services, site, now + LINK_LIFETIME_MS)?
     ));
-    Response::builder()
+    Ok(Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store")
         .body(view.to_string().into_bytes())
-        .unwrap_or_default()
+        .unwrap_or_default())
 }
 
-/// A live link for `site`, valid until `expires_ms`: `<expires_ms>.<signature>`.
-fn link(services: &Services, site: &SiteId, expires_ms: u64) -> String {
-    let key = derived_key(services.secrets, LINK_KEY_LABEL).unwrap_or_default();
+/// A live link for `site`, valid until `expires_ms`: `<expires_ms>.<signature>`; none from a
+/// service with no secret to sign it with.
+fn link(services: &Services, site: &SiteId, expires_ms: u64) -> Result<String, HttpError> {
+    let key = derived_key(services.secrets, LINK_KEY_LABEL).ok_or_else(|| {
+        HttpError::Unavailable("live dashboards need the service's secret".into())
+    })?;
     let text = format!("{site}|{expires_ms}");
     let sig = hex_prefix(&hmac_sha256(&key, &[text.as_bytes()]), 16);
-    format!("{expires_ms}.{sig}")
+    Ok(format!("{expires_ms}.{sig}"))
 }
 
 fn check_link(services: &Services, site: &SiteId, given: Option<String>) -> Result<(), HttpError> {
@@ -185,7 +190,7 @@ fn check_link(services: &Services, site: &SiteId, given: Option<String>) -> Resu
     let given = given.ok_or_else(|| refused("missing: ask /data for one"))?;
     let (expires, _) = given.split_once('.').ok_or_else(|| refused("malformed"))?;
     let expires_ms: u64 = expires.parse().map_err(|_| refused("malformed"))?;
-    let expected = link(services, site, expires_ms);
+    let expected = link(services, site, expires_ms)?;
     let same = expected.len() == given.len()
         && expected
             .bytes()
@@ -242,12 +247,9 @@ mod tests {
         let mut t = TestServices::new();
         t.set_admin_token(b"admin");
         register(&t, "shop", "{}");
-        let entry = registry::stored(&t.services(), &SiteId::parse("shop").expect("site"))
-            .expect("read")
-            .expect("registered")
-            .with_dashboard_key(None, false, [5, 6]);
-        registry::put(&t.services(), &SiteId::parse("shop").expect("site"), &entry).expect("put");
-        (t, entry.dashboard_key.expect("key"))
+        let shop = SiteId::parse("shop").expect("site");
+        let key = dashboard::make_key(&t.services(), &shop, false).expect("a key");
+        (t, key)
     }
 
     #[test]
@@ -291,7 +293,7 @@ mod tests {
         let (t, _) = keyed();
         let shop = SiteId::parse("shop").expect("site");
         let now = t.services().clock.now_ms();
-        let good = link(&t.services(), &shop, now + LINK_LIFETIME_MS);
+        let good = link(&t.services(), &shop, now + LINK_LIFETIME_MS).expect("signed");
         let live = format!("/dashboard/shop/live?t={good}");
         assert!(check_upgrade(
             &t.services(),
@@ -302,7 +304,13 @@ mod tests {
         let blog = format!("t={good}");
         let other = check_upgrade(&t.services(), "/dashboard/blog/live", Some(&blog));
         assert_eq!(other.map_err(|e| e.status()), Err(401));
-        let forged = format!("t={}.0000000000000000", now + LINK_LIFETIME_MS);
+        // A signature of the right length that is not this service's, and a good one whose
+        // expiry was pushed on.
+        let forged = format!("t={}.{}", now + LINK_LIFETIME_MS, "0".repeat(32));
+        let forged = check_upgrade(&t.services(), "/dashboard/shop/live", Some(&forged));
+        assert_eq!(forged.map_err(|e| e.status()), Err(401));
+        let (_, sig) = good.split_once('.').expect("signed");
+        let forged = format!("t={}.{sig}", now + 10 * LINK_LIFETIME_MS);
         let forged = check_upgrade(&t.services(), "/dashboard/shop/live", Some(&forged));
         assert_eq!(forged.map_err(|e| e.status()), Err(401));
         t.set_time(now + LINK_LIFETIME_MS + 1);

@@ -1,24 +1,25 @@
 //! The site registry's admin endpoints, behind the admin token (what `liveuser sites` calls):
 //!
 //! - `GET /admin/sites[?cursor=…]` → `{"sites": [ids…], "cursor": next or null}` (1,000 a page)
-//! - `GET /admin/sites/{siteId}` → `{"siteId", "origins"?, "minCount"?, "pages"?}`, or 404
-//!   `unknown_site`
+//! - `GET /admin/sites/{siteId}` → `{"siteId", "origins"?, "minCount"?, "pages"?,
+//!   "dashboardKey"?, "dashboard"?}`, or 404 `unknown_site`
 //! - `PUT /admin/sites/{siteId}[?newDashboardKey=1]` with `{"origins"?, "minCount"?, "pages"?}`
 //!   → the entry as stored (registers the site, or replaces its settings), with its
 //!   `dashboardKey` (made with the site, kept across changes unless a new one is asked for) and
 //!   its `dashboard` address; 400 `invalid_site_settings` says what to fix, and stores nothing
-//! - `DELETE /admin/sites/{siteId}` → `{"siteId", "removed": true}` (its webhooks removed with
-//!   it), or 404 `unknown_site`
+//! - `DELETE /admin/sites/{siteId}` → `{"siteId", "removed": true}` (its webhooks and dashboard
+//!   key removed with it), or 404 `unknown_site`
 //!
 //! A change is in force at this POP at once and at every other within `registry::FRESH_MS`.
 
 use http::{Method, Request};
 use serde_json::{json, Value};
 
-use crate::count::hooks;
 use crate::count::registry::{self, SiteEntry};
+use crate::count::{dashboard, hooks};
 use crate::platform::kv::KvError;
 use crate::platform::log::Line;
+use crate::platform::publisher::PublishItem;
 use crate::platform::Services;
 use crate::surfaces::admin::authorize;
 use crate::surfaces::Handled;
@@ -74,10 +75,11 @@ fn unavailable(services: &Services, site: &SiteId, e: &KvError) -> HttpError {
     HttpError::Unavailable("the site registry could not be reached; try again".into())
 }
 
-fn described(site: &SiteId, entry: &SiteEntry) -> Value {
+fn described(site: &SiteId, entry: &SiteEntry, dashboard_key: Option<&str>) -> Value {
     let mut body = serde_json::to_value(entry).unwrap_or_else(|_| json!({}));
     body["siteId"] = json!(site.as_str());
-    if let Some(key) = &entry.dashboard_key {
+    if let Some(key) = dashboard_key {
+        body["dashboardKey"] = json!(key);
         // The dashboard's address: the key in the fragment, which browsers never send.
         body["dashboard"] = json!(format!("/dashboard/{site}#key={key}"));
     }
@@ -95,7 +97,13 @@ fn list(req: &Request<Vec<u8>>, services: &Services) -> Result<http::Response<Ve
 
 fn show(services: &Services, site: &SiteId) -> Result<http::Response<Vec<u8>>, HttpError> {
     match registry::entry(services, site) {
-        Ok(Some(entry)) => Ok(response::json(200, &described(site, &entry))),
+        Ok(Some(entry)) => {
+            let key = dashboard::key(services, site).ok().flatten();
+            Ok(response::json(
+                200,
+                &described(site, &entry, key.as_deref()),
+            ))
+        }
         Ok(None) => Err(HttpError::UnknownSite),
         Err(e) => Err(unavailable(services, site, &e)),
     }
@@ -117,26 +125,41 @@ fn put(
             message: format!("{ROTATE_PARAM} must be true, false, 1 or 0"),
         })?,
     };
-    // The site's dashboard key is kept across changes of its settings, made when it has none.
-    let existing = registry::stored(services, site).map_err(|e| unavailable(services, site, &e))?;
-    let entry = entry.with_dashboard_key(existing.as_ref(), rotate, services.ids.random_u64s());
     registry::put(services, site, &entry).map_err(|e| unavailable(services, site, &e))?;
-    let logged = SiteEntry {
-        dashboard_key: None,
-        ..entry.clone()
-    };
+    // The site's dashboard key is kept across changes of its settings, made when it has none.
+    let key =
+        dashboard::make_key(services, site, rotate).map_err(|e| unavailable(services, site, &e))?;
+    if rotate {
+        // Dashboards open with the old key are closed (they ask again, and are refused).
+        let close = PublishItem::close_streams(dashboard::channel(site));
+        if let Err(e) = services.publisher.publish(&[close]) {
+            services.log.emit(&Line::Detail {
+                event: "dashboard-close-failed",
+                site,
+                detail: &e.to_string(),
+            });
+        }
+    }
     services.log.emit(&Line::Detail {
         event: "site-registered",
         site,
-        detail: &logged.encode(),
+        detail: &entry.encode(),
     });
-    Ok(response::json(200, &described(site, &entry)))
+    Ok(response::json(200, &described(site, &entry, Some(&key))))
 }
 
 fn remove(services: &Services, site: &SiteId) -> Result<http::Response<Vec<u8>>, HttpError> {
     match registry::remove(services, site) {
         Ok(true) => {
-            // Its webhooks go with it (a site registered again starts with none).
+            // Its webhooks and its dashboard key go with it (a site registered again starts
+            // with none).
+            if let Err(e) = dashboard::forget_key(services, site) {
+                services.log.emit(&Line::Detail {
+                    event: "dashboard-key-failed",
+                    site,
+                    detail: &e.to_string(),
+                });
+            }
             if let Err(e) = hooks::remove_all(services, site) {
                 services.log.emit(&Line::Detail {
                     event: "hooks-failed",

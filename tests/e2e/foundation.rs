@@ -151,12 +151,14 @@ fn custom_sections(wasm: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_shipped_wasm_keeps_function_names_within_a_budget() {
-    // 1 MiB until the SSE fallback, history, badges and per-page counts came in (1.05 MiB).
-    const BUDGET: usize = 1280 * 1024;
+    // 1 MiB until the SSE fallback, history, badges and per-page counts came in (1.05 MiB);
+    // 1.25 MiB until the owner's dashboard (its page and script are in the binary), readers
+    // by country and webhooks (dynamic backends) came in (1.33 MiB).
+    const BUDGET: usize = 1536 * 1024;
     let wasm = std::fs::read(liveuser_testkit::paths::wasm_path()).expect("the built wasm");
     assert!(
         wasm.len() <= BUDGET,
-        "{} bytes: over 1.25 MiB, strip the names again (Cargo.toml [profile.release] strip)",
+        "{} bytes: over 1.5 MiB, strip the names again (Cargo.toml [profile.release] strip)",
         wasm.len()
     );
     assert!(

@@ -71,13 +71,15 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             ..current.clone()
         };
         let mut items = told.count_items(site, &current, last.as_ref());
-        // Only with what the pages are told: a large count moving within its "1.2K" reaches
-        // the dashboard with the next restatement (within `RESTATE_MS`), at no publish of its
-        // own.
+        let dashboard = told.dashboard_item(site, &so_far, "count");
         if !items.is_empty() {
-            items.push(told.dashboard_item(site, &so_far, "count"));
+            items.push(dashboard);
+            publish = send(services, items);
+        } else if dashboard_news(&current, last.as_ref()) {
+            // No page shows the change (a count within its "1.2K", or below the floor): the
+            // owner's dashboard, which shows it exactly, is told alone.
+            tell_dashboard_alone(services, site, dashboard);
         }
-        publish = send(services, items);
     }
     let settled = totals::settle(services.kv, site, now, plan.folds(services.config)).ok();
     current.total = settled.as_ref().map(|s| s.total);
@@ -86,8 +88,12 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
     let needed = count_needed || total_changed;
     if needed {
         let mut items = told.totals_items(site, &current, last.as_ref());
+        let dashboard = told.dashboard_item(site, &current, "totals");
         if !items.is_empty() {
-            items.push(told.dashboard_item(site, &current, "totals"));
+            items.push(dashboard);
+        } else if total_changed {
+            // A floored total moving within its step: the dashboard shows it exactly.
+            tell_dashboard_alone(services, site, dashboard);
         }
         let totals = send(services, items);
         publish = match (publish, totals) {
@@ -173,6 +179,26 @@ fn needs_publish(
         }
         None => true,
     }
+}
+
+/// Publishes the dashboard's item on its own. Its publish is not the pages': a failure is
+/// logged, and the next change tells the dashboard again.
+fn tell_dashboard_alone(services: &Services, site: &SiteId, item: PublishItem) {
+    if let Some(Err(e)) = send(services, vec![item]) {
+        services.log.emit(&Line::Detail {
+            event: "dashboard-publish-failed",
+            site,
+            detail: &e.to_string(),
+        });
+    }
+}
+
+/// Whether the owner's dashboard shows `current` differently from `last`: its count, pages or
+/// countries, exactly.
+fn dashboard_news(current: &Snapshot, last: Option<&Snapshot>) -> bool {
+    last.is_none_or(|l| {
+        l.count != current.count || l.pages != current.pages || l.countries != current.countries
+    })
 }
 
 /// The last snapshot: a sweep reads the stored one (it decides whether anything changed); a

@@ -538,6 +538,16 @@ fn a_large_count_that_moves_within_what_pages_show_is_stored_but_not_sent() {
         .expect("read")
         .expect("stored");
     assert_eq!(stored.count, 1_210);
+    // The owner's dashboard shows it exactly: it was told alone.
+    let dashboard = t
+        .publisher
+        .dashboards
+        .borrow()
+        .last()
+        .cloned()
+        .expect("told");
+    let view: serde_json::Value = serde_json::from_str(&dashboard.content).expect("json");
+    assert_eq!(view["count"], 1_210);
     // Fifty more: "1.3K", sent at once.
     t.set_time(1_600);
     for n in 1_210..1_260 {

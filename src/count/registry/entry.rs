@@ -1,8 +1,7 @@
 //! A registered site's settings, as the owner gives them and the registry stores them: which
 //! page origins may connect (`origins`), the privacy floor (`minCount`), and the page prefixes
 //! it counts pages under (`pages`). Every field is optional; each is checked here, so the
-//! store only ever holds entries the service can use. The service adds the key that opens the
-//! site's dashboard (`dashboardKey`); an owner never gives one.
+//! store only ever holds entries the service can use.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +26,6 @@ pub struct SiteEntry {
     pub min_count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pages: Option<Vec<String>>,
-    /// The key that opens the site's dashboard (32 hex digits), made by the service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dashboard_key: Option<String>,
 }
 
 /// Why an entry was refused: what to fix, for the owner.
@@ -53,28 +49,7 @@ impl SiteEntry {
                 "the body must be {{\"origins\": [\"https://…\"], \"minCount\": N, \"pages\": [\"/…\"]}} (each optional): {e}"
             ))
         })?;
-        if given.dashboard_key.is_some() {
-            return Err(EntryError(
-                "dashboardKey is made by the service; leave it out".into(),
-            ));
-        }
         given.checked()
-    }
-
-    /// This entry with `existing`'s dashboard key, or a new one made from `random` when
-    /// `existing` has none (or `rotate` asks for a new one).
-    pub fn with_dashboard_key(
-        mut self,
-        existing: Option<&SiteEntry>,
-        rotate: bool,
-        random: [u64; 2],
-    ) -> SiteEntry {
-        let kept = existing
-            .and_then(|e| e.dashboard_key.clone())
-            .filter(|_| !rotate);
-        self.dashboard_key =
-            Some(kept.unwrap_or_else(|| format!("{:016x}{:016x}", random[0], random[1])));
-        self
     }
 
     /// An entry read back from the store (`None`: not one this version can use).
@@ -122,20 +97,10 @@ impl SiteEntry {
             }
             None => None,
         };
-        let key_ok = self
-            .dashboard_key
-            .as_deref()
-            .is_none_or(|k| k.len() == 32 && k.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !key_ok {
-            return Err(EntryError(
-                "dashboardKey is not one this service made".into(),
-            ));
-        }
         Ok(SiteEntry {
             origins,
             min_count: self.min_count,
             pages,
-            dashboard_key: self.dashboard_key,
         })
     }
 }
@@ -201,23 +166,8 @@ mod tests {
                 ]),
                 min_count: Some(5),
                 pages: Some(vec!["/docs/".into()]),
-                dashboard_key: None,
             }
         );
-        // The service adds the dashboard key; a new one only when there is none or on asking.
-        let keyed = entry.clone().with_dashboard_key(None, false, [1, 2]);
-        let key = "00000000000000010000000000000002";
-        assert_eq!(keyed.dashboard_key.as_deref(), Some(key));
-        assert_eq!(
-            SiteEntry::decode(keyed.encode().as_bytes()),
-            Some(keyed.clone())
-        );
-        let again = entry
-            .clone()
-            .with_dashboard_key(Some(&keyed), false, [3, 4]);
-        assert_eq!(again.dashboard_key.as_deref(), Some(key));
-        let rotated = entry.clone().with_dashboard_key(Some(&keyed), true, [3, 4]);
-        assert_ne!(rotated.dashboard_key.as_deref(), Some(key));
         assert_eq!(SiteEntry::decode(entry.encode().as_bytes()), Some(entry));
         assert_eq!(SiteEntry::from_json(b""), Ok(SiteEntry::default()));
         assert_eq!(
@@ -246,10 +196,6 @@ mod tests {
             (br#"{"pages": ["docs"]}"#, "is not a page prefix"),
             (br#"{"pages": ["/a b"]}"#, "is not a page prefix"),
             (br#"{"colour": "red"}"#, "unknown field"),
-            (
-                br#"{"dashboardKey": "00000000000000010000000000000002"}"#,
-                "made by the service",
-            ),
             (b"[", "the body must be"),
         ] {
             let err = SiteEntry::from_json(body).expect_err("refused");

@@ -83,15 +83,6 @@ pub fn entry(services: &Services, site: &SiteId) -> Result<Option<SiteEntry>, Kv
     }
 }
 
-/// The site's entry as the store holds it now (not this POP's copy): what a change of its
-/// settings starts from.
-pub fn stored(services: &Services, site: &SiteId) -> Result<Option<SiteEntry>, KvError> {
-    Ok(services
-        .kv
-        .lookup(&key(site))?
-        .and_then(|e| SiteEntry::decode(&e.value)))
-}
-
 /// Registers `site` with `entry`, or replaces its entry.
 pub fn put(services: &Services, site: &SiteId, entry: &SiteEntry) -> Result<(), KvError> {
     services.kv.insert(

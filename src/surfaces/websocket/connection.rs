@@ -117,8 +117,8 @@ pub(super) struct Connection {
     pub(super) page_moved_ms: Option<u64>,
     pub(super) page_pending: Option<Option<String>>,
     pub(super) page_asked: Option<Option<String>>,
-    /// The name of the page asked for last, when it has an id.
-    pub(super) page_asked_name: Option<String>,
+    /// The id and name of the page asked for last in this request, when it has an id.
+    pub(super) page_asked_name: Option<(String, String)>,
     pub(super) closed: bool,
 }
 

@@ -53,7 +53,7 @@ pub(super) fn on_text(services: &Services, conn: &mut Connection, text: &str, re
                 .map(Option::flatten);
             match id {
                 Ok(id) => {
-                    conn.page_asked_name = page.filter(|_| id.is_some());
+                    conn.page_asked_name = id.clone().zip(page);
                     conn.page_asked = Some(id);
                 }
                 Err(e) => close(
@@ -139,14 +139,6 @@ pub(super) fn settle_page(services: &Services, conn: &mut Connection, reply: &mu
     if conn.closed {
         return;
     }
-    // The name of the page asked for last, kept for the site's dashboard (a counted reader's
-    // only: a crawler's lease has no presence).
-    let counted = conn.lease.as_ref().is_some_and(|l| l.is_present());
-    if let (Some(Some(id)), Some(name), true) =
-        (&conn.page_asked, conn.page_asked_name.take(), counted)
-    {
-        page::remember_name(services, &conn.site, id, &name);
-    }
     let Some(page) = conn.page_asked.take().or_else(|| conn.page_pending.clone()) else {
         return;
     };
@@ -199,6 +191,13 @@ fn move_page(services: &Services, conn: &mut Connection, page: Option<String>, r
         page,
     ) {
         Ok(moved) => {
+            // The page's name, kept for the site's dashboard when this request asked for the
+            // move made (a move's pace and budget bound these writes too).
+            if let Some((id, name)) = conn.page_asked_name.take() {
+                if moved.page.as_deref() == Some(id.as_str()) {
+                    page::remember_name(services, &conn.site, &id, &name);
+                }
+            }
             conn.lease = Some(moved);
             conn.lease_changed = true;
             conn.wants_broadcast = true;
