@@ -111,6 +111,11 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
             100_000.0,
             60,
         )],
+        "large-100k-no-countries" => vec![scenarios::large_without_countries(
+            params,
+            config,
+            "large-100k-no-countries",
+        )],
         "large-1m" => vec![scenarios::large(
             params,
             config,
@@ -140,11 +145,12 @@ fn run_scenario(name: &str, params: &Params, config: &Config) -> Vec<liveuser_si
 
 /// The scenarios, in the order a full run makes them.
 /// The longest first, so two cores finish together.
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "large-1m",
     "pop-death-1m",
     "flash-1m",
     "large-100k",
+    "large-100k-no-countries",
     "steady-50pops",
     "large-20k",
     "steady-1pop",

@@ -126,6 +126,8 @@ pub struct Metrics {
     pub delivered_per_minute: Vec<u64>,
     /// Requests and their KV cost by kind, per hour.
     pub cost: BTreeMap<(&'static str, usize), KindCost>,
+    /// Executions of each kind and the CPU they used, summed (ms, as wasm).
+    pub cpu_by_kind: BTreeMap<&'static str, (u64, f64)>,
     /// The largest |shown − designed| over all POPs, per minute, when settled.
     pub settled_error_per_minute: Vec<Option<u64>>,
     /// (time, shown − true) per second: phantoms a page would show.
@@ -388,6 +390,9 @@ impl Metrics {
         m.remeasured += u64::from(usage.remeasured > 0);
         m.inconclusive += u64::from(usage.inconclusive);
         m.worst = m.worst.max(usage);
+        let cpu = self.cpu_by_kind.entry(kind).or_default();
+        cpu.0 += 1;
+        cpu.1 += usage.cpu_ms;
     }
 
     pub fn cost(&mut self, kind: &'static str, t: u64, ops: &Ops) {

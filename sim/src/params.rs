@@ -62,6 +62,9 @@ pub struct Params {
     /// Share of readers whose heartbeats are aggregated (see `world::readers`); the scenarios
     /// of a million readers set their own.
     pub aggregated_fraction: f64,
+    /// Whether the handoff places readers in a country (each POP's readers in its own), as
+    /// Fastly's geolocation does.
+    pub countries: bool,
 }
 
 impl Default for Params {
@@ -94,6 +97,7 @@ impl Default for Params {
             hours: 6.0,
             wasm_cpu_factor: 2.5,
             aggregated_fraction: 0.0,
+            countries: true,
         }
     }
 }
@@ -374,6 +378,20 @@ pub const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "countries",
+        unit: "on/off",
+        reason: "Fastly's geolocation places nearly every reader: each POP's readers are placed in one country of its own, so presence keys carry one and counts tally countries (off: the comparison run without).",
+        get: |p| if p.countries { "on" } else { "off" }.to_string(),
+        set: |p, v| {
+            p.countries = match v {
+                "on" => true,
+                "off" => false,
+                _ => return Err("must be on or off".into()),
+            };
+            Ok(())
+        },
+    },
+    Flag {
         name: "hours",
         unit: "h",
         reason: "The long scenarios run 6 simulated hours: long enough for anything that grows with uptime to show.",
@@ -386,7 +404,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "wasm-cpu-factor",
         unit: "factor",
-        reason: "Measured: counting a listing takes 291 ns a key as wasm in Viceroy's Wasmtime (as on Compute) against 123 ns natively on the same machine and optimization level (`census_cost` in src/count/presence.rs): 2.4, rounded up.",
+        reason: "Measured: counting a listing takes 291 ns a key as wasm in Viceroy's Wasmtime (as on Compute) against 123 ns natively on the same machine and optimization level (`census_cost` in src/count/tally.rs): 2.4, rounded up.",
         get: |p| p.wasm_cpu_factor.to_string(),
         set: |p, v| {
             p.wasm_cpu_factor = num(v)?;

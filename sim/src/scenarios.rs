@@ -202,6 +202,18 @@ pub fn large(p: &Params, config: &Config, key: &'static str, readers: f64, minut
     }
 }
 
+/// The 100,000-reader site of [`large`] with no reader placed in a country, for 15 minutes:
+/// what readers by country cost is the difference (see `report::countries`).
+pub fn large_without_countries(p: &Params, config: &Config, key: &'static str) -> Run {
+    let p = Params {
+        countries: false,
+        ..p.clone()
+    };
+    let mut run = large(&p, config, key, 100_000.0, 15);
+    run.title = format!("{} (no reader placed in a country)", run.title);
+    run
+}
+
 /// A flash crowd on one site: 0 → `readers` over 100 POPs in five minutes, five minutes
 /// holding (1% a minute turning over), then half of them leave within a minute, and a quiet
 /// minute (nobody arriving or leaving) in which every page must settle on what it shows.

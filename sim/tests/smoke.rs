@@ -31,6 +31,7 @@ fn many_pops_a_pop_dying_and_a_visit_peak_hold_every_bound() {
         scenarios::visits(&params, &config, 500.0),
         scenarios::large(&params, &config, "large-20k", 20_000.0, 10),
         scenarios::large(&params, &config, "large-100k", 100_000.0, 10),
+        scenarios::large_without_countries(&params, &config, "large-100k-no-countries"),
         scenarios::large(&aggregated(), &config, "large-1m", 1_000_000.0, 10),
         scenarios::flash_large(&aggregated(), &config, "flash-1m", 1_000_000.0),
         scenarios::pop_death_large(&aggregated(), &config, "pop-death-1m", 1_000_000.0),

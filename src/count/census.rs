@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::count::country::CountryCounts;
 use crate::count::tally::{self, Tally};
 use crate::platform::kv::KvError;
 use crate::platform::peers::PeerError;
@@ -297,16 +298,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A tally as a census answer carries it.
+/// A tally as a census answer carries it (serialized from the tally itself: a leaf answers
+/// every count, and building a JSON tree first would cost an allocation per page and country).
 pub fn encode(tally: &Tally) -> String {
-    serde_json::json!({
-        "live": tally.live,
-        "keys": tally.keys,
-        "lists": tally.pages_listed,
-        "pages": tally.pages,
-        "countries": tally.countries,
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        live: u64,
+        keys: u64,
+        lists: u64,
+        pages: &'a BTreeMap<String, u64>,
+        countries: String,
+    }
+    serde_json::to_string(&Answer {
+        live: tally.live,
+        keys: tally.keys,
+        lists: tally.pages_listed,
+        pages: &tally.pages,
+        countries: tally.countries.encode(),
     })
-    .to_string()
+    .unwrap_or_default()
 }
 
 /// A census answer read back.
@@ -317,9 +327,10 @@ pub fn decode(body: &[u8]) -> Result<Tally, String> {
         keys: u64,
         lists: u64,
         pages: BTreeMap<String, u64>,
-        /// Absent from the answers of a service from before countries were counted.
+        /// `US:3,DE:2`; absent from the answers of a service from before countries were
+        /// counted.
         #[serde(default)]
-        countries: BTreeMap<String, u64>,
+        countries: String,
     }
     let a: Answer =
         serde_json::from_slice(body).map_err(|e| format!("unreadable census answer: {e}"))?;
@@ -328,7 +339,8 @@ pub fn decode(body: &[u8]) -> Result<Tally, String> {
         keys: a.keys,
         pages_listed: a.lists,
         pages: a.pages,
-        countries: a.countries,
+        countries: CountryCounts::decode(&a.countries)
+            .ok_or_else(|| "unreadable census answer: bad countries".to_string())?,
     })
 }
 
@@ -534,7 +546,7 @@ mod tests {
             keys: 4,
             pages_listed: 1,
             pages: BTreeMap::from([("0123456789abcdef".to_string(), 2)]),
-            countries: BTreeMap::from([("DE".to_string(), 1)]),
+            countries: CountryCounts::from([("DE", 1)]),
         };
         assert_eq!(decode(encode(&tally).as_bytes()), Ok(tally));
         assert!(decode(b"{").is_err());

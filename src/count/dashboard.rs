@@ -85,33 +85,54 @@ pub fn channel(site: &SiteId) -> String {
 /// The dashboard's view of `snapshot` (at `now_ms`: a count that outlived its readers is 0, and
 /// `live` says whether it is current).
 pub fn view(snapshot: &Snapshot, floor: Floor, live: bool) -> Value {
-    let count = if live { snapshot.count } else { 0 };
-    let countries = if live {
-        let counted = snapshot.countries.iter().cloned().collect();
-        country::shown(&counted, count, floor)
-    } else {
-        Vec::new()
-    };
-    let mut pages: Vec<&(String, u64)> = if live {
-        snapshot.pages.iter().filter(|(_, n)| *n > 0).collect()
-    } else {
-        Vec::new()
-    };
-    pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    json!({
-        "type": "dashboard",
-        "count": count,
-        "total": snapshot.total,
-        "peakToday": snapshot.peak.as_ref().map(|p| p.day_peak.max(count)),
-        "slot": snapshot.slot_end_ms,
-        "pages": pages.iter().map(|(id, n)| json!([id, n])).collect::<Vec<_>>(),
-        "countries": countries.iter().map(|(c, n)| json!([c, n])).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(View::of(snapshot, floor, live)).unwrap_or_else(|_| json!({}))
 }
 
-/// The message a broadcast publishes on the dashboard channel.
+/// The message a broadcast publishes on the dashboard channel (serialized from the view
+/// itself: a broadcast makes one or two a slot).
 pub fn message(snapshot: &Snapshot, floor: Floor) -> String {
-    view(snapshot, floor, true).to_string()
+    serde_json::to_string(&View::of(snapshot, floor, true)).unwrap_or_default()
+}
+
+/// The view as it is sent: `pages` and `countries` as `[name, count]` pairs, busiest first.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct View<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    count: u64,
+    total: Option<u64>,
+    peak_today: Option<u64>,
+    slot: u64,
+    pages: Vec<(&'a str, u64)>,
+    countries: Vec<(String, u64)>,
+}
+
+impl<'a> View<'a> {
+    fn of(snapshot: &'a Snapshot, floor: Floor, live: bool) -> View<'a> {
+        let count = if live { snapshot.count } else { 0 };
+        let countries = if live {
+            country::shown(&snapshot.countries, count, floor)
+        } else {
+            Vec::new()
+        };
+        let mut pages: Vec<(&str, u64)> = if live {
+            let named = snapshot.pages.iter().filter(|(_, n)| *n > 0);
+            named.map(|(id, n)| (id.as_str(), *n)).collect()
+        } else {
+            Vec::new()
+        };
+        pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        View {
+            kind: "dashboard",
+            count,
+            total: snapshot.total,
+            peak_today: snapshot.peak.as_ref().map(|p| p.day_peak.max(count)),
+            slot: snapshot.slot_end_ms,
+            pages,
+            countries,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::count::country::CountryCounts;
 use crate::count::presence::{is_presence_id, window_of, window_prefix, SHARD_BITS};
 use crate::platform::config::Config;
 use crate::platform::kv::{KvError, KvStore, LIST_PAGE};
@@ -22,7 +23,7 @@ pub struct Tally {
     /// Connections per page id, for those counted on a page.
     pub pages: BTreeMap<String, u64>,
     /// Connections per country, for those whose country is known.
-    pub countries: BTreeMap<String, u64>,
+    pub countries: CountryCounts,
 }
 
 impl Tally {
@@ -34,9 +35,7 @@ impl Tally {
         for (page, n) in other.pages {
             *self.pages.entry(page).or_default() += n;
         }
-        for (country, n) in other.countries {
-            *self.countries.entry(country).or_default() += n;
-        }
+        self.countries.add(&other.countries);
     }
 }
 
@@ -95,22 +94,6 @@ struct Counter {
     last_id: String,
     last_page: Option<String>,
     last_country: Option<usize>,
-    /// Readers per country, by the code's two letters as a number (`AA` = 0 … `ZZ` = 675):
-    /// an array, so counting a connection's country is an addition, not a map's search.
-    by_country: Vec<u64>,
-}
-
-/// How many two-letter codes there are.
-const COUNTRY_CODES: usize = 26 * 26;
-
-/// A country code's place in [`Counter::by_country`] (`parse_key` checked the letters).
-fn country_index(code: &str) -> Option<usize> {
-    match code.as_bytes() {
-        [a @ b'A'..=b'Z', b @ b'A'..=b'Z'] => {
-            Some(usize::from(a - b'A') * 26 + usize::from(b - b'A'))
-        }
-        _ => None,
-    }
 }
 
 impl Counter {
@@ -133,15 +116,12 @@ impl Counter {
             }
             (page, last) => *last = page.map(str::to_string),
         }
-        self.last_country = country.and_then(country_index);
+        self.last_country = country.and_then(CountryCounts::index);
     }
 
     fn close_connection(&mut self) {
         if let Some(country) = self.last_country.take() {
-            if self.by_country.is_empty() {
-                self.by_country = vec![0; COUNTRY_CODES];
-            }
-            self.by_country[country] += 1;
+            self.tally.countries.add_at(country, 1);
         }
         if let Some(page) = self.last_page.take() {
             match self.tally.pages.get_mut(&page) {
@@ -155,11 +135,6 @@ impl Counter {
 
     fn finish(mut self) -> Tally {
         self.close_connection();
-        for (i, n) in self.by_country.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let code = [b'A' + (i / 26) as u8, b'A' + (i % 26) as u8];
-            let code = String::from_utf8_lossy(&code).into_owned();
-            self.tally.countries.insert(code, *n);
-        }
         self.tally
     }
 }
@@ -428,7 +403,7 @@ mod tests {
         assert_eq!(counted.live, 4);
         assert_eq!(
             counted.countries,
-            BTreeMap::from([("DE".to_string(), 1), ("US".to_string(), 2)])
+            CountryCounts::from([("DE", 1), ("US", 2)])
         );
         assert_eq!(counted.pages.values().sum::<u64>(), 1);
     }

@@ -52,9 +52,12 @@ fn an_owner_watches_readers_by_country_and_page_live() {
         assert_eq!(refused.status, 401, "{}", refused.text());
         assert_eq!(refused.json()["error"], "unauthorized");
     }
+    // A browser cannot place itself: the headers only the service may set are dropped.
+    let url = stack.ws_url("siteId=news&page=/live/launch");
+    let forged = [("LiveUser-Country", "FR"), ("Meta-Country", "FR")];
     let _sweden = [
         reader(&stack, "/live/launch", None),
-        reader(&stack, "/live/launch", None),
+        Client::try_connect_with(&url, &forged, None).expect("a reader connects"),
     ];
     let _japan = reader(&stack, "/", JAPAN);
     let _brazil = reader(&stack, "/live/launch", BRAZIL);

@@ -48,6 +48,8 @@ choice comes from one seed ({}), so a run is repeatable to the message.\n",
         md.push_str(&section(run, params));
         md.push('\n');
     }
+    md.push_str(&super::countries::section(runs));
+    md.push('\n');
     let _ = writeln!(md, "## Over time\n\n![KV operations, keys listed per count, and phantoms after a POP dies]({plot_path})\n");
     md.push_str("## The model\n\nService settings (the defaults of `Config`): ");
     let _ = writeln!(
@@ -100,8 +102,9 @@ const DESIGN: &str = "
 
 - **Presence by window.** Time is cut into windows one heartbeat interval long. A connection
   is counted in a window when it has that window's key:
-  `site/<site>/p/<window>/<shard>/<id>[/<page id>]`, where `<shard>` is the id's first 16 bits
-  in binary. Each heartbeat writes the keys of the windows its presence lifetime now reaches
+  `site/<site>/p/<window>/<shard>/<id>[/<page id>][/<country>]`, where `<shard>` is the id's
+  first 16 bits in binary (the page and the reader's country ride the key: no key of their
+  own). Each heartbeat writes the keys of the windows its presence lifetime now reaches
   that it has not written yet: one key a window, written a window ahead, and no delete. A close
   deletes its current and coming windows' keys. Ended windows are never listed again, so their
   keys lapse by TTL and nothing is swept. A connection that vanished counts until the last
@@ -126,6 +129,12 @@ const DESIGN: &str = "
   moves within it is not sent, except once every 10 s. Every count message names its slot; a
   page keeps the newest it has shown. The snapshot keeps the exact figure for the API and the
   badge.
+- **The owner's dashboard and webhooks ride the broadcast.** Each publish that tells pages
+  anything carries the site's dashboard view too, on a channel no reader subscribes to; a
+  change no page shows goes to the dashboard alone (no dashboard is open in these runs: such
+  items are published and delivered to nobody). After the broadcast, the request that ran it
+  checks the site's webhooks (a per-POP cached read of them): not in these runs, which call
+  `broadcast::run` themselves and whose sites have none.
 - **Sweeps instead of per-heartbeat counts.** Heartbeats claim a sweep at most once per sweep
   interval per site, the same two-step way; the sweep counts and publishes only what changed.
 - **Visits without a hot key.** A visit is one insert-only write of its own key beside the

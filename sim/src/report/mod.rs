@@ -2,11 +2,13 @@
 //!
 //! This folder owns the report, each file using only those listed before it: `figures` (the
 //! figures of a phase of a run), `sections` (a scenario's section: its table of figures by
-//! phase, KV costs by request, and notes), `verdicts` (the requirements checked
+//! phase, KV costs and CPU by request, and notes), `countries` (what readers by country cost:
+//! a run with them against one without), `verdicts` (the requirements checked
 //! against the runs), `plot` (the SVG charts over time) and `document` (the whole
 //! `SIMULATION.md`, with the design and the model's limits). It reads the scenarios' runs and
 //! the parameters; nothing else in the crate depends on it.
 
+mod countries;
 mod document;
 mod figures;
 mod plot;

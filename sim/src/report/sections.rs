@@ -188,6 +188,10 @@ fn costs(md: &mut String, run: &Run) {
             per(ops.list_pages)
         );
     }
+    md.push_str("\n| execution | count | mean CPU ms (as wasm) |\n|---|---|---|\n");
+    for (kind, (n, ms)) in &m.cpu_by_kind {
+        let _ = writeln!(md, "| {kind} | {n} | {:.3} |", ms / (*n).max(1) as f64);
+    }
 }
 
 /// One scenario's section.

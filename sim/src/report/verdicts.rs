@@ -1,6 +1,7 @@
 //! The verdicts: the requirements, each checked against the runs that were made, and
 //! the measurements they rest on.
 
+use super::countries;
 use super::figures::{figures, opt_ms};
 use crate::clock::SEC;
 use crate::scenarios::Run;
@@ -314,6 +315,13 @@ pub fn verdicts(runs: &[Run]) -> Vec<Verdict> {
                 exact.join(", ")
             ),
             holds: at_500 == Some(0),
+        });
+    }
+    if let Some((with, without)) = countries::of(runs) {
+        v.push(Verdict {
+            requirement: "readers by country: nothing per heartbeat, under 5% per broadcast (the 100,000-reader site with and without countries)".into(),
+            measured: countries::measured(&with, &without),
+            holds: countries::holds(&with, &without),
         });
     }
     v

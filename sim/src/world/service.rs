@@ -53,7 +53,7 @@ impl World {
             for (name, value) in &socket.meta {
                 builder = builder.header(format!("Meta-{name}"), value.as_str());
             }
-            if events.first() == Some(&Event::Open) {
+            if self.params.countries && events.first() == Some(&Event::Open) {
                 // The handoff's geolocation: each POP's readers in its own country, so presence
                 // keys carry one as on Fastly and counts tally countries.
                 builder = builder.header(

@@ -37,7 +37,7 @@ pub fn finish(services: &Services, plan: &Plan) -> Result<Counted, BroadcastErro
             minute,
             census.live,
         )),
-        countries: census.countries.clone().into_iter().collect(),
+        countries: census.countries.pairs(),
     };
     let joined = last
         .as_ref()
