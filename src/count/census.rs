@@ -25,7 +25,7 @@ use crate::count::country::CountryCounts;
 use crate::count::tally::{self, Tally};
 use crate::platform::kv::KvError;
 use crate::platform::peers::PeerError;
-use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256};
+use crate::platform::secrets::{constant_time_eq, derived_key, hex_prefix, hmac_sha256};
 use crate::platform::Services;
 use crate::wire::error::HttpError;
 use crate::wire::request::query_param;
@@ -292,10 +292,6 @@ pub fn census_key(services: &Services) -> Option<[u8; 32]> {
 /// 128 bits of HMAC-SHA256 over `text`, in hex.
 fn sign(key: &[u8; 32], text: &str) -> String {
     hex_prefix(&hmac_sha256(key, &[text.as_bytes()]), 16)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A tally as a census answer carries it (serialized from the tally itself: a leaf answers

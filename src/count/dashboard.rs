@@ -31,12 +31,9 @@ fn key_key(site: &SiteId) -> String {
 /// [`KEY_FRESH_MS`] per POP).
 pub fn key(services: &Services, site: &SiteId) -> Result<Option<String>, KvError> {
     if let Some(cached) = services.cache.get(&key_key(site)) {
-        return Ok(String::from_utf8(cached).ok().filter(|k| is_key(k)));
+        return Ok(as_key(cached));
     }
-    let found = services.kv.lookup(&key_key(site))?;
-    let key = found
-        .and_then(|e| String::from_utf8(e.value).ok())
-        .filter(|k| is_key(k));
+    let key = stored_key(services, site)?;
     let bytes = key.clone().unwrap_or_default().into_bytes();
     services.cache.set(&key_key(site), &bytes, KEY_FRESH_MS);
     Ok(key)
@@ -46,12 +43,7 @@ pub fn key(services: &Services, site: &SiteId) -> Result<Option<String>, KvError
 /// `replace` asks for a new one.
 pub fn make_key(services: &Services, site: &SiteId, replace: bool) -> Result<String, KvError> {
     if !replace {
-        if let Some(kept) = services
-            .kv
-            .lookup(&key_key(site))?
-            .and_then(|e| String::from_utf8(e.value).ok())
-            .filter(|k| is_key(k))
-        {
+        if let Some(kept) = stored_key(services, site)? {
             return Ok(kept);
         }
     }
@@ -73,8 +65,19 @@ pub fn forget_key(services: &Services, site: &SiteId) -> Result<(), KvError> {
     Ok(())
 }
 
-fn is_key(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+/// The key the store holds for `site` (not this POP's copy).
+fn stored_key(services: &Services, site: &SiteId) -> Result<Option<String>, KvError> {
+    Ok(services
+        .kv
+        .lookup(&key_key(site))?
+        .and_then(|e| as_key(e.value)))
+}
+
+/// Stored bytes as a dashboard key (32 hex digits), if they are one.
+fn as_key(bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|k| k.len() == 32 && k.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The site's dashboard channel: only dashboards subscribe to it.

@@ -116,6 +116,12 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Whether `a` and `b` are equal, compared without an early exit: how long it takes tells
+/// nothing of where they first differ (their lengths are not hidden).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The first `n` bytes of `digest`, in lowercase hex.
 pub fn hex_prefix(digest: &[u8], n: usize) -> String {
     digest.iter().take(n).map(|b| format!("{b:02x}")).collect()

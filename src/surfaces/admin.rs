@@ -4,8 +4,8 @@
 use http::Request;
 use sha2::{Digest, Sha256};
 
-use crate::platform::fastly_toml;
 use crate::platform::Services;
+use crate::platform::{fastly_toml, secrets};
 use crate::wire::error::HttpError;
 use crate::wire::request;
 
@@ -65,11 +65,7 @@ pub fn check_bearer(
 /// Compares SHA-256 digests byte by byte without an early exit, so neither the position of
 /// the first difference nor the token's length shows in the time taken.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    secrets::constant_time_eq(&Sha256::digest(a), &Sha256::digest(b))
 }
 
 #[cfg(test)]

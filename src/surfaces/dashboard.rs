@@ -20,7 +20,7 @@ use crate::count::snapshot::{self, Snapshot};
 use crate::count::{dashboard, page, registry};
 use crate::platform::clock::iso8601;
 use crate::platform::fastly_toml;
-use crate::platform::secrets::{derived_key, hex_prefix, hmac_sha256};
+use crate::platform::secrets::{constant_time_eq, derived_key, hex_prefix, hmac_sha256};
 use crate::platform::Services;
 use crate::surfaces::admin::{check_bearer, BearerError};
 use crate::surfaces::handoff;
@@ -151,9 +151,7 @@ fn authorize(req: &Request<Vec<u8>>, services: &Services, site: &SiteId) -> Resu
 /// The dashboard's first view, with the names of its pages and a live link.
 fn data(services: &Services, site: &SiteId, floor: Floor) -> Result<Response<Vec<u8>>, HttpError> {
     let now = services.clock.now_ms();
-    let found = snapshot::cached(services, site).ok().flatten();
-    let fresh = snapshot::Freshness::of(found.as_ref(), now, services.config);
-    let snapshot = found.unwrap_or_default();
+    let (snapshot, fresh) = current(services, site);
     let mut view = dashboard::view(&snapshot, floor, !fresh.stale);
     let ids: Vec<&str> = snapshot.pages.iter().map(|(id, _)| id.as_str()).collect();
     view["siteId"] = json!(site.as_str());
@@ -191,13 +189,7 @@ fn check_link(services: &Services, site: &SiteId, given: Option<String>) -> Resu
     let (expires, _) = given.split_once('.').ok_or_else(|| refused("malformed"))?;
     let expires_ms: u64 = expires.parse().map_err(|_| refused("malformed"))?;
     let expected = link(services, site, expires_ms)?;
-    let same = expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
         return Err(refused("not signed by this service"));
     }
     if expires_ms < services.clock.now_ms() {
@@ -206,18 +198,18 @@ fn check_link(services: &Services, site: &SiteId, given: Option<String>) -> Resu
     Ok(())
 }
 
-/// Fanout holds the stream on the site's dashboard channel, starting with the current view.
-fn held(services: &Services, site: &SiteId) -> Response<Vec<u8>> {
+/// The site's snapshot as this POP reads it (an empty one before any broadcast), and how fresh.
+fn current(services: &Services, site: &SiteId) -> (Snapshot, snapshot::Freshness) {
     let now = services.clock.now_ms();
     let found = snapshot::cached(services, site).ok().flatten();
-    let stale = found
-        .as_ref()
-        .is_some_and(|s: &Snapshot| s.outlived(now, services.config));
-    let view = dashboard::view(
-        &found.unwrap_or_default(),
-        Floor::of(services, site),
-        !stale,
-    );
+    let fresh = snapshot::Freshness::of(found.as_ref(), now, services.config);
+    (found.unwrap_or_default(), fresh)
+}
+
+/// Fanout holds the stream on the site's dashboard channel, starting with the current view.
+fn held(services: &Services, site: &SiteId) -> Response<Vec<u8>> {
+    let (snapshot, fresh) = current(services, site);
+    let view = dashboard::view(&snapshot, Floor::of(services, site), !fresh.stale);
     Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "text/event-stream")

@@ -247,6 +247,17 @@ mod tests {
         }
     }
 
+    /// A WebSocket-over-HTTP call of connection `c1` on `shop`, signed as Pushpin signs them.
+    fn signed_call() -> http::request::Builder {
+        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
+        Request::builder()
+            .method("POST")
+            .uri("/ws?siteId=shop")
+            .header("Content-Type", "application/websocket-events")
+            .header("Connection-Id", "c1")
+            .header("Grip-Sig", token)
+    }
+
     #[test]
     fn a_crawler_is_handed_off_uncounted_unless_the_service_counts_them() {
         let mut t = TestServices::new();
@@ -369,14 +380,8 @@ mod tests {
             Upgrade::HandOff { .. }
         ));
         // The first socket opens and closes: its ticket is free again.
-        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
         let call = |body: &[u8], meta: &[(&str, &str)]| {
-            let mut b = Request::builder()
-                .method("POST")
-                .uri("/ws?siteId=shop")
-                .header("Content-Type", "application/websocket-events")
-                .header("Connection-Id", "c1")
-                .header("Grip-Sig", &token)
+            let mut b = signed_call()
                 .header(handoff::CLIENT_HEADER, &headers[0].1)
                 .header(handoff::TICKET_HEADER, "0");
             for (k, v) in meta {
@@ -442,13 +447,7 @@ mod tests {
         // The store is down: OPEN is refused with 503, and the ticket freed.
         let down = crate::platform::testing::Down;
         let without_store = Services { kv: &down, ..s };
-        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
-        let open = Request::builder()
-            .method("POST")
-            .uri("/ws?siteId=shop")
-            .header("Content-Type", "application/websocket-events")
-            .header("Connection-Id", "c1")
-            .header("Grip-Sig", &token)
+        let open = signed_call()
             .header(handoff::CLIENT_HEADER, &headers[0].1)
             .header(handoff::TICKET_HEADER, "0")
             .body(b"OPEN\r\n".to_vec())
@@ -466,15 +465,7 @@ mod tests {
     fn a_request_is_answered_then_logged_with_its_cost_then_its_broadcast_runs() {
         let t = TestServices::new();
         t.set_time(1_800_000_000_000);
-        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
-        let open = Request::builder()
-            .method("POST")
-            .uri("/ws?siteId=shop")
-            .header("Content-Type", "application/websocket-events")
-            .header("Connection-Id", "c1")
-            .header("Grip-Sig", token)
-            .body(b"OPEN\r\n".to_vec())
-            .expect("request");
+        let open = signed_call().body(b"OPEN\r\n".to_vec()).expect("request");
         let mut sent = Vec::new();
         request(&t.services(), "POST", "/ws", &open, &mut |r| {
             sent.push(r.status())
@@ -511,15 +502,7 @@ mod tests {
         };
         let site = crate::wire::site::SiteId::parse("shop").expect("site");
         hooks::settings::add(&t.services(), &site, &new).expect("added");
-        let token = hs256_token(TEST_GRIP_KEY, "pushpin", 1_800_000_000 + 60);
-        let open = Request::builder()
-            .method("POST")
-            .uri("/ws?siteId=shop")
-            .header("Content-Type", "application/websocket-events")
-            .header("Connection-Id", "c1")
-            .header("Grip-Sig", token)
-            .body(b"OPEN\r\n".to_vec())
-            .expect("request");
+        let open = signed_call().body(b"OPEN\r\n".to_vec()).expect("request");
         request(&t.services(), "POST", "/ws", &open, &mut |_| {});
         let lines = t.log.lines();
         let kinds: Vec<&str> = lines
